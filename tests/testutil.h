@@ -1,0 +1,27 @@
+/* Shared helpers for the test suites. */
+#ifndef MIEN_TESTUTIL_H
+#define MIEN_TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+
+#define SUITE(name) Suite *suite_##name(void);
+#include "suites.h"
+#undef SUITE
+
+/* Root of the shared test data ($MIEN_DATA, default ../shared/data). */
+const char *tu_data_dir(void);
+/* Folder of the fetched models ($MIEN_MODELS, default models). */
+const char *tu_models_dir(void);
+/* Path of the CLI under test ($MIEN_BIN, default build-asan/mien), and of the release
+ * build for slow end-to-end runs ($MIEN_BIN_FAST, default build/mien). */
+const char *tu_mien_bin(void);
+const char *tu_mien_bin_fast(void);
+/* snprintf into a static rotating buffer: tu_path("%s/lfw/pairs.txt", tu_data_dir()). */
+const char *tu_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Run a shell command, capture stdout (malloc'd, NUL-terminated) and the exit status. */
+int tu_run(const char *cmd, char **out);
+/* Write len bytes to a new temporary file; returns its path (static rotating buffer). */
+const char *tu_temp_file(const char *suffix, const void *data, size_t len);
+
+#endif
