@@ -1,0 +1,235 @@
+/* Graph rewriting: constant folding, activation fusion, PReLU pattern recognition, dead
+ * node removal. Each rewrite keeps the graph's meaning exactly (up to float rounding of
+ * folded constants); tests run graphs before and after on the reference backend. */
+#include "nn/backend_ref.h"
+#include "nn/graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEAD NN_OP_COUNT /* marks a node for removal */
+
+static int is_const(const nn_graph *g, int t) { return g->t[t].data != NULL; }
+
+static int is_output(const nn_graph *g, int t) {
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == t) return 1;
+    return 0;
+}
+
+/* Evaluate nodes whose inputs are all constant, turning their outputs into constants. */
+static int fold_constants(nn_graph *g, mien_err *e) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        nn_node *n = &g->nodes[i];
+        if (n->op == NN_OP_INPUT || n->op == (nn_op)DEAD) continue;
+        int all = 1;
+        for (int k = 0; k < n->n_in && all; k++) all = is_const(g, n->in[k]);
+        if (!all) continue;
+        nn_tensor *t = &g->t[n->out];
+        float *buf = malloc((size_t)(t->n ? t->n : 1) * sizeof *buf);
+        if (!buf || !nn_graph_own(g, buf)) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
+        const float *in[64];
+        for (int k = 0; k < n->n_in; k++) in[k] = g->t[n->in[k]].data;
+        int rc = nn_ref_eval(g, n, in, buf, e);
+        if (rc) return rc;
+        t->data = buf;
+        t->producer = -1;
+        n->op = (nn_op)DEAD;
+    }
+    return MIEN_OK;
+}
+
+/* Redirect node p to write tensor `to` instead of its current output (whose node is gone). */
+static void take_output(nn_graph *g, int p, int to) {
+    g->nodes[p].out = to;
+    g->t[to].producer = p;
+}
+
+static int append_input(nn_node *n, int t, mien_err *e) {
+    int *ni = realloc(n->in, (size_t)(n->n_in + 1) * sizeof *ni);
+    if (!ni) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
+    ni[n->n_in++] = t;
+    n->in = ni;
+    return MIEN_OK;
+}
+
+static int fusable_producer(const nn_graph *g, int t, const int *uses, int max_uses) {
+    int p = g->t[t].producer;
+    if (p < 0 || uses[t] > max_uses || is_output(g, t)) return -1;
+    const nn_node *n = &g->nodes[p];
+    if (n->act != NN_ACT_NONE) return -1;
+    if (n->op != NN_OP_CONV2D && n->op != NN_OP_DWCONV2D && n->op != NN_OP_FC &&
+        n->op != NN_OP_ADD)
+        return -1;
+    return p;
+}
+
+/* relu/relu6/clamp/leaky after conv, dwconv, fc or add: fold into the producer. */
+static void fuse_activations(nn_graph *g, int *uses) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        nn_node *n = &g->nodes[i];
+        nn_act act;
+        switch (n->op) {
+        case NN_OP_RELU: act = NN_ACT_RELU; break;
+        case NN_OP_RELU6: act = NN_ACT_RELU6; break;
+        case NN_OP_CLAMP: act = NN_ACT_CLAMP; break;
+        case NN_OP_LEAKY_RELU: act = NN_ACT_LEAKY; break;
+        default: continue;
+        }
+        int p = fusable_producer(g, n->in[0], uses, 1);
+        if (p < 0) continue;
+        nn_node *pn = &g->nodes[p];
+        pn->act = act;
+        pn->act_min = n->act_min;
+        pn->act_max = n->act_max;
+        pn->act_alpha = n->act_alpha;
+        take_output(g, p, n->out);
+        uses[n->in[0]]--;
+        n->op = (nn_op)DEAD;
+    }
+}
+
+/* ==== PReLU as TensorFlow exports it ====
+ * Keras-style code writes PReLU as relu(x) + alpha * (x - |x|) * 0.5, and the converter folds
+ * the 0.5 into the constant c = alpha / 2:
+ *   A:  Add(Relu(x), Mul(Sub(x, Abs(x)), c))   ==  x > 0 ? x : 2c * x
+ *   B:  Add(x,       Mul(Sub(x, Abs(x)), c))   ==  x > 0 ? x : (1 + 2c) * x
+ * Both become one PReLU (fused into x's producer when possible). */
+
+static int producer_op(const nn_graph *g, int t, nn_op op) {
+    int p = g->t[t].producer;
+    return p >= 0 && g->nodes[p].op == op ? p : -1;
+}
+
+/* If t = Mul(Sub(x, Abs(x)), c) return the Mul node and set *x and *c. */
+static int match_neg_part(const nn_graph *g, int t, int *x, int *c) {
+    int m = producer_op(g, t, NN_OP_MUL);
+    if (m < 0) return -1;
+    const nn_node *mn = &g->nodes[m];
+    for (int k = 0; k < 2; k++) {
+        int s = producer_op(g, mn->in[k], NN_OP_SUB), cc = mn->in[1 - k];
+        if (s < 0 || !is_const(g, cc)) continue;
+        const nn_node *sn = &g->nodes[s];
+        int a = producer_op(g, sn->in[1], NN_OP_ABS);
+        if (a < 0 || g->nodes[a].in[0] != sn->in[0]) continue;
+        *x = sn->in[0];
+        *c = cc;
+        return m;
+    }
+    return -1;
+}
+
+static int recognise_prelu(nn_graph *g, int *uses, mien_err *e) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        nn_node *n = &g->nodes[i];
+        if (n->op != NN_OP_ADD) continue;
+        for (int k = 0; k < 2; k++) {
+            int x, c, m = match_neg_part(g, n->in[1 - k], &x, &c);
+            if (m < 0) continue;
+            int other = n->in[k], relu = producer_op(g, other, NN_OP_RELU);
+            int pattern_a = relu >= 0 && g->nodes[relu].in[0] == x;
+            int pattern_b = other == x;
+            if (!pattern_a && !pattern_b) continue;
+            /* The intermediates must have no other consumers. */
+            int sub = g->t[g->nodes[m].in[0]].producer;
+            if (g->nodes[sub].op != NN_OP_SUB) sub = g->t[g->nodes[m].in[1]].producer;
+            int abs_n = g->t[g->nodes[sub].in[1]].producer;
+            if (uses[g->nodes[m].out] != 1 || uses[g->nodes[sub].out] != 1 ||
+                uses[g->nodes[abs_n].out] != 1 || (pattern_a && uses[g->nodes[relu].out] != 1))
+                continue;
+            const nn_tensor *tc = &g->t[c], *tx = &g->t[x];
+            int64_t ch = tx->ndim ? tx->dims[tx->ndim - 1] : 1;
+            if (tc->n != ch && tc->n != 1) continue;
+            /* c must broadcast along the channel axis only. */
+            int ok = 1;
+            for (int d = 0; d < tc->ndim - 1; d++) ok &= tc->dims[d] == 1;
+            if (!ok) continue;
+            float *alpha = malloc((size_t)ch * sizeof *alpha);
+            if (!alpha || !nn_graph_own(g, alpha)) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
+            for (int64_t j = 0; j < ch; j++) {
+                float cv = tc->data[tc->n == 1 ? 0 : j];
+                alpha[j] = pattern_a ? 2.f * cv : 1.f + 2.f * cv;
+            }
+            char name[300];
+            snprintf(name, sizeof name, "%s/prelu_alpha", g->t[n->out].name);
+            int64_t d1 = ch;
+            int ta = nn_add_const_ref(g, name, 1, &d1, alpha, e);
+            if (ta < 0) return e->status;
+            n = &g->nodes[i]; /* nn_add_const_ref may have moved nothing, but be safe */
+            /* Remove the pattern's nodes; x now has (uses - pattern uses) + 1 consumer. */
+            uses[x] -= pattern_a ? 3 : 3; /* relu|add, abs, sub */
+            g->nodes[m].op = (nn_op)DEAD;
+            g->nodes[sub].op = (nn_op)DEAD;
+            g->nodes[abs_n].op = (nn_op)DEAD;
+            if (pattern_a) g->nodes[relu].op = (nn_op)DEAD;
+            int p = fusable_producer(g, x, uses, 0);
+            if (p >= 0 && g->nodes[p].op != NN_OP_ADD) {
+                nn_node *pn = &g->nodes[p];
+                pn->act = NN_ACT_PRELU;
+                int rc = append_input(pn, ta, e);
+                if (rc) return rc;
+                take_output(g, p, n->out);
+                n->op = (nn_op)DEAD;
+            } else {
+                /* Standalone PReLU in place of the Add. */
+                n->op = NN_OP_PRELU;
+                n->in[0] = x;
+                n->in[1] = ta;
+                uses[x]++;
+            }
+            break;
+        }
+    }
+    return MIEN_OK;
+}
+
+/* Remove nodes marked DEAD or whose output nobody reads; compact the node array. */
+static void remove_dead(nn_graph *g) {
+    int changed = 1;
+    while (changed) {
+        changed = 0;
+        int *uses = nn_graph_use_counts(g);
+        if (!uses) return;
+        /* Dead nodes' inputs do not count. */
+        for (int i = 0; i < g->n_nodes; i++)
+            if (g->nodes[i].op == (nn_op)DEAD)
+                for (int k = 0; k < g->nodes[i].n_in; k++) uses[g->nodes[i].in[k]]--;
+        for (int i = g->n_nodes - 1; i >= 0; i--) {
+            nn_node *n = &g->nodes[i];
+            if (n->op == (nn_op)DEAD || n->op == NN_OP_INPUT) continue;
+            if (uses[n->out] == 0) {
+                n->op = (nn_op)DEAD;
+                for (int k = 0; k < n->n_in; k++) uses[n->in[k]]--;
+                changed = 1;
+            }
+        }
+        free(uses);
+    }
+    int w = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].op == (nn_op)DEAD) {
+            free(g->nodes[i].in);
+            continue;
+        }
+        g->nodes[w++] = g->nodes[i];
+    }
+    g->n_nodes = w;
+    /* Tensors whose producer was removed or rewired are orphans now: producer -1. */
+    for (int t = 0; t < g->n_t; t++) g->t[t].producer = -1;
+    for (int i = 0; i < g->n_nodes; i++) g->t[g->nodes[i].out].producer = i;
+}
+
+int nn_graph_optimize(nn_graph *g, mien_err *e) {
+    int rc = fold_constants(g, e);
+    if (rc) return rc;
+    remove_dead(g);
+    int *uses = nn_graph_use_counts(g);
+    if (!uses) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
+    rc = recognise_prelu(g, uses, e);
+    if (!rc) fuse_activations(g, uses);
+    free(uses);
+    if (rc) return rc;
+    remove_dead(g);
+    return MIEN_OK;
+}
