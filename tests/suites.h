@@ -1,4 +1,5 @@
 /* Every test suite, one line each: SUITE(name) declares `Suite *suite_name(void)` defined in
  * tests/test_name.c and runs it. Add a suite here and nowhere else. */
 SUITE(core)
+SUITE(verify_eval)
 
