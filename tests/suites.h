@@ -2,4 +2,5 @@
  * tests/test_name.c and runs it. Add a suite here and nowhere else. */
 SUITE(core)
 SUITE(verify_eval)
+SUITE(image)
 

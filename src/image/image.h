@@ -40,6 +40,16 @@ int img_load(const char *path, const img_decode_opts *o, mien_image *out, int *f
 int img_probe(const uint8_t *data, size_t len, int *w, int *h, const char **format,
               mien_err *e);
 
+/* EXIF orientation (1..8) found in the payload of a JPEG APP1 segment (the bytes after the
+ * length field: "Exif\0\0" then a TIFF header); 0 when there is none or it is malformed.
+ * Every offset is bounds-checked: the payload is hostile input. */
+int img_exif_orientation(const uint8_t *app1, size_t len);
+
+/* Turn an image stored with EXIF orientation o (1..8) upright: flips, transposes and
+ * rotations as the EXIF specification defines them. Replaces img->rgb; width and height swap
+ * for o >= 5. o outside 2..8 leaves the image as it is. */
+int img_apply_orientation(mien_image *img, int o, mien_err *e);
+
 /* ==== Geometry ==== */
 
 /* Resize src to dst_w x dst_h into a new image. Bilinear with half-pixel centres (as

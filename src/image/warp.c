@@ -1,0 +1,82 @@
+/* Affine warp with bilinear sampling and a black border (OpenCV's warpAffine with
+ * WARP_INVERSE_MAP, INTER_LINEAR, BORDER_CONSTANT 0, but with the pixel-centre convention of
+ * image.h: destination centre (col + 0.5, row + 0.5) maps to continuous source coordinates in
+ * which source pixel i has its centre at i + 0.5). */
+#include "image/image.h"
+
+#include <math.h>
+
+static const uint8_t black[3] = {0, 0, 0};
+
+/* Bilinear sample of src at continuous position (sx, sy); neighbours outside the image count
+ * as black, so a pixel half outside blends with black. */
+static inline void sample(const mien_image *src, float sx, float sy, float px[3]) {
+    const int w = src->width, h = src->height;
+    /* To pixel-index coordinates, where pixel i sits at i. */
+    float u = sx - 0.5f, v = sy - 0.5f;
+    /* Written so NaN fails the test: every neighbour would be outside. Inside this range the
+     * float-to-int conversions below are defined. */
+    if (!(u > -1.0f && u < (float)w && v > -1.0f && v < (float)h)) {
+        px[0] = px[1] = px[2] = 0;
+        return;
+    }
+    const float fu = floorf(u), fv = floorf(v);
+    const int x0 = (int)fu, y0 = (int)fv; /* in [-1, w-1] x [-1, h-1] */
+    const float ax = u - fu, ay = v - fv;
+    const size_t stride = (size_t)w * 3;
+    const int in_x0 = x0 >= 0, in_x1 = x0 + 1 < w, in_y0 = y0 >= 0, in_y1 = y0 + 1 < h;
+    /* Pointers are formed only for pixels that exist (no arithmetic before the buffer). */
+    const uint8_t *p00 = black, *p01 = black, *p10 = black, *p11 = black;
+    if (in_y0) {
+        const uint8_t *row = src->rgb + (size_t)y0 * stride;
+        if (in_x0) p00 = row + (size_t)x0 * 3;
+        if (in_x1) p01 = row + (size_t)(x0 + 1) * 3;
+    }
+    if (in_y1) {
+        const uint8_t *row = src->rgb + (size_t)(y0 + 1) * stride;
+        if (in_x0) p10 = row + (size_t)x0 * 3;
+        if (in_x1) p11 = row + (size_t)(x0 + 1) * 3;
+    }
+    for (int k = 0; k < 3; k++) {
+        float top = p00[k] + ax * (p01[k] - p00[k]);
+        float bot = p10[k] + ax * (p11[k] - p10[k]);
+        px[k] = top + ay * (bot - top);
+    }
+}
+
+void img_warp_affine(const mien_image *src, const float m[6], mien_image *dst) {
+    if (!dst || !dst->rgb) return;
+    const int dw = dst->width, dh = dst->height;
+    const int have_src = src && src->rgb && src->width > 0 && src->height > 0;
+    for (int r = 0; r < dh; r++) {
+        const float y = r + 0.5f;
+        uint8_t *d = dst->rgb + (size_t)r * dw * 3;
+        for (int c = 0; c < dw; c++, d += 3) {
+            const float x = c + 0.5f;
+            float px[3] = {0, 0, 0};
+            if (have_src)
+                sample(src, m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5], px);
+            for (int k = 0; k < 3; k++) {
+                float v = px[k] + 0.5f;
+                d[k] = v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
+            }
+        }
+    }
+}
+
+void img_warp_affine_f32(const mien_image *src, const float m[6], int dst_w, int dst_h,
+                         float mean, float scale, float *out) {
+    if (!out) return;
+    const int have_src = src && src->rgb && src->width > 0 && src->height > 0;
+    for (int r = 0; r < dst_h; r++) {
+        const float y = r + 0.5f;
+        float *o = out + (size_t)r * dst_w * 3;
+        for (int c = 0; c < dst_w; c++, o += 3) {
+            const float x = c + 0.5f;
+            float px[3] = {0, 0, 0};
+            if (have_src)
+                sample(src, m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5], px);
+            for (int k = 0; k < 3; k++) o[k] = (px[k] - mean) * scale;
+        }
+    }
+}
