@@ -40,6 +40,12 @@ $(B)/libmien.a: $(LIB_OBJ)
 $(B)/mien: $(CLI_OBJ) $(B)/libmien.a
 	$(CC) $(CLI_OBJ) $(B)/libmien.a $(LIBS) -o $@
 
+# ---- benchmarks: build/bench_ops times every model on the reference and XNNPACK backends ----
+bench-ops: $(B)/bench_ops
+$(B)/bench_ops: $(B)/bench/bench_ops.o $(B)/libmien.a
+	$(CC) $^ $(LIBS) -o $@
+.PHONY: bench-ops
+
 # ---- sanitizer build and tests ----------------------------------------------------------------
 A := build-asan
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -3,4 +3,4 @@
 SUITE(core)
 SUITE(verify_eval)
 SUITE(image)
-
+SUITE(backend_ops)

@@ -23,6 +23,8 @@ struct nn_exec {
  * first, at the lowest offset that does not overlap any placed tensor alive at the same time
  * (the "greedy by size" strategy of TFLite's arena planner). */
 
+#define NN_ARENA_SLACK 64     /* readable bytes after the last tensor of the arena */
+
 typedef struct plan_item {
     int t;                    /* tensor id (a root: not a view) */
     int first, last;          /* node indices */
@@ -74,8 +76,12 @@ static int plan_memory(nn_exec *x, mien_err *e) {
     /* Views also keep their root alive while they are produced. */
     for (int t = 0; t < g->n_t; t++)
         if (root[t] >= 0 && root[t] != t && last[root[t]] < first[t]) last[root[t]] = first[t];
-    /* Inputs live from the start. */
-    for (int i = 0; i < g->n_inputs; i++) first[g->inputs[i]] = -1;
+    /* Inputs live from the start to the end: no activation overwrites them, so a caller may
+     * run again on the same input (benchmarks, repeated runs) without filling it anew. */
+    for (int i = 0; i < g->n_inputs; i++) {
+        first[g->inputs[i]] = -1;
+        last[g->inputs[i]] = g->n_nodes;
+    }
 
     int n_items = 0;
     for (int t = 0; t < g->n_t; t++) {
@@ -106,17 +112,20 @@ static int plan_memory(nn_exec *x, mien_err *e) {
         if (best + items[i].bytes > total) total = best + items[i].bytes;
     }
     x->arena_bytes = total;
-    x->arena = total ? aligned_alloc(64, total) : NULL;
+    /* Fast kernels may read (never write) a few bytes past the end of a tensor (XNNPACK's
+     * XNN_EXTRA_BYTES, 16): every tensor is padded to 64 bytes and the arena ends with one
+     * more block, so such reads stay inside the allocation. */
+    x->arena = total ? aligned_alloc(64, total + NN_ARENA_SLACK) : NULL;
     if (total && !x->arena) {
         free(root), free(first), free(last), free(items);
         return mien_err_set(e, MIEN_ENOMEM, "out of memory: %zu bytes of activations", total);
     }
-    if (total) memset(x->arena, 0, total);
+    if (total) memset(x->arena, 0, total + NN_ARENA_SLACK);
     for (int i = 0; i < n_items; i++)
         x->ptr[items[i].t] = (float *)((char *)x->arena + items[i].offset);
     for (int t = 0; t < g->n_t; t++) {
         if (g->t[t].data) x->ptr[t] = (float *)g->t[t].data; /* never written: kernels take const */
-        else if (root[t] != t) x->ptr[t] = x->ptr[root[t]];
+        else if (root[t] >= 0 && root[t] != t) x->ptr[t] = x->ptr[root[t]]; /* a view */
     }
     free(root), free(first), free(last), free(items);
     return MIEN_OK;
@@ -230,13 +239,20 @@ const char *nn_exec_node_backend(const nn_exec *x, int i) {
     return i >= 0 && i < x->g->n_nodes && x->kernels[i].backend ? x->kernels[i].backend : "?";
 }
 
-int nn_exec_run(nn_exec *x, mien_err *e) {
+int nn_exec_run_node(nn_exec *x, int i, mien_err *e) {
     const nn_graph *g = x->g;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const nn_node *n = &g->nodes[i];
-        if (n->op == NN_OP_INPUT) continue;
-        int rc = x->kernels[i].run(x, n, x->kernels[i].state, e);
-        if (rc) return mien_err_prefix(e, "%s (%s)", g->t[n->out].name, nn_op_name(n->op));
+    if (i < 0 || i >= g->n_nodes) return mien_err_set(e, MIEN_EINVAL, "no node %d", i);
+    const nn_node *n = &g->nodes[i];
+    if (n->op == NN_OP_INPUT) return MIEN_OK;
+    int rc = x->kernels[i].run(x, n, x->kernels[i].state, e);
+    if (rc) return mien_err_prefix(e, "%s (%s)", g->t[n->out].name, nn_op_name(n->op));
+    return MIEN_OK;
+}
+
+int nn_exec_run(nn_exec *x, mien_err *e) {
+    for (int i = 0; i < x->g->n_nodes; i++) {
+        int rc = nn_exec_run_node(x, i, e);
+        if (rc) return rc;
     }
     return MIEN_OK;
 }

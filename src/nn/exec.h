@@ -22,9 +22,13 @@ typedef struct nn_exec_opts {
 int nn_exec_create(const nn_graph *g, const nn_exec_opts *o, nn_exec **out, mien_err *e);
 void nn_exec_free(nn_exec *x);
 
-/* Buffer of input i (dims: the graph's input tensor), to fill before nn_exec_run. */
+/* Buffer of input i (dims: the graph's input tensor), to fill before nn_exec_run. No run
+ * writes it, so it keeps its values for the next run. */
 float *nn_exec_input(nn_exec *x, int i);
 int nn_exec_run(nn_exec *x, mien_err *e);
+/* Run node i alone (nodes must run in order 0..n_nodes-1 for a whole pass): nn_exec_run is
+ * this in a loop; profilers time each call. */
+int nn_exec_run_node(nn_exec *x, int i, mien_err *e);
 /* Output i after a run (dims: g->t[g->outputs[i]]). Valid until the next run. */
 const float *nn_exec_output(const nn_exec *x, int i);
 /* Data pointer of any tensor (constants included). Intermediate tensors share memory, so

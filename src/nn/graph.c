@@ -145,7 +145,7 @@ static int new_node(nn_graph *g, const nn_node *proto, const int *in, int n_in,
         mien_err_set(e, MIEN_ENOMEM, "out of memory");
         return -1;
     }
-    memcpy(n->in, in, (size_t)n_in * sizeof *in);
+    if (n_in) memcpy(n->in, in, (size_t)n_in * sizeof *in); /* in is NULL for inputs */
     n->n_in = n_in;
     n->out = out;
     g->t[out].producer = g->n_nodes;

@@ -1,0 +1,169 @@
+/* bench_ops: speed of the engine per model, reference vs fast (XNNPACK) backend.
+ *
+ *   build/bench_ops [-n RUNS] [-w WARMUP] [-t THREADS,...] [-d MODELS_DIR] [model ...]
+ *
+ * For every model (default: the five face models of models/human) and thread count (default
+ * 1 and 2) it prints the median wall time of a whole run after warm-up, the model's GFLOP
+ * (multiply-adds x 2 of convolutions and fully connected layers) and GFLOP/s, then where the
+ * fast backend's time goes: each kernel timed on its own, summed per op type (mean per run).
+ * The reference backend is single-threaded, so it is timed once per model. */
+#include "nn/exec.h"
+#include "nn/tfjs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Deterministic inputs in [-1, 1] (the range the face models are fed). */
+static void fill_input(nn_exec *x) {
+    const nn_graph *g = nn_exec_graph(x);
+    uint32_t s = 12345;
+    for (int i = 0; i < g->n_inputs; i++) {
+        float *p = nn_exec_input(x, i);
+        for (int64_t j = 0; j < g->t[g->inputs[i]].n; j++) {
+            s = s * 1664525u + 1013904223u;
+            p[j] = (float)(s >> 8) / (float)(1u << 23) - 1.f;
+        }
+    }
+}
+
+/* Median ms of `runs` whole runs after `warmup` untimed ones; -1 on failure. */
+static double time_runs(nn_exec *x, int warmup, int runs) {
+    mien_err e = {0};
+    double *t = malloc((size_t)runs * sizeof *t);
+    if (!t) return -1;
+    for (int i = 0; i < warmup; i++)
+        if (nn_exec_run(x, &e)) {
+            fprintf(stderr, "run failed: %s\n", e.msg);
+            free(t);
+            return -1;
+        }
+    for (int i = 0; i < runs; i++) {
+        double t0 = now_ms();
+        if (nn_exec_run(x, &e)) {
+            fprintf(stderr, "run failed: %s\n", e.msg);
+            free(t);
+            return -1;
+        }
+        t[i] = now_ms() - t0;
+    }
+    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    double med = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+    free(t);
+    return med;
+}
+
+/* Time every kernel on its own over `runs` runs and print the sum per op type. */
+static void breakdown(nn_exec *x, int runs) {
+    const nn_graph *g = nn_exec_graph(x);
+    double ms[NN_OP_COUNT] = {0};
+    int count[NN_OP_COUNT] = {0}, fast[NN_OP_COUNT] = {0};
+    mien_err e = {0};
+    for (int i = 0; i < g->n_nodes; i++) {
+        count[g->nodes[i].op]++;
+        fast[g->nodes[i].op] += strcmp(nn_exec_node_backend(x, i), "xnnpack") == 0;
+    }
+    double total = 0;
+    for (int r = 0; r < runs; r++)
+        for (int i = 0; i < g->n_nodes; i++) {
+            double t0 = now_ms();
+            if (nn_exec_run_node(x, i, &e)) {
+                fprintf(stderr, "run failed: %s\n", e.msg);
+                return;
+            }
+            double dt = now_ms() - t0;
+            ms[g->nodes[i].op] += dt;
+            total += dt;
+        }
+    printf("    %-16s %5s %7s %9s %6s\n", "op", "nodes", "xnnpack", "ms/run", "share");
+    for (int op = 0; op < NN_OP_COUNT; op++) {
+        if (!count[op] || op == NN_OP_INPUT) continue;
+        printf("    %-16s %5d %7d %9.3f %5.1f%%\n", nn_op_name((nn_op)op), count[op], fast[op],
+               ms[op] / runs, total > 0 ? 100.0 * ms[op] / total : 0.0);
+    }
+    printf("    %-16s %5d %7s %9.3f\n", "sum of kernels", g->n_nodes, "", total / runs);
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: bench_ops [-n RUNS] [-w WARMUP] [-t THREADS,...] [-d MODELS_DIR] "
+                    "[model ...]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv) {
+    int runs = 30, warmup = 5, n_threads = 2, threads[8] = {1, 2};
+    const char *dir = "models/human";
+    const char *defaults[] = {"mobilefacenet", "blazeface", "blazeface-front", "facemesh",
+                              "faceres"};
+    const char **models = defaults;
+    int n_models = 5, i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (i + 1 >= argc) usage();
+        if (!strcmp(argv[i], "-n")) runs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-w")) warmup = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-d")) dir = argv[++i];
+        else if (!strcmp(argv[i], "-t")) {
+            n_threads = 0;
+            for (char *p = strtok(argv[++i], ","); p && n_threads < 8; p = strtok(NULL, ","))
+                threads[n_threads++] = atoi(p);
+        } else usage();
+    }
+    if (runs < 1 || warmup < 0 || n_threads < 1) usage();
+    if (i < argc) {
+        models = (const char **)(argv + i);
+        n_models = argc - i;
+    }
+
+    printf("%-16s %-8s %7s %9s %8s %8s %8s\n", "model", "backend", "threads", "ms", "GFLOP",
+           "GFLOP/s", "speedup");
+    for (int m = 0; m < n_models; m++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s.json", dir, models[m]);
+        nn_graph *g = NULL;
+        mien_err e = {0};
+        if (nn_tfjs_load(path, NULL, NULL, 0, &g, &e)) {
+            fprintf(stderr, "%s: %s\n", path, e.msg);
+            continue;
+        }
+        const double gflop = nn_graph_flops(g) * 1e-9;
+        nn_exec *x = NULL;
+        nn_exec_opts ro = {.backend = NN_BACKEND_REF, .threads = 1};
+        double ref_ms = -1;
+        if (nn_exec_create(g, &ro, &x, &e) == MIEN_OK) {
+            fill_input(x);
+            ref_ms = time_runs(x, warmup > 1 ? 1 : warmup, runs < 10 ? runs : 10);
+            nn_exec_free(x);
+        }
+        printf("%-16s %-8s %7d %9.3f %8.3f %8.1f %8s\n", models[m], "ref", 1, ref_ms, gflop,
+               gflop / ref_ms * 1e3, "1.0x");
+        for (int t = 0; t < n_threads; t++) {
+            nn_exec_opts fo = {.backend = NN_BACKEND_FAST, .threads = threads[t]};
+            if (nn_exec_create(g, &fo, &x, &e)) {
+                fprintf(stderr, "%s: %s\n", path, e.msg);
+                continue;
+            }
+            fill_input(x);
+            double ms = time_runs(x, warmup, runs);
+            char sp[32];
+            snprintf(sp, sizeof sp, "%.1fx", ref_ms / ms);
+            printf("%-16s %-8s %7d %9.3f %8.3f %8.1f %8s\n", models[m], "xnnpack", threads[t],
+                   ms, gflop, gflop / ms * 1e3, sp);
+            breakdown(x, runs);
+            nn_exec_free(x);
+        }
+        nn_graph_free(g);
+    }
+    return 0;
+}
