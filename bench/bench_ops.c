@@ -1,11 +1,13 @@
 /* bench_ops: speed of the engine per model, reference vs fast (XNNPACK) backend.
  *
- *   build/bench_ops [-n RUNS] [-w WARMUP] [-t THREADS,...] [-d MODELS_DIR] [model ...]
+ *   build/bench_ops [-v] [-n RUNS] [-w WARMUP] [-t THREADS,...] [-d MODELS_DIR] [model ...]
  *
  * For every model (default: the five face models of models/human) and thread count (default
  * 1 and 2) it prints the median wall time of a whole run after warm-up, the model's GFLOP
  * (multiply-adds x 2 of convolutions and fully connected layers) and GFLOP/s, then where the
- * fast backend's time goes: each kernel timed on its own, summed per op type (mean per run).
+ * fast backend's time goes (XNNPACK, and its own GEMM kernel for dense convolutions): each
+ * kernel timed on its own, summed per op type (mean per run); -v adds every node with its
+ * kernel, output shape and, for convolutions, GFLOP/s.
  * The reference backend is single-threaded, so it is timed once per model. */
 #include "nn/exec.h"
 #include "nn/tfjs.h"
@@ -65,15 +67,33 @@ static double time_runs(nn_exec *x, int warmup, int runs) {
     return med;
 }
 
-/* Time every kernel on its own over `runs` runs and print the sum per op type. */
+/* Multiply-adds x 2 of node i (convolutions and fully connected; 0 for the rest). */
+static double node_flops(const nn_graph *g, int i) {
+    const nn_node *n = &g->nodes[i];
+    const nn_tensor *w = n->n_in > 1 ? &g->t[n->in[1]] : NULL;
+    double out = (double)g->t[n->out].n;
+    switch (n->op) {
+    case NN_OP_CONV2D: return 2.0 * out * (double)(w->dims[0] * w->dims[1] * w->dims[2]);
+    case NN_OP_DWCONV2D: return 2.0 * out * (double)(w->dims[0] * w->dims[1]);
+    case NN_OP_FC: return 2.0 * out * (double)w->dims[0];
+    default: return 0;
+    }
+}
+
+static int verbose;
+
+/* Time every kernel on its own over `runs` runs and print the sum per op type (and with -v
+ * every node). */
 static void breakdown(nn_exec *x, int runs) {
     const nn_graph *g = nn_exec_graph(x);
+    double *node_ms = calloc((size_t)g->n_nodes, sizeof *node_ms);
+    if (!node_ms) return;
     double ms[NN_OP_COUNT] = {0};
     int count[NN_OP_COUNT] = {0}, fast[NN_OP_COUNT] = {0};
     mien_err e = {0};
     for (int i = 0; i < g->n_nodes; i++) {
         count[g->nodes[i].op]++;
-        fast[g->nodes[i].op] += strcmp(nn_exec_node_backend(x, i), "xnnpack") == 0;
+        fast[g->nodes[i].op] += strcmp(nn_exec_node_backend(x, i), "ref") != 0;
     }
     double total = 0;
     for (int r = 0; r < runs; r++)
@@ -85,9 +105,28 @@ static void breakdown(nn_exec *x, int runs) {
             }
             double dt = now_ms() - t0;
             ms[g->nodes[i].op] += dt;
+            node_ms[i] += dt;
             total += dt;
         }
-    printf("    %-16s %5s %7s %9s %6s\n", "op", "nodes", "xnnpack", "ms/run", "share");
+    for (int i = 0; verbose && i < g->n_nodes; i++) {
+        const nn_node *n = &g->nodes[i];
+        const nn_tensor *t = &g->t[n->out];
+        const nn_tensor *w = n->n_in > 1 ? &g->t[n->in[1]] : NULL;
+        char shape[64] = "", kern[32] = "";
+        for (int d = 0, at = 0; d < t->ndim && at < (int)sizeof shape - 12; d++)
+            at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%lld", d ? "x" : "",
+                           (long long)t->dims[d]);
+        if (w && (n->op == NN_OP_CONV2D || n->op == NN_OP_DWCONV2D))
+            snprintf(kern, sizeof kern, "k%lldx%lld s%d", (long long)w->dims[0],
+                     (long long)w->dims[1], n->stride[0]);
+        double f = node_flops(g, i), t_ms = node_ms[i] / runs;
+        printf("      %3d %-10s %-8s %-16s %-10s act %d %8.3f ms", i, nn_op_name(n->op),
+               nn_exec_node_backend(x, i), shape, kern, (int)n->act, t_ms);
+        if (f > 0) printf(" %7.1f GFLOP/s", f * 1e-6 / t_ms);
+        printf("\n");
+    }
+    free(node_ms);
+    printf("    %-16s %5s %7s %9s %6s\n", "op", "nodes", "fast", "ms/run", "share");
     for (int op = 0; op < NN_OP_COUNT; op++) {
         if (!count[op] || op == NN_OP_INPUT) continue;
         printf("    %-16s %5d %7d %9.3f %5.1f%%\n", nn_op_name((nn_op)op), count[op], fast[op],
@@ -97,8 +136,8 @@ static void breakdown(nn_exec *x, int runs) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench_ops [-n RUNS] [-w WARMUP] [-t THREADS,...] [-d MODELS_DIR] "
-                    "[model ...]\n");
+    fprintf(stderr, "usage: bench_ops [-v] [-n RUNS] [-w WARMUP] [-t THREADS,...] "
+                    "[-d MODELS_DIR] [model ...]\n");
     exit(2);
 }
 
@@ -110,7 +149,11 @@ int main(int argc, char **argv) {
     const char **models = defaults;
     int n_models = 5, i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        if (i + 1 >= argc) usage();
+        if (i + 1 >= argc && strcmp(argv[i], "-v")) usage();
+        if (!strcmp(argv[i], "-v")) {
+            verbose = 1;
+            continue;
+        }
         if (!strcmp(argv[i], "-n")) runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-w")) warmup = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-d")) dir = argv[++i];
@@ -158,7 +201,7 @@ int main(int argc, char **argv) {
             double ms = time_runs(x, warmup, runs);
             char sp[32];
             snprintf(sp, sizeof sp, "%.1fx", ref_ms / ms);
-            printf("%-16s %-8s %7d %9.3f %8.3f %8.1f %8s\n", models[m], "xnnpack", threads[t],
+            printf("%-16s %-8s %7d %9.3f %8.3f %8.1f %8s\n", models[m], "fast", threads[t],
                    ms, gflop, gflop / ms * 1e3, sp);
             breakdown(x, runs);
             nn_exec_free(x);

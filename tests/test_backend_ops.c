@@ -1,7 +1,8 @@
 /* Backend tests in the spirit of ggml's test-backend-ops: every op of ops.def is built into
  * small graphs on random data (fixed seeds) over many shape configurations and run on the
  * reference backend (the oracle) and on the fast backend; the results must agree and the
- * fast exec must really run the node on XNNPACK where the backend claims it. The reference
+ * fast exec must really run the node on XNNPACK where the backend claims it (or on the fast
+ * backend's own GEMM kernel for dense convolutions: both paths are tested). The reference
  * itself is checked against textbook loops for convolutions, fully connected and pooling,
  * and whole face models are compared end to end.
  *
@@ -14,6 +15,7 @@
  * by nothing. Float32 sums of a few thousand terms stay around 1e-6 by this measure, so 1e-4
  * still catches any wrong index, tap, padding or activation by orders of magnitude. */
 #include "testutil.h"
+#include "nn/backend_xnnpack_gemm.h"
 #include "nn/exec.h"
 #include "nn/graph.h"
 #include "nn/tfjs.h"
@@ -135,6 +137,15 @@ static void check(nn_graph *g, const char *what, const char *want) {
     check_range(g, what, want, (input_range){-1.f, 1.f});
 }
 
+/* Whether the fast backend's GEMM kernel can run here (AVX2 and FMA); MIEN_FAST_GEMM picks
+ * the convolution path: "0" XNNPACK, "1" the GEMM kernel where it can run. */
+static int gemm_capable(void) {
+    setenv("MIEN_FAST_GEMM", "1", 1);
+    int can = nn_gemm_preferred();
+    unsetenv("MIEN_FAST_GEMM");
+    return can;
+}
+
 static nn_graph *newg(void) {
     nn_graph *g = nn_graph_new("test");
     ck_assert_ptr_nonnull(g);
@@ -178,13 +189,20 @@ static const conv_case conv_cases[] = {
     {8, 8, 6, 9, 1, 1, 1, 1, 3, NN_PAD_VALID, {0}},
     {10, 10, 4, 4, 3, 3, 1, 1, 1, NN_PAD_EXPLICIT, {0, 2, 3, 1}},
     {1, 1, 64, 40, 1, 1, 1, 1, 1, NN_PAD_VALID, {0}},
+    {3, 4, 8, 5, 1, 1, 1, 1, 1, NN_PAD_VALID, {0}},    /* 12 pixels: two 6-row blocks */
+    {5, 5, 9, 40, 1, 1, 1, 1, 1, NN_PAD_VALID, {0}},   /* 25 pixels, 40 = 16 + 16 + 8 */
+    {6, 6, 7, 33, 3, 3, 1, 1, 1, NN_PAD_SAME, {0}},    /* 33 = 16 + 16 + 1 */
+    {9, 9, 20, 17, 2, 2, 2, 1, 1, NN_PAD_VALID, {0}},  /* 17 = 16 + 1 */
+    {14, 14, 32, 9, 1, 1, 2, 1, 1, NN_PAD_VALID, {0}}, /* strided 1x1: direct rows */
+    {6, 7, 3, 8, 3, 3, 1, 2, 1, NN_PAD_EXPLICIT, {3, 0, 0, 4}},
 };
 
 static const nn_act all_acts[] = {NN_ACT_NONE, NN_ACT_RELU,  NN_ACT_RELU6, NN_ACT_CLAMP,
                                   NN_ACT_LEAKY, NN_ACT_PRELU, NN_ACT_SIGMOID};
 #define N_ACTS ((int)(sizeof all_acts / sizeof all_acts[0]))
 
-static void conv_one(const conv_case *c, nn_act act, int with_bias, int batch, uint64_t seed) {
+static void conv_one(const conv_case *c, nn_act act, int with_bias, int batch, uint64_t seed,
+                     int gemm) {
     nn_graph *g = newg();
     rng r = {seed};
     mien_err e = {0};
@@ -202,19 +220,26 @@ static void conv_one(const conv_case *c, nn_act act, int with_bias, int batch, u
     set_act(&p, act);
     ck_assert_msg(nn_add_conv2d(g, "conv", x, w, b, a, &p, &e) >= 0, "%s", e.msg);
     char what[160];
-    snprintf(what, sizeof what, "conv2d %dx%dx%d->%d k%dx%d s%d d%d g%d pad%d act %s bias %d n%d",
-             c->h, c->w, c->ci, c->co, c->kh, c->kw, c->stride, c->dil, c->groups, c->padding,
-             act_name(act), with_bias, batch);
-    check(g, what, "xnnpack");
+    snprintf(what, sizeof what,
+             "conv2d %dx%dx%d->%d k%dx%d s%d d%d g%d pad%d act %s bias %d n%d gemm %d", c->h,
+             c->w, c->ci, c->co, c->kh, c->kw, c->stride, c->dil, c->groups, c->padding,
+             act_name(act), with_bias, batch, gemm);
+    /* The GEMM kernel takes dense convolutions with at least 12 output pixels. */
+    const nn_tensor *ty = &g->t[g->nodes[g->n_nodes - 1].out];
+    int on_gemm = gemm && c->groups == 1 && ty->dims[0] * ty->dims[1] * ty->dims[2] >= 12;
+    setenv("MIEN_FAST_GEMM", gemm ? "1" : "0", 1);
+    check(g, what, on_gemm ? "gemm" : "xnnpack");
+    unsetenv("MIEN_FAST_GEMM");
     nn_graph_free(g);
 }
 
 START_TEST(op_conv2d) {
-    int n = (int)(sizeof conv_cases / sizeof conv_cases[0]);
+    int n = (int)(sizeof conv_cases / sizeof conv_cases[0]), gemm = gemm_capable();
     for (int i = 0; i < n; i++)
         for (int a = 0; a < N_ACTS; a++)
-            conv_one(&conv_cases[i], all_acts[a], (i + a) % 3 != 0, 1 + (a == 2 && i < 4),
-                     (uint64_t)(100 * i + a));
+            for (int path = 0; path <= gemm; path++)
+                conv_one(&conv_cases[i], all_acts[a], (i + a) % 3 != 0, 1 + (a == 2 && i < 4),
+                         (uint64_t)(100 * i + a), path);
 }
 END_TEST
 
@@ -853,36 +878,31 @@ END_TEST
 
 /* ==== Whole models ==== */
 
-static void model_case(const char *name) {
-    const char *path = tu_path("%s/human/%s.json", tu_models_dir(), name);
-    nn_graph *g = NULL;
+/* Compare a fast exec of g with the reference outputs of xr. */
+static void model_compare(const nn_graph *g, const char *name, nn_exec *xr, const char *path) {
     mien_err e = {0};
-    ck_assert_msg(nn_tfjs_load(path, NULL, NULL, 0, &g, &e) == 0, "%s: %s", path, e.msg);
-    nn_exec *xr = NULL, *xf = NULL;
-    nn_exec_opts ro = {.backend = NN_BACKEND_REF}, fo = {.backend = NN_BACKEND_FAST, .threads = 2};
-    ck_assert_msg(nn_exec_create(g, &ro, &xr, &e) == 0, "%s", e.msg);
+    nn_exec *xf = NULL;
+    nn_exec_opts fo = {.backend = NN_BACKEND_FAST, .threads = 2};
     ck_assert_msg(nn_exec_create(g, &fo, &xf, &e) == 0, "%s", e.msg);
-    fill_inputs(xr, 7, (input_range){-1, 1});
     fill_inputs(xf, 7, (input_range){-1, 1});
-    ck_assert_msg(nn_exec_run(xr, &e) == 0, "%s", e.msg);
     ck_assert_msg(nn_exec_run(xf, &e) == 0, "%s", e.msg);
-    int n_fast = 0, n_conv = 0, n_conv_fast = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
-        int fast = strcmp(nn_exec_node_backend(xf, i), "xnnpack") == 0;
-        n_fast += fast;
+    int n_conv = 0, n_conv_fast = 0;
+    for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].op == NN_OP_CONV2D || g->nodes[i].op == NN_OP_DWCONV2D) {
             n_conv++;
-            n_conv_fast += fast;
+            n_conv_fast += strcmp(nn_exec_node_backend(xf, i), "ref") != 0;
         }
-    }
-    ck_assert_msg(n_conv > 0 && n_conv_fast == n_conv, "%s: %d of %d convolutions on XNNPACK",
-                  name, n_conv_fast, n_conv);
+    ck_assert_msg(n_conv > 0 && n_conv_fast == n_conv,
+                  "%s (%s): %d of %d convolutions on the fast backend", name, path, n_conv_fast,
+                  n_conv);
     for (int o = 0; o < g->n_outputs; o++) {
         const nn_tensor *t = &g->t[g->outputs[o]];
         const float *a = nn_exec_output(xf, o), *b = nn_exec_output(xr, o);
         double err = rel_err(a, b, t->n);
-        ck_assert_msg(err <= TOL, "%s output %d (%s): relative error %.3g", name, o, t->name, err);
+        ck_assert_msg(err <= TOL, "%s (%s) output %d (%s): relative error %.3g", name, path, o,
+                      t->name, err);
         if (strcmp(name, "mobilefacenet") == 0) {
+            /* The embedding is L2-normalised by the graph itself. */
             double dot = 0, na = 0, nb = 0;
             for (int64_t i = 0; i < t->n; i++) {
                 dot += (double)a[i] * b[i];
@@ -890,12 +910,32 @@ static void model_case(const char *name) {
                 nb += (double)b[i] * b[i];
             }
             double cosine = dot / sqrt(na * nb);
-            ck_assert_msg(cosine > 0.99999, "mobilefacenet: cosine %.8f", cosine);
+            ck_assert_msg(cosine > 0.99999, "mobilefacenet (%s): cosine %.8f", path, cosine);
             ck_assert_msg(fabs(nb - 1.0) < 1e-4, "mobilefacenet: embedding norm^2 %.6f", nb);
         }
     }
-    nn_exec_free(xr);
     nn_exec_free(xf);
+}
+
+/* Random input in [-1, 1], fast vs reference, on both convolution paths of the fast backend. */
+static void model_case(const char *name) {
+    const char *path = tu_path("%s/human/%s.json", tu_models_dir(), name);
+    nn_graph *g = NULL;
+    mien_err e = {0};
+    ck_assert_msg(nn_tfjs_load(path, NULL, NULL, 0, &g, &e) == 0, "%s: %s", path, e.msg);
+    nn_exec *xr = NULL;
+    nn_exec_opts ro = {.backend = NN_BACKEND_REF};
+    ck_assert_msg(nn_exec_create(g, &ro, &xr, &e) == 0, "%s", e.msg);
+    fill_inputs(xr, 7, (input_range){-1, 1});
+    ck_assert_msg(nn_exec_run(xr, &e) == 0, "%s", e.msg);
+    setenv("MIEN_FAST_GEMM", "0", 1);
+    model_compare(g, name, xr, "xnnpack convolutions");
+    if (gemm_capable()) {
+        setenv("MIEN_FAST_GEMM", "1", 1);
+        model_compare(g, name, xr, "gemm convolutions");
+    }
+    unsetenv("MIEN_FAST_GEMM");
+    nn_exec_free(xr);
     nn_graph_free(g);
 }
 

@@ -6,6 +6,8 @@
  * second operator in place on the output: a fused PReLU, leaky ReLU or sigmoid after a
  * convolution, the add of a batch norm. Nodes it does not claim (supports() returns 0) run on
  * the reference backend; a node XNNPACK turns down at creation also falls back to it.
+ * Dense convolutions may instead run on our own GEMM kernel (backend_xnnpack_gemm.c), where
+ * it beats this XNNPACK build; nn_exec_node_backend() names those "gemm".
  *
  * Layouts (this XNNPACK version):
  *   conv2d     our HWIO [KH,KW,CI/G,CO] is repacked to XNNPACK's [G][CO/G][KH][KW][CI/G]
@@ -14,6 +16,7 @@
  *   fc         our [K,M] is XNNPACK's transposed layout: XNN_FLAG_TRANSPOSE_WEIGHTS
  * XNNPACK may read (never write) up to XNN_EXTRA_BYTES past the end of a tensor: the arena
  * keeps that much slack (exec.c), and constant data inputs are copied into padded buffers. */
+#include "nn/backend_xnnpack_gemm.h"
 #include "nn/exec.h"
 
 #include <math.h>
@@ -63,6 +66,7 @@ static void xnn_exec_free(void *ctx) {
 /* ==== Kernel state ==== */
 
 typedef struct xk {
+    nn_gemm *gemm;            /* a dense convolution on our own GEMM kernel, run first */
     int n_ops, cap_ops;
     xnn_operator_t *ops;      /* (n_ops) run in order */
     int n_mem, cap_mem;
@@ -72,6 +76,7 @@ typedef struct xk {
 static void xk_free(void *state) {
     xk *k = state;
     if (!k) return;
+    nn_gemm_free(k->gemm);
     for (int i = 0; i < k->n_ops; i++) xnn_delete_operator(k->ops[i]);
     for (int i = 0; i < k->n_mem; i++) free(k->mem[i]);
     free(k->ops);
@@ -82,6 +87,7 @@ static void xk_free(void *state) {
 static int xk_run(nn_exec *x, const nn_node *n, void *state, mien_err *e) {
     xk *k = state;
     const xnn_ctx *c = nn_exec_backend_ctx(x);
+    if (k->gemm) nn_gemm_run(k->gemm, c->pool);
     for (int i = 0; i < k->n_ops; i++) {
         enum xnn_status s = xnn_run_operator(k->ops[i], c->pool);
         if (s != xnn_status_success)
@@ -307,8 +313,46 @@ static const float *bias_of(const xb *b) {
     return n_extra > 0 ? tin(b, 2)->data : NULL;
 }
 
+/* A dense convolution on the GEMM kernel of backend_xnnpack_gemm.c, with bias, clamp and
+ * PReLU or leaky ReLU applied as it stores; a fused sigmoid follows in place. */
+static enum xnn_status build_gemm_conv(const xb *b) {
+    const nn_node *n = b->n;
+    const nn_tensor *tx = tin(b, 0), *tw = tin(b, 1), *ty = tout(b);
+    const float *x = data_in(b->x, b->k, n->in[0]);
+    if (!x) return xnn_status_out_of_memory;
+    float *alpha = NULL;
+    if (n->act == NN_ACT_PRELU || n->act == NN_ACT_LEAKY) {
+        const nn_tensor *ta = n->act == NN_ACT_PRELU ? &b->g->t[n->in[n->n_in - 1]] : NULL;
+        if (!(alpha = xk_alloc(b->k, ty->dims[3]))) return xnn_status_out_of_memory;
+        for (int64_t i = 0; i < ty->dims[3]; i++)
+            alpha[i] = ta ? ta->data[ta->n == 1 ? 0 : i] : n->act_alpha;
+    }
+    nn_gemm_conv p = {
+        .n = tx->dims[0], .h = tx->dims[1], .w = tx->dims[2], .ci = tx->dims[3],
+        .oh = ty->dims[1], .ow = ty->dims[2], .co = ty->dims[3],
+        .kh = (int)tw->dims[0], .kw = (int)tw->dims[1],
+        .stride = {n->stride[0], n->stride[1]}, .dilation = {n->dilation[0], n->dilation[1]},
+        .pad_top = n->pad[0], .pad_left = n->pad[2],
+        .weights = tw->data, .bias = bias_of(b), .alpha = alpha,
+        .x = x, .y = out_ptr(b),
+        .threads = b->pool ? (int)pthreadpool_get_threads_count(b->pool) : 1,
+    };
+    act_range(n, &p.lo, &p.hi);
+    if (!(b->k->gemm = nn_gemm_create(&p))) return xnn_status_out_of_memory;
+    return n->act == NN_ACT_SIGMOID ? post_act(b) : xnn_status_success;
+}
+
+/* Our GEMM kernel beats this XNNPACK build's FMA3 one on dense convolutions with enough
+ * output pixels to fill its 6-row blocks (see backend_xnnpack_gemm.h). */
+static int use_gemm(const xb *b) {
+    const nn_tensor *ty = tout(b);
+    return b->n->op == NN_OP_CONV2D && b->n->groups == 1 && ty->dims[0] * ty->dims[1] * ty->dims[2] >= 12 &&
+           nn_gemm_preferred();
+}
+
 static enum xnn_status build_conv(const xb *b) {
     const nn_node *n = b->n;
+    if (use_gemm(b)) return build_gemm_conv(b);
     const nn_tensor *tx = tin(b, 0), *tw = tin(b, 1), *ty = tout(b);
     const size_t KH = (size_t)tw->dims[0], KW = (size_t)tw->dims[1];
     const size_t CI = (size_t)tx->dims[3], CO = (size_t)ty->dims[3];
@@ -706,7 +750,7 @@ static int xnn_init(nn_exec *x, const nn_node *n, nn_kernel *k, mien_err *e) {
     k->run = xk_run;
     k->free = xk_free;
     k->state = st;
-    k->backend = "xnnpack";
+    k->backend = st->gemm ? "gemm" : "xnnpack";
     return MIEN_OK;
 }
 
