@@ -15,7 +15,7 @@
  * by nothing. Float32 sums of a few thousand terms stay around 1e-6 by this measure, so 1e-4
  * still catches any wrong index, tap, padding or activation by orders of magnitude. */
 #include "testutil.h"
-#include "nn/backend_xnnpack_gemm.h"
+#include "nn/backend_xnnpack_own.h"
 #include "nn/exec.h"
 #include "nn/graph.h"
 #include "nn/tfjs.h"
@@ -137,14 +137,17 @@ static void check(nn_graph *g, const char *what, const char *want) {
     check_range(g, what, want, (input_range){-1.f, 1.f});
 }
 
-/* Whether the fast backend's GEMM kernel can run here (AVX2 and FMA); MIEN_FAST_GEMM picks
- * the convolution path: "0" XNNPACK, "1" the GEMM kernel where it can run. */
-static int gemm_capable(void) {
+/* Whether the fast backend's own kernels can run here (AVX2 and FMA). MIEN_FAST_GEMM picks
+ * the path: "0" XNNPACK everywhere, "1" the own kernels where they apply. */
+static int own_capable(void) {
     setenv("MIEN_FAST_GEMM", "1", 1);
-    int can = nn_gemm_preferred();
+    int can = nn_own_preferred();
     unsetenv("MIEN_FAST_GEMM");
     return can;
 }
+
+/* Select a path for the execs created next. */
+static void use_own(int own) { setenv("MIEN_FAST_GEMM", own ? "1" : "0", 1); }
 
 static nn_graph *newg(void) {
     nn_graph *g = nn_graph_new("test");
@@ -202,7 +205,7 @@ static const nn_act all_acts[] = {NN_ACT_NONE, NN_ACT_RELU,  NN_ACT_RELU6, NN_AC
 #define N_ACTS ((int)(sizeof all_acts / sizeof all_acts[0]))
 
 static void conv_one(const conv_case *c, nn_act act, int with_bias, int batch, uint64_t seed,
-                     int gemm) {
+                     int own) {
     nn_graph *g = newg();
     rng r = {seed};
     mien_err e = {0};
@@ -221,23 +224,23 @@ static void conv_one(const conv_case *c, nn_act act, int with_bias, int batch, u
     ck_assert_msg(nn_add_conv2d(g, "conv", x, w, b, a, &p, &e) >= 0, "%s", e.msg);
     char what[160];
     snprintf(what, sizeof what,
-             "conv2d %dx%dx%d->%d k%dx%d s%d d%d g%d pad%d act %s bias %d n%d gemm %d", c->h,
+             "conv2d %dx%dx%d->%d k%dx%d s%d d%d g%d pad%d act %s bias %d n%d own %d", c->h,
              c->w, c->ci, c->co, c->kh, c->kw, c->stride, c->dil, c->groups, c->padding,
-             act_name(act), with_bias, batch, gemm);
+             act_name(act), with_bias, batch, own);
     /* The GEMM kernel takes dense convolutions with at least 12 output pixels. */
     const nn_tensor *ty = &g->t[g->nodes[g->n_nodes - 1].out];
-    int on_gemm = gemm && c->groups == 1 && ty->dims[0] * ty->dims[1] * ty->dims[2] >= 12;
-    setenv("MIEN_FAST_GEMM", gemm ? "1" : "0", 1);
-    check(g, what, on_gemm ? "gemm" : "xnnpack");
+    int on_own = own && c->groups == 1 && ty->dims[0] * ty->dims[1] * ty->dims[2] >= 12;
+    use_own(own);
+    check(g, what, on_own ? "own" : "xnnpack");
     unsetenv("MIEN_FAST_GEMM");
     nn_graph_free(g);
 }
 
 START_TEST(op_conv2d) {
-    int n = (int)(sizeof conv_cases / sizeof conv_cases[0]), gemm = gemm_capable();
+    int n = (int)(sizeof conv_cases / sizeof conv_cases[0]), own = own_capable();
     for (int i = 0; i < n; i++)
         for (int a = 0; a < N_ACTS; a++)
-            for (int path = 0; path <= gemm; path++)
+            for (int path = 0; path <= own; path++)
                 conv_one(&conv_cases[i], all_acts[a], (i + a) % 3 != 0, 1 + (a == 2 && i < 4),
                          (uint64_t)(100 * i + a), path);
 }
@@ -263,13 +266,21 @@ static const dw_case dw_cases[] = {
     {9, 9, 6, 2, 3, 3, 1, 1, NN_PAD_SAME, {0}},
     {10, 10, 5, 2, 3, 3, 2, 1, NN_PAD_SAME, {0}},
     {8, 8, 3, 3, 5, 5, 1, 1, NN_PAD_VALID, {0}},
+    /* Channel counts over the own kernel's groups of 24, 16, 8 and a partial 8; rows not a
+     * multiple of its 4-pixel quads; border quads with dilation and uneven padding. */
+    {20, 21, 29, 1, 3, 3, 1, 1, NN_PAD_SAME, {0}},
+    {9, 14, 56, 1, 3, 3, 2, 1, NN_PAD_SAME, {0}},
+    {6, 30, 40, 1, 5, 5, 1, 2, NN_PAD_SAME, {0}},
+    {13, 10, 48, 1, 3, 3, 1, 1, NN_PAD_EXPLICIT, {2, 0, 0, 2}},
+    {5, 23, 16, 1, 1, 1, 2, 1, NN_PAD_VALID, {0}},
 };
 
 START_TEST(op_dwconv2d) {
-    int n = (int)(sizeof dw_cases / sizeof dw_cases[0]);
-    for (int i = 0; i < n; i++)
+    int n = (int)(sizeof dw_cases / sizeof dw_cases[0]), own = own_capable();
+    for (int i = 0; i < n * (own + 1); i++)
         for (int ai = 0; ai < N_ACTS; ai++) {
-            const dw_case *c = &dw_cases[i];
+            const int path = i >= n;
+            const dw_case *c = &dw_cases[i % n];
             nn_act act = all_acts[ai];
             nn_graph *g = newg();
             rng r = {(uint64_t)(7 * i + ai + 1000)};
@@ -288,10 +299,11 @@ START_TEST(op_dwconv2d) {
             set_act(&p, act);
             ck_assert_msg(nn_add_dwconv2d(g, "dw", x, w, b, a, &p, &e) >= 0, "%s", e.msg);
             char what[160];
-            snprintf(what, sizeof what, "dwconv2d %dx%dx%d m%d k%dx%d s%d d%d pad%d act %s",
+            snprintf(what, sizeof what, "dwconv2d %dx%dx%d m%d k%dx%d s%d d%d pad%d act %s own %d",
                      c->h, c->w, c->c, c->m, c->kh, c->kw, c->stride, c->dil, c->padding,
-                     act_name(act));
-            check(g, what, "xnnpack");
+                     act_name(act), path);
+            use_own(path);
+            check(g, what, path && c->m == 1 ? "own" : "xnnpack");
             nn_graph_free(g);
         }
 }
@@ -590,19 +602,26 @@ END_TEST
 /* ==== Data movement ==== */
 
 START_TEST(op_pad) {
-    static const int64_t pads[][8] = {
-        {0, 0, 0, 0, 0, 0, 0, 4},  /* channels (BlazeFace's residual pad) */
-        {0, 0, 1, 2, 2, 1, 0, 0},  /* spatial */
-        {1, 0, 0, 1, 1, 1, 3, 2},  /* every axis */
+    static const struct { int ndim; int64_t dims[4]; int64_t pads[8]; float value; } cases[] = {
+        {4, {1, 6, 5, 7}, {0, 0, 0, 0, 0, 0, 0, 4}, 0.f},   /* channels (BlazeFace) */
+        {4, {1, 6, 5, 7}, {0, 0, 1, 2, 2, 1, 0, 0}, 0.f},   /* spatial */
+        {4, {1, 6, 5, 7}, {1, 0, 0, 1, 1, 1, 3, 2}, -1.5f}, /* every axis */
+        {2, {3, 5}, {2, 1, 0, 3}, 2.f},
+        {1, {9}, {4, 0}, 0.f},
     };
-    for (int i = 0; i < 3; i++) {
-        nn_graph *g = newg();
-        mien_err e = {0};
-        int x = input(g, 4, D(1, 6, 5, 7));
-        ck_assert(nn_add_pad(g, "pad", x, pads[i], i == 2 ? -1.5f : 0.f, &e) >= 0);
-        check(g, "pad", "xnnpack");
-        nn_graph_free(g);
-    }
+    int own = own_capable();
+    for (int path = 0; path <= own; path++)
+        for (int i = 0; i < 5; i++) {
+            nn_graph *g = newg();
+            mien_err e = {0};
+            int x = input(g, cases[i].ndim, cases[i].dims);
+            ck_assert(nn_add_pad(g, "pad", x, cases[i].pads, cases[i].value, &e) >= 0);
+            char what[32];
+            snprintf(what, sizeof what, "pad case %d own %d", i, path);
+            use_own(path);
+            check(g, what, path ? "own" : "xnnpack");
+            nn_graph_free(g);
+        }
 }
 END_TEST
 
@@ -928,11 +947,11 @@ static void model_case(const char *name) {
     ck_assert_msg(nn_exec_create(g, &ro, &xr, &e) == 0, "%s", e.msg);
     fill_inputs(xr, 7, (input_range){-1, 1});
     ck_assert_msg(nn_exec_run(xr, &e) == 0, "%s", e.msg);
-    setenv("MIEN_FAST_GEMM", "0", 1);
-    model_compare(g, name, xr, "xnnpack convolutions");
-    if (gemm_capable()) {
-        setenv("MIEN_FAST_GEMM", "1", 1);
-        model_compare(g, name, xr, "gemm convolutions");
+    use_own(0);
+    model_compare(g, name, xr, "xnnpack only");
+    if (own_capable()) {
+        use_own(1);
+        model_compare(g, name, xr, "own kernels");
     }
     unsetenv("MIEN_FAST_GEMM");
     nn_exec_free(xr);

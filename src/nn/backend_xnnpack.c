@@ -6,8 +6,9 @@
  * second operator in place on the output: a fused PReLU, leaky ReLU or sigmoid after a
  * convolution, the add of a batch norm. Nodes it does not claim (supports() returns 0) run on
  * the reference backend; a node XNNPACK turns down at creation also falls back to it.
- * Dense convolutions may instead run on our own GEMM kernel (backend_xnnpack_gemm.c), where
- * it beats this XNNPACK build; nn_exec_node_backend() names those "gemm".
+ * Dense and depthwise convolutions and pads may instead run on the backend's own kernels
+ * (backend_xnnpack_own.c) where those beat this XNNPACK build; nn_exec_node_backend() names
+ * such nodes "own".
  *
  * Layouts (this XNNPACK version):
  *   conv2d     our HWIO [KH,KW,CI/G,CO] is repacked to XNNPACK's [G][CO/G][KH][KW][CI/G]
@@ -16,7 +17,7 @@
  *   fc         our [K,M] is XNNPACK's transposed layout: XNN_FLAG_TRANSPOSE_WEIGHTS
  * XNNPACK may read (never write) up to XNN_EXTRA_BYTES past the end of a tensor: the arena
  * keeps that much slack (exec.c), and constant data inputs are copied into padded buffers. */
-#include "nn/backend_xnnpack_gemm.h"
+#include "nn/backend_xnnpack_own.h"
 #include "nn/exec.h"
 
 #include <math.h>
@@ -66,7 +67,7 @@ static void xnn_exec_free(void *ctx) {
 /* ==== Kernel state ==== */
 
 typedef struct xk {
-    nn_gemm *gemm;            /* a dense convolution on our own GEMM kernel, run first */
+    nn_own *own;              /* an own kernel (backend_xnnpack_own.c), run first */
     int n_ops, cap_ops;
     xnn_operator_t *ops;      /* (n_ops) run in order */
     int n_mem, cap_mem;
@@ -76,7 +77,7 @@ typedef struct xk {
 static void xk_free(void *state) {
     xk *k = state;
     if (!k) return;
-    nn_gemm_free(k->gemm);
+    nn_own_free(k->own);
     for (int i = 0; i < k->n_ops; i++) xnn_delete_operator(k->ops[i]);
     for (int i = 0; i < k->n_mem; i++) free(k->mem[i]);
     free(k->ops);
@@ -87,7 +88,7 @@ static void xk_free(void *state) {
 static int xk_run(nn_exec *x, const nn_node *n, void *state, mien_err *e) {
     xk *k = state;
     const xnn_ctx *c = nn_exec_backend_ctx(x);
-    if (k->gemm) nn_gemm_run(k->gemm, c->pool);
+    if (k->own) nn_own_run(k->own, c->pool);
     for (int i = 0; i < k->n_ops; i++) {
         enum xnn_status s = xnn_run_operator(k->ops[i], c->pool);
         if (s != xnn_status_success)
@@ -313,9 +314,10 @@ static const float *bias_of(const xb *b) {
     return n_extra > 0 ? tin(b, 2)->data : NULL;
 }
 
-/* A dense convolution on the GEMM kernel of backend_xnnpack_gemm.c, with bias, clamp and
- * PReLU or leaky ReLU applied as it stores; a fused sigmoid follows in place. */
-static enum xnn_status build_gemm_conv(const xb *b) {
+/* A convolution on an own kernel: dense on the GEMM kernel, depthwise (multiplier 1) on the
+ * direct one; bias, clamp and PReLU or leaky ReLU applied as they store, a fused sigmoid
+ * after, in place. */
+static enum xnn_status build_own_conv(const xb *b) {
     const nn_node *n = b->n;
     const nn_tensor *tx = tin(b, 0), *tw = tin(b, 1), *ty = tout(b);
     const float *x = data_in(b->x, b->k, n->in[0]);
@@ -327,7 +329,7 @@ static enum xnn_status build_gemm_conv(const xb *b) {
         for (int64_t i = 0; i < ty->dims[3]; i++)
             alpha[i] = ta ? ta->data[ta->n == 1 ? 0 : i] : n->act_alpha;
     }
-    nn_gemm_conv p = {
+    nn_own_conv p = {
         .n = tx->dims[0], .h = tx->dims[1], .w = tx->dims[2], .ci = tx->dims[3],
         .oh = ty->dims[1], .ow = ty->dims[2], .co = ty->dims[3],
         .kh = (int)tw->dims[0], .kw = (int)tw->dims[1],
@@ -338,21 +340,26 @@ static enum xnn_status build_gemm_conv(const xb *b) {
         .threads = b->pool ? (int)pthreadpool_get_threads_count(b->pool) : 1,
     };
     act_range(n, &p.lo, &p.hi);
-    if (!(b->k->gemm = nn_gemm_create(&p))) return xnn_status_out_of_memory;
+    b->k->own = n->op == NN_OP_CONV2D ? nn_own_gemm_create(&p) : nn_own_dwconv_create(&p);
+    if (!b->k->own) return xnn_status_out_of_memory;
     return n->act == NN_ACT_SIGMOID ? post_act(b) : xnn_status_success;
 }
 
-/* Our GEMM kernel beats this XNNPACK build's FMA3 one on dense convolutions with enough
- * output pixels to fill its 6-row blocks (see backend_xnnpack_gemm.h). */
-static int use_gemm(const xb *b) {
-    const nn_tensor *ty = tout(b);
-    return b->n->op == NN_OP_CONV2D && b->n->groups == 1 && ty->dims[0] * ty->dims[1] * ty->dims[2] >= 12 &&
-           nn_gemm_preferred();
+/* The own kernels beat this XNNPACK build (see backend_xnnpack_own.h) on dense convolutions
+ * with enough output pixels to fill the GEMM's 6-row blocks, and on depthwise ones. */
+static int use_own_conv(const xb *b) {
+    const nn_node *n = b->n;
+    const nn_tensor *ty = tout(b), *tw = tin(b, 1);
+    if (n->op == NN_OP_CONV2D && (n->groups != 1 || ty->dims[0] * ty->dims[1] * ty->dims[2] < 12))
+        return 0;
+    if (n->op == NN_OP_DWCONV2D && (tw->dims[3] != 1 || tw->dims[0] > 16 || tw->dims[1] > 16))
+        return 0;
+    return nn_own_preferred();
 }
 
 static enum xnn_status build_conv(const xb *b) {
     const nn_node *n = b->n;
-    if (use_gemm(b)) return build_gemm_conv(b);
+    if (use_own_conv(b)) return build_own_conv(b);
     const nn_tensor *tx = tin(b, 0), *tw = tin(b, 1), *ty = tout(b);
     const size_t KH = (size_t)tw->dims[0], KW = (size_t)tw->dims[1];
     const size_t CI = (size_t)tx->dims[3], CO = (size_t)ty->dims[3];
@@ -634,6 +641,13 @@ static enum xnn_status build_pool(const xb *b) {
 static enum xnn_status build_pad(const xb *b) {
     const nn_node *n = b->n;
     const nn_tensor *tx = tin(b, 0);
+    if (nn_own_preferred()) {
+        /* XNNPACK's pad takes 4-8x longer than a plain copy on BlazeFace's channel pads. */
+        const float *x = data_in(b->x, b->k, n->in[0]);
+        if (!x) return xnn_status_out_of_memory;
+        b->k->own = nn_own_pad_create(tx->ndim, tx->dims, n->pads, n->pad_value, x, out_ptr(b));
+        return b->k->own ? xnn_status_success : xnn_status_out_of_memory;
+    }
     size_t shape[NN_MAX_DIMS], pre[NN_MAX_DIMS], post[NN_MAX_DIMS];
     for (int i = 0; i < tx->ndim; i++) {
         shape[i] = (size_t)tx->dims[i];
@@ -750,7 +764,7 @@ static int xnn_init(nn_exec *x, const nn_node *n, nn_kernel *k, mien_err *e) {
     k->run = xk_run;
     k->free = xk_free;
     k->state = st;
-    k->backend = st->gemm ? "gemm" : "xnnpack";
+    k->backend = st->own ? "own" : "xnnpack";
     return MIEN_OK;
 }
 

@@ -38,7 +38,7 @@ const nn_graph *nn_exec_graph(const nn_exec *x);
 /* Bytes of the activation arena (for reporting). */
 size_t nn_exec_arena_bytes(const nn_exec *x);
 /* Name of the kernel family that runs node i: "ref", or for the fast backend "xnnpack" (an
- * XNNPACK operator) or "gemm" (its own convolution kernel). */
+ * XNNPACK operator) or "own" (one of its own kernels). */
 const char *nn_exec_node_backend(const nn_exec *x, int i);
 
 /* ==== Backend interface ====
