@@ -58,6 +58,8 @@ else
   say "models verified"
 fi
 
+grep -v '^#' scripts/models.sha256 > models/SHA256SUMS
+
 # ---- Node packages for tests (TFJS oracle, browser test) -------------------------------------
 if [ -f tools/package.json ] && [ ! -d tools/node_modules ]; then
   say "installing Node packages for the test tools"

@@ -1,14 +1,48 @@
-/* mien — command-line front end. */
-#include "mien.h"
+/* mien — command-line front end: one table of commands, each in its own file. */
+#include "cli/cli.h"
 
 #include <stdio.h>
 #include <string.h>
 
+static int cmd_version(int argc, char **argv) {
+    printf("mien %s\n", mien_version());
+    return EXIT_OK;
+}
+
+static int cmd_help(int argc, char **argv);
+
+static const struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"detect", cmd_detect, "find faces: boxes, scores, landmarks (--json, --draw)"},
+    {"embed", cmd_embed, "one embedding per face (--json)"},
+    {"verify", cmd_verify, "same person? similarity, decision, threshold (--json)"},
+    {"eval", cmd_eval, "accuracy on public data: eval pairs | eval landmarks"},
+    {"models", cmd_models, "the models mien knows, with sources and sha256 (--json)"},
+    {"version", cmd_version, "print the version"},
+    {"help", cmd_help, "this list"},
+};
+
+static int cmd_help(int argc, char **argv) {
+    printf("usage: mien COMMAND [ARGS]   (mien COMMAND --help for details)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        printf("  %-9s %s\n", commands[i].name, commands[i].help);
+    printf("\nModels are read from $MIEN_MODELS or ./models (fetched by 'make setup').\n");
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv) {
-    if (argc >= 2 && strcmp(argv[1], "version") == 0) {
-        printf("mien %s\n", mien_version());
-        return 0;
+    if (argc < 2) {
+        cmd_help(0, NULL);
+        return EXIT_USAGE;
     }
-    fprintf(stderr, "usage: mien COMMAND [ARGS]\n");
-    return 2;
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h")) return cmd_help(0, NULL);
+    if (!strcmp(name, "--version")) return cmd_version(0, NULL);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(name, commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "mien: unknown command '%s' (see mien help)\n", name);
+    return EXIT_USAGE;
 }

@@ -24,8 +24,12 @@ int img_alloc(mien_image *img, int w, int h, mien_err *e) {
     return MIEN_OK;
 }
 
-/* mien_image_free (mien.h) is defined with the public session API in src/face/models.c;
- * this module frees its own buffers directly so it links on its own (tools/fuzz_image.c). */
+void mien_image_free(mien_image *img) {
+    if (!img) return;
+    free(img->rgb);
+    img->rgb = NULL;
+    img->width = img->height = 0;
+}
 
 int img_crop(const mien_image *src, int x, int y, int w, int h, mien_image *dst, mien_err *e) {
     dst->width = dst->height = 0;

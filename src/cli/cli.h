@@ -1,0 +1,74 @@
+/* Shared pieces of the mien command-line tool: common options, model/session setup, progress
+ * line, JSON output, running a job over many images on several threads. */
+#ifndef MIEN_CLI_H
+#define MIEN_CLI_H
+
+#include "mien.h"
+
+#include <cJSON.h>
+#include <stdio.h>
+
+/* Exit statuses. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* Options every model-using command understands. */
+typedef struct cli_common {
+    const char *models_dir;  /* --models DIR (default $MIEN_MODELS or ./models) */
+    mien_config cfg;         /* --detector, --embedder, --landmarks, --backend, --threads, --no-flip */
+    mien_detect_options det; /* --min-score, --min-size, --tile */
+    int threads;             /* --threads N (0 = all cores) */
+    int json;                /* --json */
+    int quiet;               /* --quiet: no progress line */
+} cli_common;
+
+void cli_common_init(cli_common *c);
+
+/* Parse argv in place: common options are consumed, the rest is compacted into
+ * argv[1..*argc-1] (argv[0] is the command name). extra(opt, value) handles
+ * command-specific options: return 1 if it took a value, 0 if it took just the flag, -1 if
+ * it does not know opt. Returns 0, or EXIT_USAGE after printing a message. */
+typedef int (*cli_extra_fn)(void *ctx, const char *opt, const char *val);
+int cli_parse(cli_common *c, int *argc, char **argv, cli_extra_fn extra, void *ctx,
+              const char *usage);
+
+/* Open the model set; prints the reason and returns NULL on failure. */
+mien_models *cli_open_models(cli_common *c);
+mien_session *cli_open_session(mien_models *m);
+
+/* Number of online CPUs. */
+int cli_ncpu(void);
+
+/* Progress line on stderr when it is a terminal and not --quiet: "label  n/total  rate/s". */
+typedef struct cli_progress {
+    const char *label;
+    int total, enabled;
+    double t0, last;
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *label, int total, int quiet);
+void cli_progress_update(cli_progress *p, int done);
+void cli_progress_end(cli_progress *p, int done);
+double cli_now(void);
+
+/* Print a cJSON value followed by a newline, and free it. */
+void cli_print_json(cJSON *v);
+
+/* Faces of one photo: the largest, or the one nearest the image centre. */
+int cli_pick_largest(const mien_face *f, int n);
+int cli_pick_central(const mien_face *f, int n, int w, int h);
+
+cJSON *cli_face_json(const mien_face *f);
+
+/* Run fn(ctx, worker, index) for index in [0, n) on `threads` workers, each owning a session
+ * (sessions[worker]); returns the first non-zero result. Progress shown with label. */
+typedef int (*cli_job_fn)(void *ctx, mien_session *s, int worker, int index);
+int cli_parallel(mien_models *m, int threads, int n, cli_job_fn fn, void *ctx,
+                 const char *label, int quiet);
+
+/* Commands. */
+int cmd_detect(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_models(int argc, char **argv);
+
+#endif

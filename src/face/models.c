@@ -1,0 +1,239 @@
+/* The model set (immutable, shared) and sessions (per thread): the public entry points of
+ * mien.h that are not a single stage. */
+#include "face/face.h"
+#include "image/image.h"
+#include "nn/tfjs.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ==== Known models ====
+ * A table rather than a chain of ifs: name, file under the models folder, input side. */
+
+typedef struct det_spec { const char *name, *file; int size; } det_spec;
+static const det_spec det_specs[] = {
+    {"blazeface", "human/blazeface.json", 256},        /* MediaPipe back-camera model */
+    {"blazeface-front", "human/blazeface-front.json", 128},
+};
+
+typedef struct emb_spec {
+    const char *name, *file;
+    int size;
+    float mean, scale;       /* network input = (pixel - mean) * scale */
+    /* Default cosine threshold for "same person": the threshold at FAR = 1e-3 on LFW's 3000
+     * impostor pairs with the default pipeline (flip on), from `mien eval pairs` (see
+     * README, "Accuracy"). */
+    float threshold;
+    int flip;                /* flip test-time augmentation on by default */
+} emb_spec;
+static const emb_spec emb_specs[] = {
+    {"mobilefacenet", "human/mobilefacenet.json", 112, 127.5f, 1.f / 128.f, 0.35f, 1},
+};
+
+void mien_config_default(mien_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->detector = "blazeface";
+    cfg->embedder = "mobilefacenet";
+    cfg->landmarks = "none";
+    cfg->backend = MIEN_BACKEND_AUTO;
+    cfg->threads = 1;
+    cfg->flip = -1;
+}
+
+static int models_fail(mien_models *m, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int models_fail(mien_models *m, int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m->errmsg, sizeof m->errmsg, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static int load_graph(mien_models *m, const char *dir, const char *file, int side,
+                      nn_graph **g) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    mien_err e = {0};
+    int64_t dims[4] = {1, side, side, 3};
+    int rc = nn_tfjs_load(path, dims, NULL, 0, g, &e);
+    if (rc) return models_fail(m, rc, "%s", e.msg);
+    return MIEN_OK;
+}
+
+/* BlazeFace: find the score and regressor outputs of the two anchor layers by shape, and
+ * make MediaPipe's anchors (fixed size; centres at cell centres). */
+static int setup_detector(mien_models *m, const det_spec *sp) {
+    det_model *d = &m->det;
+    const nn_graph *g = d->g;
+    d->name = sp->name;
+    d->size = sp->size;
+    const int grid[2] = {16, 8}, per_cell[2] = {2, 6};
+    for (int l = 0; l < 2; l++) {
+        d->layer_anchors[l] = grid[l] * grid[l] * per_cell[l];
+        d->out_score[l] = d->out_reg[l] = -1;
+    }
+    for (int i = 0; i < g->n_outputs; i++) {
+        const nn_tensor *t = &g->t[g->outputs[i]];
+        if (t->ndim != 3) continue;
+        for (int l = 0; l < 2; l++) {
+            if (t->dims[1] != d->layer_anchors[l]) continue;
+            if (t->dims[2] == 1) d->out_score[l] = i;
+            if (t->dims[2] == 16) d->out_reg[l] = i;
+        }
+    }
+    for (int l = 0; l < 2; l++)
+        if (d->out_score[l] < 0 || d->out_reg[l] < 0)
+            return models_fail(m, MIEN_EFORMAT, "%s: outputs are not BlazeFace's", sp->file);
+    d->n_anchors = d->layer_anchors[0] + d->layer_anchors[1];
+    d->anchors = malloc((size_t)d->n_anchors * sizeof *d->anchors);
+    if (!d->anchors) return models_fail(m, MIEN_ENOMEM, "out of memory");
+    int k = 0;
+    for (int l = 0; l < 2; l++) {
+        float stride = (float)d->size / (float)grid[l];
+        for (int y = 0; y < grid[l]; y++)
+            for (int x = 0; x < grid[l]; x++)
+                for (int a = 0; a < per_cell[l]; a++) {
+                    d->anchors[k].cx = ((float)x + 0.5f) * stride;
+                    d->anchors[k].cy = ((float)y + 0.5f) * stride;
+                    k++;
+                }
+    }
+    return MIEN_OK;
+}
+
+int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **out) {
+    *out = NULL;
+    mien_models *m = calloc(1, sizeof *m);
+    if (!m) return MIEN_ENOMEM;
+    *out = m;
+    mien_config def;
+    mien_config_default(&def);
+    m->cfg = cfg_in ? *cfg_in : def;
+    if (!m->cfg.detector) m->cfg.detector = def.detector;
+    if (!m->cfg.embedder) m->cfg.embedder = def.embedder;
+    if (!m->cfg.landmarks) m->cfg.landmarks = def.landmarks;
+    if (!dir) return models_fail(m, MIEN_EINVAL, "no models folder given");
+
+    const det_spec *ds = NULL;
+    for (size_t i = 0; i < sizeof det_specs / sizeof det_specs[0]; i++)
+        if (!strcmp(det_specs[i].name, m->cfg.detector)) ds = &det_specs[i];
+    if (!ds)
+        return models_fail(m, MIEN_ENOTFOUND,
+                           "unknown detector '%s' (known: blazeface, blazeface-front)",
+                           m->cfg.detector);
+    const emb_spec *es = NULL;
+    for (size_t i = 0; i < sizeof emb_specs / sizeof emb_specs[0]; i++)
+        if (!strcmp(emb_specs[i].name, m->cfg.embedder)) es = &emb_specs[i];
+    if (!es)
+        return models_fail(m, MIEN_ENOTFOUND, "unknown embedder '%s' (known: mobilefacenet)",
+                           m->cfg.embedder);
+    int use_mesh = !strcmp(m->cfg.landmarks, "facemesh");
+    if (!use_mesh && strcmp(m->cfg.landmarks, "none") != 0)
+        return models_fail(m, MIEN_ENOTFOUND, "unknown landmark source '%s' (known: none, facemesh)",
+                           m->cfg.landmarks);
+    if (m->cfg.flip < 0) m->cfg.flip = es->flip;
+    m->exec_opts.backend = m->cfg.backend == MIEN_BACKEND_REF ? NN_BACKEND_REF : NN_BACKEND_FAST;
+    m->exec_opts.threads = m->cfg.threads;
+
+    int rc = load_graph(m, dir, ds->file, ds->size, &m->det.g);
+    if (!rc) rc = setup_detector(m, ds);
+    if (!rc) rc = load_graph(m, dir, es->file, es->size, &m->emb.g);
+    if (rc) return rc;
+    emb_model *em = &m->emb;
+    em->name = es->name;
+    em->size = es->size;
+    em->mean = es->mean;
+    em->scale = es->scale;
+    em->threshold = es->threshold;
+    const nn_tensor *eo = &em->g->t[em->g->outputs[0]];
+    em->dim = (int)eo->dims[eo->ndim - 1];
+    if (em->dim <= 0 || em->dim > 65536 || eo->n != em->dim)
+        return models_fail(m, MIEN_EFORMAT, "%s: output is not one embedding vector", es->file);
+    if (use_mesh) {
+        m->mesh.size = 192;
+        if ((rc = load_graph(m, dir, "human/facemesh.json", m->mesh.size, &m->mesh.g))) return rc;
+        m->mesh.out_mesh = m->mesh.out_flag = -1;
+        for (int i = 0; i < m->mesh.g->n_outputs; i++) {
+            int64_t n = m->mesh.g->t[m->mesh.g->outputs[i]].n;
+            if (n == 1404) m->mesh.out_mesh = i;
+            if (n == 1) m->mesh.out_flag = i;
+        }
+        if (m->mesh.out_mesh < 0)
+            return models_fail(m, MIEN_EFORMAT, "facemesh: no 468-point output");
+    }
+    return MIEN_OK;
+}
+
+void mien_models_close(mien_models *m) {
+    if (!m) return;
+    nn_graph_free(m->det.g);
+    free(m->det.anchors);
+    nn_graph_free(m->emb.g);
+    nn_graph_free(m->mesh.g);
+    free(m);
+}
+
+const char *mien_models_errmsg(const mien_models *m) {
+    return m ? m->errmsg : "out of memory";
+}
+
+int mien_models_embedding_dim(const mien_models *m) { return m->emb.dim; }
+const char *mien_models_embedder_name(const mien_models *m) { return m->emb.name; }
+float mien_models_threshold(const mien_models *m) { return m->emb.threshold; }
+
+/* ==== Sessions ==== */
+
+int mien_session_open(mien_models *m, mien_session **out) {
+    *out = NULL;
+    if (!m || !m->det.g || !m->emb.g) return MIEN_EINVAL;
+    mien_session *s = calloc(1, sizeof *s);
+    if (!s) return MIEN_ENOMEM;
+    s->m = m;
+    *out = s;
+    int rc = nn_exec_create(m->det.g, &m->exec_opts, &s->det, &s->err);
+    if (!rc) rc = nn_exec_create(m->emb.g, &m->exec_opts, &s->emb, &s->err);
+    if (!rc && m->mesh.g) rc = nn_exec_create(m->mesh.g, &m->exec_opts, &s->mesh, &s->err);
+    return rc;
+}
+
+void mien_session_close(mien_session *s) {
+    if (!s) return;
+    nn_exec_free(s->det);
+    nn_exec_free(s->emb);
+    nn_exec_free(s->mesh);
+    free(s);
+}
+
+const char *mien_errmsg(const mien_session *s) { return s ? s->err.msg : "out of memory"; }
+
+/* ==== Images ==== */
+
+int mien_image_decode(mien_session *s, const void *data, size_t len, mien_image *out) {
+    if (!s || !out) return MIEN_EINVAL;
+    return img_decode(data, len, NULL, out, NULL, NULL, &s->err);
+}
+
+int mien_image_load(mien_session *s, const char *path, mien_image *out) {
+    if (!s || !out || !path) return MIEN_EINVAL;
+    return img_load(path, NULL, out, NULL, NULL, &s->err);
+}
+
+/* ==== Detection ==== */
+
+int mien_detect(mien_session *s, const mien_image *img, const mien_detect_options *o,
+                mien_face **faces, int *n_faces) {
+    if (!s || !faces || !n_faces) return MIEN_EINVAL;
+    int rc = face_detect(s, img, o, faces, n_faces);
+    if (rc || !s->mesh) return rc;
+    for (int i = 0; i < *n_faces; i++)
+        if ((rc = face_refine_landmarks(s, img, &(*faces)[i]))) {
+            free(*faces);
+            *faces = NULL;
+            *n_faces = 0;
+            return rc;
+        }
+    return MIEN_OK;
+}
