@@ -198,6 +198,7 @@ static const conv_case conv_cases[] = {
     {9, 9, 20, 17, 2, 2, 2, 1, 1, NN_PAD_VALID, {0}},  /* 17 = 16 + 1 */
     {14, 14, 32, 9, 1, 1, 2, 1, 1, NN_PAD_VALID, {0}}, /* strided 1x1: direct rows */
     {6, 7, 3, 8, 3, 3, 1, 2, 1, NN_PAD_EXPLICIT, {3, 0, 0, 4}},
+    {4, 4, 520, 8, 3, 3, 1, 1, 1, NN_PAD_SAME, {0}},   /* im2col row over the own limit */
 };
 
 static const nn_act all_acts[] = {NN_ACT_NONE, NN_ACT_RELU,  NN_ACT_RELU6, NN_ACT_CLAMP,
@@ -227,9 +228,14 @@ static void conv_one(const conv_case *c, nn_act act, int with_bias, int batch, u
              "conv2d %dx%dx%d->%d k%dx%d s%d d%d g%d pad%d act %s bias %d n%d own %d", c->h,
              c->w, c->ci, c->co, c->kh, c->kw, c->stride, c->dil, c->groups, c->padding,
              act_name(act), with_bias, batch, own);
-    /* The GEMM kernel takes dense convolutions with at least 12 output pixels. */
+    /* The GEMM kernel takes dense convolutions with at least 12 output pixels and im2col
+     * rows of at most 4608 values (1x1 unpadded ones need none). */
     const nn_tensor *ty = &g->t[g->nodes[g->n_nodes - 1].out];
-    int on_own = own && c->groups == 1 && ty->dims[0] * ty->dims[1] * ty->dims[2] >= 12;
+    const int *pd = c->pad;
+    int direct = c->kh == 1 && c->kw == 1 &&
+                 (c->padding != NN_PAD_EXPLICIT || !(pd[0] | pd[1] | pd[2] | pd[3]));
+    int on_own = own && c->groups == 1 && ty->dims[0] * ty->dims[1] * ty->dims[2] >= 12 &&
+                 (direct || c->kh * c->kw * c->ci <= 4608);
     use_own(own);
     check(g, what, on_own ? "own" : "xnnpack");
     unsetenv("MIEN_FAST_GEMM");
@@ -816,9 +822,9 @@ START_TEST(ref_vs_textbook_conv) {
                                          wv[((ky * KW + kx) * CI + cin) * M + m];
                                 } else {
                                     int cig = CI / G, cog = CO / G, grp = co / cog;
-                                    for (int i = 0; i < cig; i++)
-                                        s += (double)xv[((n * H + iy) * W + ix) * CI + grp * cig + i] *
-                                             wv[((ky * KW + kx) * cig + i) * CO + co];
+                                    const float *xp = xv + ((n * H + iy) * W + ix) * CI + grp * cig;
+                                    const float *wp = wv + (ky * KW + kx) * cig * CO + co;
+                                    for (int i = 0; i < cig; i++) s += (double)xp[i] * wp[i * CO];
                                 }
                             }
                         float want = act_apply(act, (float)s, av[co]);

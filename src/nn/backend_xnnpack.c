@@ -317,9 +317,22 @@ static const float *bias_of(const xb *b) {
 /* A convolution on an own kernel: dense on the GEMM kernel, depthwise (multiplier 1) on the
  * direct one; bias, clamp and PReLU or leaky ReLU applied as they store, a fused sigmoid
  * after, in place. */
-static enum xnn_status build_own_conv(const xb *b) {
+/* The geometry of a convolution node for the own kernels (data and output stage unset). */
+static nn_own_conv own_geometry(const xb *b) {
     const nn_node *n = b->n;
     const nn_tensor *tx = tin(b, 0), *tw = tin(b, 1), *ty = tout(b);
+    return (nn_own_conv){
+        .n = tx->dims[0], .h = tx->dims[1], .w = tx->dims[2], .ci = tx->dims[3],
+        .oh = ty->dims[1], .ow = ty->dims[2], .co = ty->dims[3],
+        .kh = (int)tw->dims[0], .kw = (int)tw->dims[1],
+        .stride = {n->stride[0], n->stride[1]}, .dilation = {n->dilation[0], n->dilation[1]},
+        .pad_top = n->pad[0], .pad_left = n->pad[2],
+    };
+}
+
+static enum xnn_status build_own_conv(const xb *b) {
+    const nn_node *n = b->n;
+    const nn_tensor *ty = tout(b);
     const float *x = data_in(b->x, b->k, n->in[0]);
     if (!x) return xnn_status_out_of_memory;
     float *alpha = NULL;
@@ -329,16 +342,12 @@ static enum xnn_status build_own_conv(const xb *b) {
         for (int64_t i = 0; i < ty->dims[3]; i++)
             alpha[i] = ta ? ta->data[ta->n == 1 ? 0 : i] : n->act_alpha;
     }
-    nn_own_conv p = {
-        .n = tx->dims[0], .h = tx->dims[1], .w = tx->dims[2], .ci = tx->dims[3],
-        .oh = ty->dims[1], .ow = ty->dims[2], .co = ty->dims[3],
-        .kh = (int)tw->dims[0], .kw = (int)tw->dims[1],
-        .stride = {n->stride[0], n->stride[1]}, .dilation = {n->dilation[0], n->dilation[1]},
-        .pad_top = n->pad[0], .pad_left = n->pad[2],
-        .weights = tw->data, .bias = bias_of(b), .alpha = alpha,
-        .x = x, .y = out_ptr(b),
-        .threads = b->pool ? (int)pthreadpool_get_threads_count(b->pool) : 1,
-    };
+    nn_own_conv p = own_geometry(b);
+    p.weights = tin(b, 1)->data;
+    p.bias = bias_of(b);
+    p.alpha = alpha;
+    p.x = x;
+    p.y = out_ptr(b);
     act_range(n, &p.lo, &p.hi);
     b->k->own = n->op == NN_OP_CONV2D ? nn_own_gemm_create(&p) : nn_own_dwconv_create(&p);
     if (!b->k->own) return xnn_status_out_of_memory;
@@ -346,15 +355,16 @@ static enum xnn_status build_own_conv(const xb *b) {
 }
 
 /* The own kernels beat this XNNPACK build (see backend_xnnpack_own.h) on dense convolutions
- * with enough output pixels to fill the GEMM's 6-row blocks, and on depthwise ones. */
+ * with enough output pixels to fill the GEMM's 6-row blocks, and on depthwise ones with a
+ * multiplier of 1. */
 static int use_own_conv(const xb *b) {
     const nn_node *n = b->n;
     const nn_tensor *ty = tout(b), *tw = tin(b, 1);
-    if (n->op == NN_OP_CONV2D && (n->groups != 1 || ty->dims[0] * ty->dims[1] * ty->dims[2] < 12))
-        return 0;
-    if (n->op == NN_OP_DWCONV2D && (tw->dims[3] != 1 || tw->dims[0] > 16 || tw->dims[1] > 16))
-        return 0;
-    return nn_own_preferred();
+    const nn_own_conv p = own_geometry(b);
+    if (n->op == NN_OP_CONV2D)
+        return n->groups == 1 && ty->dims[0] * ty->dims[1] * ty->dims[2] >= 12 &&
+               nn_own_gemm_fits(&p) && nn_own_preferred();
+    return tw->dims[3] == 1 && nn_own_dwconv_fits(&p) && nn_own_preferred();
 }
 
 static enum xnn_status build_conv(const xb *b) {

@@ -28,6 +28,8 @@ void nn_own_free(nn_own *k) {
 
 #define MR 6  /* output pixels per block */
 #define NR 16 /* output channels per panel */
+#define TASK_BLOCKS 4 /* blocks per thread-pool task: fine enough to balance two threads */
+#define GEMM_MAX_K 4608 /* im2col row length (3x3x512) that the stack holds 6 of */
 
 typedef struct own_gemm {
     nn_own base;
@@ -42,7 +44,6 @@ typedef struct own_gemm {
     int64_t *panel_off;       /* (n_panels) offset of the panel's weights in packed */
     float *bias;              /* (n_panels * 16) zero-padded */
     float *alpha;             /* (n_panels * 16) or NULL */
-    float *scratch;           /* (threads * MR * K) im2col rows, NULL when direct */
 } own_gemm;
 
 /* ==== CPU ==== */
@@ -158,8 +159,17 @@ static void gemm_free(nn_own *k) {
     free(gm->bias);
     free(gm->alpha);
     free(gm->packed);
-    free(gm->scratch);
     free(gm);
+}
+
+/* 1x1, unpadded: A's rows are the input pixels themselves. */
+static int gemm_direct(const nn_own_conv *p) {
+    return p->kh == 1 && p->kw == 1 && p->pad_top == 0 && p->pad_left == 0 &&
+           (p->oh - 1) * p->stride[0] < p->h && (p->ow - 1) * p->stride[1] < p->w;
+}
+
+int nn_own_gemm_fits(const nn_own_conv *p) {
+    return gemm_direct(p) || (int64_t)p->kh * p->kw * p->ci <= GEMM_MAX_K;
 }
 
 nn_own *nn_own_gemm_create(const nn_own_conv *p) {
@@ -167,11 +177,9 @@ nn_own *nn_own_gemm_create(const nn_own_conv *p) {
     if (!gm) return NULL;
     gm->base = (nn_own){gemm_run, gemm_free};
     gm->p = *p;
-    if (gm->p.threads < 1) gm->p.threads = 1;
     gm->m = p->n * p->oh * p->ow;
     gm->k = (int64_t)p->kh * p->kw * p->ci;
-    gm->direct = p->kh == 1 && p->kw == 1 && p->pad_top == 0 && p->pad_left == 0 &&
-                 (p->oh - 1) * p->stride[0] < p->h && (p->ow - 1) * p->stride[1] < p->w;
+    gm->direct = gemm_direct(p);
     const int64_t co = p->co, k = gm->k;
     int n_panels = (int)(co / NR) + (co % NR != 0);
     gm->n_panels = n_panels;
@@ -181,9 +189,8 @@ nn_own *nn_own_gemm_create(const nn_own_conv *p) {
     gm->bias = calloc((size_t)n_panels * NR, sizeof *gm->bias);
     gm->packed = malloc((size_t)(n_panels * NR * k) * sizeof *gm->packed + 64);
     if (p->alpha) gm->alpha = calloc((size_t)n_panels * NR, sizeof *gm->alpha);
-    if (!gm->direct) gm->scratch = malloc((size_t)(gm->p.threads * MR * k) * sizeof(float));
     if (!gm->panel_col || !gm->panel_width || !gm->panel_off || !gm->bias || !gm->packed ||
-        (p->alpha && !gm->alpha) || (!gm->direct && !gm->scratch)) {
+        (p->alpha && !gm->alpha)) {
         gemm_free(&gm->base);
         return NULL;
     }
@@ -210,16 +217,30 @@ nn_own *nn_own_gemm_create(const nn_own_conv *p) {
 /* ==== GEMM: run ==== */
 
 /* Input address of output pixel m for a direct (1x1, unpadded) convolution. */
-static const float *pixel_in(const own_gemm *gm, int64_t m) {
-    const nn_own_conv *p = &gm->p;
-    const int64_t ox = m % p->ow, oy = (m / p->ow) % p->oh, b = m / (p->ow * p->oh);
-    return p->x + ((b * p->h + oy * p->stride[0]) * p->w + ox * p->stride[1]) * p->ci;
+/* An output pixel's coordinates, stepped along without divisions. */
+typedef struct pix {
+    int64_t b, oy, ox;
+} pix;
+
+static pix pix_of(const nn_own_conv *p, int64_t m) {
+    return (pix){m / (p->ow * p->oh), (m / p->ow) % p->oh, m % p->ow};
+}
+
+static void pix_next(const nn_own_conv *p, pix *q) {
+    if (++q->ox < p->ow) return;
+    q->ox = 0;
+    if (++q->oy < p->oh) return;
+    q->oy = 0;
+    q->b++;
+}
+
+static const float *pixel_in(const nn_own_conv *p, pix q) {
+    return p->x + ((q.b * p->h + q.oy * p->stride[0]) * p->w + q.ox * p->stride[1]) * p->ci;
 }
 
 /* im2col of output pixel m into row (K floats): taps in the padding are zeros. */
-static void gather_row(const own_gemm *gm, int64_t m, float *row) {
-    const nn_own_conv *p = &gm->p;
-    const int64_t ox = m % p->ow, oy = (m / p->ow) % p->oh, b = m / (p->ow * p->oh);
+static void gather_row(const nn_own_conv *p, pix q, float *row) {
+    const int64_t ox = q.ox, oy = q.oy, b = q.b;
     const int64_t ci = p->ci, run = (int64_t)p->kw * ci;
     const int64_t ix0 = ox * p->stride[1] - p->pad_left;
     for (int ky = 0; ky < p->kh; ky++, row += run) {
@@ -243,27 +264,28 @@ static void gather_row(const own_gemm *gm, int64_t m, float *row) {
 }
 
 #if defined(__x86_64__) || defined(__i386__)
-/* Task t of p.threads: a contiguous range of 6-pixel blocks, every panel. */
-TARGET static void run_task(void *ctx, size_t t) {
-    const own_gemm *gm = ctx;
+/* Blocks [b0, b1) of 6 pixels, every panel; scratch: MR im2col rows unless direct. */
+TARGET static void run_blocks(const own_gemm *gm, int64_t b0, int64_t b1, float *scratch) {
     const nn_own_conv *p = &gm->p;
-    const int64_t blocks = (gm->m + MR - 1) / MR, tasks = p->threads;
-    const int64_t b0 = blocks * (int64_t)t / tasks, b1 = blocks * ((int64_t)t + 1) / tasks;
     const __m256 lo = _mm256_set1_ps(p->lo), hi = _mm256_set1_ps(p->hi);
-    float *scratch = gm->scratch ? gm->scratch + (int64_t)t * MR * gm->k : NULL;
     for (int64_t blk = b0; blk < b1; blk++) {
         const int64_t m0 = blk * MR;
         const int rows = gm->m - m0 < MR ? (int)(gm->m - m0) : MR;
         const float *a[MR];
+        pix q = pix_of(p, m0);
         for (int r = 0; r < MR; r++) {
             /* Rows past the end repeat the last pixel; their results are not stored. */
-            const int64_t m = m0 + (r < rows ? r : rows - 1);
-            if (gm->direct) {
-                a[r] = pixel_in(gm, m);
-            } else {
-                if (r < rows) gather_row(gm, m, scratch + r * gm->k);
-                a[r] = scratch + (r < rows ? r : rows - 1) * gm->k;
+            if (r >= rows) {
+                a[r] = a[rows - 1];
+                continue;
             }
+            if (gm->direct) {
+                a[r] = pixel_in(p, q);
+            } else {
+                gather_row(p, q, scratch + r * gm->k);
+                a[r] = scratch + r * gm->k;
+            }
+            pix_next(p, &q);
         }
         float *c = p->y + m0 * p->co;
         for (int pi = 0; pi < gm->n_panels; pi++) {
@@ -281,9 +303,26 @@ TARGET static void run_task(void *ctx, size_t t) {
 }
 #endif
 
+/* Thread-pool task t: TASK_BLOCKS blocks. */
+static void task_direct(void *ctx, size_t t) {
+    const own_gemm *gm = ctx;
+    const int64_t blocks = (gm->m + MR - 1) / MR, b0 = (int64_t)t * TASK_BLOCKS;
+    run_blocks(gm, b0, b0 + TASK_BLOCKS < blocks ? b0 + TASK_BLOCKS : blocks, NULL);
+}
+
+static void task_im2col(void *ctx, size_t t) {
+    const own_gemm *gm = ctx;
+    const int64_t blocks = (gm->m + MR - 1) / MR, b0 = (int64_t)t * TASK_BLOCKS;
+    float scratch[MR * GEMM_MAX_K]; /* gm->k <= GEMM_MAX_K: checked at creation */
+    run_blocks(gm, b0, b0 + TASK_BLOCKS < blocks ? b0 + TASK_BLOCKS : blocks, scratch);
+}
+
 static void gemm_run(nn_own *k, pthreadpool_t pool) {
 #if defined(__x86_64__) || defined(__i386__)
-    pthreadpool_parallelize_1d(pool, run_task, k, (size_t)((own_gemm *)k)->p.threads, 0);
+    const own_gemm *gm = (const own_gemm *)k;
+    const int64_t blocks = (gm->m + MR - 1) / MR;
+    pthreadpool_parallelize_1d(pool, gm->direct ? task_direct : task_im2col, k,
+                               (size_t)((blocks + TASK_BLOCKS - 1) / TASK_BLOCKS), 0);
 #else
     (void)k, (void)pool;
 #endif
@@ -448,8 +487,11 @@ static void dw_run(nn_own *k, pthreadpool_t pool) {
 #endif
 }
 
+int nn_own_dwconv_fits(const nn_own_conv *p) {
+    return p->kh <= DW_MAX_K && p->kw <= DW_MAX_K && p->co == p->ci;
+}
+
 nn_own *nn_own_dwconv_create(const nn_own_conv *p) {
-    if (p->kh > DW_MAX_K || p->kw > DW_MAX_K || p->co != p->ci) return NULL;
     own_dw *d = calloc(1, sizeof *d);
     if (!d) return NULL;
     d->base = (nn_own){dw_run, dw_free};

@@ -41,14 +41,18 @@ typedef struct nn_own_conv {
     float lo, hi;               /* output clamp (-inf, inf: none) */
     const float *x;             /* input data, fixed for the plan's life */
     float *y;                   /* output data */
-    int threads;                /* threads of the pool that will run it (>= 1) */
 } nn_own_conv;
 
 typedef struct nn_own nn_own;
 
+/* Whether the kernels take a convolution of this geometry: dense (groups 1) with an im2col
+ * row (KH*KW*CI) of at most 4608 unless 1x1 and unpadded; depthwise with multiplier 1 and a
+ * kernel of at most 16x16. */
+int nn_own_gemm_fits(const nn_own_conv *p);
+int nn_own_dwconv_fits(const nn_own_conv *p);
 /* Plans: weights packed, pointers bound. NULL on OOM. */
-nn_own *nn_own_gemm_create(const nn_own_conv *p);   /* dense (groups 1) */
-nn_own *nn_own_dwconv_create(const nn_own_conv *p); /* depthwise, CO == CI */
+nn_own *nn_own_gemm_create(const nn_own_conv *p);
+nn_own *nn_own_dwconv_create(const nn_own_conv *p);
 /* Constant pad of an ndim-d tensor: pads[2*i], pads[2*i+1] before and after axis i. */
 nn_own *nn_own_pad_create(int ndim, const int64_t *in_dims, const int64_t *pads, float value,
                           const float *x, float *y);
