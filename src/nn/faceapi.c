@@ -1,0 +1,402 @@
+/* face-api's architectures coded on the graph IR (see faceapi.h). Read top to bottom, each
+ * net is a list of straight calls mirroring face-api's forwardInput(); where face-api applies
+ * a per-channel affine after a convolution (a "scale" layer, an inference batch norm) it is
+ * folded into the convolution's weights and bias here, which changes results only by float
+ * rounding (about 1e-7 relative per layer). */
+#include "nn/faceapi.h"
+
+#include "nn/tfjs.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ==== Builder ====
+ * Every helper takes tensor ids and returns a tensor id, or -1 once anything failed: a -1
+ * input makes the helper return -1 at once, so a net is written as a straight list of calls
+ * and checked once at the end, with the first failure's message kept in e. */
+
+typedef struct fb {
+    nn_graph *g;
+    nn_weights w;            /* the manifest's weights, dequantized */
+    mien_err *e;
+    int n_names;             /* counter for synthesised tensor names */
+} fb;
+
+/* A unique tensor name: prefix/what#n. The graph copies names, so a few rotating buffers are
+ * enough for the nested calls of one expression. */
+static const char *nm(fb *b, const char *prefix, const char *what) {
+    static _Thread_local char bufs[8][256];
+    char *buf = bufs[b->n_names & 7];
+    snprintf(buf, sizeof bufs[0], "%s/%s#%d", prefix, what, b->n_names++);
+    return buf;
+}
+
+/* The float weight called name, whose shape must be exactly dims (ndim of them). */
+static const float *weight(fb *b, int ndim, const int64_t *dims, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static const float *weight(fb *b, int ndim, const int64_t *dims, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const nn_weight *w = nn_weights_find(&b->w, name);
+    if (!w) {
+        mien_err_set(b->e, MIEN_EFORMAT, "weight %s missing", name);
+        return NULL;
+    }
+    int ok = w->f && w->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = w->dims[i] == dims[i];
+    if (!ok) {
+        char want[128] = "", have[128] = "";
+        for (int i = 0; i < ndim; i++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", i ? "," : "",
+                     (long long)dims[i]);
+        for (int i = 0; i < w->ndim; i++)
+            snprintf(have + strlen(have), sizeof have - strlen(have), "%s%lld", i ? "," : "",
+                     (long long)w->dims[i]);
+        mien_err_set(b->e, MIEN_EFORMAT, "weight %s: shape [%s]%s, expected float [%s]", name,
+                     have, w->f ? "" : " int32", want);
+        return NULL;
+    }
+    return w->f;
+}
+
+/* A constant copied into the graph. */
+static int cst(fb *b, const char *name, int ndim, const int64_t *dims, const float *data) {
+    if (!data) return -1;
+    return nn_add_const(b->g, name, ndim, dims, data, b->e);
+}
+
+static int binary(fb *b, nn_op op, const char *name, int x, int y) {
+    if (x < 0 || y < 0) return -1;
+    return nn_add_binary(b->g, op, name, x, y, b->e);
+}
+
+static int unary(fb *b, nn_op op, const char *name, int x) {
+    if (x < 0) return -1;
+    return nn_add_unary(b->g, op, name, x, b->e);
+}
+
+/* Per-channel constant of the last axis, e.g. the mean of each colour. */
+static int channel_const(fb *b, const char *name, int n, const float *v) {
+    int64_t d[1] = {n};
+    return cst(b, name, 1, d, v);
+}
+
+/* x op scalar. */
+static int scalar_op(fb *b, nn_op op, const char *name, int x, float v) {
+    if (x < 0) return -1;
+    int c = channel_const(b, nm(b, name, "value"), 1, &v);
+    return binary(b, op, name, x, c);
+}
+
+/* Convolution with HWIO weights w (KH,KW,CI,CO) and bias (CO), both given as data (copied). */
+static int conv(fb *b, const char *name, int x, const float *w, const float *bias, int k,
+                int ci, int co, int stride, nn_padding padding, nn_act act) {
+    if (x < 0 || !w || !bias) return -1;
+    int64_t wd[4] = {k, k, ci, co}, bd[1] = {co};
+    int tw = cst(b, nm(b, name, "filters"), 4, wd, w);
+    int tb = cst(b, nm(b, name, "bias"), 1, bd, bias);
+    if (tw < 0 || tb < 0) return -1;
+    nn_conv_params p;
+    nn_conv_params_default(&p);
+    p.stride[0] = p.stride[1] = stride;
+    p.padding = padding;
+    p.act = act;
+    p.act_min = 0;
+    p.act_max = 6;
+    return nn_add_conv2d(b->g, name, x, tw, tb, -1, &p, b->e);
+}
+
+/* Depthwise convolution, multiplier 1: w (KH,KW,C,1), bias (C) or NULL. */
+static int dwconv(fb *b, const char *name, int x, const float *w, const float *bias, int k,
+                  int c, int stride, nn_act act) {
+    if (x < 0 || !w) return -1;
+    int64_t wd[4] = {k, k, c, 1}, bd[1] = {c};
+    int tw = cst(b, nm(b, name, "filters"), 4, wd, w);
+    int tb = bias ? cst(b, nm(b, name, "bias"), 1, bd, bias) : -2;
+    if (tw < 0 || tb == -1) return -1;
+    nn_conv_params p;
+    nn_conv_params_default(&p);
+    p.stride[0] = p.stride[1] = stride;
+    p.padding = NN_PAD_SAME;
+    p.act = act;
+    p.act_min = 0;
+    p.act_max = 6;
+    return nn_add_dwconv2d(b->g, name, x, tw, bias ? tb : -1, -1, &p, b->e);
+}
+
+static int pool(fb *b, nn_op op, const char *name, int x, int k, int stride) {
+    if (x < 0) return -1;
+    nn_conv_params p;
+    nn_conv_params_default(&p);
+    p.stride[0] = p.stride[1] = stride;
+    p.padding = NN_PAD_VALID;
+    int kernel[2] = {k, k};
+    return nn_add_pool(b->g, op, name, x, kernel, &p, b->e);
+}
+
+/* Zero padding after the end of each NHWC axis. */
+static int pad_after(fb *b, const char *name, int x, int h, int w, int c) {
+    if (x < 0) return -1;
+    int64_t pads[8] = {0, 0, 0, h, 0, w, 0, c};
+    return nn_add_pad(b->g, name, x, pads, 0.0f, b->e);
+}
+
+static const nn_tensor *T(fb *b, int t) { return &b->g->t[t]; }
+
+/* Shared ending of every loader: outputs, optimisation, hand-over. */
+static int finish(fb *b, const char *path, const int *outs, int n_outs, nn_graph **out) {
+    int rc = MIEN_OK;
+    for (int i = 0; i < n_outs && !rc; i++) {
+        if (outs[i] < 0) rc = b->e && b->e->status ? b->e->status : MIEN_EINTERNAL;
+        else rc = nn_mark_output(b->g, outs[i], b->e);
+    }
+    if (!rc) rc = nn_graph_optimize(b->g, b->e);
+    if (rc) {
+        if (!b->e || !b->e->status) mien_err_set(b->e, MIEN_EINTERNAL, "building the graph failed");
+        mien_err_prefix(b->e, "%s", path);
+        nn_graph_free(b->g);
+    } else {
+        *out = b->g;
+    }
+    b->g = NULL;
+    nn_weights_free(&b->w);
+    return rc;
+}
+
+static int start(fb *b, const char *path, const char *graph_name, mien_err *e) {
+    memset(b, 0, sizeof *b);
+    b->e = e;
+    if (e) mien_err_clear(e);
+    int rc = nn_weights_load_file(path, &b->w, e);
+    if (rc) return rc;
+    b->g = nn_graph_new(graph_name);
+    if (!b->g) {
+        nn_weights_free(&b->w);
+        return mien_err_set(e, MIEN_ENOMEM, "out of memory");
+    }
+    return MIEN_OK;
+}
+
+/* face-api's input normalisation (x - mean_rgb) / 255, shared by the descriptor and the
+ * landmark nets. */
+static int normalize_rgb255(fb *b, int x) {
+    static const float mean_rgb[3] = {122.782f, 117.001f, 104.298f};
+    int m = channel_const(b, "mean_rgb", 3, mean_rgb);
+    return scalar_op(b, NN_OP_DIV, "normalized", binary(b, NN_OP_SUB, "centered", x, m), 255.0f);
+}
+
+/* ==== Face descriptor: ResNet-29 ====
+ * face-api's FaceRecognitionNet: a 7x7/2 convolution, a 3x3/2 max pool, then residual blocks
+ * of two 3x3 convolutions at 32, 64, 128 and 256 channels, each stage opened by a
+ * "residual-down" block, and a last down block; the mean over H,W goes through a 256x128
+ * matrix. Every convolution is conv + bias followed by a per-channel scale layer
+ * (y * weights + biases), folded here into the convolution. */
+
+/* conv + bias + scale, folded: W'[.., o] = W[.., o] * s[o], b'[o] = b[o] * s[o] + t[o]. */
+static int rec_conv(fb *b, int x, const char *prefix, int k, int stride, nn_padding padding,
+                    int relu) {
+    if (x < 0) return -1;
+    int ci = (int)T(b, x)->dims[3], co = ci;
+    /* The filter's own shape gives CO (down blocks double the channels). */
+    char fname[256];
+    snprintf(fname, sizeof fname, "%s/conv/filters", prefix);
+    const nn_weight *fw = nn_weights_find(&b->w, fname);
+    if (fw && fw->ndim == 4) co = (int)fw->dims[3];
+    if (co <= 0 || co > 4096) {
+        mien_err_set(b->e, MIEN_EFORMAT, "weight %s: bad shape", fname);
+        return -1;
+    }
+    int64_t wd[4] = {k, k, ci, co}, cd[1] = {co};
+    const float *w = weight(b, 4, wd, "%s/conv/filters", prefix);
+    const float *bias = weight(b, 1, cd, "%s/conv/bias", prefix);
+    const float *sw = weight(b, 1, cd, "%s/scale/weights", prefix);
+    const float *sb = weight(b, 1, cd, "%s/scale/biases", prefix);
+    if (!w || !bias || !sw || !sb) return -1;
+    size_t nw = (size_t)k * k * ci * co;
+    float *fw2 = malloc(nw * sizeof *fw2), *fb2 = malloc((size_t)co * sizeof *fb2);
+    int y = -1;
+    if (!fw2 || !fb2) {
+        mien_err_set(b->e, MIEN_ENOMEM, "out of memory");
+    } else {
+        for (size_t i = 0; i < nw; i++) fw2[i] = w[i] * sw[i % (size_t)co];
+        for (int o = 0; o < co; o++) fb2[o] = bias[o] * sw[o] + sb[o];
+        y = conv(b, prefix, x, fw2, fb2, k, ci, co, stride, padding,
+                 relu ? NN_ACT_RELU : NN_ACT_NONE);
+    }
+    free(fw2);
+    free(fb2);
+    return y;
+}
+
+/* relu(conv2(conv1(x)) + x) */
+static int rec_residual(fb *b, int x, const char *prefix) {
+    char p1[128], p2[128];
+    snprintf(p1, sizeof p1, "%s/conv1", prefix);
+    snprintf(p2, sizeof p2, "%s/conv2", prefix);
+    int y = rec_conv(b, x, p1, 3, 1, NN_PAD_SAME, 1);
+    y = rec_conv(b, y, p2, 3, 1, NN_PAD_SAME, 0);
+    return unary(b, NN_OP_RELU, nm(b, prefix, "relu"), binary(b, NN_OP_ADD, nm(b, prefix, "add"), y, x));
+}
+
+/* The down block: conv1 is 3x3 stride 2 VALID; the shortcut is a 2x2/2 average pool of x,
+ * zero-padded on the channel axis up to conv2's channels. Where the pooled map is larger
+ * than conv2's (floor((n-3)/2)+1 < floor(n/2) for even n), conv2's output gets a zero row
+ * and column appended at the bottom and right, as face-api does. */
+static int rec_residual_down(fb *b, int x, const char *prefix) {
+    char p1[128], p2[128];
+    snprintf(p1, sizeof p1, "%s/conv1", prefix);
+    snprintf(p2, sizeof p2, "%s/conv2", prefix);
+    int y = rec_conv(b, x, p1, 3, 2, NN_PAD_VALID, 1);
+    y = rec_conv(b, y, p2, 3, 1, NN_PAD_SAME, 0);
+    int pooled = pool(b, NN_OP_AVGPOOL, nm(b, prefix, "avgpool"), x, 2, 2);
+    if (y < 0 || pooled < 0) return -1;
+    int64_t dh = T(b, pooled)->dims[1] - T(b, y)->dims[1];
+    int64_t dw = T(b, pooled)->dims[2] - T(b, y)->dims[2];
+    int64_t dc = T(b, y)->dims[3] - T(b, pooled)->dims[3];
+    if (dh < 0 || dh > 1 || dw < 0 || dw > 1 || dc < 0) {
+        mien_err_set(b->e, MIEN_EFORMAT, "%s: shortcut and residual shapes do not fit", prefix);
+        return -1;
+    }
+    if (dh || dw) y = pad_after(b, nm(b, prefix, "pad_hw"), y, (int)dh, (int)dw, 0);
+    if (dc) pooled = pad_after(b, nm(b, prefix, "pad_c"), pooled, 0, 0, (int)dc);
+    return unary(b, NN_OP_RELU, nm(b, prefix, "relu"),
+                 binary(b, NN_OP_ADD, nm(b, prefix, "add"), pooled, y));
+}
+
+int nn_faceapi_recognition_load(const char *path, nn_graph **out, mien_err *e) {
+    *out = NULL;
+    fb b;
+    int rc = start(&b, path, "faceapi/recognition", e);
+    if (rc) return rc;
+    int64_t in_dims[4] = {1, NN_FACEAPI_REC_SIZE, NN_FACEAPI_REC_SIZE, 3};
+    int x = nn_add_input(b.g, "input", 4, in_dims, e);
+    x = normalize_rgb255(&b, x);
+
+    x = rec_conv(&b, x, "conv32_down", 7, 2, NN_PAD_VALID, 1);
+    x = pool(&b, NN_OP_MAXPOOL, "maxpool", x, 3, 2);
+    x = rec_residual(&b, x, "conv32_1");
+    x = rec_residual(&b, x, "conv32_2");
+    x = rec_residual(&b, x, "conv32_3");
+    x = rec_residual_down(&b, x, "conv64_down");
+    x = rec_residual(&b, x, "conv64_1");
+    x = rec_residual(&b, x, "conv64_2");
+    x = rec_residual(&b, x, "conv64_3");
+    x = rec_residual_down(&b, x, "conv128_down");
+    x = rec_residual(&b, x, "conv128_1");
+    x = rec_residual(&b, x, "conv128_2");
+    x = rec_residual_down(&b, x, "conv256_down");
+    x = rec_residual(&b, x, "conv256_1");
+    x = rec_residual(&b, x, "conv256_2");
+    x = rec_residual_down(&b, x, "conv256_down_out");
+
+    int avg = x < 0 ? -1 : nn_add_reduce(b.g, NN_OP_MEAN, "global_avg", x, 0x6u, 0, e);
+    int64_t fcd[2] = {256, NN_FACEAPI_REC_DIM};
+    int fcw = cst(&b, "fc", 2, fcd, weight(&b, 2, fcd, "fc"));
+    int y = avg < 0 || fcw < 0 ? -1
+                               : nn_add_fc(b.g, "descriptor", avg, fcw, -1, -1, NN_ACT_NONE, e);
+    if (y >= 0 && (T(&b, y)->ndim != 2 || T(&b, y)->dims[1] != NN_FACEAPI_REC_DIM)) {
+        mien_err_set(e, MIEN_EFORMAT, "descriptor has the wrong shape");
+        y = -1;
+    }
+    return finish(&b, path, &y, 1, out);
+}
+
+/* ==== 68-point landmarks ====
+ * face-api's FaceLandmark68Net / FaceLandmark68TinyNet: a feature extractor of "dense blocks"
+ * (4 blocks of 4 convolutions, or 3 of 3 for the tiny net), each block halving the size with
+ * its first convolution (a full 3x3 convolution in the first block, depthwise-separable ones
+ * after) and summing the outputs of all its convolutions so far before each next one; then an
+ * average pool over the whole 7x7 (14x14) map and a fully connected layer to 136 values. */
+
+/* CO of the 4-D weight called name, or -1 (with a message) when it is missing or not 4-D. */
+static int out_channels(fb *b, const char *name) {
+    const nn_weight *w = nn_weights_find(&b->w, name);
+    if (!w || w->ndim != 4 || w->dims[3] <= 0 || w->dims[3] > 4096) {
+        mien_err_set(b->e, MIEN_EFORMAT, "weight %s %s", name, w ? "has a bad shape" : "missing");
+        return -1;
+    }
+    return (int)w->dims[3];
+}
+
+/* tf.separableConv2d (3x3 depthwise, SAME, stride, then 1x1 pointwise) + bias. */
+static int sep_conv(fb *b, int x, const char *prefix, int stride, nn_act act) {
+    if (x < 0) return -1;
+    char name[256];
+    snprintf(name, sizeof name, "%s/pointwise_filter", prefix);
+    int ci = (int)T(b, x)->dims[3], co = out_channels(b, name);
+    if (co < 0) return -1;
+    int64_t dwd[4] = {3, 3, ci, 1}, pwd[4] = {1, 1, ci, co}, bd[1] = {co};
+    const float *dw = weight(b, 4, dwd, "%s/depthwise_filter", prefix);
+    const float *pw = weight(b, 4, pwd, "%s", name);
+    const float *bias = weight(b, 1, bd, "%s/bias", prefix);
+    int y = dwconv(b, nm(b, prefix, "depthwise"), x, dw, NULL, 3, ci, stride, NN_ACT_NONE);
+    return conv(b, prefix, y, pw, bias, 1, ci, co, 1, NN_PAD_SAME, act);
+}
+
+static int dense_block(fb *b, int x, const char *prefix, int n_convs, int first) {
+    if (x < 0) return -1;
+    char p[4][128];
+    for (int i = 0; i < 4; i++) snprintf(p[i], sizeof p[i], "%s/conv%d", prefix, i);
+    int out1;
+    if (first) {
+        char fname[160];
+        snprintf(fname, sizeof fname, "%s/filters", p[0]);
+        int ci = (int)T(b, x)->dims[3], co = out_channels(b, fname);
+        if (co < 0) return -1;
+        int64_t wd[4] = {3, 3, ci, co}, bd[1] = {co};
+        out1 = conv(b, p[0], x, weight(b, 4, wd, "%s", fname), weight(b, 1, bd, "%s/bias", p[0]),
+                    3, ci, co, 2, NN_PAD_SAME, NN_ACT_RELU);
+    } else {
+        out1 = sep_conv(b, x, p[0], 2, NN_ACT_RELU);
+    }
+    int out2 = sep_conv(b, out1, p[1], 1, NN_ACT_NONE);
+    int in3 = unary(b, NN_OP_RELU, nm(b, prefix, "relu"),
+                    binary(b, NN_OP_ADD, nm(b, prefix, "add"), out1, out2));
+    int out3 = sep_conv(b, in3, p[2], 1, NN_ACT_NONE);
+    /* Sums nest as face-api writes them: out1 + (out2 + (out3 [+ out4])). */
+    int s23 = binary(b, NN_OP_ADD, nm(b, prefix, "add"), out2, out3);
+    int in4 = unary(b, NN_OP_RELU, nm(b, prefix, "relu"),
+                    binary(b, NN_OP_ADD, nm(b, prefix, "add"), out1, s23));
+    if (n_convs == 3) return in4;
+    int out4 = sep_conv(b, in4, p[3], 1, NN_ACT_NONE);
+    int s34 = binary(b, NN_OP_ADD, nm(b, prefix, "add"), out3, out4);
+    int s234 = binary(b, NN_OP_ADD, nm(b, prefix, "add"), out2, s34);
+    return unary(b, NN_OP_RELU, nm(b, prefix, "relu"),
+                 binary(b, NN_OP_ADD, nm(b, prefix, "add"), out1, s234));
+}
+
+int nn_faceapi_landmarks68_load(const char *path, int tiny, nn_graph **out, mien_err *e) {
+    *out = NULL;
+    fb b;
+    int rc = start(&b, path, tiny ? "faceapi/landmarks68_tiny" : "faceapi/landmarks68", e);
+    if (rc) return rc;
+    int64_t in_dims[4] = {1, NN_FACEAPI_LM_SIZE, NN_FACEAPI_LM_SIZE, 3};
+    int x = nn_add_input(b.g, "input", 4, in_dims, e);
+    x = normalize_rgb255(&b, x);
+    int n_blocks = tiny ? 3 : 4, n_convs = tiny ? 3 : 4;
+    for (int i = 0; i < n_blocks; i++) {
+        char prefix[16];
+        snprintf(prefix, sizeof prefix, "dense%d", i);
+        x = dense_block(&b, x, prefix, n_convs, i == 0);
+    }
+    /* avgPool 7x7 (14x14 tiny) stride 2 VALID over a 7x7 (14x14) map: the mean over H, W. */
+    int y = -1;
+    if (x >= 0 && T(&b, x)->dims[1] == (tiny ? 14 : 7) && T(&b, x)->dims[2] == (tiny ? 14 : 7)) {
+        int feat = nn_add_reduce(b.g, NN_OP_MEAN, "avgpool", x, 0x6u, 0, e);
+        int c = feat < 0 ? 0 : (int)T(&b, feat)->dims[1];
+        int64_t wd[2] = {c, 136}, bd[1] = {136};
+        int w = cst(&b, "fc/weights", 2, wd, weight(&b, 2, wd, "fc/weights"));
+        int bias = cst(&b, "fc/bias", 1, bd, weight(&b, 1, bd, "fc/bias"));
+        if (feat >= 0 && w >= 0 && bias >= 0)
+            y = nn_add_fc(b.g, "landmarks", feat, w, bias, -1, NN_ACT_NONE, e);
+    } else if (x >= 0) {
+        mien_err_set(e, MIEN_EFORMAT, "feature map has the wrong size");
+    }
+    return finish(&b, path, &y, 1, out);
+}
