@@ -29,8 +29,10 @@ typedef struct fb {
  * enough for the nested calls of one expression. */
 static const char *nm(fb *b, const char *prefix, const char *what) {
     static _Thread_local char bufs[8][256];
-    char *buf = bufs[b->n_names & 7];
-    snprintf(buf, sizeof bufs[0], "%s/%s#%d", prefix, what, b->n_names++);
+    char tmp[256]; /* prefix may itself be one of the buffers */
+    snprintf(tmp, sizeof tmp, "%s/%s#%d", prefix, what, b->n_names);
+    char *buf = bufs[b->n_names++ & 7];
+    memcpy(buf, tmp, sizeof tmp);
     return buf;
 }
 
