@@ -55,14 +55,12 @@ int face_affine_invert(const float m[6], float inv[6]) {
     return 1;
 }
 
-int face_align_matrix(const mien_face *f, int size, float m[6]) {
-    /* Template in our continuous coordinates (pixel centres at +0.5), scaled to the crop. */
+int face_align_matrix(const mien_face *f, const float (*tmpl)[2], float m[6]) {
     float dst[5][2], src[5][2];
-    const float k = (float)size / 112.f;
     int n = f->n_points == 5 ? 5 : 4;
     for (int i = 0; i < 5; i++) {
-        dst[i][0] = (mien_arcface_template[i][0] + 0.5f) * k;
-        dst[i][1] = (mien_arcface_template[i][1] + 0.5f) * k;
+        dst[i][0] = tmpl[i][0];
+        dst[i][1] = tmpl[i][1];
         src[i][0] = f->points[i][0];
         src[i][1] = f->points[i][1];
     }
@@ -81,7 +79,7 @@ int mien_align(mien_session *s, const mien_image *img, const mien_face *face, mi
     if (!s || !img || !face || !out) return MIEN_EINVAL;
     const int size = s->m->emb.size;
     float m[6];
-    if (!face_align_matrix(face, size, m))
+    if (!face_align_matrix(face, (const float (*)[2])s->m->emb.tmpl, m))
         return mien_err_set(&s->err, MIEN_EINVAL, "align: degenerate landmarks");
     int rc = img_alloc(out, size, size, &s->err);
     if (rc) return rc;

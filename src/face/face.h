@@ -42,6 +42,9 @@ typedef struct emb_model {
     int dim;                 /* embedding size (192) */
     float mean, scale;       /* input = (pixel - mean) * scale */
     float threshold;         /* default cosine threshold for "same" */
+    /* Where the 5 alignment points (eye, eye, nose tip, mouth corner, mouth corner; image
+     * order) go in the crop, in crop pixels with centres at +0.5. */
+    float tmpl[5][2];
 } emb_model;
 
 struct mien_models {
@@ -72,8 +75,8 @@ int face_similarity_fit(const float (*src)[2], const float (*dst)[2], int n, flo
 int face_affine_invert(const float m[6], float inv[6]);
 
 /* Matrix mapping aligned-crop pixel centres to image coordinates for face f (what
- * img_warp_affine wants), for a crop of side `size` on the ArcFace template scaled to it. */
-int face_align_matrix(const mien_face *f, int size, float m[6]);
+ * img_warp_affine wants), for the crop template tmpl (see emb_model). */
+int face_align_matrix(const mien_face *f, const float (*tmpl)[2], float m[6]);
 
 /* Run the embedder on a float input already in the session's exec input. */
 int face_embed_input(mien_session *s, const mien_image *img, const float m[6], float *emb);

@@ -18,19 +18,61 @@ static const det_spec det_specs[] = {
     {"blazeface-front", "human/blazeface-front.json", 128},
 };
 
+/* How a face is cropped for an embedder. */
+typedef enum crop_kind {
+    CROP_ARCFACE,            /* InsightFace's 112x112 5-point template, scaled to the input */
+    CROP_DLIB,               /* dlib's face chip: mean face shape, padding 0.25 */
+} crop_kind;
+
 typedef struct emb_spec {
     const char *name, *file;
+    const char *output;      /* graph output holding the embedding; NULL: the only output */
     int size;
     float mean, scale;       /* network input = (pixel - mean) * scale */
+    crop_kind crop;
+    float zoom;              /* > 1: the crop shows that much more around the template */
     /* Default cosine threshold for "same person": the threshold at FAR = 1e-3 on LFW's 3000
-     * impostor pairs with the default pipeline (flip on), from `mien eval pairs` (see
-     * README, "Accuracy"). */
+     * impostor pairs with the default pipeline, from `mien eval pairs` (README, "Accuracy"). */
     float threshold;
     int flip;                /* flip test-time augmentation on by default */
 } emb_spec;
 static const emb_spec emb_specs[] = {
-    {"mobilefacenet", "human/mobilefacenet.json", 112, 127.5f, 1.f / 128.f, 0.35f, 1},
+    /* MobileFaceNet (sirius-ai TF port): input (x - 127.5) / 128 on the ArcFace crop. */
+    {"mobilefacenet", "human/mobilefacenet.json", NULL, 112, 127.5f, 1.f / 128.f, CROP_ARCFACE,
+     1.f, 0.35f, 1},
+    /* BecauseofAI MobileFace (MXNet port): normalises inside the graph, raw pixels in. */
+    {"mobileface", "human/mobileface.json", NULL, 112, 0.f, 1.f, CROP_ARCFACE, 1.f, 0.35f, 1},
+    /* HSE FaceRes (MobileNet on VGGFace2): raw pixels, 224x224, 1024-d global pooling. */
+    {"faceres", "human/faceres.json", "global_pooling/Mean", 224, 0.f, 1.f, CROP_ARCFACE, 1.3f,
+     0.35f, 1},
 };
+
+/* dlib's 68-point mean face (dlib/image_transforms/interpolation.h, normalised to the face
+ * box): the eye centres (mean of points 36-41 and 42-47), nose tip (30) and mouth corners
+ * (48, 54), which is what our 5 alignment points are. */
+static const float dlib_mean_face5[5][2] = {
+    {0.225492f, 0.215990f}, {0.754761f, 0.215990f}, {0.490127f, 0.515625f},
+    {0.254149f, 0.780233f}, {0.726104f, 0.780233f},
+};
+
+/* Crop template of an embedder in its input pixels (centres at +0.5). */
+static void make_template(const emb_spec *sp, float tmpl[5][2]) {
+    const float S = (float)sp->size, c = S * 0.5f;
+    for (int i = 0; i < 5; i++) {
+        float x, y;
+        if (sp->crop == CROP_DLIB) {
+            const float pad = 0.25f; /* dlib's face recognition chips: size 150, padding 0.25 */
+            x = (pad + dlib_mean_face5[i][0]) / (1.f + 2.f * pad) * S;
+            y = (pad + dlib_mean_face5[i][1]) / (1.f + 2.f * pad) * S;
+        } else {
+            /* InsightFace's template is in OpenCV pixel coordinates: +0.5 for ours. */
+            x = (mien_arcface_template[i][0] + 0.5f) * S / 112.f;
+            y = (mien_arcface_template[i][1] + 0.5f) * S / 112.f;
+        }
+        tmpl[i][0] = c + (x - c) / sp->zoom;
+        tmpl[i][1] = c + (y - c) / sp->zoom;
+    }
+}
 
 void mien_config_default(mien_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
@@ -53,12 +95,12 @@ static int models_fail(mien_models *m, int status, const char *fmt, ...) {
 }
 
 static int load_graph(mien_models *m, const char *dir, const char *file, int side,
-                      nn_graph **g) {
+                      const char *output, nn_graph **g) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, file);
     mien_err e = {0};
     int64_t dims[4] = {1, side, side, 3};
-    int rc = nn_tfjs_load(path, dims, NULL, 0, g, &e);
+    int rc = nn_tfjs_load(path, dims, output ? &output : NULL, output ? 1 : 0, g, &e);
     if (rc) return models_fail(m, rc, "%s", e.msg);
     return MIEN_OK;
 }
@@ -128,7 +170,7 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
     for (size_t i = 0; i < sizeof emb_specs / sizeof emb_specs[0]; i++)
         if (!strcmp(emb_specs[i].name, m->cfg.embedder)) es = &emb_specs[i];
     if (!es)
-        return models_fail(m, MIEN_ENOTFOUND, "unknown embedder '%s' (known: mobilefacenet)",
+        return models_fail(m, MIEN_ENOTFOUND, "unknown embedder '%s' (known: mobilefacenet, mobileface, faceres)",
                            m->cfg.embedder);
     int use_mesh = !strcmp(m->cfg.landmarks, "facemesh");
     if (!use_mesh && strcmp(m->cfg.landmarks, "none") != 0)
@@ -138,9 +180,9 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
     m->exec_opts.backend = m->cfg.backend == MIEN_BACKEND_REF ? NN_BACKEND_REF : NN_BACKEND_FAST;
     m->exec_opts.threads = m->cfg.threads;
 
-    int rc = load_graph(m, dir, ds->file, ds->size, &m->det.g);
+    int rc = load_graph(m, dir, ds->file, ds->size, NULL, &m->det.g);
     if (!rc) rc = setup_detector(m, ds);
-    if (!rc) rc = load_graph(m, dir, es->file, es->size, &m->emb.g);
+    if (!rc) rc = load_graph(m, dir, es->file, es->size, es->output, &m->emb.g);
     if (rc) return rc;
     emb_model *em = &m->emb;
     em->name = es->name;
@@ -148,13 +190,14 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
     em->mean = es->mean;
     em->scale = es->scale;
     em->threshold = es->threshold;
+    make_template(es, em->tmpl);
     const nn_tensor *eo = &em->g->t[em->g->outputs[0]];
     em->dim = (int)eo->dims[eo->ndim - 1];
     if (em->dim <= 0 || em->dim > 65536 || eo->n != em->dim)
         return models_fail(m, MIEN_EFORMAT, "%s: output is not one embedding vector", es->file);
     if (use_mesh) {
         m->mesh.size = 192;
-        if ((rc = load_graph(m, dir, "human/facemesh.json", m->mesh.size, &m->mesh.g))) return rc;
+        if ((rc = load_graph(m, dir, "human/facemesh.json", m->mesh.size, NULL, &m->mesh.g))) return rc;
         m->mesh.out_mesh = m->mesh.out_flag = -1;
         for (int i = 0; i < m->mesh.g->n_outputs; i++) {
             int64_t n = m->mesh.g->t[m->mesh.g->outputs[i]].n;

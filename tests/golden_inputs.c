@@ -1,0 +1,87 @@
+#include "golden_inputs.h"
+
+#include "face/face.h"
+#include "image/image.h"
+#include "mien.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const golden_case golden_cases[] = {
+    {"blazeface_sample1", "human/blazeface.json", "demo/sample1.jpg", 256, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f},
+    {"blazeface_sample4", "human/blazeface.json", "demo/sample4.jpg", 256, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f},
+    {"blazeface_front_sample2", "human/blazeface-front.json", "demo/sample2.jpg", 128, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f},
+    {"mobilefacenet_sample1_f0", "human/mobilefacenet.json", "demo/sample1.jpg", 112, GOLDEN_ALIGNED, 0, 127.5f, 1 / 128.f},
+    {"mobilefacenet_sample5_f1", "human/mobilefacenet.json", "demo/sample5.jpg", 112, GOLDEN_ALIGNED, 1, 127.5f, 1 / 128.f},
+    {"mobileface_sample6_f0", "human/mobileface.json", "demo/sample6.jpg", 112, GOLDEN_ALIGNED, 0, 0.f, 1.f},
+    {"faceres_sample3_f0", "human/faceres.json", "demo/sample3.jpg", 224, GOLDEN_ALIGNED, 0, 0.f, 1.f},
+    {"facemesh_sample4_f2", "human/facemesh.json", "demo/sample4.jpg", 192, GOLDEN_ALIGNED, 2, 0.f, 1 / 255.f},
+};
+const int n_golden_cases = (int)(sizeof golden_cases / sizeof golden_cases[0]);
+
+int golden_make_input(const char *models_dir, const golden_case *c, float **out, mien_err *e) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", models_dir, c->image);
+    mien_image img = {0};
+    int rc = img_load(path, NULL, &img, NULL, NULL, e);
+    if (rc) return rc;
+    const int S = c->side;
+    float *t = malloc((size_t)S * S * 3 * sizeof *t);
+    if (!t) {
+        mien_image_free(&img);
+        return mien_err_set(e, MIEN_ENOMEM, "out of memory");
+    }
+    if (c->kind == GOLDEN_LETTERBOX) {
+        /* Whole photo, aspect kept, centred on black: the detector's own recipe. */
+        int side = img.width > img.height ? img.width : img.height;
+        int rw = (int)lround((double)img.width * S / side), rh = (int)lround((double)img.height * S / side);
+        mien_image small = {0};
+        if ((rc = img_resize(&img, rw, rh, &small, e))) goto done;
+        int ox = (S - rw) / 2, oy = (S - rh) / 2;
+        for (int i = 0; i < S * S * 3; i++) t[i] = (0.f - c->mean) * c->scale;
+        for (int y = 0; y < rh; y++)
+            for (int x = 0; x < rw * 3; x++)
+                t[((size_t)(y + oy) * S + ox) * 3 + x] = ((float)small.rgb[(size_t)y * rw * 3 + x] - c->mean) * c->scale;
+        mien_image_free(&small);
+    } else {
+        /* A face found by the default detector, warped with a similarity transform that
+         * maps its eyes and mouth onto fixed spots of the crop. */
+        mien_models *m;
+        mien_session *s = NULL;
+        mien_face *faces = NULL;
+        int n = 0;
+        mien_config cfg;
+        mien_config_default(&cfg);
+        cfg.backend = MIEN_BACKEND_REF; /* the oracle backend, so the crop never moves */
+        rc = mien_models_open(models_dir, &cfg, &m);
+        if (!rc) rc = mien_session_open(m, &s);
+        if (!rc) rc = mien_detect(s, &img, NULL, &faces, &n);
+        if (rc) mien_err_set(e, rc, "%s", s ? mien_errmsg(s) : mien_models_errmsg(m));
+        if (!rc && n <= c->face) rc = mien_err_set(e, MIEN_ENOFACE, "%s: face %d not found", path, c->face);
+        if (!rc) {
+            const float k = (float)S / 112.f;
+            float tmpl[5][2], mm[6];
+            for (int i = 0; i < 5; i++) {
+                tmpl[i][0] = (mien_arcface_template[i][0] + 0.5f) * k;
+                tmpl[i][1] = (mien_arcface_template[i][1] + 0.5f) * k;
+            }
+            if (!face_align_matrix(&faces[c->face], (const float (*)[2])tmpl, mm))
+                rc = mien_err_set(e, MIEN_EINVAL, "degenerate landmarks");
+            else
+                img_warp_affine_f32(&img, mm, S, S, c->mean, c->scale, t);
+        }
+        free(faces);
+        mien_session_close(s);
+        mien_models_close(m);
+    }
+done:
+    mien_image_free(&img);
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    *out = t;
+    return MIEN_OK;
+}
