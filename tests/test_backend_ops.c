@@ -272,13 +272,17 @@ static const dw_case dw_cases[] = {
     {9, 9, 6, 2, 3, 3, 1, 1, NN_PAD_SAME, {0}},
     {10, 10, 5, 2, 3, 3, 2, 1, NN_PAD_SAME, {0}},
     {8, 8, 3, 3, 5, 5, 1, 1, NN_PAD_VALID, {0}},
-    /* Channel counts over the own kernel's groups of 24, 16, 8 and a partial 8; rows not a
-     * multiple of its 4-pixel quads; border quads with dilation and uneven padding. */
+    /* Channel counts making the own kernel's chunks of 3, 2 and 1 groups of 8, the last one
+     * overlapping; rows not a multiple of its 4-pixel quads; border quads with dilation and
+     * uneven padding. */
     {20, 21, 29, 1, 3, 3, 1, 1, NN_PAD_SAME, {0}},
+    {7, 10, 28, 1, 3, 3, 1, 1, NN_PAD_SAME, {0}},
+    {7, 9, 36, 1, 3, 3, 2, 1, NN_PAD_SAME, {0}},
     {9, 14, 56, 1, 3, 3, 2, 1, NN_PAD_SAME, {0}},
     {6, 30, 40, 1, 5, 5, 1, 2, NN_PAD_SAME, {0}},
     {13, 10, 48, 1, 3, 3, 1, 1, NN_PAD_EXPLICIT, {2, 0, 0, 2}},
     {5, 23, 16, 1, 1, 1, 2, 1, NN_PAD_VALID, {0}},
+    {6, 9, 200, 1, 3, 3, 1, 1, NN_PAD_SAME, {0}}, /* from 128 channels: XNNPACK */
 };
 
 START_TEST(op_dwconv2d) {
@@ -309,7 +313,7 @@ START_TEST(op_dwconv2d) {
                      c->h, c->w, c->c, c->m, c->kh, c->kw, c->stride, c->dil, c->padding,
                      act_name(act), path);
             use_own(path);
-            check(g, what, path && c->m == 1 ? "own" : "xnnpack");
+            check(g, what, path && c->m == 1 && c->c < 128 ? "own" : "xnnpack");
             nn_graph_free(g);
         }
 }

@@ -82,9 +82,17 @@ TARGET static inline __m256 finish(__m256 v, __m256 lo, __m256 hi, const float *
     return v;
 }
 
+/* Store the first n (< 8) lanes. Not vmaskmovps: a masked store is microcoded and slow on
+ * AMD cores. */
+TARGET static inline void store_n(float *dst, __m256 v, int n) {
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    for (int i = 0; i < n; i++) dst[i] = t[i];
+}
+
 TARGET static inline void store8(float *c, __m256 v, int cols) {
     if (cols >= 8) _mm256_storeu_ps(c, v);
-    else if (cols > 0) _mm256_maskstore_ps(c, lane_mask(cols), v);
+    else if (cols > 0) store_n(c, v, cols);
 }
 
 /* C rows [0, rows) x columns [0, cols) of a 16-wide panel. a: MR row pointers. */
@@ -333,9 +341,13 @@ static void gemm_run(nn_own *k, pthreadpool_t pool) {
  * the 4 pixels, and 1 to 3 8-channel groups are in flight (4 to 12 accumulators, enough FMA
  * chains to hide their latency). Interior quads (every tap inside the input) step through
  * the input with fixed strides; border quads look each tap up in a table whose taps in the
- * padding point at a row of zeros, and a last short quad repeats its last pixel. Weights,
- * bias and slopes are padded to a multiple of 8 channels with zeros; a last partial group
- * goes through masked loads and stores, so nothing past a pixel's channels is touched. */
+ * padding point at a row of zeros, and a last short quad repeats its last pixel. When the
+ * channels are not a multiple of 8 the last chunk of groups is shifted back to end at the
+ * last channel, overlapping the one before (those channels are computed twice, to the same
+ * bits), so every group is a whole vector. Fewer than 8 channels load whole vectors, reading
+ * up to 7 floats past a pixel's channels (the next pixel, or the slack every buffer of the
+ * fast backend keeps after its data), and store only their own. Weights, bias and slopes
+ * are padded to a multiple of 8 channels with zeros. */
 
 #define DW_MAX_K 16 /* kernel height and width the own kernel takes */
 
@@ -393,11 +405,11 @@ static void dw_free(nn_own *k) {
 /* A quad kernel: BORDER 0 steps through interior pixels, 1 reads the tap table. */
 #define DW_QUAD(name, BORDER, ACCS, TAPS, STORES)                                          \
     TARGET static void name(const own_dw *d, const dw_row_ctx *rc, int64_t ox, int64_t c,  \
-                            __m256i mask, __m256 lo, __m256 hi) {                          \
+                            int tail, __m256 lo, __m256 hi) {                              \
         const nn_own_conv *p = &d->p;                                                      \
         const int64_t C = p->ci, s = p->stride[1] * C, step = p->dilation[1] * C;          \
         const float *z = d->zeros + c;                                                     \
-        (void)mask, (void)z;                                                               \
+        (void)tail, (void)z;                                                               \
         ACCS                                                                               \
         for (int r = 0; r < rc->n_rows; r++) {                                             \
             const float *row = rc->rows[r] + (ox * p->stride[1] - p->pad_left) * C + c;    \
@@ -426,12 +438,13 @@ DW_QUAD(dw_quad2, 0, DW_ACC(0) DW_ACC(1), DW_TAP(0) DW_TAP(1), DW_STORE(0) DW_ST
 DW_QUAD(dw_quad3, 0, DW_ACC(0) DW_ACC(1) DW_ACC(2), DW_TAP(0) DW_TAP(1) DW_TAP(2),
         DW_STORE(0) DW_STORE(1) DW_STORE(2))
 DW_QUAD(dw_edge1, 1, DW_ACC(0), DW_TAP(0), DW_STORE(0))
+DW_QUAD(dw_edge2, 1, DW_ACC(0) DW_ACC(1), DW_TAP(0) DW_TAP(1), DW_STORE(0) DW_STORE(1))
 DW_QUAD(dw_edge3, 1, DW_ACC(0) DW_ACC(1) DW_ACC(2), DW_TAP(0) DW_TAP(1) DW_TAP(2),
         DW_STORE(0) DW_STORE(1) DW_STORE(2))
 #undef LOAD
 #undef STORE
-#define LOAD(ptr) _mm256_maskload_ps(ptr, mask)
-#define STORE(ptr, v) _mm256_maskstore_ps(ptr, mask, v)
+#define LOAD(ptr) _mm256_loadu_ps(ptr)
+#define STORE(ptr, v) store_n(ptr, v, tail)
 DW_QUAD(dw_quad_tail, 0, DW_ACC(0), DW_TAP(0), DW_STORE(0))
 DW_QUAD(dw_edge_tail, 1, DW_ACC(0), DW_TAP(0), DW_STORE(0))
 #undef LOAD
@@ -451,7 +464,7 @@ TARGET static void dw_row(void *ctx, size_t row_index) {
         rc.kys[rc.n_rows++] = ky;
     }
     float *out = p->y + (b * p->oh + oy) * p->ow * C;
-    const __m256i tail_mask = lane_mask((int)(C % 8));
+    const int tail = (int)(C % 8);
     for (int64_t ox = 0; ox < p->ow; ox += 4) {
         const int border = ox < d->ox_lo || ox + 4 > d->ox_hi;
         for (int q = 0; q < 4; q++) {
@@ -463,17 +476,29 @@ TARGET static void dw_row(void *ctx, size_t row_index) {
                 rc.off[kx][q] = ix >= 0 && ix < p->w ? ix * C : -1;
             }
         }
-        int64_t c = 0;
-        if (border) {
-            for (; C - c >= 24; c += 24) dw_edge3(d, &rc, ox, c, tail_mask, lo, hi);
-            for (; C - c >= 8; c += 8) dw_edge1(d, &rc, ox, c, tail_mask, lo, hi);
-            if (c < C) dw_edge_tail(d, &rc, ox, c, tail_mask, lo, hi);
+        if (C < 8) {
+            if (border) dw_edge_tail(d, &rc, ox, 0, tail, lo, hi);
+            else dw_quad_tail(d, &rc, ox, 0, tail, lo, hi);
             continue;
         }
-        for (; C - c >= 24; c += 24) dw_quad3(d, &rc, ox, c, tail_mask, lo, hi);
-        if (C - c >= 16) dw_quad2(d, &rc, ox, c, tail_mask, lo, hi), c += 16;
-        if (C - c >= 8) dw_quad1(d, &rc, ox, c, tail_mask, lo, hi), c += 8;
-        if (c < C) dw_quad_tail(d, &rc, ox, c, tail_mask, lo, hi);
+        /* Chunks of 3 groups (2 when 4 or 2 are left, 1 when 1 is), the last one ending at
+         * channel C. */
+        for (int64_t g = 0, ng = (C + 7) / 8; g < ng;) {
+            const int64_t left = ng - g;
+            int G = left == 1 ? 1 : left == 2 || left == 4 ? 2 : 3;
+            if (G == ng && 8 * G > C) G--; /* one shifted chunk would start before 0 */
+            const int64_t c = g + G == ng ? C - 8 * G : 8 * g;
+            if (border) {
+                if (G == 3) dw_edge3(d, &rc, ox, c, 0, lo, hi);
+                else if (G == 2) dw_edge2(d, &rc, ox, c, 0, lo, hi);
+                else dw_edge1(d, &rc, ox, c, 0, lo, hi);
+            } else {
+                if (G == 3) dw_quad3(d, &rc, ox, c, 0, lo, hi);
+                else if (G == 2) dw_quad2(d, &rc, ox, c, 0, lo, hi);
+                else dw_quad1(d, &rc, ox, c, 0, lo, hi);
+            }
+            g += G;
+        }
     }
 }
 #endif
