@@ -120,6 +120,8 @@ static enum xnn_status keep(xk *k, enum xnn_status s, xnn_operator_t *opp) {
 /* A buffer owned by the kernel, with readable slack after it: XNN_EXTRA_BYTES for XNNPACK,
  * 7 floats for the own depthwise kernel's whole-vector loads (exec.c's arena keeps 64). */
 #define SLACK_BYTES 32
+_Static_assert(SLACK_BYTES >= XNN_EXTRA_BYTES && SLACK_BYTES >= 7 * sizeof(float), "slack");
+
 static float *xk_alloc(xk *k, int64_t count) {
     if (k->n_mem == k->cap_mem) {
         int nc = k->cap_mem ? 2 * k->cap_mem : 4;
