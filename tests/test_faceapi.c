@@ -11,6 +11,7 @@
 #include "nn/exec.h"
 #include "nn/faceapi.h"
 #include "nn/graph.h"
+#include "image/image.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -57,6 +58,22 @@ static void synth_image(float *out, long W, long H, long s) {
             }
 }
 
+/* Read a whole float32 file (malloc'd); *n receives the number of values. */
+static float *read_f32_all(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s (tools/make_goldens_faceapi.sh writes it)", path);
+    fseek(f, 0, SEEK_END);
+    long bytes = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    ck_assert_msg(bytes >= 0 && bytes % 4 == 0, "%s: not float32", path);
+    float *v = malloc((size_t)bytes + 4);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(fread(v, 1, (size_t)bytes, f), bytes);
+    fclose(f);
+    *n = (size_t)bytes / 4;
+    return v;
+}
+
 /* Read exactly n float32 values (malloc'd). */
 static float *read_f32(const char *path, size_t n) {
     FILE *f = fopen(path, "rb");
@@ -91,20 +108,23 @@ static nn_graph *load_or_fail(int (*load)(const char *, nn_graph **, mien_err *)
     return g;
 }
 
-/* Run g on the synthetic image of seed s with both backends and compare every output with
- * GOLDEN_DIR/<golden>_s<seed>.<i>.f32. Prints the measured differences. */
-static void check_golden(const nn_graph *g, const char *golden, int seed) {
-    const nn_tensor *tin = &g->t[g->inputs[0]];
-    int H = (int)tin->dims[1], W = (int)tin->dims[2];
-    float *img = malloc((size_t)W * H * 3 * sizeof *img);
-    ck_assert_ptr_nonnull(img);
-    synth_image(img, W, H, seed);
+/* Called after each run with the exec (outputs valid) and the backend's name. */
+typedef void (*after_run_fn)(const nn_exec *x, const char *backend, void *ctx);
+
+/* Run g on img with both backends and compare every output i with GOLDEN_DIR/<golden>.<i>.f32;
+ * prints the measured differences. */
+static void check_outputs(const nn_graph *g, const float *img, const char *golden_name,
+                          after_run_fn after, void *ctx) {
+    char golden[256]; /* golden_name may sit in tu_path's rotating buffers */
+    snprintf(golden, sizeof golden, "%s", golden_name);
+    size_t n_in = (size_t)g->t[g->inputs[0]].n;
     for (int k = 0; k < 2; k++) {
+        const char *bk = k ? "fast" : "ref";
         nn_exec_opts o = {.backend = k ? NN_BACKEND_FAST : NN_BACKEND_REF, .threads = 1};
         nn_exec *x = NULL;
         mien_err e = {0};
         ck_assert_msg(nn_exec_create(g, &o, &x, &e) == MIEN_OK, "%s", e.msg);
-        memcpy(nn_exec_input(x, 0), img, (size_t)W * H * 3 * sizeof *img);
+        memcpy(nn_exec_input(x, 0), img, n_in * sizeof *img);
         ck_assert_msg(nn_exec_run(x, &e) == MIEN_OK, "%s", e.msg);
         if (k) { /* the fast exec must really run the convolutions off the reference path */
             int fast_nodes = 0;
@@ -115,16 +135,26 @@ static void check_golden(const nn_graph *g, const char *golden, int seed) {
         }
         for (int i = 0; i < g->n_outputs; i++) {
             size_t n = (size_t)g->t[g->outputs[i]].n;
-            float *ref = read_f32(tu_path("%s/%s_s%d.%d.f32", GOLDEN_DIR, golden, seed, i), n);
+            float *ref = read_f32(tu_path("%s/%s.%d.f32", GOLDEN_DIR, golden, i), n);
             double d = rel_diff(nn_exec_output(x, i), ref, n);
-            printf("faceapi %-16s seed %d output %d (%s): max diff %.2e of scale (%s)\n", golden,
-                   seed, i, g->t[g->outputs[i]].name, d, k ? "fast" : "ref");
-            ck_assert_msg(d <= TOL, "%s seed %d output %d on %s: %.3e > %.0e", golden, seed, i,
-                          k ? "fast" : "ref", d, TOL);
+            printf("faceapi %-26s output %d %-13s max diff %.2e of scale (%s)\n", golden, i,
+                   g->t[g->outputs[i]].name, d, bk);
+            ck_assert_msg(d <= TOL, "%s output %d on %s: %.3e > %.0e", golden, i, bk, d, TOL);
             free(ref);
         }
+        if (after) after(x, bk, ctx);
         nn_exec_free(x);
     }
+}
+
+/* The synthetic picture of seed s at the graph's input size against <golden>_s<seed>. */
+static void check_golden(const nn_graph *g, const char *golden, int seed) {
+    const nn_tensor *tin = &g->t[g->inputs[0]];
+    int H = (int)tin->dims[1], W = (int)tin->dims[2];
+    float *img = malloc((size_t)W * H * 3 * sizeof *img);
+    ck_assert_ptr_nonnull(img);
+    synth_image(img, W, H, seed);
+    check_outputs(g, img, tu_path("%s_s%d", golden, seed), NULL, NULL);
     free(img);
 }
 
@@ -168,6 +198,145 @@ START_TEST(landmarks68_matches_faceapi) { check_landmarks(0); }
 END_TEST
 
 START_TEST(landmarks68_tiny_matches_faceapi) { check_landmarks(1); }
+END_TEST
+
+/* ==== SSD face detector ==== */
+
+typedef struct ssd_case {
+    char golden[128];     /* GOLDEN_DIR/<golden>.<i>.f32 */
+    int img_w, img_h;     /* the image the 512x512 input was made from */
+    float min_conf;       /* the oracle's --min-confidence */
+    int has_decoded;      /* golden .2 (boxes) and .3 (scores) exist */
+} ssd_case;
+
+/* After a run: decoding, NMS and the boxes in image pixels against face-api's. */
+static void ssd_after(const nn_exec *x, const char *bk, void *p) {
+    const ssd_case *c = p;
+    const float *enc = nn_exec_output(x, 0), *logits = nn_exec_output(x, 1);
+    const int n = NN_FACEAPI_SSD_ANCHORS;
+    if (c->has_decoded) {
+        float *anchors = malloc((size_t)n * 4 * sizeof *anchors);
+        float *boxes = malloc((size_t)n * 4 * sizeof *boxes);
+        float *scores = malloc((size_t)n * sizeof *scores);
+        ck_assert(anchors && boxes && scores);
+        nn_faceapi_ssd_anchors(anchors);
+        nn_faceapi_ssd_decode(enc, logits, anchors, boxes, scores);
+        float *gb = read_f32(tu_path("%s/%s.2.f32", GOLDEN_DIR, c->golden), (size_t)n * 4);
+        float *gs = read_f32(tu_path("%s/%s.3.f32", GOLDEN_DIR, c->golden), (size_t)n);
+        double db = rel_diff(boxes, gb, (size_t)n * 4), ds = rel_diff(scores, gs, (size_t)n);
+        printf("faceapi %-26s decoded boxes max diff %.2e, scores %.2e of scale (%s)\n",
+               c->golden, db, ds, bk);
+        ck_assert_msg(db <= TOL && ds <= TOL, "%s decode on %s: boxes %.3e scores %.3e",
+                      c->golden, bk, db, ds);
+        free(anchors);
+        free(boxes);
+        free(scores);
+        free(gb);
+        free(gs);
+    }
+    size_t ng;
+    float *gd = read_f32_all(tu_path("%s/%s.4.f32", GOLDEN_DIR, c->golden), &ng);
+    ck_assert_int_eq(ng % 5, 0);
+    nn_faceapi_det dets[100];
+    int nd = -1;
+    mien_err e = {0};
+    ck_assert_msg(nn_faceapi_ssd_detect(enc, logits, c->img_w, c->img_h, c->min_conf, 100, dets,
+                                        &nd, &e) == MIEN_OK, "%s", e.msg);
+    ck_assert_msg((size_t)nd == ng / 5, "%s on %s: %d detections, face-api has %zu", c->golden,
+                  bk, nd, ng / 5);
+    double dscore = 0, dbox = 0;
+    int side = c->img_w > c->img_h ? c->img_w : c->img_h;
+    for (int i = 0; i < nd; i++) {
+        const float *r = gd + 5 * i;
+        dscore = fmax(dscore, fabs(dets[i].score - r[0]));
+        dbox = fmax(dbox, fabs(dets[i].x - r[1]));
+        dbox = fmax(dbox, fabs(dets[i].y - r[2]));
+        dbox = fmax(dbox, fabs(dets[i].w - r[3]));
+        dbox = fmax(dbox, fabs(dets[i].h - r[4]));
+    }
+    printf("faceapi %-26s %d detections: max score diff %.2e, box diff %.2e px (%s)\n",
+           c->golden, nd, dscore, dbox, bk);
+    ck_assert_msg(dscore <= TOL && dbox <= TOL * side, "%s on %s: score %.3e box %.3f px",
+                  c->golden, bk, dscore, dbox);
+    free(gd);
+}
+
+static nn_graph *load_ssd(void) {
+    return load_or_fail(nn_faceapi_ssd_load, "ssd_mobilenetv1_model-weights_manifest.json");
+}
+
+START_TEST(ssd_synthetic_matches_faceapi) {
+    nn_graph *g = load_ssd();
+    const nn_tensor *ti = &g->t[g->inputs[0]];
+    ck_assert_int_eq(ti->dims[1], 512);
+    ck_assert_int_eq(g->n_outputs, 2);
+    ck_assert_int_eq(g->t[g->outputs[0]].dims[1], 5118);
+    ck_assert_int_eq(g->t[g->outputs[0]].dims[2], 4);
+    ck_assert_int_eq(g->t[g->outputs[1]].dims[2], 3);
+    float *img = malloc((size_t)512 * 512 * 3 * sizeof *img);
+    ck_assert_ptr_nonnull(img);
+    synth_image(img, 512, 512, 0);
+    ssd_case c = {.golden = "faceapi_ssd_s0", .img_w = 512, .img_h = 512, .min_conf = 0.05f};
+    check_outputs(g, img, c.golden, ssd_after, &c);
+    free(img);
+    nn_graph_free(g);
+}
+END_TEST
+
+/* A real group photo: mien decodes the JPEG (tools/faceapi_image.c gave the oracle the same
+ * pixels) and nn_faceapi_ssd_input pads and resizes it as face-api does for a tensor. */
+START_TEST(ssd_photo_matches_faceapi) {
+    nn_graph *g = load_ssd();
+    mien_image im;
+    mien_err e = {0};
+    const char *path = tu_path("%s/demo/sample1.jpg", tu_models_dir());
+    ck_assert_msg(img_load(path, NULL, &im, NULL, NULL, &e) == MIEN_OK, "%s: %s", path, e.msg);
+    float *in = malloc((size_t)512 * 512 * 3 * sizeof *in);
+    ck_assert_ptr_nonnull(in);
+    ck_assert_int_eq(nn_faceapi_ssd_input(im.rgb, im.width, im.height, (size_t)im.width * 3, in),
+                     MIEN_OK);
+    ssd_case c = {.golden = "faceapi_ssd_sample1", .img_w = im.width, .img_h = im.height,
+                  .min_conf = 0.3f, .has_decoded = 1};
+    check_outputs(g, in, c.golden, ssd_after, &c);
+    free(in);
+    mien_image_free(&im);
+    nn_graph_free(g);
+}
+END_TEST
+
+/* The anchors, NMS and input preparation on their own. */
+START_TEST(ssd_parts) {
+    static float a[NN_FACEAPI_SSD_ANCHORS * 4];
+    nn_faceapi_ssd_anchors(a);
+    /* First cell of the 32x32 layer: (0.1, 1) centred on (1/64, 1/64). */
+    ck_assert_float_eq_tol(a[0], 1.0f / 64 - 0.05f, 1e-6f);
+    ck_assert_float_eq_tol(a[3], 1.0f / 64 + 0.05f, 1e-6f);
+    /* The last anchor: 1x1 layer, scale 0.95, ratio 0.3333, centred. */
+    const float *l = a + 4 * (NN_FACEAPI_SSD_ANCHORS - 1);
+    ck_assert_float_eq_tol(l[2] - l[0], 0.95f / sqrtf(0.3333f), 1e-5f);
+    ck_assert_float_eq_tol(l[1] + l[3], 1.0f, 1e-6f);
+    /* NMS: box 1 overlaps box 0 (IOU 0.81) and goes; box 2 is apart and stays; box 3 is
+     * below the score threshold. */
+    float boxes[16] = {0, 0, 1, 1, 0, 0, 0.9f, 0.9f, 2, 2, 3, 3, 5, 5, 6, 6};
+    float scores[4] = {0.9f, 0.95f, 0.6f, 0.4f};
+    int sel[4];
+    int ns = nn_faceapi_ssd_nms(boxes, scores, 4, 10, 0.5f, 0.5f, sel);
+    ck_assert_int_eq(ns, 2);
+    ck_assert_int_eq(sel[0], 1);
+    ck_assert_int_eq(sel[1], 2);
+    ck_assert_int_eq(nn_faceapi_ssd_nms(boxes, scores, 4, 1, 0.5f, 0.5f, sel), 1);
+    /* Input: a 2x1 image (w 2, h 1) pads to 2x2 and upsamples; row 0 keeps the pixels. */
+    uint8_t rgb[6] = {10, 20, 30, 200, 100, 0};
+    float *in = malloc((size_t)512 * 512 * 3 * sizeof *in);
+    ck_assert_ptr_nonnull(in);
+    ck_assert_int_eq(nn_faceapi_ssd_input(rgb, 2, 1, 6, in), MIEN_OK);
+    ck_assert_float_eq(in[0], 10.0f);
+    ck_assert_float_eq(in[2], 30.0f);
+    ck_assert_float_eq(in[511 * 3], 200.0f);                 /* column 511 -> source 1 */
+    ck_assert_float_eq(in[(size_t)511 * 512 * 3], 0.0f);      /* row 511: the zero padding */
+    ck_assert_int_eq(nn_faceapi_ssd_input(rgb, 0, 1, 6, in), MIEN_EINVAL);
+    free(in);
+}
 END_TEST
 
 /* ==== Broken files ==== */
@@ -304,6 +473,13 @@ START_TEST(landmarks_broken_files) {
 }
 END_TEST
 
+START_TEST(ssd_broken_files) {
+    check_broken_files(nn_faceapi_ssd_load, "ssd_mobilenetv1_model",
+                       "MobilenetV1/Conv2d_5_depthwise/BatchNorm/beta", "[1,1,256,512]",
+                       "[1,1,512,256]");
+}
+END_TEST
+
 Suite *suite_faceapi(void) {
     Suite *s = suite_create("faceapi");
     TCase *t = tcase_create("faceapi");
@@ -313,6 +489,10 @@ Suite *suite_faceapi(void) {
     tcase_add_test(t, landmarks68_matches_faceapi);
     tcase_add_test(t, landmarks68_tiny_matches_faceapi);
     tcase_add_test(t, landmarks_broken_files);
+    tcase_add_test(t, ssd_parts);
+    tcase_add_test(t, ssd_synthetic_matches_faceapi);
+    tcase_add_test(t, ssd_photo_matches_faceapi);
+    tcase_add_test(t, ssd_broken_files);
     suite_add_tcase(s, t);
     return s;
 }

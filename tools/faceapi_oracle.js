@@ -15,11 +15,14 @@
 //                          OUT.1.f32 raw class logits (1,5118,3)
 //                          OUT.2.f32 decoded boxes (5118,4) [ymin,xmin,ymax,xmax] in [0,1]
 //                          OUT.3.f32 scores (5118) = sigmoid(logit of class 1)
-//                          OUT.dets.json locateFaces() with --min-confidence (default 0.5)
-// The input (--input: raw float32, HWC, RGB 0..255 of the net's input size; --synth: the
-// synthetic face image of synthImage() below, which tests/test_faceapi.c computes the same way)
-// is given to face-api as a tf.Tensor4D, so face-api's own preprocessing (toBatchTensor,
-// mean subtraction, scaling) runs; at the net's input size toBatchTensor is the identity.
+//                          OUT.4.f32 locateFaces() with --min-confidence (default 0.5) and
+//                            maxResults 100: (n,5) score, x, y, width, height in pixels of
+//                            the input image; the same in OUT.dets.json
+// The input (--input: raw float32, HWC, RGB 0..255 of the net's input size or of --size W,H;
+// --synth: the synthetic face picture of synthImage() below, which tests/test_faceapi.c
+// computes the same way) is given to face-api as a tf.Tensor4D, so face-api's own
+// preprocessing runs: toBatchTensor pads to a square and resizes bilinearly (the identity at
+// the net's input size), then the mean subtraction and scaling of each net.
 //
 // face-api's node builds require tfjs-node (native) or @tensorflow/tfjs + tfjs-backend-wasm; the
 // wasm build is loaded here with the wasm backend resolved to an empty stub (it is never used)
@@ -132,17 +135,17 @@ async function main() {
   await tf.setBackend('cpu');
   await tf.ready();
   const spec = NETS[a.net];
-  const S = spec.size;
+  let [W, H] = a.size ? a.size.split(',').map(Number) : [spec.size, spec.size];
   let data;
   if (a.synth !== undefined) {
-    data = synthImage(S, S, Number(a.synth));
+    data = synthImage(W, H, Number(a.synth));
   } else {
     const raw = fs.readFileSync(a.input);
     data = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
   }
-  if (data.length !== S * S * 3) throw new Error(`input has ${data.length} values, expected ${S}x${S}x3`);
+  if (data.length !== W * H * 3) throw new Error(`input has ${data.length} values, expected ${W}x${H}x3`);
   if (a['write-input']) write(a['write-input'], data);
-  const x = tf.tensor4d(data, [1, S, S, 3], 'float32');
+  const x = tf.tensor4d(data, [1, H, W, 3], 'float32');
   const net = await loadNet(spec, a.models);
   const report = { net: a.net, faceapi: faceapi.version, backend: tf.getBackend(), outputs: [] };
   const emit = (i, y, name) => {
@@ -174,6 +177,8 @@ async function main() {
     const dets = await net.locateFaces(x, { minConfidence, maxResults: 100 });
     const out = dets.map((d) => ({ score: d.score, x: d.box.x, y: d.box.y, width: d.box.width, height: d.box.height }));
     fs.writeFileSync(`${a.out}.dets.json`, `${JSON.stringify({ minConfidence, detections: out }, null, 1)}\n`);
+    write(`${a.out}.4.f32`, out.flatMap((d) => [d.score, d.x, d.y, d.width, d.height]));
+    report.outputs.push({ name: 'detections', shape: [out.length, 5] });
     report.detections = out.length;
   }
   console.log(JSON.stringify(report));

@@ -402,3 +402,337 @@ int nn_faceapi_landmarks68_load(const char *path, int tiny, nn_graph **out, mien
     }
     return finish(&b, path, &y, 1, out);
 }
+
+/* ==== SSD MobileNetV1 face detector ====
+ * face-api's SsdMobilenetv1: MobileNetV1 (a 3x3/2 convolution, then 13 depthwise + pointwise
+ * pairs, stride 2 at pairs 2, 4, 6 and 12, batch norm and ReLU6 after each), then 8 extra
+ * pointwise/3x3 layers down to 1x1, and six box predictors (1x1 convolutions) on the maps of
+ * pair 11 (32x32), pair 13 (16x16) and the extra layers 1, 3, 5, 7 (8, 4, 2, 1): 3 anchors
+ * per cell on the first map, 6 on the others, 5118 in all. Each predictor gives 4 box
+ * encodings and 3 class logits per anchor. */
+
+/* conv + convolution_bn_offset, ReLU6 (face-api's pointwiseConvLayer; despite the name the
+ * extra layers use 3x3 kernels, all SAME). */
+static int ssd_pointwise(fb *b, int x, const char *prefix, int stride) {
+    if (x < 0) return -1;
+    char wname[160];
+    snprintf(wname, sizeof wname, "%s/weights", prefix);
+    const nn_weight *w = nn_weights_find(&b->w, wname);
+    int k = w && w->ndim == 4 && w->dims[0] == w->dims[1] && (w->dims[0] == 1 || w->dims[0] == 3)
+                ? (int)w->dims[0]
+                : 1;
+    int ci = (int)T(b, x)->dims[3], co = out_channels(b, wname);
+    if (co < 0) return -1;
+    int64_t wd[4] = {k, k, ci, co}, bd[1] = {co};
+    return conv(b, prefix, x, weight(b, 4, wd, "%s", wname),
+                weight(b, 1, bd, "%s/convolution_bn_offset", prefix), k, ci, co, stride,
+                NN_PAD_SAME, NN_ACT_RELU6);
+}
+
+/* Depthwise 3x3 + batch norm (folded: s = gamma / sqrt(var + eps); W' = W * s,
+ * b' = beta - mean * s), ReLU6. eps is face-api's 0.0010000000474974513 (1e-3 in float32). */
+static int ssd_depthwise(fb *b, int x, int idx, int stride) {
+    if (x < 0) return -1;
+    char p[96];
+    snprintf(p, sizeof p, "MobilenetV1/Conv2d_%d_depthwise", idx);
+    int c = (int)T(b, x)->dims[3];
+    int64_t wd[4] = {3, 3, c, 1}, cd[1] = {c};
+    const float *w = weight(b, 4, wd, "%s/depthwise_weights", p);
+    const float *gamma = weight(b, 1, cd, "%s/BatchNorm/gamma", p);
+    const float *beta = weight(b, 1, cd, "%s/BatchNorm/beta", p);
+    const float *mean = weight(b, 1, cd, "%s/BatchNorm/moving_mean", p);
+    const float *var = weight(b, 1, cd, "%s/BatchNorm/moving_variance", p);
+    if (!w || !gamma || !beta || !mean || !var) return -1;
+    float *w2 = malloc((size_t)9 * c * sizeof *w2), *b2 = malloc((size_t)c * sizeof *b2);
+    int y = -1;
+    if (!w2 || !b2) {
+        mien_err_set(b->e, MIEN_ENOMEM, "out of memory");
+    } else {
+        for (int ch = 0; ch < c; ch++) {
+            double s = gamma[ch] / sqrt((double)var[ch] + 0.0010000000474974513);
+            b2[ch] = (float)(beta[ch] - mean[ch] * s);
+            for (int t = 0; t < 9; t++) w2[t * c + ch] = (float)(w[t * c + ch] * s);
+        }
+        y = dwconv(b, p, x, w2, b2, 3, c, stride, NN_ACT_RELU6);
+    }
+    free(w2);
+    free(b2);
+    return y;
+}
+
+/* One box predictor on map x: encodings reshaped to (1, H*W*A, 4), logits to (1, H*W*A, 3). */
+static void ssd_predictor(fb *b, int x, int idx, int *enc, int *cls) {
+    *enc = *cls = -1;
+    if (x < 0) return;
+    int ci = (int)T(b, x)->dims[3];
+    const char *kind[2] = {"BoxEncodingPredictor", "ClassPredictor"};
+    int per[2] = {4, 3};
+    for (int i = 0; i < 2; i++) {
+        char p[96], wname[128];
+        snprintf(p, sizeof p, "Prediction/BoxPredictor_%d/%s", idx, kind[i]);
+        snprintf(wname, sizeof wname, "%s/weights", p);
+        int co = out_channels(b, wname);
+        if (co < 0) return;
+        if (co % per[i] || co / per[i] != (idx == 0 ? 3 : 6)) {
+            mien_err_set(b->e, MIEN_EFORMAT, "weight %s: %d outputs", wname, co);
+            return;
+        }
+        int64_t wd[4] = {1, 1, ci, co}, bd[1] = {co};
+        int y = conv(b, p, x, weight(b, 4, wd, "%s", wname), weight(b, 1, bd, "%s/biases", p), 1,
+                     ci, co, 1, NN_PAD_SAME, NN_ACT_NONE);
+        if (y < 0) return;
+        int64_t rd[3] = {1, -1, per[i]};
+        int r = nn_add_reshape(b->g, nm(b, p, "reshape"), y, 3, rd, b->e);
+        if (r < 0) return;
+        *(i ? cls : enc) = r;
+    }
+}
+
+int nn_faceapi_ssd_load(const char *path, nn_graph **out, mien_err *e) {
+    *out = NULL;
+    fb b;
+    int rc = start(&b, path, "faceapi/ssd_mobilenetv1", e);
+    if (rc) return rc;
+    /* The anchors are stored in the file; decoding uses nn_faceapi_ssd_anchors(), so make
+     * sure they are the same boxes. */
+    int64_t ad[3] = {1, NN_FACEAPI_SSD_ANCHORS, 4};
+    const float *stored = weight(&b, 3, ad, "Output/extra_dim");
+    if (stored) {
+        float *mine = malloc((size_t)NN_FACEAPI_SSD_ANCHORS * 4 * sizeof *mine);
+        if (!mine) {
+            mien_err_set(e, MIEN_ENOMEM, "out of memory");
+            stored = NULL;
+        } else {
+            nn_faceapi_ssd_anchors(mine);
+            for (int i = 0; i < NN_FACEAPI_SSD_ANCHORS * 4 && stored; i++)
+                if (!(fabsf(mine[i] - stored[i]) <= 1e-5f)) {
+                    mien_err_set(e, MIEN_EFORMAT, "anchor %d differs from the generated one", i / 4);
+                    stored = NULL;
+                }
+            free(mine);
+        }
+    }
+    int64_t in_dims[4] = {1, NN_FACEAPI_SSD_SIZE, NN_FACEAPI_SSD_SIZE, 3};
+    int x = stored ? nn_add_input(b.g, "input", 4, in_dims, e) : -1;
+    /* x / 127.5 - 1 */
+    x = scalar_op(&b, NN_OP_SUB, "normalized", scalar_op(&b, NN_OP_DIV, "scaled", x, 127.5f), 1.0f);
+
+    x = ssd_pointwise(&b, x, "MobilenetV1/Conv2d_0_pointwise", 2);
+    int conv11 = -1;
+    for (int i = 1; i <= 13; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "MobilenetV1/Conv2d_%d_pointwise", i);
+        x = ssd_depthwise(&b, x, i, i == 2 || i == 4 || i == 6 || i == 12 ? 2 : 1);
+        x = ssd_pointwise(&b, x, p, 1);
+        if (i == 11) conv11 = x;
+    }
+    int maps[6] = {conv11, x};
+    int y = x;
+    for (int i = 0; i < 8; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "Prediction/Conv2d_%d_pointwise", i);
+        y = ssd_pointwise(&b, y, p, i % 2 ? 2 : 1);
+        if (i % 2) maps[2 + i / 2] = y;
+    }
+    int enc[6], cls[6], ok = 1;
+    for (int i = 0; i < 6; i++) {
+        ssd_predictor(&b, maps[i], i, &enc[i], &cls[i]);
+        ok = ok && enc[i] >= 0 && cls[i] >= 0;
+    }
+    int outs[2] = {-1, -1};
+    if (ok) {
+        outs[0] = nn_add_concat(b.g, "box_encodings", enc, 6, 1, e);
+        outs[1] = nn_add_concat(b.g, "class_logits", cls, 6, 1, e);
+        if (outs[0] >= 0 && T(&b, outs[0])->dims[1] != NN_FACEAPI_SSD_ANCHORS) {
+            mien_err_set(e, MIEN_EFORMAT, "%lld boxes, expected %d",
+                         (long long)T(&b, outs[0])->dims[1], NN_FACEAPI_SSD_ANCHORS);
+            outs[0] = -1;
+        }
+    }
+    return finish(&b, path, outs, 2, out);
+}
+
+/* ==== SSD anchors, decoding, NMS ==== */
+
+/* TensorFlow Object Detection's SSD anchor generator with the settings of this model (checked
+ * against the anchors stored in the file): 6 layers on 32, 16, 8, 4, 2, 1 cells a side,
+ * scales s_l = 0.2 .. 0.95 linearly and 1.0 after the last; per cell the boxes (scale, aspect
+ * ratio) (s_l, 1), (sqrt(s_l s_l+1), 1), (s_l, 2), (s_l, 0.5), (s_l, 3), (s_l, 0.3333) — the
+ * config's 0.3333, not 1/3 — except on the lowest layer: (0.1, 1), (s_0, 2), (s_0, 0.5). A box
+ * of scale s and ratio a is s/sqrt(a) high and s*sqrt(a) wide, centred on ((i + 0.5)/n,
+ * (j + 0.5)/n); boxes run row, column, box — the order of the predictors' outputs. */
+void nn_faceapi_ssd_anchors(float *anchors) {
+    static const int cells[6] = {32, 16, 8, 4, 2, 1};
+    static const double ratios[5] = {1.0, 2.0, 0.5, 3.0, 0.3333};
+    const double min_scale = 0.2, max_scale = 0.95;
+    float *a = anchors;
+    for (int l = 0; l < 6; l++) {
+        double s = min_scale + (max_scale - min_scale) * l / 5.0;
+        double s_next = l == 5 ? 1.0 : min_scale + (max_scale - min_scale) * (l + 1) / 5.0;
+        double bs[6], br[6];
+        int nb = 0;
+        if (l == 0) {
+            bs[0] = 0.1, br[0] = 1.0;
+            bs[1] = s, br[1] = 2.0;
+            bs[2] = s, br[2] = 0.5;
+            nb = 3;
+        } else {
+            for (int r = 0; r < 5; r++) {
+                bs[nb] = s, br[nb++] = ratios[r];
+                if (r == 0) bs[nb] = sqrt(s * s_next), br[nb++] = 1.0;
+            }
+        }
+        int n = cells[l];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                for (int k = 0; k < nb; k++) {
+                    double cy = (i + 0.5) / n, cx = (j + 0.5) / n;
+                    double h = bs[k] / sqrt(br[k]), w = bs[k] * sqrt(br[k]);
+                    *a++ = (float)(cy - h / 2);
+                    *a++ = (float)(cx - w / 2);
+                    *a++ = (float)(cy + h / 2);
+                    *a++ = (float)(cx + w / 2);
+                }
+    }
+}
+
+void nn_faceapi_ssd_decode(const float *enc, const float *logits, const float *anchors,
+                           float *boxes, float *scores) {
+    /* Float32 steps in face-api's order (decodeBoxesLayer, then sigmoid(slice(logits, 1))). */
+    for (int i = 0; i < NN_FACEAPI_SSD_ANCHORS; i++) {
+        const float *a = anchors + 4 * i, *t = enc + 4 * i;
+        float h = a[2] - a[0], w = a[3] - a[1];
+        float cy = a[0] + h / 2, cx = a[1] + w / 2;
+        float half_h = (float)exp((double)(t[2] / 5)) * h / 2;
+        float half_w = (float)exp((double)(t[3] / 5)) * w / 2;
+        float y = t[0] / 10 * h + cy, x = t[1] / 10 * w + cx;
+        float *b = boxes + 4 * i;
+        b[0] = y - half_h;
+        b[1] = x - half_w;
+        b[2] = y + half_h;
+        b[3] = x + half_w;
+        scores[i] = (float)(1.0 / (1.0 + exp(-(double)logits[3 * i + 1])));
+    }
+}
+
+/* face-api's IOU: corners sorted first, 0 for empty boxes. */
+static double ssd_iou(const float *a, const float *b) {
+    double ay0 = fmin(a[0], a[2]), ax0 = fmin(a[1], a[3]), ay1 = fmax(a[0], a[2]),
+           ax1 = fmax(a[1], a[3]);
+    double by0 = fmin(b[0], b[2]), bx0 = fmin(b[1], b[3]), by1 = fmax(b[0], b[2]),
+           bx1 = fmax(b[1], b[3]);
+    double area_a = (ay1 - ay0) * (ax1 - ax0), area_b = (by1 - by0) * (bx1 - bx0);
+    if (area_a <= 0 || area_b <= 0) return 0.0;
+    double ih = fmax(fmin(ay1, by1) - fmax(ay0, by0), 0.0);
+    double iw = fmax(fmin(ax1, bx1) - fmax(ax0, bx0), 0.0);
+    double inter = ih * iw;
+    return inter / (area_a + area_b - inter);
+}
+
+typedef struct ssd_cand {
+    float score;
+    int idx;
+} ssd_cand;
+
+/* Descending score; equal scores keep index order (JavaScript's sort is stable). */
+static int cand_cmp(const void *pa, const void *pb) {
+    const ssd_cand *a = pa, *b = pb;
+    if (a->score != b->score) return a->score > b->score ? -1 : 1;
+    return (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+int nn_faceapi_ssd_nms(const float *boxes, const float *scores, int n, int max_results,
+                       float iou_threshold, float min_score, int *selected) {
+    ssd_cand *c = malloc((size_t)(n > 0 ? n : 1) * sizeof *c);
+    if (!c) return -1;
+    int nc = 0;
+    for (int i = 0; i < n; i++)
+        if (scores[i] > min_score) c[nc].score = scores[i], c[nc++].idx = i;
+    qsort(c, (size_t)nc, sizeof *c, cand_cmp);
+    int out_cap = max_results < n ? max_results : n, ns = 0;
+    /* A candidate overlapping any kept box by more than the threshold is dropped. */
+    for (int k = 0; k < nc && ns < out_cap; k++) {
+        int keep = 1;
+        for (int j = ns - 1; j >= 0 && keep; j--)
+            keep = ssd_iou(boxes + 4 * c[k].idx, boxes + 4 * selected[j]) <= iou_threshold;
+        if (keep) selected[ns++] = c[k].idx;
+    }
+    free(c);
+    return ns;
+}
+
+int nn_faceapi_ssd_input(const uint8_t *rgb, int w, int h, size_t stride, float *out) {
+    if (!rgb || w <= 0 || h <= 0 || stride < (size_t)w * 3) return MIEN_EINVAL;
+    const int S = w > h ? w : h, N = NN_FACEAPI_SSD_SIZE;
+    /* padToSquare (zeros after the image), then tf.image.resizeBilinear(S -> 512) with
+     * align_corners and half_pixel_centers off, computed in double as TFJS's CPU kernel does. */
+    const double ratio = (double)S / N;
+#define PX(yy, xx, ch) ((yy) < h && (xx) < w ? (double)rgb[(size_t)(yy) * stride + (size_t)(xx) * 3 + (ch)] : 0.0)
+    for (int r = 0; r < N; r++) {
+        double fy = ratio * r;
+        int y0 = (int)floor(fy), y1 = (int)ceil(fy);
+        if (y0 < 0) y0 = 0;
+        if (y1 > S - 1) y1 = S - 1;
+        double dy = fy - y0;
+        for (int q = 0; q < N; q++) {
+            double fx = ratio * q;
+            int x0 = (int)floor(fx), x1 = (int)ceil(fx);
+            if (x0 < 0) x0 = 0;
+            if (x1 > S - 1) x1 = S - 1;
+            double dx = fx - x0;
+            for (int ch = 0; ch < 3; ch++) {
+                double tl = PX(y0, x0, ch), tr = PX(y0, x1, ch);
+                double bl = PX(y1, x0, ch), br = PX(y1, x1, ch);
+                double top = tl + (tr - tl) * dx, bottom = bl + (br - bl) * dx;
+                out[((size_t)r * N + q) * 3 + ch] = (float)(top + (bottom - top) * dy);
+            }
+        }
+    }
+#undef PX
+    return MIEN_OK;
+}
+
+int nn_faceapi_ssd_detect(const float *enc, const float *logits, int img_w, int img_h,
+                          float min_confidence, int max_results, nn_faceapi_det *out, int *n_out,
+                          mien_err *e) {
+    *n_out = 0;
+    if (img_w <= 0 || img_h <= 0 || max_results < 0)
+        return mien_err_set(e, MIEN_EINVAL, "ssd_detect: bad image size or max_results");
+    const int n = NN_FACEAPI_SSD_ANCHORS;
+    float *anchors = malloc((size_t)n * 4 * sizeof *anchors);
+    float *boxes = malloc((size_t)n * 4 * sizeof *boxes);
+    float *scores = malloc((size_t)n * sizeof *scores);
+    int *sel = malloc((size_t)n * sizeof *sel);
+    int ns = -1;
+    if (anchors && boxes && scores && sel) {
+        nn_faceapi_ssd_anchors(anchors);
+        nn_faceapi_ssd_decode(enc, logits, anchors, boxes, scores);
+        ns = nn_faceapi_ssd_nms(boxes, scores, n, max_results, 0.5f, min_confidence, sel);
+    }
+    if (ns >= 0) {
+        /* locateFaces(): the padded square holds the image in its top-left part, whose size
+         * face-api takes as round(side * 512 / max side); boxes are clamped to [0,1] on the
+         * square first. */
+        double scale = (double)NN_FACEAPI_SSD_SIZE / (img_w > img_h ? img_w : img_h);
+        double pad_x = NN_FACEAPI_SSD_SIZE / floor(img_w * scale + 0.5);
+        double pad_y = NN_FACEAPI_SSD_SIZE / floor(img_h * scale + 0.5);
+        for (int k = 0; k < ns; k++) {
+            const float *b = boxes + 4 * sel[k];
+            double top = fmax(0.0, b[0]) * pad_y, bottom = fmin(1.0, b[2]) * pad_y;
+            double left = fmax(0.0, b[1]) * pad_x, right = fmin(1.0, b[3]) * pad_x;
+            nn_faceapi_det *d = &out[k];
+            d->score = scores[sel[k]];
+            d->anchor = sel[k];
+            d->x = (float)(left * img_w);
+            d->y = (float)(top * img_h);
+            d->w = (float)((right - left) * img_w);
+            d->h = (float)((bottom - top) * img_h);
+        }
+        *n_out = ns;
+    }
+    free(anchors);
+    free(boxes);
+    free(scores);
+    free(sel);
+    return ns < 0 ? mien_err_set(e, MIEN_ENOMEM, "out of memory") : MIEN_OK;
+}

@@ -44,4 +44,58 @@ int nn_faceapi_landmarks68_load(const char *manifest_path, /* face_landmark_68[_
                                 nn_graph **out,            /* OUT: the graph (nn_graph_free) */
                                 mien_err *e);
 
+/* ==== SSD MobileNetV1 face detector (face-api's SsdMobilenetv1) ====
+ * Input  "input"         (1,512,512,3) RGB 0..255 (nn_faceapi_ssd_input makes it from an image
+ *                        as face-api does). Normalised in the graph as x / 127.5 - 1.
+ * Output "box_encodings" (1,5118,4): per anchor (ty, tx, th, tw), before decoding.
+ *        "class_logits"  (1,5118,3): per anchor the logits of (background, face, unused);
+ *                        face-api's score is sigmoid(logit 1).
+ * The loader also checks that the anchors stored in the file (Output/extra_dim) are those of
+ * nn_faceapi_ssd_anchors. */
+#define NN_FACEAPI_SSD_SIZE 512
+#define NN_FACEAPI_SSD_ANCHORS 5118
+int nn_faceapi_ssd_load(const char *manifest_path, /* ssd_mobilenetv1_model-weights_manifest.json */
+                        nn_graph **out,            /* OUT: the graph (nn_graph_free) */
+                        mien_err *e);
+
+/* The 5118 anchors as (ymin, xmin, ymax, xmax) relative to the 512x512 input. */
+void nn_faceapi_ssd_anchors(float *anchors /* OUT: (5118,4) */);
+
+/* face-api's input for an image of any size: the image is padded with zeros at the right or
+ * bottom to a square and resized to 512x512 with tf.image.resizeBilinear (no corner alignment,
+ * no half-pixel centres), as face-api does for a tensor input. rgb: 8-bit RGB rows of stride
+ * bytes. Returns MIEN_EINVAL for a bad size. */
+int nn_faceapi_ssd_input(const uint8_t *rgb, int w, int h, size_t stride,
+                         float *out /* OUT: (512,512,3) */);
+
+/* Decode the graph's outputs with the anchors, as face-api's outputLayer: per anchor box
+ * (ymin, xmin, ymax, xmax) relative to the 512x512 input from the encoding (ty, tx, th, tw)
+ * with the variances 10, 10, 5, 5: centre += t/10 * anchor size, size *= exp(t/5); score =
+ * sigmoid(logit of class 1). */
+void nn_faceapi_ssd_decode(const float *enc,     /* (5118,4) box_encodings */
+                           const float *logits,  /* (5118,3) class_logits */
+                           const float *anchors, /* (5118,4) nn_faceapi_ssd_anchors */
+                           float *boxes,         /* OUT: (5118,4) */
+                           float *scores);       /* OUT: (5118) */
+
+/* face-api's greedy non-maximum suppression: candidates with score > min_score by descending
+ * score; one is kept unless its IOU with a kept box exceeds iou_threshold. Writes at most
+ * min(max_results, n) indices to selected, returns their number (-1: out of memory). */
+int nn_faceapi_ssd_nms(const float *boxes, const float *scores, int n, int max_results,
+                       float iou_threshold, float min_score, int *selected);
+
+typedef struct nn_faceapi_det {
+    float score;             /* sigmoid of the face logit, 0..1 */
+    float x, y, w, h;        /* box in pixels of the original image (before padding) */
+    int anchor;              /* index of the anchor it came from */
+} nn_faceapi_det;
+
+/* Everything locateFaces() does after the net: decode, NMS with IOU 0.5, then the boxes
+ * clamped to the padded square and mapped back to the img_w x img_h image the input was made
+ * from (nn_faceapi_ssd_input). face-api's defaults: min_confidence 0.5, max_results 100.
+ * out holds max_results entries; *n_out receives the number found, best first. */
+int nn_faceapi_ssd_detect(const float *enc, const float *logits, int img_w, int img_h,
+                          float min_confidence, int max_results, nn_faceapi_det *out,
+                          int *n_out, mien_err *e);
+
 #endif
