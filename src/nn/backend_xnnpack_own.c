@@ -246,30 +246,43 @@ static const float *pixel_in(const nn_own_conv *p, pix q) {
     return p->x + ((q.b * p->h + q.oy * p->stride[0]) * p->w + q.ox * p->stride[1]) * p->ci;
 }
 
-/* im2col of output pixel m into row (K floats): taps in the padding are zeros. */
-static void gather_row(const nn_own_conv *p, pix q, float *row) {
-    const int64_t ox = q.ox, oy = q.oy, b = q.b;
+#if defined(__x86_64__) || defined(__i386__)
+/* Copy n floats, n small (a few taps' channels): whole vectors, the last one overlapping
+ * the one before; no library call per run. */
+TARGET static inline void copy_run(float *dst, const float *src, int64_t n) {
+    if (n < 8) {
+        for (int64_t i = 0; i < n; i++) dst[i] = src[i];
+        return;
+    }
+    for (int64_t i = 0; i + 8 < n; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
+    _mm256_storeu_ps(dst + n - 8, _mm256_loadu_ps(src + n - 8));
+}
+
+/* im2col of output pixel q into row (K floats): taps in the padding are zeros. */
+TARGET static void gather_row(const nn_own_conv *p, pix q, float *row) {
     const int64_t ci = p->ci, run = (int64_t)p->kw * ci;
-    const int64_t ix0 = ox * p->stride[1] - p->pad_left;
+    const int64_t ix0 = q.ox * p->stride[1] - p->pad_left;
+    const int64_t last = ix0 + (int64_t)(p->kw - 1) * p->dilation[1];
+    const int inside = p->dilation[1] == 1 && ix0 >= 0 && last < p->w;
     for (int ky = 0; ky < p->kh; ky++, row += run) {
-        const int64_t iy = oy * p->stride[0] - p->pad_top + (int64_t)ky * p->dilation[0];
+        const int64_t iy = q.oy * p->stride[0] - p->pad_top + (int64_t)ky * p->dilation[0];
         if (iy < 0 || iy >= p->h) {
             memset(row, 0, (size_t)run * sizeof *row);
             continue;
         }
-        const float *src = p->x + (b * p->h + iy) * p->w * ci;
-        const int64_t last = ix0 + (int64_t)(p->kw - 1) * p->dilation[1];
-        if (p->dilation[1] == 1 && ix0 >= 0 && last < p->w) {
-            memcpy(row, src + ix0 * ci, (size_t)run * sizeof *row);
+        const float *src = p->x + (q.b * p->h + iy) * p->w * ci;
+        if (inside) {
+            copy_run(row, src + ix0 * ci, run);
             continue;
         }
         for (int kx = 0; kx < p->kw; kx++) {
             const int64_t ix = ix0 + (int64_t)kx * p->dilation[1];
             if (ix < 0 || ix >= p->w) memset(row + kx * ci, 0, (size_t)ci * sizeof *row);
-            else memcpy(row + kx * ci, src + ix * ci, (size_t)ci * sizeof *row);
+            else copy_run(row + kx * ci, src + ix * ci, ci);
         }
     }
 }
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 /* Blocks [b0, b1) of 6 pixels, every panel; scratch: MR im2col rows unless direct. */
