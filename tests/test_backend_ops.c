@@ -137,17 +137,17 @@ static void check(nn_graph *g, const char *what, const char *want) {
     check_range(g, what, want, (input_range){-1.f, 1.f});
 }
 
-/* Whether the fast backend's own kernels can run here (AVX2 and FMA). MIEN_FAST_GEMM picks
+/* Whether the fast backend's own kernels can run here (AVX2 and FMA). MIEN_OWN_KERNELS picks
  * the path: "0" XNNPACK everywhere, "1" the own kernels where they apply. */
 static int own_capable(void) {
-    setenv("MIEN_FAST_GEMM", "1", 1);
+    setenv("MIEN_OWN_KERNELS", "1", 1);
     int can = nn_own_preferred();
-    unsetenv("MIEN_FAST_GEMM");
+    unsetenv("MIEN_OWN_KERNELS");
     return can;
 }
 
 /* Select a path for the execs created next. */
-static void use_own(int own) { setenv("MIEN_FAST_GEMM", own ? "1" : "0", 1); }
+static void use_own(int own) { setenv("MIEN_OWN_KERNELS", own ? "1" : "0", 1); }
 
 static nn_graph *newg(void) {
     nn_graph *g = nn_graph_new("test");
@@ -238,7 +238,7 @@ static void conv_one(const conv_case *c, nn_act act, int with_bias, int batch, u
                  (direct || c->kh * c->kw * c->ci <= 4608);
     use_own(own);
     check(g, what, on_own ? "own" : "xnnpack");
-    unsetenv("MIEN_FAST_GEMM");
+    unsetenv("MIEN_OWN_KERNELS");
     nn_graph_free(g);
 }
 
@@ -963,7 +963,7 @@ static void model_case(const char *name) {
         use_own(1);
         model_compare(g, name, xr, "own kernels");
     }
-    unsetenv("MIEN_FAST_GEMM");
+    unsetenv("MIEN_OWN_KERNELS");
     nn_exec_free(xr);
     nn_graph_free(g);
 }

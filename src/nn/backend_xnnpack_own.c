@@ -50,7 +50,7 @@ typedef struct own_gemm {
 
 int nn_own_preferred(void) {
 #if defined(__x86_64__) || defined(__i386__)
-    const char *env = getenv("MIEN_FAST_GEMM");
+    const char *env = getenv("MIEN_OWN_KERNELS");
     __builtin_cpu_init();
     int can = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (env && *env) return can && env[0] != '0';

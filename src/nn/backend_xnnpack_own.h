@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 /* 1 when this CPU runs the own kernels (AVX2 and FMA) and XNNPACK would not pick AVX-512
- * ones. MIEN_FAST_GEMM=0 in the environment turns them off, =1 forces them on where the CPU
+ * ones. MIEN_OWN_KERNELS=0 in the environment turns them off, =1 forces them on where the CPU
  * can run them (tests use it to cover both paths). */
 int nn_own_preferred(void);
 
