@@ -12,8 +12,9 @@
 
 /* ==== Face descriptor: dlib's ResNet-29 (face-api's FaceRecognitionNet) ====
  * Input  "input"      (1,150,150,3) RGB 0..255: a face crop already resized to 150x150 (face-api
- *                     pads a non-square crop with zeros to a square, centred, then resizes
- *                     bilinearly; at 150x150 that is the identity).
+ *                     pads a non-square crop with zeros to a centred square as for the
+ *                     landmarks below, then resizes bilinearly; at 150x150 that is the
+ *                     identity).
  *                     Normalised in the graph as (x - (122.782, 117.001, 104.298)) / 255.
  * Output "descriptor" (1,128): the descriptor exactly as face-api returns it (not
  *                     L2-normalised; its norm is usually near 1). face-api compares two
@@ -26,17 +27,18 @@ int nn_faceapi_recognition_load(const char *manifest_path, /* face_recognition_m
 
 /* ==== 68-point face landmarks (face-api's FaceLandmark68Net and FaceLandmark68TinyNet) ====
  * Input  "input"     (1,112,112,3) RGB 0..255: the face crop resized to 112x112. face-api
- *                    pads a non-square crop with zeros to a square, centred (the short side
- *                    gets |w-h|/2 rounded on one side and the rest on the other), then resizes
- *                    bilinearly. Normalised in the graph as (x - (122.782, 117.001, 104.298)) / 255.
+ *                    pads a non-square w x h crop with zeros to a square of side m = max(w,h):
+ *                    round(|w-h|/2) rows/columns after (bottom/right), the rest before, then
+ *                    resizes bilinearly. Normalised in the graph as
+ *                    (x - (122.782, 117.001, 104.298)) / 255.
  * Output "landmarks" (1,136): x0,y0,x1,y1,...,x67,y67, the raw net output: positions relative
- *                    to the 112x112 input, (0,0) its top-left corner and (1,1) its bottom-right
- *                    (a point at pixel column u is u/112). The points follow the iBUG 300-W
- *                    68-point order (0-16 jaw, 17-26 brows, 27-35 nose, 36-47 eyes, 48-67
- *                    mouth). For a square crop of side S at (cx0, cy0) in the image, point i is at
- *                    (cx0 + x_i*S, cy0 + y_i*S). For a w x h crop padded to a square of side
- *                    m = max(w,h), face-api computes x_i*m - pad_x (pad_x = (m - w)/2 when w < h,
- *                    else 0; likewise y), in pixels of the crop. */
+ *                    to the input square, (x_i*112, y_i*112) in its pixel coordinates, so about
+ *                    0..1 with (0,0) its top-left corner. Order as face-api's FaceLandmarks68
+ *                    (iBUG 300-W): 0-16 jaw, 17-21 and 22-26 brows, 27-35 nose, 36-41 the eye on
+ *                    the image's left, 42-47 the other, 48-67 mouth. For a square crop of side S
+ *                    at (cx0, cy0) in the image, point i is at (cx0 + x_i*S, cy0 + y_i*S). For a
+ *                    padded w x h crop face-api takes (x_i*m - pad_x, y_i*m - pad_y) in pixels of
+ *                    the crop, pad_x = (m - w)/2 (unrounded) when w < h, else 0, likewise pad_y. */
 #define NN_FACEAPI_LM_SIZE 112
 #define NN_FACEAPI_LM_POINTS 68
 int nn_faceapi_landmarks68_load(const char *manifest_path, /* face_landmark_68[_tiny]_model-weights_manifest.json */
@@ -48,8 +50,10 @@ int nn_faceapi_landmarks68_load(const char *manifest_path, /* face_landmark_68[_
  * Input  "input"         (1,512,512,3) RGB 0..255 (nn_faceapi_ssd_input makes it from an image
  *                        as face-api does). Normalised in the graph as x / 127.5 - 1.
  * Output "box_encodings" (1,5118,4): per anchor (ty, tx, th, tw), before decoding.
- *        "class_logits"  (1,5118,3): per anchor the logits of (background, face, unused);
- *                        face-api's score is sigmoid(logit 1).
+ *        "class_logits"  (1,5118,3): per anchor the logits of classes 0 (background), 1
+ *                        (face) and 2 (unused); face-api's score is sigmoid(logit 1).
+ * Anchor order: the 32x32 map (3 per cell), then 16x16, 8x8, 4x4, 2x2, 1x1 (6 per cell), each
+ * row by row, column by column.
  * The loader also checks that the anchors stored in the file (Output/extra_dim) are those of
  * nn_faceapi_ssd_anchors. */
 #define NN_FACEAPI_SSD_SIZE 512
