@@ -75,11 +75,57 @@ int face_align_matrix(const mien_face *f, const float (*tmpl)[2], float m[6]) {
            face_affine_invert(fwd, m);
 }
 
+/* dlib's mean face shape for points 17-67 of the 68-point scheme, normalised to the face box
+ * (data from dlib/image_transforms/interpolation.h, Boost Software License). */
+static const float dlib_mean_x[51] = {
+    0.000213256f, 0.0752622f, 0.18113f, 0.29077f, 0.393397f, 0.586856f, 0.689483f, 0.799124f,
+    0.904991f, 0.98004f, 0.490127f, 0.490127f, 0.490127f, 0.490127f, 0.36688f, 0.426036f,
+    0.490127f, 0.554217f, 0.613373f, 0.121737f, 0.187122f, 0.265825f, 0.334606f, 0.260918f,
+    0.182743f, 0.645647f, 0.714428f, 0.793132f, 0.858516f, 0.79751f, 0.719335f, 0.254149f,
+    0.340985f, 0.428858f, 0.490127f, 0.551395f, 0.639268f, 0.726104f, 0.642159f, 0.556721f,
+    0.490127f, 0.423532f, 0.338094f, 0.290379f, 0.428096f, 0.490127f, 0.552157f, 0.689874f,
+    0.553364f, 0.490127f, 0.42689f,
+};
+static const float dlib_mean_y[51] = {
+    0.106454f, 0.038915f, 0.0187482f, 0.0344891f, 0.0773906f, 0.0773906f, 0.0344891f,
+    0.0187482f, 0.038915f, 0.106454f, 0.203352f, 0.307009f, 0.409805f, 0.515625f, 0.587326f,
+    0.609345f, 0.628106f, 0.609345f, 0.587326f, 0.216423f, 0.178758f, 0.179852f, 0.231733f,
+    0.245099f, 0.244077f, 0.231733f, 0.179852f, 0.178758f, 0.216423f, 0.244077f, 0.245099f,
+    0.780233f, 0.745405f, 0.727388f, 0.742578f, 0.727388f, 0.745405f, 0.780233f, 0.864805f,
+    0.902192f, 0.909281f, 0.902192f, 0.864805f, 0.784792f, 0.778746f, 0.785343f, 0.778746f,
+    0.784792f, 0.824182f, 0.831803f, 0.824182f,
+};
+
+/* dlib's chip for face recognition: size x size with padding 0.25 around the mean face. */
+static int dlib68_matrix(const mien_face *f, int size, float m[6]) {
+    const float pad = 0.25f, S = (float)size;
+    float src[51][2], dst[51][2];
+    int n = 0;
+    for (int i = 27; i < 68; i++) {
+        /* dlib ignores the eyebrows (17-26) and the lower lip (55-59, 65-67). */
+        if ((i >= 55 && i <= 59) || (i >= 65 && i <= 67)) continue;
+        if (!isfinite(f->landmarks[i][0]) || !isfinite(f->landmarks[i][1])) return 0;
+        src[n][0] = f->landmarks[i][0];
+        src[n][1] = f->landmarks[i][1];
+        dst[n][0] = (pad + dlib_mean_x[i - 17]) / (1.f + 2.f * pad) * S;
+        dst[n][1] = (pad + dlib_mean_y[i - 17]) / (1.f + 2.f * pad) * S;
+        n++;
+    }
+    float fwd[6];
+    return face_similarity_fit((const float (*)[2])src, (const float (*)[2])dst, n, fwd) &&
+           face_affine_invert(fwd, m);
+}
+
+int face_embed_matrix(const emb_model *em, const mien_face *f, float m[6]) {
+    if (em->dlib_chip && f->n_landmarks == 68) return dlib68_matrix(f, em->size, m);
+    return face_align_matrix(f, (const float (*)[2])em->tmpl, m);
+}
+
 int mien_align(mien_session *s, const mien_image *img, const mien_face *face, mien_image *out) {
     if (!s || !img || !face || !out) return MIEN_EINVAL;
     const int size = s->m->emb.size;
     float m[6];
-    if (!face_align_matrix(face, (const float (*)[2])s->m->emb.tmpl, m))
+    if (!face_embed_matrix(&s->m->emb, face, m))
         return mien_err_set(&s->err, MIEN_EINVAL, "align: degenerate landmarks");
     int rc = img_alloc(out, size, size, &s->err);
     if (rc) return rc;

@@ -42,7 +42,7 @@ int face_embed_input(mien_session *s, const mien_image *img, const float m[6], f
 int mien_embed(mien_session *s, const mien_image *img, const mien_face *face, float *emb) {
     if (!s || !img || !img->rgb || !face || !emb) return MIEN_EINVAL;
     float m[6];
-    if (!face_align_matrix(face, (const float (*)[2])s->m->emb.tmpl, m))
+    if (!face_embed_matrix(&s->m->emb, face, m))
         return mien_err_set(&s->err, MIEN_EINVAL, "embed: degenerate landmarks");
     return face_embed_input(s, img, m, emb);
 }

@@ -24,14 +24,21 @@ typedef struct det_model {
     int out_score[2], out_reg[2], layer_anchors[2];
 } det_model;
 
-/* ==== Landmark refinement: MediaPipe face mesh ==== */
+/* ==== Landmark refinement ==== */
 
-typedef struct mesh_model {
+typedef enum lm_kind {
+    LM_NONE = 0,             /* the detector's keypoints */
+    LM_FACEMESH,             /* MediaPipe face mesh, 468 points, 192x192 */
+    LM_68,                   /* face-api's 68-point net (iBUG 300-W order), 112x112 */
+    LM_68_TINY,              /* face-api's tiny 68-point net */
+} lm_kind;
+
+typedef struct lm_model {
+    lm_kind kind;
     nn_graph *g;
-    int size;                /* 192 */
-    int out_mesh;            /* graph output index of the (1, 1404) mesh */
-    int out_flag;            /* face-presence logit */
-} mesh_model;
+    int size;                /* network input side */
+    int out_points;          /* graph output index of the points */
+} lm_model;
 
 /* ==== Embedder ==== */
 
@@ -45,13 +52,16 @@ typedef struct emb_model {
     /* Where the 5 alignment points (eye, eye, nose tip, mouth corner, mouth corner; image
      * order) go in the crop, in crop pixels with centres at +0.5. */
     float tmpl[5][2];
+    /* dlib chips: with 68 landmarks, fit dlib's own point set (27-67 without the lower lip)
+     * onto its mean face, as dlib's get_face_chip_details does. */
+    int dlib_chip;
 } emb_model;
 
 struct mien_models {
     mien_config cfg;
     char errmsg[512];
     det_model det;
-    mesh_model mesh;         /* mesh.g NULL when landmarks = "none" */
+    lm_model lm;             /* lm.g NULL when landmarks = "none" */
     emb_model emb;
     nn_exec_opts exec_opts;
 };
@@ -59,7 +69,7 @@ struct mien_models {
 struct mien_session {
     mien_models *m;
     mien_err err;
-    nn_exec *det, *mesh, *emb;
+    nn_exec *det, *lm, *emb;
 };
 
 /* Stage functions; errors go to s->err. */
@@ -77,6 +87,9 @@ int face_affine_invert(const float m[6], float inv[6]);
 /* Matrix mapping aligned-crop pixel centres to image coordinates for face f (what
  * img_warp_affine wants), for the crop template tmpl (see emb_model). */
 int face_align_matrix(const mien_face *f, const float (*tmpl)[2], float m[6]);
+/* The crop matrix of embedder em for face f: dlib's 68-point fit for dlib chips when the
+ * face has 68 landmarks, the 5-point template otherwise. */
+int face_embed_matrix(const emb_model *em, const mien_face *f, float m[6]);
 
 /* Run the embedder on a float input already in the session's exec input. */
 int face_embed_input(mien_session *s, const mien_image *img, const float m[6], float *emb);

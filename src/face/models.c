@@ -2,6 +2,7 @@
  * mien.h that are not a single stage. */
 #include "face/face.h"
 #include "image/image.h"
+#include "nn/faceapi.h"
 #include "nn/tfjs.h"
 
 #include <stdarg.h>
@@ -24,8 +25,11 @@ typedef enum crop_kind {
     CROP_DLIB,               /* dlib's face chip: mean face shape, padding 0.25 */
 } crop_kind;
 
+typedef enum emb_loader { LOAD_TFJS, LOAD_FACEAPI_REC } emb_loader;
+
 typedef struct emb_spec {
     const char *name, *file;
+    emb_loader loader;
     const char *output;      /* graph output holding the embedding; NULL: the only output */
     int size;
     float mean, scale;       /* network input = (pixel - mean) * scale */
@@ -38,13 +42,17 @@ typedef struct emb_spec {
 } emb_spec;
 static const emb_spec emb_specs[] = {
     /* MobileFaceNet (sirius-ai TF port): input (x - 127.5) / 128 on the ArcFace crop. */
-    {"mobilefacenet", "human/mobilefacenet.json", NULL, 112, 127.5f, 1.f / 128.f, CROP_ARCFACE,
-     1.f, 0.35f, 1},
+    {"mobilefacenet", "human/mobilefacenet.json", LOAD_TFJS, NULL, 112, 127.5f, 1.f / 128.f,
+     CROP_ARCFACE, 1.f, 0.35f, 1},
     /* BecauseofAI MobileFace (MXNet port): normalises inside the graph, raw pixels in. */
-    {"mobileface", "human/mobileface.json", NULL, 112, 0.f, 1.f, CROP_ARCFACE, 1.f, 0.35f, 1},
-    /* HSE FaceRes (MobileNet on VGGFace2): raw pixels, 224x224, 1024-d global pooling. */
-    {"faceres", "human/faceres.json", "global_pooling/Mean", 224, 0.f, 1.f, CROP_ARCFACE, 1.3f,
+    {"mobileface", "human/mobileface.json", LOAD_TFJS, NULL, 112, 0.f, 1.f, CROP_ARCFACE, 1.f,
      0.35f, 1},
+    /* HSE FaceRes (MobileNet on VGGFace2): raw pixels, 224x224, 1024-d global pooling. */
+    {"faceres", "human/faceres.json", LOAD_TFJS, "global_pooling/Mean", 224, 0.f, 1.f,
+     CROP_ARCFACE, 1.3f, 0.35f, 1},
+    /* dlib's ResNet-29 (face-api's FaceRecognitionNet): raw pixels on dlib's 150x150 chip. */
+    {"dlib", "faceapi/face_recognition_model-weights_manifest.json", LOAD_FACEAPI_REC, NULL, 150,
+     0.f, 1.f, CROP_DLIB, 1.f, 0.35f, 1},
 };
 
 /* dlib's 68-point mean face (dlib/image_transforms/interpolation.h, normalised to the face
@@ -170,11 +178,20 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
     for (size_t i = 0; i < sizeof emb_specs / sizeof emb_specs[0]; i++)
         if (!strcmp(emb_specs[i].name, m->cfg.embedder)) es = &emb_specs[i];
     if (!es)
-        return models_fail(m, MIEN_ENOTFOUND, "unknown embedder '%s' (known: mobilefacenet, mobileface, faceres)",
+        return models_fail(m, MIEN_ENOTFOUND, "unknown embedder '%s' (known: mobilefacenet, mobileface, faceres, dlib)",
                            m->cfg.embedder);
-    int use_mesh = !strcmp(m->cfg.landmarks, "facemesh");
-    if (!use_mesh && strcmp(m->cfg.landmarks, "none") != 0)
-        return models_fail(m, MIEN_ENOTFOUND, "unknown landmark source '%s' (known: none, facemesh)",
+    static const struct { const char *name; lm_kind kind; } lm_names[] = {
+        {"none", LM_NONE}, {"facemesh", LM_FACEMESH}, {"68", LM_68}, {"68-tiny", LM_68_TINY},
+    };
+    int lm_found = 0;
+    for (size_t i = 0; i < sizeof lm_names / sizeof lm_names[0]; i++)
+        if (!strcmp(lm_names[i].name, m->cfg.landmarks)) {
+            m->lm.kind = lm_names[i].kind;
+            lm_found = 1;
+        }
+    if (!lm_found)
+        return models_fail(m, MIEN_ENOTFOUND,
+                           "unknown landmark source '%s' (known: none, facemesh, 68, 68-tiny)",
                            m->cfg.landmarks);
     if (m->cfg.flip < 0) m->cfg.flip = es->flip;
     m->exec_opts.backend = m->cfg.backend == MIEN_BACKEND_REF ? NN_BACKEND_REF : NN_BACKEND_FAST;
@@ -182,7 +199,14 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
 
     int rc = load_graph(m, dir, ds->file, ds->size, NULL, &m->det.g);
     if (!rc) rc = setup_detector(m, ds);
-    if (!rc) rc = load_graph(m, dir, es->file, es->size, es->output, &m->emb.g);
+    if (!rc && es->loader == LOAD_TFJS)
+        rc = load_graph(m, dir, es->file, es->size, es->output, &m->emb.g);
+    if (!rc && es->loader == LOAD_FACEAPI_REC) {
+        char path[4096];
+        mien_err e = {0};
+        snprintf(path, sizeof path, "%s/%s", dir, es->file);
+        if ((rc = nn_faceapi_recognition_load(path, &m->emb.g, &e))) models_fail(m, rc, "%s", e.msg);
+    }
     if (rc) return rc;
     emb_model *em = &m->emb;
     em->name = es->name;
@@ -191,21 +215,28 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
     em->scale = es->scale;
     em->threshold = es->threshold;
     make_template(es, em->tmpl);
+    em->dlib_chip = es->crop == CROP_DLIB;
     const nn_tensor *eo = &em->g->t[em->g->outputs[0]];
     em->dim = (int)eo->dims[eo->ndim - 1];
     if (em->dim <= 0 || em->dim > 65536 || eo->n != em->dim)
         return models_fail(m, MIEN_EFORMAT, "%s: output is not one embedding vector", es->file);
-    if (use_mesh) {
-        m->mesh.size = 192;
-        if ((rc = load_graph(m, dir, "human/facemesh.json", m->mesh.size, NULL, &m->mesh.g))) return rc;
-        m->mesh.out_mesh = m->mesh.out_flag = -1;
-        for (int i = 0; i < m->mesh.g->n_outputs; i++) {
-            int64_t n = m->mesh.g->t[m->mesh.g->outputs[i]].n;
-            if (n == 1404) m->mesh.out_mesh = i;
-            if (n == 1) m->mesh.out_flag = i;
-        }
-        if (m->mesh.out_mesh < 0)
-            return models_fail(m, MIEN_EFORMAT, "facemesh: no 468-point output");
+    if (m->lm.kind == LM_FACEMESH) {
+        m->lm.size = 192;
+        if ((rc = load_graph(m, dir, "human/facemesh.json", m->lm.size, NULL, &m->lm.g))) return rc;
+        m->lm.out_points = -1;
+        for (int i = 0; i < m->lm.g->n_outputs; i++)
+            if (m->lm.g->t[m->lm.g->outputs[i]].n == 1404) m->lm.out_points = i;
+        if (m->lm.out_points < 0) return models_fail(m, MIEN_EFORMAT, "facemesh: no 468-point output");
+    } else if (m->lm.kind == LM_68 || m->lm.kind == LM_68_TINY) {
+        int tiny = m->lm.kind == LM_68_TINY;
+        char path[4096];
+        mien_err e = {0};
+        snprintf(path, sizeof path, "%s/faceapi/face_landmark_68%s_model-weights_manifest.json", dir,
+                 tiny ? "_tiny" : "");
+        m->lm.size = NN_FACEAPI_LM_SIZE;
+        m->lm.out_points = 0;
+        if ((rc = nn_faceapi_landmarks68_load(path, tiny, &m->lm.g, &e)))
+            return models_fail(m, rc, "%s", e.msg);
     }
     return MIEN_OK;
 }
@@ -215,7 +246,7 @@ void mien_models_close(mien_models *m) {
     nn_graph_free(m->det.g);
     free(m->det.anchors);
     nn_graph_free(m->emb.g);
-    nn_graph_free(m->mesh.g);
+    nn_graph_free(m->lm.g);
     free(m);
 }
 
@@ -238,7 +269,7 @@ int mien_session_open(mien_models *m, mien_session **out) {
     *out = s;
     int rc = nn_exec_create(m->det.g, &m->exec_opts, &s->det, &s->err);
     if (!rc) rc = nn_exec_create(m->emb.g, &m->exec_opts, &s->emb, &s->err);
-    if (!rc && m->mesh.g) rc = nn_exec_create(m->mesh.g, &m->exec_opts, &s->mesh, &s->err);
+    if (!rc && m->lm.g) rc = nn_exec_create(m->lm.g, &m->exec_opts, &s->lm, &s->err);
     return rc;
 }
 
@@ -246,7 +277,7 @@ void mien_session_close(mien_session *s) {
     if (!s) return;
     nn_exec_free(s->det);
     nn_exec_free(s->emb);
-    nn_exec_free(s->mesh);
+    nn_exec_free(s->lm);
     free(s);
 }
 
@@ -270,7 +301,7 @@ int mien_detect(mien_session *s, const mien_image *img, const mien_detect_option
                 mien_face **faces, int *n_faces) {
     if (!s || !faces || !n_faces) return MIEN_EINVAL;
     int rc = face_detect(s, img, o, faces, n_faces);
-    if (rc || !s->mesh) return rc;
+    if (rc || !s->lm) return rc;
     for (int i = 0; i < *n_faces; i++)
         if ((rc = face_refine_landmarks(s, img, &(*faces)[i]))) {
             free(*faces);
