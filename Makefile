@@ -14,7 +14,7 @@ DEFS    := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 INC     := -Iinclude -Isrc
 OPT     ?= -O2 -g
 LIBS    := $(PKG_LIBS) -lXNNPACK -lpthreadpool -lopenblas -lm -lpthread
-CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null) -lz
 
 LIB_SRC := $(sort $(wildcard src/core/*.c src/image/*.c src/nn/*.c src/face/*.c \
                              src/gallery/*.c src/server/*.c))
@@ -72,7 +72,7 @@ $(A)/run_tests: $(ATEST_OBJ) $(A)/libmien.a
 # slower end-to-end checks. MIEN_DATA points at the shared data (default ../shared/data).
 test: $(A)/run_tests $(A)/mien $(B)/mien
 	@[ -d models ] || { echo "models/ missing: run 'make setup' first" >&2; exit 2; }
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 UBSAN_OPTIONS=print_stacktrace=1:exitcode=86 \
 	  MIEN_BIN=$(A)/mien MIEN_BIN_FAST=$(B)/mien $(A)/run_tests
 
 setup:

@@ -55,9 +55,14 @@ int golden_make_input(const char *models_dir, const golden_case *c, float **out,
         mien_config cfg;
         mien_config_default(&cfg);
         cfg.backend = MIEN_BACKEND_REF; /* the oracle backend, so the crop never moves */
+        cfg.detector = "blazeface";     /* fixed here, whatever the defaults become */
+        cfg.landmarks = "none";
         rc = mien_models_open(models_dir, &cfg, &m);
         if (!rc) rc = mien_session_open(m, &s);
-        if (!rc) rc = mien_detect(s, &img, NULL, &faces, &n);
+        mien_detect_options dopt;
+        mien_detect_options_default(&dopt);
+        dopt.min_score = 0.5f; /* pinned: the goldens were made with it */
+        if (!rc) rc = mien_detect(s, &img, &dopt, &faces, &n);
         if (rc) mien_err_set(e, rc, "%s", s ? mien_errmsg(s) : mien_models_errmsg(m));
         if (!rc && n <= c->face) rc = mien_err_set(e, MIEN_ENOFACE, "%s: face %d not found", path, c->face);
         if (!rc) {

@@ -18,7 +18,7 @@ static const char detect_usage[] =
     "  --json            one JSON object per image (JSON Lines)\n"
     "  --draw OUT        write the photo with boxes and landmarks (a PNG file for one image,\n"
     "                    a folder for several)\n"
-    "  --min-score S     drop detections below S (default 0.5)\n"
+    "  --min-score S     drop detections below S (default 0.6)\n"
     "  --min-size PX     drop faces smaller than PX pixels\n"
     "  --tile            also search overlapping tiles of large photos for small faces\n"
     "  --detector NAME   blazeface (256x256, default) or blazeface-front (128x128)\n"

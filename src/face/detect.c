@@ -31,7 +31,7 @@ typedef struct cand {
 
 void mien_detect_options_default(mien_detect_options *o) {
     memset(o, 0, sizeof *o);
-    o->min_score = 0.5f;
+    o->min_score = 0.6f;
 }
 
 static float sigmoidf(float x) {

@@ -38,6 +38,7 @@ typedef struct lm_model {
     nn_graph *g;
     int size;                /* network input side */
     int out_points;          /* graph output index of the points */
+    int out_flag;            /* facemesh: graph output of the face-presence score, else -1 */
 } lm_model;
 
 /* ==== Embedder ==== */
@@ -75,7 +76,9 @@ struct mien_session {
 /* Stage functions; errors go to s->err. */
 int face_detect(mien_session *s, const mien_image *img, const mien_detect_options *o,
                 mien_face **faces, int *n_faces);
-int face_refine_landmarks(mien_session *s, const mien_image *img, mien_face *f);
+/* Refine f's alignment points with the landmark network; *keep becomes 0 when the network
+ * says there is no face there. */
+int face_refine_landmarks(mien_session *s, const mien_image *img, mien_face *f, int *keep);
 
 /* Least-squares similarity transform (Umeyama 1991) taking src points onto dst points:
  * dst ≈ s R src + t. Writes the 2x3 forward matrix m (x' = m0 x + m1 y + m2, y' = m3 x +

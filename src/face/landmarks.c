@@ -17,6 +17,8 @@ static const int eye_a[] = {33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 
 static const int eye_b[] = {263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466};
 enum { MESH_NOSE_TIP = 1, MESH_MOUTH_A = 61, MESH_MOUTH_B = 291 };
 #define MESH_ROI_SCALE 1.5f
+/* Face-presence score below which the mesh rejects a detection. */
+#define MESH_MIN_PRESENCE 0.1f
 
 /* 68-point indices: eyes 36-41 and 42-47, nose tip 30, mouth corners 48 and 54. */
 enum { P68_EYE_A = 36, P68_EYE_B = 42, P68_NOSE_TIP = 30, P68_MOUTH_A = 48, P68_MOUTH_B = 54 };
@@ -39,7 +41,7 @@ static void map_point(const float m[6], float u, float v, float *x, float *y) {
     *y = m[3] * u + m[4] * v + m[5];
 }
 
-static int refine_mesh(mien_session *s, const mien_image *img, mien_face *f) {
+static int refine_mesh(mien_session *s, const mien_image *img, mien_face *f, int *keep) {
     const float S = (float)s->m->lm.size;
     float cx = f->box[0] + f->box[2] * 0.5f, cy = f->box[1] + f->box[3] * 0.5f;
     float side = fmaxf(f->box[2], f->box[3]) * MESH_ROI_SCALE;
@@ -67,6 +69,10 @@ static int refine_mesh(mien_session *s, const mien_image *img, mien_face *f) {
         if (!isfinite(p[i][0]) || !isfinite(p[i][1])) return MIEN_OK;
     for (int i = 0; i < 5; i++) f->points[i][0] = p[i][0], f->points[i][1] = p[i][1];
     f->n_points = 5;
+    /* The mesh also says whether it sees a face at all: background that fooled the detector
+     * (textures, windows) scores near 0; real faces, even turned away, near 1. */
+    if (s->m->lm.out_flag >= 0 && nn_exec_output(s->lm, s->m->lm.out_flag)[0] < MESH_MIN_PRESENCE)
+        *keep = 0;
     return MIEN_OK;
 }
 
@@ -100,9 +106,10 @@ static int refine_68(mien_session *s, const mien_image *img, mien_face *f) {
     return MIEN_OK;
 }
 
-int face_refine_landmarks(mien_session *s, const mien_image *img, mien_face *f) {
+int face_refine_landmarks(mien_session *s, const mien_image *img, mien_face *f, int *keep) {
+    *keep = 1;
     switch (s->m->lm.kind) {
-    case LM_FACEMESH: return refine_mesh(s, img, f);
+    case LM_FACEMESH: return refine_mesh(s, img, f, keep);
     case LM_68:
     case LM_68_TINY: return refine_68(s, img, f);
     default: return MIEN_OK;

@@ -52,7 +52,7 @@ static const emb_spec emb_specs[] = {
      CROP_ARCFACE, 1.3f, 0.35f, 1},
     /* dlib's ResNet-29 (face-api's FaceRecognitionNet): raw pixels on dlib's 150x150 chip. */
     {"dlib", "faceapi/face_recognition_model-weights_manifest.json", LOAD_FACEAPI_REC, NULL, 150,
-     0.f, 1.f, CROP_DLIB, 1.f, 0.35f, 1},
+     0.f, 1.f, CROP_DLIB, 1.f, 0.9286f, 1},
 };
 
 /* dlib's 68-point mean face (dlib/image_transforms/interpolation.h, normalised to the face
@@ -85,8 +85,8 @@ static void make_template(const emb_spec *sp, float tmpl[5][2]) {
 void mien_config_default(mien_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->detector = "blazeface";
-    cfg->embedder = "mobilefacenet";
-    cfg->landmarks = "none";
+    cfg->embedder = "dlib";
+    cfg->landmarks = "facemesh";
     cfg->backend = MIEN_BACKEND_AUTO;
     cfg->threads = 1;
     cfg->flip = -1;
@@ -223,9 +223,12 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
     if (m->lm.kind == LM_FACEMESH) {
         m->lm.size = 192;
         if ((rc = load_graph(m, dir, "human/facemesh.json", m->lm.size, NULL, &m->lm.g))) return rc;
-        m->lm.out_points = -1;
-        for (int i = 0; i < m->lm.g->n_outputs; i++)
-            if (m->lm.g->t[m->lm.g->outputs[i]].n == 1404) m->lm.out_points = i;
+        m->lm.out_points = m->lm.out_flag = -1;
+        for (int i = 0; i < m->lm.g->n_outputs; i++) {
+            int64_t n = m->lm.g->t[m->lm.g->outputs[i]].n;
+            if (n == 1404) m->lm.out_points = i;
+            if (n == 1) m->lm.out_flag = i;
+        }
         if (m->lm.out_points < 0) return models_fail(m, MIEN_EFORMAT, "facemesh: no 468-point output");
     } else if (m->lm.kind == LM_68 || m->lm.kind == LM_68_TINY) {
         int tiny = m->lm.kind == LM_68_TINY;
@@ -235,6 +238,7 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
                  tiny ? "_tiny" : "");
         m->lm.size = NN_FACEAPI_LM_SIZE;
         m->lm.out_points = 0;
+        m->lm.out_flag = -1;
         if ((rc = nn_faceapi_landmarks68_load(path, tiny, &m->lm.g, &e)))
             return models_fail(m, rc, "%s", e.msg);
     }
@@ -302,12 +306,17 @@ int mien_detect(mien_session *s, const mien_image *img, const mien_detect_option
     if (!s || !faces || !n_faces) return MIEN_EINVAL;
     int rc = face_detect(s, img, o, faces, n_faces);
     if (rc || !s->lm) return rc;
-    for (int i = 0; i < *n_faces; i++)
-        if ((rc = face_refine_landmarks(s, img, &(*faces)[i]))) {
+    int kept = 0;
+    for (int i = 0; i < *n_faces; i++) {
+        int keep;
+        if ((rc = face_refine_landmarks(s, img, &(*faces)[i], &keep))) {
             free(*faces);
             *faces = NULL;
             *n_faces = 0;
             return rc;
         }
+        if (keep) (*faces)[kept++] = (*faces)[i];
+    }
+    *n_faces = kept;
     return MIEN_OK;
 }

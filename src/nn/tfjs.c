@@ -983,7 +983,10 @@ int nn_tfjs_load(const char *path, const int64_t *input_dims, const char *const 
         rc = mien_err_set(e, MIEN_EFORMAT, "not a TFJS graph model (no modelTopology.node)");
         goto done;
     }
-    if ((rc = nn_weights_load_manifest(manifest, dir, &L.w, e))) goto done;
+    if ((rc = nn_weights_load_manifest(manifest, dir, &L.w, e))) {
+        mien_err_prefix(e, "%s", path);
+        goto done;
+    }
     /* The graph takes over the dequantized float weights. */
     const char *base = strrchr(path, '/');
     L.g = nn_graph_new(base ? base + 1 : path);

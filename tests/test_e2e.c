@@ -1,0 +1,368 @@
+/* End to end through the CLI: real photos of known people (../shared/data/people), dlib's
+ * detection photos, and hostile inputs. The fast release binary runs the accuracy checks; the
+ * sanitizer build runs the bad inputs, so a crash or a sanitizer report fails the test. */
+#include "testutil.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+/* ==== Helpers ==== */
+
+static char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) b[n] = 0;
+    if (len) *len = (size_t)n;
+    return b;
+}
+
+/* Run the CLI; stdout in *out, stderr in *err (both malloc'd). */
+static int run_mien(const char *bin, const char *args, char **out, char **err) {
+    const char *ef = tu_temp_file(".err", "", 0);
+    int rc = tu_run(tu_path("%s %s 2>%s", bin, args, ef), out);
+    *err = read_all(ef, NULL);
+    remove(ef);
+    if (!*err) *err = strdup("");
+    return rc;
+}
+
+/* Exit statuses of a run that the sanitizers stopped (Makefile: exitcode=86). */
+static void assert_clean_failure(int rc, const char *err, const char *what) {
+    ck_assert_msg(rc != 0, "%s: expected a failure, got exit 0", what);
+    ck_assert_msg(rc == 1 || rc == 2, "%s: exit status %d (crash or sanitizer?)\n%s", what, rc, err);
+    ck_assert_msg(!strstr(err, "Sanitizer") && !strstr(err, "runtime error"), "%s: %s", what, err);
+    ck_assert_msg(strlen(err) > 10, "%s: no error message", what);
+}
+
+/* ==== Known people: verification ==== */
+
+typedef struct photo { const char *path, *who; } photo;
+
+/* Photos that show one person (the gallery and the single-person probes of labels.tsv). */
+static const photo people[] = {
+    {"people/examples/knn_examples/train/alex_lacamoire/img1.jpg", "alex_lacamoire"},
+    {"people/examples/knn_examples/train/biden/biden.jpg", "biden"},
+    {"people/examples/knn_examples/train/biden/biden2.jpg", "biden"},
+    {"people/examples/knn_examples/train/kit_harington/john1.jpeg", "kit_harington"},
+    {"people/examples/knn_examples/train/kit_harington/john2.jpeg", "kit_harington"},
+    {"people/examples/knn_examples/train/obama/obama.jpg", "obama"},
+    {"people/examples/knn_examples/train/obama/obama2.jpg", "obama"},
+    {"people/examples/knn_examples/train/rose_leslie/img1.jpg", "rose_leslie"},
+    {"people/examples/knn_examples/train/rose_leslie/img2.jpg", "rose_leslie"},
+    {"people/examples/knn_examples/test/alex_lacamoire1.jpg", "alex_lacamoire"},
+    {"people/examples/knn_examples/test/johnsnow_test1.jpg", "kit_harington"},
+    {"people/examples/knn_examples/test/obama1.jpg", "obama"},
+    {"people/examples/obama.jpg", "obama"},
+    {"people/examples/obama2.jpg", "obama"},
+    {"people/examples/obama-240p.jpg", "obama"},
+    {"people/examples/obama-480p.jpg", "obama"},
+    {"people/examples/obama-720p.jpg", "obama"},
+    {"people/examples/obama-1080p.jpg", "obama"},
+    {"people/examples/obama_small.jpg", "obama"},
+    {"people/examples/biden.jpg", "biden"},
+    {"people/examples/alex-lacamoire.png", "alex_lacamoire"},
+    {"people/examples/lin-manuel-miranda.png", "lin_manuel_miranda"},
+    {"people/tests/test_images/obama.jpg", "obama"},
+    {"people/tests/test_images/obama2.jpg", "obama"},
+    {"people/tests/test_images/obama3.jpg", "obama"},
+    {"people/tests/test_images/biden.jpg", "biden"},
+    {"people/tests/test_images/32bit.png", "obama"},
+    {"people/tests/test_images/obama_partial_face2.jpg", "obama"},
+};
+#define N_PEOPLE ((int)(sizeof people / sizeof people[0]))
+
+/* Embedding of the largest face of each photo, from one `mien embed --json` run. */
+static float *embed_people(int *dim) {
+    char args[16384];
+    int n = snprintf(args, sizeof args, "embed --json");
+    for (int i = 0; i < N_PEOPLE; i++)
+        n += snprintf(args + n, sizeof args - (size_t)n, " %s/%s", tu_data_dir(), people[i].path);
+    char *out, *err;
+    int rc = run_mien(tu_mien_bin_fast(), args, &out, &err);
+    ck_assert_msg(rc == 0, "mien embed failed (%d): %s", rc, err);
+    float *emb = NULL;
+    int line = 0;
+    char *save = NULL;
+    for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save), line++) {
+        cJSON *o = cJSON_Parse(l);
+        ck_assert_msg(o != NULL, "embed output is not JSON: %s", l);
+        cJSON *faces = cJSON_GetObjectItem(o, "faces");
+        ck_assert_msg(cJSON_GetArraySize(faces) >= 1, "no face in %s", people[line].path);
+        cJSON *best = NULL, *f;
+        double area = -1;
+        cJSON_ArrayForEach(f, faces) {
+            cJSON *box = cJSON_GetObjectItem(f, "box");
+            double a = cJSON_GetArrayItem(box, 2)->valuedouble * cJSON_GetArrayItem(box, 3)->valuedouble;
+            if (a > area) area = a, best = f;
+        }
+        cJSON *e = cJSON_GetObjectItem(best, "embedding");
+        if (!emb) {
+            *dim = cJSON_GetArraySize(e);
+            emb = calloc((size_t)N_PEOPLE * *dim, sizeof *emb);
+        }
+        ck_assert_int_eq(cJSON_GetArraySize(e), *dim);
+        for (int k = 0; k < *dim; k++) emb[line * *dim + k] = (float)cJSON_GetArrayItem(e, k)->valuedouble;
+        cJSON_Delete(o);
+    }
+    ck_assert_int_eq(line, N_PEOPLE);
+    free(out);
+    free(err);
+    return emb;
+}
+
+static float default_threshold(void) {
+    char *out, *err;
+    int rc = run_mien(tu_mien_bin_fast(),
+                      tu_path("verify --json %s/%s %s/%s", tu_data_dir(), people[1].path,
+                              tu_data_dir(), people[2].path),
+                      &out, &err);
+    ck_assert_msg(rc == 0, "mien verify failed: %s", err);
+    cJSON *o = cJSON_Parse(out);
+    ck_assert_msg(o && cJSON_IsNumber(cJSON_GetObjectItem(o, "threshold")), "bad JSON: %s", out);
+    ck_assert_msg(cJSON_IsTrue(cJSON_GetObjectItem(o, "same")), "biden vs biden said different: %s", out);
+    float thr = (float)cJSON_GetObjectItem(o, "threshold")->valuedouble;
+    cJSON_Delete(o);
+    free(out);
+    free(err);
+    return thr;
+}
+
+START_TEST(known_people_pairs) {
+    int dim = 0;
+    float *emb = embed_people(&dim);
+    float thr = default_threshold();
+    int wrong = 0, pairs = 0;
+    char report[3000] = "";
+    size_t rl = 0;
+    for (int i = 0; i < N_PEOPLE; i++)
+        for (int j = i + 1; j < N_PEOPLE; j++) {
+            double sim = 0;
+            for (int k = 0; k < dim; k++) sim += (double)emb[i * dim + k] * emb[j * dim + k];
+            int same = !strcmp(people[i].who, people[j].who);
+            pairs++;
+            if ((sim >= thr) != same) {
+                wrong++;
+                if (rl < sizeof report - 400)
+                    rl += (size_t)snprintf(report + rl, sizeof report - rl, "\n  %s vs %s: %.3f (%s)",
+                                           people[i].path, people[j].path, sim, same ? "same" : "different");
+            }
+        }
+    free(emb);
+    ck_assert_msg(wrong == 0, "%d of %d known-people pairs wrong at threshold %.3f:%s", wrong, pairs,
+                  thr, report);
+}
+END_TEST
+
+START_TEST(verify_command) {
+    char *out, *err;
+    /* Same person across resolutions; different people. */
+    int rc = run_mien(tu_mien_bin_fast(),
+                      tu_path("verify --json %s/people/examples/obama-240p.jpg %s/people/examples/obama-1080p.jpg",
+                              tu_data_dir(), tu_data_dir()), &out, &err);
+    ck_assert_msg(rc == 0, "%s", err);
+    cJSON *o = cJSON_Parse(out);
+    ck_assert_msg(o && cJSON_IsTrue(cJSON_GetObjectItem(o, "same")), "%s", out);
+    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(o, "similarity")));
+    cJSON_Delete(o);
+    free(out), free(err);
+    rc = run_mien(tu_mien_bin_fast(),
+                  tu_path("verify --json %s/people/examples/biden.jpg %s/people/examples/obama.jpg",
+                          tu_data_dir(), tu_data_dir()), &out, &err);
+    ck_assert_msg(rc == 0, "%s", err);
+    o = cJSON_Parse(out);
+    ck_assert_msg(o && cJSON_IsFalse(cJSON_GetObjectItem(o, "same")), "%s", out);
+    cJSON_Delete(o);
+    free(out), free(err);
+    /* Plain text names the decision and the threshold. */
+    rc = run_mien(tu_mien_bin_fast(),
+                  tu_path("verify %s/people/examples/biden.jpg %s/people/examples/obama.jpg",
+                          tu_data_dir(), tu_data_dir()), &out, &err);
+    ck_assert_msg(rc == 0 && strstr(out, "different people") && strstr(out, "threshold"), "%s", out);
+    free(out), free(err);
+}
+END_TEST
+
+/* ==== Detection: labelled group photos, and a photo without people ==== */
+
+START_TEST(labelled_faces_found) {
+    char *labels = read_all(tu_path("%s/people/labels.tsv", tu_data_dir()), NULL);
+    ck_assert_msg(labels != NULL, "no labels.tsv under %s/people", tu_data_dir());
+    char *save = NULL;
+    int photos = 0;
+    for (char *l = strtok_r(labels, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        if (*l == '#' || !*l) continue;
+        char *tab = strchr(l, '\t');
+        ck_assert(tab != NULL);
+        *tab = 0;
+        int want = 1;
+        for (char *c = tab + 1; *c; c++) want += *c == ',';
+        char *out, *err;
+        int rc = run_mien(tu_mien_bin_fast(), tu_path("detect --json %s/people/%s", tu_data_dir(), l),
+                          &out, &err);
+        ck_assert_msg(rc == 0, "%s: %s", l, err);
+        cJSON *o = cJSON_Parse(out);
+        int got = cJSON_GetArraySize(cJSON_GetObjectItem(o, "faces"));
+        ck_assert_msg(got >= want, "%s: %d faces found, %d labelled", l, got, want);
+        cJSON_Delete(o);
+        free(out), free(err);
+        photos++;
+    }
+    free(labels);
+    ck_assert_int_ge(photos, 20);
+}
+END_TEST
+
+START_TEST(no_face_in_dogs) {
+    char *out, *err;
+    int rc = run_mien(tu_mien_bin_fast(), tu_path("detect --json %s/dlib_faces/dogs.jpg", tu_data_dir()),
+                      &out, &err);
+    ck_assert_msg(rc == 0, "%s", err);
+    cJSON *o = cJSON_Parse(out);
+    ck_assert_msg(o && cJSON_GetArraySize(cJSON_GetObjectItem(o, "faces")) == 0, "faces in dogs.jpg: %s", out);
+    ck_assert_int_eq(cJSON_GetObjectItem(o, "width")->valueint, 900);
+    cJSON_Delete(o);
+    free(out), free(err);
+    /* verify with a face-less photo is an error with exit status 2, not a guess */
+    rc = run_mien(tu_mien_bin_fast(),
+                  tu_path("verify %s/dlib_faces/dogs.jpg %s/people/examples/obama.jpg", tu_data_dir(),
+                          tu_data_dir()), &out, &err);
+    ck_assert_msg(rc == 2 && strstr(err, "no face"), "exit %d: %s", rc, err);
+    free(out), free(err);
+}
+END_TEST
+
+START_TEST(draw_writes_png) {
+    const char *png = tu_temp_file(".png", "", 0);
+    char *out, *err;
+    int rc = run_mien(tu_mien_bin_fast(),
+                      tu_path("detect --draw %s %s/people/examples/two_people.jpg", png, tu_data_dir()),
+                      &out, &err);
+    ck_assert_msg(rc == 0, "%s", err);
+    size_t n;
+    char *b = read_all(png, &n);
+    ck_assert_msg(b && n > 1000 && !memcmp(b, "\x89PNG", 4), "no PNG written");
+    free(b), free(out), free(err);
+    remove(png);
+}
+END_TEST
+
+/* ==== Hostile inputs (sanitizer build) ==== */
+
+static void expect_bad_image(const char *path, const char *what) {
+    char *out, *err;
+    int rc = run_mien(tu_mien_bin(), tu_path("detect %s", path), &out, &err);
+    assert_clean_failure(rc, err, what);
+    free(out), free(err);
+}
+
+START_TEST(bad_inputs) {
+    size_t n;
+    char *jpg = read_all(tu_path("%s/demo/sample1.jpg", tu_models_dir()), &n);
+    ck_assert(jpg != NULL);
+    const char *p = tu_temp_file(".jpg", jpg, n / 2);
+    expect_bad_image(p, "truncated JPEG");
+    remove(p);
+    free(jpg);
+    p = tu_temp_file(".jpg", "this is not an image, just text\n", 32);
+    expect_bad_image(p, "text file named .jpg");
+    remove(p);
+    p = tu_temp_file(".png", "", 0);
+    expect_bad_image(p, "empty file");
+    remove(p);
+    expect_bad_image("/nonexistent/photo.jpg", "missing file");
+    /* A PNG whose header claims 100000 x 100000 pixels. */
+    unsigned char png[8 + 25 + 12] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    unsigned char *ihdr = png + 8;
+    const unsigned char body[17] = {'I', 'H', 'D', 'R', 0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0, 8, 2, 0, 0, 0};
+    ihdr[3] = 13;
+    memcpy(ihdr + 4, body, 17);
+    uLong crc = crc32(0, body, 17);
+    for (int i = 0; i < 4; i++) ihdr[21 + i] = (unsigned char)(crc >> (24 - 8 * i));
+    unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
+    memcpy(png + 33, iend, 12);
+    p = tu_temp_file(".png", png, sizeof png);
+    char *out, *err;
+    int rc = run_mien(tu_mien_bin(), tu_path("detect %s", p), &out, &err);
+    assert_clean_failure(rc, err, "100000x100000 PNG");
+    ck_assert_msg(strstr(err, "100000"), "message should name the size: %s", err);
+    free(out), free(err);
+    remove(p);
+}
+END_TEST
+
+START_TEST(bad_models) {
+    char *out, *err;
+    const char *img = tu_path("%s/people/examples/obama.jpg", tu_data_dir());
+    int rc = run_mien(tu_mien_bin(), tu_path("detect --models /nonexistent/models %s", img), &out, &err);
+    assert_clean_failure(rc, err, "missing models folder");
+    ck_assert_msg(strstr(err, "make setup"), "should say how to get the models: %s", err);
+    free(out), free(err);
+    /* A copy of the models folder with one weights file cut short, one JSON file corrupted. */
+    char dir[] = "/tmp/mien-models-XXXXXX";
+    ck_assert(mkdtemp(dir) != NULL);
+    rc = tu_run(tu_path("cp -r %s/human %s/faceapi %s/ && head -c 1000 %s/human/blazeface.bin > %s/human/blazeface.bin",
+                        tu_models_dir(), tu_models_dir(), dir, tu_models_dir(), dir), NULL);
+    ck_assert_int_eq(rc, 0);
+    rc = run_mien(tu_mien_bin(), tu_path("detect --models %s %s", dir, img), &out, &err);
+    assert_clean_failure(rc, err, "truncated model weights");
+    ck_assert_msg(strstr(err, "blazeface"), "should name the model: %s", err);
+    free(out), free(err);
+    rc = tu_run(tu_path("cp %s/human/blazeface.bin %s/human/ && printf '{\"modelTopology\": [1, 2' > %s/human/blazeface.json",
+                        tu_models_dir(), dir, dir), NULL);
+    ck_assert_int_eq(rc, 0);
+    rc = run_mien(tu_mien_bin(), tu_path("detect --models %s %s", dir, img), &out, &err);
+    assert_clean_failure(rc, err, "corrupt model JSON");
+    free(out), free(err);
+    tu_run(tu_path("rm -rf %s", dir), NULL);
+}
+END_TEST
+
+START_TEST(usage_errors) {
+    char *out, *err;
+    int rc = run_mien(tu_mien_bin(), "verify onlyone.jpg", &out, &err);
+    ck_assert_int_eq(rc, 2);
+    free(out), free(err);
+    rc = run_mien(tu_mien_bin(), "detect --min-score banana x.jpg", &out, &err);
+    ck_assert_msg(rc == 2 && strstr(err, "banana"), "%s", err);
+    free(out), free(err);
+    rc = run_mien(tu_mien_bin(), "frobnicate", &out, &err);
+    ck_assert_int_eq(rc, 2);
+    free(out), free(err);
+    rc = run_mien(tu_mien_bin(), "detect --help", &out, &err);
+    ck_assert_msg(rc == 0 && strstr(out, "usage: mien detect"), "%s", out);
+    free(out), free(err);
+}
+END_TEST
+
+Suite *suite_e2e(void) {
+    Suite *s = suite_create("e2e");
+    TCase *t = tcase_create("people");
+    tcase_set_timeout(t, 900);
+    tcase_add_test(t, known_people_pairs);
+    tcase_add_test(t, verify_command);
+    tcase_add_test(t, labelled_faces_found);
+    tcase_add_test(t, no_face_in_dogs);
+    tcase_add_test(t, draw_writes_png);
+    suite_add_tcase(s, t);
+    TCase *b = tcase_create("bad_input");
+    tcase_set_timeout(b, 900);
+    tcase_add_test(b, bad_inputs);
+    tcase_add_test(b, bad_models);
+    tcase_add_test(b, usage_errors);
+    suite_add_tcase(s, b);
+    return s;
+}
