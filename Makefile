@@ -78,14 +78,34 @@ test: $(A)/run_tests $(A)/mien $(B)/mien
 setup:
 	bash scripts/setup.sh
 
+# Node packages of the TFJS / face-api oracles (only needed to regenerate tests/golden/).
+tools:
+	bash scripts/setup.sh --tools
+
+goldens: tools all
+	bash tools/make_goldens.sh
+	bash tools/make_goldens_faceapi.sh
+
 demo: setup all
 	bash scripts/demo.sh
 
 eval-lfw: all
 	bash scripts/eval_lfw.sh
 
+# Install the library, header, CLI and a pkg-config file (PREFIX=/usr/local, DESTDIR for
+# staging).
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/mien.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(B)/libmien.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(B)/mien $(DESTDIR)$(PREFIX)/bin/
+	printf 'prefix=%s\nName: mien\nDescription: face detection, alignment and recognition\nVersion: %s\nCflags: -I$${prefix}/include\nLibs: -L$${prefix}/lib -lmien %s\n' \
+	  '$(PREFIX)' "$$(sed -n 's/#define MIEN_VERSION_STRING "\(.*\)"/\1/p' include/mien.h)" '$(LIBS)' \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mien.pc
+
 clean:
 	rm -rf $(B) $(A)
 
-.PHONY: all test setup demo eval-lfw clean
+.PHONY: all test setup tools goldens demo eval-lfw install clean
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ALIB_OBJ:.o=.d) $(ACLI_OBJ:.o=.d) $(ATEST_OBJ:.o=.d)

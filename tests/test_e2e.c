@@ -348,6 +348,24 @@ START_TEST(usage_errors) {
 }
 END_TEST
 
+/* The README's example program builds against the installed header and library. */
+START_TEST(example_builds_against_install) {
+    char dir[] = "/tmp/mien-prefix-XXXXXX";
+    ck_assert(mkdtemp(dir) != NULL);
+    char *out;
+    int rc = tu_run(tu_path("make -s install PREFIX=%s >/dev/null 2>&1 && "
+                            "cc -std=c11 -Wall -Werror examples/verify.c "
+                            "$(PKG_CONFIG_PATH=%s/lib/pkgconfig pkg-config --cflags --libs mien) "
+                            "-o %s/verify 2>&1 && %s/verify %s %s/people/examples/obama.jpg "
+                            "%s/people/examples/obama2.jpg 2>&1",
+                            dir, dir, dir, dir, tu_models_dir(), tu_data_dir(), tu_data_dir()),
+                    &out);
+    ck_assert_msg(rc == 0 && strstr(out, "same person"), "exit %d: %s", rc, out);
+    free(out);
+    tu_run(tu_path("rm -rf %s", dir), NULL);
+}
+END_TEST
+
 Suite *suite_e2e(void) {
     Suite *s = suite_create("e2e");
     TCase *t = tcase_create("people");
@@ -357,6 +375,7 @@ Suite *suite_e2e(void) {
     tcase_add_test(t, labelled_faces_found);
     tcase_add_test(t, no_face_in_dogs);
     tcase_add_test(t, draw_writes_png);
+    tcase_add_test(t, example_builds_against_install);
     suite_add_tcase(s, t);
     TCase *b = tcase_create("bad_input");
     tcase_set_timeout(b, 900);
