@@ -6,9 +6,9 @@
 #   make eval-lfw   LFW 10-fold verification accuracy (needs ../shared/data or MIEN_DATA)
 
 CC      ?= cc
-PKGS    := libjpeg libpng libwebp libcjson sqlite3 libmicrohttpd check
+PKGS    := libjpeg libpng libwebp libcjson sqlite3 libmicrohttpd libprotobuf-c check
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs libjpeg libpng libwebp libcjson sqlite3 libmicrohttpd 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs libjpeg libpng libwebp libcjson sqlite3 libmicrohttpd libprotobuf-c 2>/dev/null)
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 DEFS    := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 INC     := -Iinclude -Isrc
@@ -78,6 +78,11 @@ test: $(A)/run_tests $(A)/mien $(B)/mien
 setup:
 	bash scripts/setup.sh
 
+# The ONNX loader's protobuf code (src/nn/onnx.pb-c.[ch]) is generated from src/nn/onnx.proto
+# and committed, so a build needs only libprotobuf-c; regenerate after editing the .proto.
+proto:
+	cd src/nn && protoc-c --proto_path=. --c_out=. onnx.proto
+
 # Node packages of the TFJS / face-api oracles (only needed to regenerate tests/golden/).
 tools:
 	bash scripts/setup.sh --tools
@@ -107,5 +112,5 @@ install: all
 clean:
 	rm -rf $(B) $(A)
 
-.PHONY: all test setup tools goldens demo eval-lfw install clean
+.PHONY: all test setup tools goldens demo eval-lfw install clean proto
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ALIB_OBJ:.o=.d) $(ACLI_OBJ:.o=.d) $(ATEST_OBJ:.o=.d)

@@ -12,11 +12,16 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # Build: libjpeg-turbo, libpng, libwebp (decode), XNNPACK + pthreadpool (fast backend),
 # OpenBLAS (gallery search, training), SQLite (gallery), cJSON (JSON in/out, TFJS manifests),
 # libmicrohttpd (service), check + zlib (unit tests).
-# Tests only: python3-numpy (independent reference of the verification metrics).
+# ONNX models: libprotobuf-c-dev (the loader parses ONNX's protobuf), protobuf-c-compiler
+# (`make proto` regenerates src/nn/onnx.pb-c.[ch] from src/nn/onnx.proto).
+# Tests only: python3-numpy (independent reference of the verification metrics),
+# python3-torch + python3-onnx (tools/onnx_make_tests.py builds test networks in PyTorch,
+# exports them to ONNX and records PyTorch's outputs: the oracle of the ONNX loader).
 # npm (from nodejs) fetches the models.
 PKGS=(build-essential pkg-config libjpeg62-turbo-dev libpng-dev libwebp-dev
       libxnnpack-dev libpthreadpool-dev libopenblas-dev libsqlite3-dev libcjson-dev
-      libmicrohttpd-dev check zlib1g-dev python3-numpy nodejs npm)
+      libmicrohttpd-dev check zlib1g-dev python3-numpy nodejs npm
+      libprotobuf-c-dev protobuf-c-compiler python3-torch python3-onnx)
 if [ "${MIEN_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${PKGS[@]}"; do
