@@ -471,6 +471,59 @@ START_TEST(det_wrong_layout) {
 }
 END_TEST
 
+/* The model table: `--detector scrfd:PATH --embedder arcface:PATH` through the public API,
+ * with the synthetic SCRFD-layout network and the IResNet test network as the files. */
+START_TEST(model_table_wiring) {
+    need_models();
+    mien_config cfg;
+    mien_config_default(&cfg);
+    char det[512], emb[512];
+    snprintf(det, sizeof det, "scrfd:%s/scrfd_synth.onnx", test_dir());
+    snprintf(emb, sizeof emb, "arcface:%s/iresnet.onnx", test_dir());
+    cfg.detector = det;
+    cfg.embedder = emb;
+    cfg.landmarks = "none";
+    cfg.backend = MIEN_BACKEND_REF;
+    mien_models *m;
+    ck_assert_msg(mien_models_open(tu_models_dir(), &cfg, &m) == MIEN_OK, "%s", mien_models_errmsg(m));
+    ck_assert_int_eq(mien_models_embedding_dim(m), 512);
+    ck_assert_str_eq(mien_models_embedder_name(m), "arcface");
+    mien_session *s;
+    ck_assert(mien_session_open(m, &s) == MIEN_OK);
+    mien_image img = {640, 480, calloc((size_t)640 * 480 * 3, 1)};
+    for (int y = 104; y < 112; y++)
+        for (int x = 176; x < 184; x++) {
+            uint8_t *p = img.rgb + ((size_t)y * 640 + x) * 3;
+            p[0] = 255, p[1] = 160, p[2] = 100;
+        }
+    mien_face *f;
+    int n;
+    ck_assert_msg(mien_detect(s, &img, NULL, &f, &n) == MIEN_OK, "%s", mien_errmsg(s));
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(f[0].n_points, 5);
+    /* The synthetic detector puts all 5 keypoints on one spot: align on the template. */
+    for (int k = 0; k < 5; k++) {
+        f[0].points[k][0] = mien_arcface_template[k][0] + 100;
+        f[0].points[k][1] = mien_arcface_template[k][1] + 50;
+    }
+    float e1[512];
+    ck_assert_msg(mien_embed(s, &img, &f[0], e1) == MIEN_OK, "%s", mien_errmsg(s));
+    double ss = 0;
+    for (int i = 0; i < 512; i++) ss += (double)e1[i] * e1[i];
+    ck_assert(fabs(ss - 1) < 1e-4);
+    free(f);
+    free(img.rgb);
+    mien_session_close(s);
+    mien_models_close(m);
+    /* A missing file: a clear error naming it. */
+    cfg.embedder = "arcface:/nonexistent/w600k_r50.onnx";
+    ck_assert(mien_models_open(tu_models_dir(), &cfg, &m) != MIEN_OK);
+    ck_assert_msg(strstr(mien_models_errmsg(m), "/nonexistent/w600k_r50.onnx") != NULL, "%s",
+                  mien_models_errmsg(m));
+    mien_models_close(m);
+}
+END_TEST
+
 Suite *suite_onnx(void) {
     Suite *s = suite_create("onnx");
     TCase *t = tcase_create("pytorch");
@@ -494,6 +547,7 @@ Suite *suite_onnx(void) {
     tcase_add_test(dt, scrfd_end_to_end);
     tcase_add_test(dt, det_wrong_layout);
     tcase_add_test(dt, model_names);
+    tcase_add_test(dt, model_table_wiring);
     suite_add_tcase(s, dt);
     return s;
 }

@@ -14,6 +14,7 @@
  * also on overlapping square tiles at finer scales and merges all detections with the same
  * weighted NMS. */
 #include "face/face.h"
+#include "face/onnx_models.h"
 #include "image/image.h"
 
 #include <math.h>
@@ -187,6 +188,8 @@ int face_detect(mien_session *s, const mien_image *img, const mien_detect_option
     }
     if (!img || !img->rgb || img->width <= 0 || img->height <= 0)
         return mien_err_set(&s->err, MIEN_EINVAL, "detect: empty image");
+    if (s->m->det.onnx) /* SCRFD, YuNet: their own letterbox, decoding and NMS */
+        return onnx_face_detect(s->m->det.onnx, s->det, img, opt, faces, n_faces, &s->err);
     const float W = (float)img->width, H = (float)img->height, side = fmaxf(W, H);
     const int S = s->m->det.size;
     cand *c = NULL;

@@ -22,6 +22,7 @@ typedef struct det_model {
     bf_anchor *anchors;      /* (n_anchors) */
     /* Graph outputs: scores (n,1) and regressors (n,16) of the two anchor layers. */
     int out_score[2], out_reg[2], layer_anchors[2];
+    struct onnx_det *onnx;   /* SCRFD or YuNet from an ONNX file (onnx_models.c), else NULL */
 } det_model;
 
 /* ==== Landmark refinement ==== */

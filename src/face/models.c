@@ -1,6 +1,7 @@
 /* The model set (immutable, shared) and sessions (per thread): the public entry points of
  * mien.h that are not a single stage. */
 #include "face/face.h"
+#include "face/onnx_models.h"
 #include "image/image.h"
 #include "nn/faceapi.h"
 #include "nn/tfjs.h"
@@ -25,7 +26,7 @@ typedef enum crop_kind {
     CROP_DLIB,               /* dlib's face chip: mean face shape, padding 0.25 */
 } crop_kind;
 
-typedef enum emb_loader { LOAD_TFJS, LOAD_FACEAPI_REC } emb_loader;
+typedef enum emb_loader { LOAD_TFJS, LOAD_FACEAPI_REC, LOAD_ONNX } emb_loader;
 
 typedef struct emb_spec {
     const char *name, *file;
@@ -53,6 +54,15 @@ static const emb_spec emb_specs[] = {
     /* dlib's ResNet-29 (face-api's FaceRecognitionNet): raw pixels on dlib's 150x150 chip. */
     {"dlib", "faceapi/face_recognition_model-weights_manifest.json", LOAD_FACEAPI_REC, NULL, 150,
      0.f, 1.f, CROP_DLIB, 1.f, 0.9286f, 1},
+    /* ONNX files the user brings (README, "Bring your own models"); "NAME:PATH" names the
+     * file, else it is looked for under the models folder. InsightFace's ArcFace (buffalo_l's
+     * w600k_r50.onnx): RGB, (x - 127.5) / 127.5, 512-d. OpenCV zoo's SFace: RGB, raw pixels,
+     * 128-d, OpenCV's cosine threshold 0.363. ArcFace's 0.3 is a typical value for R50, not
+     * measured here: calibrate with `mien eval pairs`. No flip, as their own pipelines. */
+    {"arcface", "insightface/w600k_r50.onnx", LOAD_ONNX, NULL, 112, 127.5f, 1.f / 127.5f,
+     CROP_ARCFACE, 1.f, 0.3f, 0},
+    {"sface", "opencv/face_recognition_sface_2021dec.onnx", LOAD_ONNX, NULL, 112, 0.f, 1.f,
+     CROP_ARCFACE, 1.f, 0.363f, 0},
 };
 
 /* dlib's 68-point mean face (dlib/image_transforms/interpolation.h, normalised to the face
@@ -170,15 +180,17 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
     const det_spec *ds = NULL;
     for (size_t i = 0; i < sizeof det_specs / sizeof det_specs[0]; i++)
         if (!strcmp(det_specs[i].name, m->cfg.detector)) ds = &det_specs[i];
-    if (!ds)
+    if (!ds && !onnx_is_detector(m->cfg.detector)) /* scrfd, yunet: onnx_models.c */
         return models_fail(m, MIEN_ENOTFOUND,
-                           "unknown detector '%s' (known: blazeface, blazeface-front)",
+                           "unknown detector '%s' (known: blazeface, blazeface-front, scrfd, yunet)",
                            m->cfg.detector);
     const emb_spec *es = NULL;
     for (size_t i = 0; i < sizeof emb_specs / sizeof emb_specs[0]; i++)
-        if (!strcmp(emb_specs[i].name, m->cfg.embedder)) es = &emb_specs[i];
+        if (!strcmp(emb_specs[i].name, m->cfg.embedder) ||
+            (emb_specs[i].loader == LOAD_ONNX && onnx_name_matches(emb_specs[i].name, m->cfg.embedder)))
+            es = &emb_specs[i];
     if (!es)
-        return models_fail(m, MIEN_ENOTFOUND, "unknown embedder '%s' (known: mobilefacenet, mobileface, faceres, dlib)",
+        return models_fail(m, MIEN_ENOTFOUND, "unknown embedder '%s' (known: mobilefacenet, mobileface, faceres, dlib, arcface, sface)",
                            m->cfg.embedder);
     static const struct { const char *name; lm_kind kind; } lm_names[] = {
         {"none", LM_NONE}, {"facemesh", LM_FACEMESH}, {"68", LM_68}, {"68-tiny", LM_68_TINY},
@@ -197,10 +209,24 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
     m->exec_opts.backend = m->cfg.backend == MIEN_BACKEND_REF ? NN_BACKEND_REF : NN_BACKEND_FAST;
     m->exec_opts.threads = m->cfg.threads;
 
-    int rc = load_graph(m, dir, ds->file, ds->size, NULL, &m->det.g);
-    if (!rc) rc = setup_detector(m, ds);
+    int rc;
+    if (!ds) {
+        mien_err e = {0};
+        if ((rc = onnx_detector_open(dir, m->cfg.detector, &m->det.g, &m->det.onnx, &m->det.name,
+                                     &m->det.size, &e)))
+            return models_fail(m, rc, "%s", e.msg);
+    } else {
+        rc = load_graph(m, dir, ds->file, ds->size, NULL, &m->det.g);
+        if (!rc) rc = setup_detector(m, ds);
+    }
     if (!rc && es->loader == LOAD_TFJS)
         rc = load_graph(m, dir, es->file, es->size, es->output, &m->emb.g);
+    if (!rc && es->loader == LOAD_ONNX) {
+        char path[4096];
+        mien_err e = {0};
+        onnx_model_file(dir, es->file, m->cfg.embedder, path, sizeof path);
+        if ((rc = onnx_embedder_load(path, es->size, &m->emb.g, &e))) models_fail(m, rc, "%s", e.msg);
+    }
     if (!rc && es->loader == LOAD_FACEAPI_REC) {
         char path[4096];
         mien_err e = {0};
@@ -249,6 +275,7 @@ void mien_models_close(mien_models *m) {
     if (!m) return;
     nn_graph_free(m->det.g);
     free(m->det.anchors);
+    onnx_det_free(m->det.onnx);
     nn_graph_free(m->emb.g);
     nn_graph_free(m->lm.g);
     free(m);
