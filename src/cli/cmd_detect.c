@@ -3,6 +3,7 @@
 #include "image/image.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,11 @@ static const char detect_usage[] =
     "  --min-size PX     drop faces smaller than PX pixels\n"
     "  --tile            also search overlapping tiles of large photos for small faces\n"
     "  --detector NAME   blazeface (256x256, default) or blazeface-front (128x128)\n"
-    "  --landmarks SRC   none (detector keypoints, default) or facemesh (5 ArcFace points)\n"
+    "  --landmarks SRC   facemesh (default), 68, 68-tiny, or none (the detector's keypoints)\n"
     "  --models DIR      models folder (default $MIEN_MODELS or ./models)\n"
-    "  --backend B       auto, xnnpack or ref;  --threads N\n";
+    "  --backend B       auto, xnnpack or ref\n"
+    "  --threads N       threads (default: all cores): several files run in parallel, one\n"
+    "                    file uses them inside the networks; output stays in input order\n";
 
 typedef struct detect_opts { const char *draw; } detect_opts;
 
@@ -83,6 +86,211 @@ static const char *base_name(const char *p) {
     return s ? s + 1 : p;
 }
 
+/* ==== Many files: one session per thread, output in input order ====
+ * detect and embed run file i on any worker (cli_parallel) into a buffer of its own; a
+ * buffer is printed as soon as every file before it has been, so the output reads as if the
+ * files were done one by one, while it streams. */
+
+typedef struct files_job {
+    const cli_common *c;
+    char **files;            /* (n) paths */
+    int n;
+    int embed;               /* 0: detect, 1: embed */
+    const char *draw;        /* --draw: a file (one image) or a folder */
+    int draw_dir;
+    const char *model;       /* embedder name */
+    int dim;                 /* embedding size */
+    pthread_mutex_t lock;    /* guards the fields below and the printing */
+    char **out, **err;       /* (n) what file i prints on stdout and stderr, until printed */
+    char *ready;             /* (n) file i is done */
+    int next;                /* first file not printed yet */
+    int failed;              /* some file failed */
+} files_job;
+
+/* Store file i's output and print whatever is now next in order. */
+static void files_emit(files_job *j, int i, char *out, char *err, int failed) {
+    pthread_mutex_lock(&j->lock);
+    j->out[i] = out;
+    j->err[i] = err;
+    j->ready[i] = 1;
+    if (failed) j->failed = 1;
+    for (; j->next < j->n && j->ready[j->next]; j->next++) {
+        if (j->err[j->next]) fputs(j->err[j->next], stderr);
+        if (j->out[j->next]) fputs(j->out[j->next], stdout);
+        free(j->out[j->next]);
+        free(j->err[j->next]);
+        j->out[j->next] = j->err[j->next] = NULL;
+    }
+    fflush(stdout);
+    pthread_mutex_unlock(&j->lock);
+}
+
+static void print_json_to(FILE *f, cJSON *v) {
+    char *txt = cJSON_PrintUnformatted(v);
+    if (txt) fprintf(f, "%s\n", txt);
+    free(txt);
+    cJSON_Delete(v);
+}
+
+/* detect: boxes, scores, landmarks of file i (and its --draw picture). */
+static int detect_file(files_job *j, mien_session *s, int i, FILE *out, FILE *err) {
+    const char *path = j->files[i];
+    const cli_common *c = j->c;
+    mien_photo *p = NULL;
+    mien_face *faces = NULL;
+    int n = 0, w = 0, h = 0, rc = mien_photo_load(s, path, &p);
+    if (!rc) rc = mien_photo_detect(s, p, &c->det, &faces, &n);
+    mien_photo_size(p, &w, &h);
+    if (rc) {
+        fprintf(err, "mien detect: %s\n", mien_errmsg(s));
+        if (c->json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "image", path);
+            cJSON_AddStringToObject(o, "error", mien_errmsg(s));
+            print_json_to(out, o);
+        }
+        mien_photo_close(p);
+        return EXIT_FAIL;
+    }
+    if (c->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "image", path);
+        cJSON_AddNumberToObject(o, "width", w);
+        cJSON_AddNumberToObject(o, "height", h);
+        cJSON *fa = cJSON_AddArrayToObject(o, "faces");
+        for (int k = 0; k < n; k++) cJSON_AddItemToArray(fa, cli_face_json(&faces[k]));
+        print_json_to(out, o);
+    } else {
+        fprintf(out, "%s: %dx%d, %d face%s\n", path, w, h, n, n == 1 ? "" : "s");
+        for (int k = 0; k < n; k++)
+            fprintf(out, "  face %d: box %.0f,%.0f %.0fx%.0f  score %.3f\n", k + 1,
+                    faces[k].box[0], faces[k].box[1], faces[k].box[2], faces[k].box[3],
+                    faces[k].score);
+    }
+    int status = EXIT_OK;
+    if (j->draw) {
+        char dst[4096];
+        if (j->draw_dir) {
+            const char *b = base_name(path);
+            const char *dot = strrchr(b, '.');
+            int len = dot ? (int)(dot - b) : (int)strlen(b);
+            snprintf(dst, sizeof dst, "%s/%.*s.png", j->draw, len, b);
+        } else {
+            snprintf(dst, sizeof dst, "%s", j->draw);
+        }
+        const mien_image *img;
+        if (mien_photo_image(s, p, &img)) {
+            fprintf(err, "mien detect: %s\n", mien_errmsg(s));
+            status = EXIT_FAIL;
+        } else if (cli_draw_faces(dst, img, faces, n, NULL)) {
+            status = EXIT_FAIL;
+        }
+    }
+    free(faces);
+    mien_photo_close(p);
+    return status;
+}
+
+/* embed: every face of file i with its embedding. */
+static int embed_file(files_job *j, mien_session *s, int i, FILE *out, FILE *err) {
+    const char *path = j->files[i];
+    const cli_common *c = j->c;
+    float *emb = malloc((size_t)j->dim * sizeof *emb);
+    if (!emb) {
+        fprintf(err, "mien embed: out of memory\n");
+        return EXIT_FAIL;
+    }
+    mien_photo *p = NULL;
+    mien_face *faces = NULL;
+    int n = 0, rc = mien_photo_load(s, path, &p);
+    if (!rc) rc = mien_photo_detect(s, p, &c->det, &faces, &n);
+    cJSON *o = cJSON_CreateObject(), *fa = NULL;
+    cJSON_AddStringToObject(o, "image", path);
+    cJSON_AddStringToObject(o, "model", j->model);
+    if (!rc) fa = cJSON_AddArrayToObject(o, "faces");
+    for (int k = 0; !rc && k < n; k++) {
+        if ((rc = mien_photo_embed(s, p, &faces[k], emb))) break;
+        cJSON *fo = cJSON_CreateObject();
+        cJSON *box = cJSON_AddArrayToObject(fo, "box");
+        for (int b = 0; b < 4; b++)
+            cJSON_AddItemToArray(box, cJSON_CreateNumber(roundf(faces[k].box[b] * 100) / 100));
+        cJSON_AddNumberToObject(fo, "score", roundf(faces[k].score * 10000) / 10000);
+        cJSON_AddItemToObject(fo, "embedding", cJSON_CreateFloatArray(emb, j->dim));
+        cJSON_AddItemToArray(fa, fo);
+        if (!c->json) {
+            fprintf(out, "%s face %d box %.0f,%.0f,%.0f,%.0f:", path, k + 1, faces[k].box[0],
+                    faces[k].box[1], faces[k].box[2], faces[k].box[3]);
+            for (int d = 0; d < j->dim; d++) fprintf(out, " %.6f", emb[d]);
+            fprintf(out, "\n");
+        }
+    }
+    if (rc) {
+        fprintf(err, "mien embed: %s\n", mien_errmsg(s));
+        cJSON_DeleteItemFromObject(o, "faces");
+        cJSON_AddStringToObject(o, "error", mien_errmsg(s));
+    } else if (!c->json && n == 0) {
+        fprintf(out, "%s: no face\n", path);
+    }
+    if (c->json) print_json_to(out, o);
+    else cJSON_Delete(o);
+    free(faces);
+    mien_photo_close(p);
+    free(emb);
+    return rc ? EXIT_FAIL : EXIT_OK;
+}
+
+static int files_one(void *ctx, mien_session *s, int worker, int i) {
+    files_job *j = ctx;
+    char *out = NULL, *err = NULL;
+    size_t out_len, err_len;
+    FILE *fo = open_memstream(&out, &out_len), *fe = open_memstream(&err, &err_len);
+    if (!fo || !fe) {
+        if (fo) fclose(fo);
+        if (fe) fclose(fe);
+        free(out);
+        free(err);
+        return EXIT_FAIL; /* out of memory: stop */
+    }
+    int status = j->embed ? embed_file(j, s, i, fo, fe) : detect_file(j, s, i, fo, fe);
+    fclose(fo);
+    fclose(fe);
+    files_emit(j, i, out, err, status != EXIT_OK);
+    return 0; /* a file that failed does not stop the others */
+}
+
+/* Run detect or embed over argv[1..argc-1]: with one file, the session's networks use
+ * every thread (--threads) inside each layer; with several, the files are spread over the
+ * threads, each with its own session, and any threads left over go inside the layers. */
+static int run_files(cli_common *c, int argc, char **argv, files_job *j) {
+    const int n = argc - 1;
+    const int workers = c->threads < n ? c->threads : n;
+    c->cfg.threads = c->threads / workers;
+    mien_models *m = cli_open_models(c);
+    if (!m) return EXIT_FAIL;
+    j->c = c;
+    j->files = argv + 1;
+    j->n = n;
+    j->model = mien_models_embedder_name(m);
+    j->dim = mien_models_embedding_dim(m);
+    j->out = calloc((size_t)n, sizeof *j->out);
+    j->err = calloc((size_t)n, sizeof *j->err);
+    j->ready = calloc((size_t)n, 1);
+    int status = EXIT_FAIL;
+    if (j->out && j->err && j->ready) {
+        pthread_mutex_init(&j->lock, NULL);
+        int rc = cli_parallel(m, workers, n, files_one, j, j->embed ? "embed" : "detect",
+                              c->quiet || n < 2);
+        pthread_mutex_destroy(&j->lock);
+        status = rc || j->failed ? EXIT_FAIL : EXIT_OK;
+        for (int i = 0; i < n; i++) free(j->out[i]), free(j->err[i]);
+    }
+    free(j->out);
+    free(j->err);
+    free(j->ready);
+    mien_models_close(m);
+    return status;
+}
+
 int cmd_detect(int argc, char **argv) {
     cli_common c;
     cli_common_init(&c);
@@ -92,69 +300,12 @@ int cmd_detect(int argc, char **argv) {
         fputs(detect_usage, stderr);
         return EXIT_USAGE;
     }
-    int draw_dir = d.draw && argc > 2;
-    if (draw_dir && mkdir(d.draw, 0777) != 0 && errno != EEXIST) {
+    files_job j = {.draw = d.draw, .draw_dir = d.draw && argc > 2};
+    if (j.draw_dir && mkdir(d.draw, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "mien detect: cannot create folder %s: %s\n", d.draw, strerror(errno));
         return EXIT_FAIL;
     }
-    c.cfg.threads = 1;
-    mien_models *m = cli_open_models(&c);
-    if (!m) return EXIT_FAIL;
-    mien_session *s = cli_open_session(m);
-    if (!s) {
-        mien_models_close(m);
-        return EXIT_FAIL;
-    }
-    int status = EXIT_OK;
-    for (int i = 1; i < argc; i++) {
-        mien_image img = {0};
-        mien_face *faces = NULL;
-        int n = 0, rc = mien_image_load(s, argv[i], &img);
-        if (!rc) rc = mien_detect(s, &img, &c.det, &faces, &n);
-        if (rc) {
-            fprintf(stderr, "mien detect: %s\n", mien_errmsg(s));
-            if (c.json) {
-                cJSON *o = cJSON_CreateObject();
-                cJSON_AddStringToObject(o, "image", argv[i]);
-                cJSON_AddStringToObject(o, "error", mien_errmsg(s));
-                cli_print_json(o);
-            }
-            status = EXIT_FAIL;
-            mien_image_free(&img);
-            continue;
-        }
-        if (c.json) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "image", argv[i]);
-            cJSON_AddNumberToObject(o, "width", img.width);
-            cJSON_AddNumberToObject(o, "height", img.height);
-            cJSON *fa = cJSON_AddArrayToObject(o, "faces");
-            for (int k = 0; k < n; k++) cJSON_AddItemToArray(fa, cli_face_json(&faces[k]));
-            cli_print_json(o);
-        } else {
-            printf("%s: %dx%d, %d face%s\n", argv[i], img.width, img.height, n, n == 1 ? "" : "s");
-            for (int k = 0; k < n; k++)
-                printf("  face %d: box %.0f,%.0f %.0fx%.0f  score %.3f\n", k + 1, faces[k].box[0],
-                       faces[k].box[1], faces[k].box[2], faces[k].box[3], faces[k].score);
-        }
-        if (d.draw) {
-            char path[4096];
-            if (draw_dir) {
-                const char *b = base_name(argv[i]);
-                const char *dot = strrchr(b, '.');
-                int len = dot ? (int)(dot - b) : (int)strlen(b);
-                snprintf(path, sizeof path, "%s/%.*s.png", d.draw, len, b);
-            } else {
-                snprintf(path, sizeof path, "%s", d.draw);
-            }
-            if (cli_draw_faces(path, &img, faces, n, NULL)) status = EXIT_FAIL;
-        }
-        free(faces);
-        mien_image_free(&img);
-    }
-    mien_session_close(s);
-    mien_models_close(m);
-    return status;
+    return run_files(&c, argc, argv, &j);
 }
 
 /* ==== embed ==== */
@@ -166,8 +317,10 @@ static const char embed_usage[] =
     "\n"
     "  --json            one JSON object per image: {\"image\", \"model\", \"faces\": [{\"box\",\n"
     "                    \"score\", \"embedding\": [...]}]}\n"
-    "  --embedder NAME   mobilefacenet (default)\n"
+    "  --embedder NAME   dlib (default), mobilefacenet, mobileface, faceres\n"
     "  --no-flip         do not add the mirrored face's embedding\n"
+    "  --threads N       threads (default: all cores): several files run in parallel, one\n"
+    "                    file uses them inside the networks; output stays in input order\n"
     "  (and the detection options of mien detect)\n";
 
 int cmd_embed(int argc, char **argv) {
@@ -178,59 +331,8 @@ int cmd_embed(int argc, char **argv) {
         fputs(embed_usage, stderr);
         return EXIT_USAGE;
     }
-    c.cfg.threads = 1;
-    mien_models *m = cli_open_models(&c);
-    if (!m) return EXIT_FAIL;
-    mien_session *s = cli_open_session(m);
-    if (!s) {
-        mien_models_close(m);
-        return EXIT_FAIL;
-    }
-    const int dim = mien_models_embedding_dim(m);
-    float *emb = malloc((size_t)dim * sizeof *emb);
-    int status = emb ? EXIT_OK : EXIT_FAIL;
-    for (int i = 1; emb && i < argc; i++) {
-        mien_image img = {0};
-        mien_face *faces = NULL;
-        int n = 0, rc = mien_image_load(s, argv[i], &img);
-        if (!rc) rc = mien_detect(s, &img, &c.det, &faces, &n);
-        cJSON *o = cJSON_CreateObject(), *fa = NULL;
-        cJSON_AddStringToObject(o, "image", argv[i]);
-        cJSON_AddStringToObject(o, "model", mien_models_embedder_name(m));
-        if (!rc) fa = cJSON_AddArrayToObject(o, "faces");
-        for (int k = 0; !rc && k < n; k++) {
-            if ((rc = mien_embed(s, &img, &faces[k], emb))) break;
-            cJSON *fo = cJSON_CreateObject();
-            cJSON *box = cJSON_AddArrayToObject(fo, "box");
-            for (int j = 0; j < 4; j++)
-                cJSON_AddItemToArray(box, cJSON_CreateNumber(roundf(faces[k].box[j] * 100) / 100));
-            cJSON_AddNumberToObject(fo, "score", roundf(faces[k].score * 10000) / 10000);
-            cJSON_AddItemToObject(fo, "embedding", cJSON_CreateFloatArray(emb, dim));
-            cJSON_AddItemToArray(fa, fo);
-            if (!c.json) {
-                printf("%s face %d box %.0f,%.0f,%.0f,%.0f:", argv[i], k + 1, faces[k].box[0],
-                       faces[k].box[1], faces[k].box[2], faces[k].box[3]);
-                for (int j = 0; j < dim; j++) printf(" %.6f", emb[j]);
-                printf("\n");
-            }
-        }
-        if (rc) {
-            fprintf(stderr, "mien embed: %s\n", mien_errmsg(s));
-            cJSON_DeleteItemFromObject(o, "faces");
-            cJSON_AddStringToObject(o, "error", mien_errmsg(s));
-            status = EXIT_FAIL;
-        } else if (!c.json && n == 0) {
-            printf("%s: no face\n", argv[i]);
-        }
-        if (c.json) cli_print_json(o);
-        else cJSON_Delete(o);
-        free(faces);
-        mien_image_free(&img);
-    }
-    free(emb);
-    mien_session_close(s);
-    mien_models_close(m);
-    return status;
+    files_job j = {.embed = 1};
+    return run_files(&c, argc, argv, &j);
 }
 
 /* ==== verify ==== */
@@ -270,7 +372,7 @@ int cmd_verify(int argc, char **argv) {
         fputs(verify_usage, stderr);
         return EXIT_USAGE;
     }
-    c.cfg.threads = 1;
+    c.cfg.threads = c.threads; /* one photo at a time: the threads work inside the layers */
     mien_models *m = cli_open_models(&c);
     if (!m) return EXIT_FAIL;
     mien_session *s = cli_open_session(m);
@@ -282,22 +384,22 @@ int cmd_verify(int argc, char **argv) {
     float *emb[2] = {calloc((size_t)dim, sizeof(float)), calloc((size_t)dim, sizeof(float))};
     int status = (emb[0] && emb[1]) ? EXIT_OK : EXIT_FAIL;
     for (int i = 0; i < 2 && status == EXIT_OK; i++) {
-        mien_image img = {0};
+        mien_photo *p = NULL;
         mien_face *faces = NULL;
-        int n = 0, rc = mien_image_load(s, argv[1 + i], &img);
-        if (!rc) rc = mien_detect(s, &img, &c.det, &faces, &n);
+        int n = 0, rc = mien_photo_load(s, argv[1 + i], &p);
+        if (!rc) rc = mien_photo_detect(s, p, &c.det, &faces, &n);
         if (!rc && n == 0) {
             fprintf(stderr, "mien verify: no face found in %s\n", argv[1 + i]);
             status = EXIT_USAGE;
         } else if (!rc) {
-            rc = mien_embed(s, &img, &faces[cli_pick_largest(faces, n)], emb[i]);
+            rc = mien_photo_embed(s, p, &faces[cli_pick_largest(faces, n)], emb[i]);
         }
         if (rc) {
             fprintf(stderr, "mien verify: %s\n", mien_errmsg(s));
             status = EXIT_FAIL;
         }
         free(faces);
-        mien_image_free(&img);
+        mien_photo_close(p);
     }
     if (status == EXIT_OK) {
         float sim = mien_similarity(emb[0], emb[1], dim);
