@@ -16,6 +16,7 @@
 #include "face/face.h"
 #include "face/onnx_models.h"
 #include "image/image.h"
+#include "nn/faceapi.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -87,6 +88,95 @@ static int weighted_nms(cand *c, int n) {
     return kept;
 }
 
+/* From network input pixels to image pixels. */
+typedef struct map { float ox, oy, sx, sy, cx0, cy0; } map;
+
+static float map_x(const map *m, float u) { return (u - m->ox) / m->sx + m->cx0; }
+static float map_y(const map *m, float v) { return (v - m->oy) / m->sy + m->cy0; }
+
+static cand *new_cand(mien_session *s, cand **cands, int *n, int *cap) {
+    if (*n == *cap) {
+        if (*cap >= MAX_CANDIDATES) return NULL;
+        int nc = *cap ? *cap * 2 : 256;
+        cand *nb = realloc(*cands, (size_t)nc * sizeof *nb);
+        if (!nb) {
+            mien_err_set(&s->err, MIEN_ENOMEM, "out of memory");
+            return NULL;
+        }
+        *cands = nb;
+        *cap = nc;
+    }
+    cand *c = &(*cands)[(*n)++];
+    memset(c, 0, sizeof *c);
+    return c;
+}
+
+static int decode_blazeface(mien_session *s, const map *m, float min_score, cand **cands,
+                            int *n, int *cap) {
+    const det_model *dm = &s->m->det;
+    int base = 0;
+    for (int layer = 0; layer < 2; layer++) {
+        const float *sc = nn_exec_output(s->det, dm->out_score[layer]);
+        const float *rg = nn_exec_output(s->det, dm->out_reg[layer]);
+        for (int a = 0; a < dm->layer_anchors[layer]; a++) {
+            float score = sigmoidf(sc[a]);
+            if (score < min_score) continue;
+            const float *r = rg + (size_t)a * 16;
+            const bf_anchor *an = &dm->anchors[base + a];
+            cand *c = new_cand(s, cands, n, cap);
+            if (!c) return s->err.status == MIEN_ENOMEM ? MIEN_ENOMEM : MIEN_OK;
+            float bx = r[0] + an->cx, by = r[1] + an->cy, bw = r[2], bh = r[3];
+            c->score = score;
+            c->box[0] = map_x(m, bx - bw * 0.5f);
+            c->box[1] = map_y(m, by - bh * 0.5f);
+            c->box[2] = map_x(m, bx + bw * 0.5f);
+            c->box[3] = map_y(m, by + bh * 0.5f);
+            for (int k = 0; k < 6; k++) {
+                c->kp[k][0] = map_x(m, r[4 + 2 * k] + an->cx);
+                c->kp[k][1] = map_y(m, r[5 + 2 * k] + an->cy);
+            }
+        }
+        base += dm->layer_anchors[layer];
+    }
+    return MIEN_OK;
+}
+
+static int decode_ssd(mien_session *s, const map *m, float min_score, cand **cands, int *n,
+                      int *cap) {
+    const det_model *dm = &s->m->det;
+    const float S = (float)dm->size;
+    float *boxes = malloc((size_t)NN_FACEAPI_SSD_ANCHORS * 5 * sizeof *boxes);
+    if (!boxes) return mien_err_set(&s->err, MIEN_ENOMEM, "out of memory");
+    float *scores = boxes + (size_t)NN_FACEAPI_SSD_ANCHORS * 4;
+    nn_faceapi_ssd_decode(nn_exec_output(s->det, 0), nn_exec_output(s->det, 1), dm->ssd_anchors,
+                          boxes, scores);
+    for (int a = 0; a < NN_FACEAPI_SSD_ANCHORS; a++) {
+        if (!(scores[a] >= min_score)) continue;
+        cand *c = new_cand(s, cands, n, cap);
+        if (!c) break;
+        const float *b = boxes + (size_t)a * 4; /* ymin, xmin, ymax, xmax of the input */
+        c->score = scores[a];
+        c->box[0] = map_x(m, b[1] * S);
+        c->box[1] = map_y(m, b[0] * S);
+        c->box[2] = map_x(m, b[3] * S);
+        c->box[3] = map_y(m, b[2] * S);
+    }
+    free(boxes);
+    return s->err.status == MIEN_ENOMEM ? MIEN_ENOMEM : MIEN_OK;
+}
+
+/* Greedy (hard) non-maximum suppression, as face-api does for its SSD. */
+static int hard_nms(cand *c, int n, float thr) {
+    qsort(c, (size_t)n, sizeof *c, by_score_desc);
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        int ok = 1;
+        for (int k = 0; k < kept && ok; k++) ok = iou(c[k].box, c[i].box) <= thr;
+        if (ok) c[kept++] = c[i];
+    }
+    return kept;
+}
+
 /* Run the detector on the square region (x0, y0, side) of img (which may extend past the
  * image: it is letterboxed with black), appending candidates above min_score. */
 static int detect_region(mien_session *s, const mien_image *img, float x0, float y0,
@@ -119,50 +209,24 @@ static int detect_region(mien_session *s, const mien_image *img, float x0, float
     int ox = (int)lroundf(((float)cx0 - x0) * scale), oy = (int)lroundf(((float)cy0 - y0) * scale);
     if (ox + rw > S) ox = S - rw;
     if (oy + rh > S) oy = S - rh;
-    for (int i = 0; i < S * S * 3; i++) in[i] = -1.f;
+    /* BlazeFace takes pixels scaled to [-1, 1]; the SSD graph scales raw pixels itself. */
+    const int ssd = dm->kind == DET_SSD;
+    const float pa = ssd ? 1.f : 1.f / 127.5f, pb = ssd ? 0.f : -1.f;
+    for (int i = 0; i < S * S * 3; i++) in[i] = pb;
     for (int y = 0; y < rh; y++) {
         const uint8_t *p = small.rgb + (size_t)y * rw * 3;
         float *q = in + ((size_t)(y + oy) * S + ox) * 3;
-        for (int k = 0; k < rw * 3; k++) q[k] = (float)p[k] * (1.f / 127.5f) - 1.f;
+        for (int k = 0; k < rw * 3; k++) q[k] = (float)p[k] * pa + pb;
     }
     mien_image_free(&small);
     if ((rc = nn_exec_run(s->det, &s->err))) return rc;
 
-    /* Network input pixel (u, v) -> image (x0 + (u - ox) / sx + cx0 - x0 ...): the resized
-     * crop maps crop pixel c to input pixel c * (rw / crop_w) + ox. */
-    const float sx = (float)rw / (float)(cx1 - cx0), sy = (float)rh / (float)(cy1 - cy0);
-    int base = 0;
-    for (int layer = 0; layer < 2; layer++) {
-        const float *sc = nn_exec_output(s->det, dm->out_score[layer]);
-        const float *rg = nn_exec_output(s->det, dm->out_reg[layer]);
-        for (int a = 0; a < dm->layer_anchors[layer]; a++) {
-            float score = sigmoidf(sc[a]);
-            if (score < min_score) continue;
-            const float *r = rg + (size_t)a * 16;
-            const bf_anchor *an = &dm->anchors[base + a];
-            if (*n == *cap) {
-                if (*cap >= MAX_CANDIDATES) break;
-                int nc = *cap ? *cap * 2 : 256;
-                cand *nb = realloc(*cands, (size_t)nc * sizeof *nb);
-                if (!nb) return mien_err_set(&s->err, MIEN_ENOMEM, "out of memory");
-                *cands = nb;
-                *cap = nc;
-            }
-            cand *c = &(*cands)[(*n)++];
-            float bx = r[0] + an->cx, by = r[1] + an->cy, bw = r[2], bh = r[3];
-            c->score = score;
-            c->box[0] = (bx - bw * 0.5f - (float)ox) / sx + (float)cx0;
-            c->box[1] = (by - bh * 0.5f - (float)oy) / sy + (float)cy0;
-            c->box[2] = (bx + bw * 0.5f - (float)ox) / sx + (float)cx0;
-            c->box[3] = (by + bh * 0.5f - (float)oy) / sy + (float)cy0;
-            for (int k = 0; k < 6; k++) {
-                c->kp[k][0] = (r[4 + 2 * k] + an->cx - (float)ox) / sx + (float)cx0;
-                c->kp[k][1] = (r[5 + 2 * k] + an->cy - (float)oy) / sy + (float)cy0;
-            }
-        }
-        base += dm->layer_anchors[layer];
-    }
-    return MIEN_OK;
+    /* Network input pixel u -> image x = (u - ox) / sx + cx0: the resized crop maps crop
+     * pixel c to input pixel c * (rw / crop_w) + ox. */
+    const map m = {(float)ox, (float)oy, (float)rw / (float)(cx1 - cx0),
+                   (float)rh / (float)(cy1 - cy0), (float)cx0, (float)cy0};
+    return ssd ? decode_ssd(s, &m, min_score, cands, n, cap)
+               : decode_blazeface(s, &m, min_score, cands, n, cap);
 }
 
 /* Largest first (by box area), for max_faces. */
@@ -216,7 +280,7 @@ int face_detect(mien_session *s, const mien_image *img, const mien_detect_option
         free(c);
         return rc;
     }
-    n = weighted_nms(c, n);
+    n = s->m->det.kind == DET_SSD ? hard_nms(c, n, 0.5f) : weighted_nms(c, n);
     mien_face *out = calloc((size_t)(n ? n : 1), sizeof *out);
     if (!out) {
         free(c);
@@ -232,6 +296,10 @@ int face_detect(mien_session *s, const mien_image *img, const mien_detect_option
         if (fmaxf(f->box[2], f->box[3]) < opt->min_size || f->box[2] <= 0 || f->box[3] <= 0)
             continue;
         f->score = c[i].score;
+        if (s->m->det.kind == DET_SSD) { /* boxes only: a landmark network fills the points */
+            k++;
+            continue;
+        }
         f->n_landmarks = 6;
         memcpy(f->landmarks, c[i].kp, sizeof c[i].kp);
         /* Alignment points: eyes, nose, mouth centre (no mouth corners from BlazeFace). */

@@ -14,14 +14,21 @@ typedef struct bf_anchor {
     float cx, cy;            /* anchor centre, in pixels of the network input */
 } bf_anchor;
 
+typedef enum det_kind {
+    DET_BLAZEFACE,           /* MediaPipe BlazeFace: box + 6 keypoints, weighted NMS */
+    DET_SSD,                 /* face-api's SSD MobileNetV1: box only, hard NMS */
+} det_kind;
+
 typedef struct det_model {
-    const char *name;        /* "blazeface" or "blazeface-front" */
+    const char *name;        /* "blazeface", "blazeface-front" or "ssd" */
+    det_kind kind;
     nn_graph *g;
     int size;                /* network input side: 256 (back model) or 128 (front model) */
     int n_anchors;           /* 896 */
     bf_anchor *anchors;      /* (n_anchors) */
     /* Graph outputs: scores (n,1) and regressors (n,16) of the two anchor layers. */
     int out_score[2], out_reg[2], layer_anchors[2];
+    float *ssd_anchors;      /* DET_SSD: (5118, 4) ymin, xmin, ymax, xmax relative to the input */
     struct onnx_det *onnx;   /* SCRFD or YuNet from an ONNX file (onnx_models.c), else NULL */
 } det_model;
 

@@ -45,8 +45,10 @@ static int refine_mesh(mien_session *s, const mien_image *img, mien_face *f, int
     const float S = (float)s->m->lm.size;
     float cx = f->box[0] + f->box[2] * 0.5f, cy = f->box[1] + f->box[3] * 0.5f;
     float side = fmaxf(f->box[2], f->box[3]) * MESH_ROI_SCALE;
-    float ang = atan2f(f->landmarks[1][1] - f->landmarks[0][1],
-                       f->landmarks[1][0] - f->landmarks[0][0]);
+    /* Level the eyes when the detector gave them (BlazeFace); upright otherwise. */
+    float ang = f->n_landmarks >= 2 ? atan2f(f->landmarks[1][1] - f->landmarks[0][1],
+                                             f->landmarks[1][0] - f->landmarks[0][0])
+                                    : 0.f;
     if (!isfinite(ang) || !(side > 0)) return MIEN_OK;
     float a = cosf(ang) * side / S, b = sinf(ang) * side / S, h = S * 0.5f;
     /* crop (u, v) -> image: centre + R (u - h, v - h) * side / S */
@@ -79,7 +81,9 @@ static int refine_mesh(mien_session *s, const mien_image *img, mien_face *f, int
 static int refine_68(mien_session *s, const mien_image *img, mien_face *f) {
     const float S = (float)s->m->lm.size;
     float cx = f->box[0] + f->box[2] * 0.5f, cy = f->box[1] + f->box[3] * 0.5f;
-    float side = fmaxf(f->box[2], f->box[3]) * P68_ROI_SCALE;
+    /* face-api crops its SSD's (looser) boxes as they are; BlazeFace's need a margin. */
+    float roi = s->m->det.kind == DET_SSD ? 1.f : P68_ROI_SCALE;
+    float side = fmaxf(f->box[2], f->box[3]) * roi;
     if (!(side > 0) || !isfinite(cx) || !isfinite(cy)) return MIEN_OK;
     float k = side / S;
     float m[6] = {k, 0, cx - side * 0.5f, 0, k, cy - side * 0.5f};

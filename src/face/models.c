@@ -14,10 +14,11 @@
 /* ==== Known models ====
  * A table rather than a chain of ifs: name, file under the models folder, input side. */
 
-typedef struct det_spec { const char *name, *file; int size; } det_spec;
+typedef struct det_spec { const char *name, *file; int size; det_kind kind; } det_spec;
 static const det_spec det_specs[] = {
-    {"blazeface", "human/blazeface.json", 256},        /* MediaPipe back-camera model */
-    {"blazeface-front", "human/blazeface-front.json", 128},
+    {"blazeface", "human/blazeface.json", 256, DET_BLAZEFACE}, /* MediaPipe back-camera model */
+    {"blazeface-front", "human/blazeface-front.json", 128, DET_BLAZEFACE},
+    {"ssd", "faceapi/ssd_mobilenetv1_model-weights_manifest.json", NN_FACEAPI_SSD_SIZE, DET_SSD},
 };
 
 /* How a face is cropped for an embedder. */
@@ -129,6 +130,7 @@ static int setup_detector(mien_models *m, const det_spec *sp) {
     det_model *d = &m->det;
     const nn_graph *g = d->g;
     d->name = sp->name;
+    d->kind = DET_BLAZEFACE;
     d->size = sp->size;
     const int grid[2] = {16, 8}, per_cell[2] = {2, 6};
     for (int l = 0; l < 2; l++) {
@@ -182,7 +184,7 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
         if (!strcmp(det_specs[i].name, m->cfg.detector)) ds = &det_specs[i];
     if (!ds && !onnx_is_detector(m->cfg.detector)) /* scrfd, yunet: onnx_models.c */
         return models_fail(m, MIEN_ENOTFOUND,
-                           "unknown detector '%s' (known: blazeface, blazeface-front, scrfd, yunet)",
+                           "unknown detector '%s' (known: blazeface, blazeface-front, ssd, scrfd, yunet)",
                            m->cfg.detector);
     const emb_spec *es = NULL;
     for (size_t i = 0; i < sizeof emb_specs / sizeof emb_specs[0]; i++)
@@ -192,6 +194,9 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
     if (!es)
         return models_fail(m, MIEN_ENOTFOUND, "unknown embedder '%s' (known: mobilefacenet, mobileface, faceres, dlib, arcface, sface)",
                            m->cfg.embedder);
+    /* The SSD gives boxes only: the alignment points must come from a landmark network;
+     * face-api pairs its SSD with its 68-point net. */
+    if (ds && ds->kind == DET_SSD && !strcmp(m->cfg.landmarks, "none")) m->cfg.landmarks = "68";
     static const struct { const char *name; lm_kind kind; } lm_names[] = {
         {"none", LM_NONE}, {"facemesh", LM_FACEMESH}, {"68", LM_68}, {"68-tiny", LM_68_TINY},
     };
@@ -215,6 +220,17 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
         if ((rc = onnx_detector_open(dir, m->cfg.detector, &m->det.g, &m->det.onnx, &m->det.name,
                                      &m->det.size, &e)))
             return models_fail(m, rc, "%s", e.msg);
+    } else if (ds->kind == DET_SSD) {
+        char path[4096];
+        mien_err e = {0};
+        snprintf(path, sizeof path, "%s/%s", dir, ds->file);
+        m->det.name = ds->name;
+        m->det.kind = DET_SSD;
+        m->det.size = ds->size;
+        m->det.ssd_anchors = malloc((size_t)NN_FACEAPI_SSD_ANCHORS * 4 * sizeof(float));
+        if (!m->det.ssd_anchors) return models_fail(m, MIEN_ENOMEM, "out of memory");
+        nn_faceapi_ssd_anchors(m->det.ssd_anchors);
+        if ((rc = nn_faceapi_ssd_load(path, &m->det.g, &e))) return models_fail(m, rc, "%s", e.msg);
     } else {
         rc = load_graph(m, dir, ds->file, ds->size, NULL, &m->det.g);
         if (!rc) rc = setup_detector(m, ds);
@@ -275,6 +291,7 @@ void mien_models_close(mien_models *m) {
     if (!m) return;
     nn_graph_free(m->det.g);
     free(m->det.anchors);
+    free(m->det.ssd_anchors);
     onnx_det_free(m->det.onnx);
     nn_graph_free(m->emb.g);
     nn_graph_free(m->lm.g);
