@@ -16,7 +16,7 @@ OPT     ?= -O2 -g
 LIBS    := $(PKG_LIBS) -lXNNPACK -lpthreadpool -lopenblas -lm -lpthread
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null) -lz
 
-LIB_SRC := $(sort $(wildcard src/core/*.c src/image/*.c src/nn/*.c src/face/*.c \
+LIB_SRC := $(sort $(wildcard src/core/*.c src/image/*.c src/nn/*.c src/face/*.c src/train/*.c \
                              src/gallery/*.c src/server/*.c))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))

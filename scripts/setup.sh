@@ -22,6 +22,10 @@ PKGS=(build-essential pkg-config libjpeg62-turbo-dev libpng-dev libwebp-dev
       libxnnpack-dev libpthreadpool-dev libopenblas-dev libsqlite3-dev libcjson-dev
       libmicrohttpd-dev check zlib1g-dev python3-numpy nodejs npm
       libprotobuf-c-dev protobuf-c-compiler python3-torch python3-onnx)
+# Training: libopenmpi-dev + openmpi-bin build and run mien-train-mpi (data-parallel training)
+# and its test; python3-torch (above) is also the PyTorch oracle of the training code's
+# gradients, losses and optimizers (tools/torch_ref_train.py, tests only).
+PKGS+=(libopenmpi-dev openmpi-bin)
 if [ "${MIEN_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${PKGS[@]}"; do

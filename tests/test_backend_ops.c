@@ -726,6 +726,7 @@ START_TEST(every_op_covered) {
         NN_OP_REDUCE_MAX, NN_OP_SOFTMAX, NN_OP_MAXPOOL, NN_OP_AVGPOOL, NN_OP_PAD,
         NN_OP_CONCAT,  NN_OP_RESHAPE, NN_OP_TRANSPOSE, NN_OP_SLICE,   NN_OP_RESIZE_BILINEAR,
         NN_OP_RESIZE_NEAREST, NN_OP_DEPTH_TO_SPACE, NN_OP_BATCHNORM,
+        NN_OP_BATCHNORM_TRAIN, NN_OP_L2NORM, /* reference only: tests/test_train.c vs PyTorch */
     };
     int seen[NN_OP_COUNT] = {0};
     for (size_t i = 0; i < sizeof covered / sizeof covered[0]; i++) seen[covered[i]] = 1;

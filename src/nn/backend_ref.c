@@ -247,6 +247,44 @@ static int ref_batchnorm(const nn_graph *g, const nn_node *n, const float *const
     return MIEN_OK;
 }
 
+/* Batch statistics over every axis but the last, two passes in double (mean, then the mean of
+ * squared deviations: the biased variance, as PyTorch normalises with). */
+static int ref_batchnorm_train(const nn_graph *g, const nn_node *n, const float *const *in,
+                               float *out, mien_err *e) {
+    const nn_tensor *tx = &g->t[n->in[0]];
+    const int64_t c = tx->dims[tx->ndim - 1], rows = c ? tx->n / c : 0;
+    const float *x = in[0], *gamma = in[1], *beta = in[2];
+    for (int64_t k = 0; k < c; k++) {
+        double s = 0, ss = 0;
+        for (int64_t r = 0; r < rows; r++) s += x[r * c + k];
+        double mean = rows ? s / (double)rows : 0;
+        for (int64_t r = 0; r < rows; r++) {
+            double d = x[r * c + k] - mean;
+            ss += d * d;
+        }
+        double var = rows ? ss / (double)rows : 0;
+        float inv = (float)(1.0 / sqrt(var + n->eps));
+        for (int64_t r = 0; r < rows; r++)
+            out[r * c + k] = (x[r * c + k] - (float)mean) * inv * gamma[k] + beta[k];
+    }
+    apply_act(n, act_alpha(n, in), out, tx->n, c);
+    return MIEN_OK;
+}
+
+static int ref_l2norm(const nn_graph *g, const nn_node *n, const float *const *in, float *out,
+                      mien_err *e) {
+    const nn_tensor *tx = &g->t[n->in[0]];
+    const int64_t c = tx->dims[tx->ndim - 1], rows = c ? tx->n / c : 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = in[0] + r * c;
+        double ss = 0;
+        for (int64_t k = 0; k < c; k++) ss += (double)x[k] * x[k];
+        float inv = (float)(1.0 / sqrt(ss > n->eps ? ss : n->eps));
+        for (int64_t k = 0; k < c; k++) out[r * c + k] = x[k] * inv;
+    }
+    return MIEN_OK;
+}
+
 /* ==== Reductions and softmax ==== */
 
 static int ref_reduce(const nn_graph *g, const nn_node *n, const float *const *in, float *out,
@@ -548,6 +586,8 @@ static const ref_fn ref_table[NN_OP_COUNT] = {
     [NN_OP_RESIZE_NEAREST] = ref_resize,
     [NN_OP_DEPTH_TO_SPACE] = ref_depth_to_space,
     [NN_OP_BATCHNORM] = ref_batchnorm,
+    [NN_OP_BATCHNORM_TRAIN] = ref_batchnorm_train,
+    [NN_OP_L2NORM] = ref_l2norm,
 };
 
 int nn_ref_eval(const nn_graph *g, const nn_node *n, const float *const *in, float *out,

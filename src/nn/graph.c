@@ -669,6 +669,36 @@ int nn_add_batchnorm(nn_graph *g, const char *name, int x, int scale, int shift,
     return add_same_shape(g, &n, name, in, 3, e);
 }
 
+int nn_add_batchnorm_train(nn_graph *g, const char *name, int x, int gamma, int beta, int alpha,
+                           nn_act act, float eps, mien_err *e) {
+    if (!valid_tensor(g, x) || g->t[x].ndim < 1) {
+        mien_err_set(e, MIEN_EFORMAT, "%s: missing input", name);
+        return -1;
+    }
+    int64_t c = g->t[x].dims[g->t[x].ndim - 1];
+    if (!check_vec(g, gamma, c, "gamma", name, e) || !check_vec(g, beta, c, "beta", name, e))
+        return -1;
+    if (act == NN_ACT_PRELU && (alpha < 0 || !check_vec(g, alpha, c, "alpha", name, e)))
+        return -1;
+    if (gamma < 0 || beta < 0 || !(eps > 0)) {
+        mien_err_set(e, MIEN_EFORMAT, "%s: batchnorm_train needs gamma, beta and eps > 0", name);
+        return -1;
+    }
+    nn_node n = {.op = NN_OP_BATCHNORM_TRAIN, .eps = eps};
+    set_act(&n, act, 0, 0, 0);
+    int in[4] = {x, gamma, beta, alpha};
+    return add_same_shape(g, &n, name, in, act == NN_ACT_PRELU ? 4 : 3, e);
+}
+
+int nn_add_l2norm(nn_graph *g, const char *name, int x, float eps, mien_err *e) {
+    if (!valid_tensor(g, x) || g->t[x].ndim < 1 || !(eps > 0)) {
+        mien_err_set(e, MIEN_EFORMAT, "%s: l2norm needs an input and eps > 0", name);
+        return -1;
+    }
+    nn_node n = {.op = NN_OP_L2NORM, .eps = eps};
+    return add_same_shape(g, &n, name, &x, 1, e);
+}
+
 /* ==== Inspection ==== */
 
 double nn_graph_flops(const nn_graph *g) {

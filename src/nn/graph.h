@@ -65,6 +65,7 @@ typedef struct nn_node {
     float pad_value;
     int align_corners, half_pixel; /* resize */
     int block;                  /* depth_to_space */
+    float eps;                  /* batchnorm_train, l2norm */
 } nn_node;
 
 typedef struct nn_graph {
@@ -146,6 +147,12 @@ int nn_add_resize(nn_graph *g, nn_op op, const char *name, int x, int out_h, int
                   int align_corners, int half_pixel, mien_err *e);
 int nn_add_depth_to_space(nn_graph *g, const char *name, int x, int block, mien_err *e);
 int nn_add_batchnorm(nn_graph *g, const char *name, int x, int scale, int shift, mien_err *e);
+/* Batch norm with batch statistics (training mode): gamma, beta (C), C the last axis; act
+ * fused after it (alpha (C) or -1 when act is PRELU). */
+int nn_add_batchnorm_train(nn_graph *g, const char *name, int x, int gamma, int beta, int alpha,
+                           nn_act act, float eps, mien_err *e);
+/* y = x / sqrt(max(sum(x^2), eps)) over the last axis. */
+int nn_add_l2norm(nn_graph *g, const char *name, int x, float eps, mien_err *e);
 
 /* Mark a tensor as a graph output (in order). */
 int nn_mark_output(nn_graph *g, int t, mien_err *e);

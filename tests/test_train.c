@@ -1,0 +1,831 @@
+/* Training: every op's backward pass, every loss and both optimizers against PyTorch
+ * (tools/torch_ref_train.py, run once on raw float files this test writes), finite
+ * differences in C, Partial FC sampling, checkpoints (the folded inference graph against the
+ * training graph in eval mode), MobileFaceNet's pretrained weights mapped onto the training
+ * architecture, and the CLI: a run on aligned crops, a run through detection, and one
+ * process against two MPI processes with the same global batch. */
+#include "testutil.h"
+
+#include "image/image.h"
+#include "nn/exec.h"
+#include "nn/tfjs.h"
+#include "train/head.h"
+#include "train/train.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ==== Helpers ==== */
+
+typedef struct rng { uint64_t s; } rng;
+
+static double rng_uniform(rng *r) { /* (0, 1) */
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    uint64_t x = r->s * 2685821657736338717ull;
+    return ((double)(x >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double rng_normal(rng *r) {
+    double u = rng_uniform(r), v = rng_uniform(r);
+    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+static float *randn(rng *r, int64_t n, float scale) {
+    float *v = malloc((size_t)n * sizeof *v);
+    for (int64_t i = 0; i < n; i++) v[i] = (float)(scale * rng_normal(r));
+    return v;
+}
+
+static int64_t count(int ndim, const int64_t *d) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= d[i];
+    return n;
+}
+
+/* One case's graph: an input, parameters (constants the net trains), one op. */
+typedef struct opcase {
+    nn_graph *g;
+    int x;                    /* input tensor */
+    int params[4], n_params;
+    const char *pnames[4];    /* file keys of the parameters ("w", "b", "alpha", ...) */
+    float *pdata[4];
+} opcase;
+
+static int oc_param(opcase *c, rng *r, const char *key, int ndim, const int64_t *dims,
+                    float scale, float offset) {
+    mien_err e = {0};
+    int64_t n = count(ndim, dims);
+    float *d = randn(r, n, scale);
+    for (int64_t i = 0; i < n; i++) d[i] += offset;
+    ck_assert(nn_graph_own(c->g, d));
+    int t = nn_add_const_ref(c->g, key, ndim, dims, d, &e);
+    ck_assert_int_ge(t, 0);
+    c->params[c->n_params] = t;
+    c->pnames[c->n_params] = key;
+    c->pdata[c->n_params++] = d;
+    return t;
+}
+
+/* ==== Exchange with the PyTorch oracle ==== */
+
+typedef struct cmp_rec {
+    char name[48], key[24];
+    int64_t n;
+    float *c;                 /* our result */
+} cmp_rec;
+
+typedef struct oracle {
+    char dir[256];
+    FILE *manifest;
+    char line[2048];          /* the case being written */
+    cmp_rec rec[256];
+    int n_rec;
+    double worst[16];         /* worst relative error by kind */
+} oracle;
+
+static void or_begin(oracle *o, const char *name, const char *op, const char *attrs) {
+    snprintf(o->line, sizeof o->line, "%s %s %s", name, op, attrs);
+}
+
+static void or_put(oracle *o, const char *name, const char *key, const float *d, int ndim,
+                   const int64_t *dims) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.%s.f32", o->dir, name, key);
+    FILE *f = fopen(path, "wb");
+    ck_assert(f);
+    int64_t n = count(ndim, dims);
+    ck_assert_int_eq((int64_t)fwrite(d, 4, (size_t)n, f), n);
+    fclose(f);
+    size_t l = strlen(o->line);
+    l += (size_t)snprintf(o->line + l, sizeof o->line - l, " shape.%s=", key);
+    for (int i = 0; i < ndim; i++)
+        l += (size_t)snprintf(o->line + l, sizeof o->line - l, "%s%lld", i ? "x" : "", (long long)dims[i]);
+}
+
+static void or_end(oracle *o) { fprintf(o->manifest, "%s\n", o->line); }
+
+static void or_expect(oracle *o, const char *name, const char *key, const float *c, int64_t n) {
+    ck_assert_int_lt(o->n_rec, 256);
+    cmp_rec *r = &o->rec[o->n_rec++];
+    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->key, sizeof r->key, "%s", key);
+    r->n = n;
+    r->c = malloc((size_t)n * sizeof(float));
+    memcpy(r->c, c, (size_t)n * sizeof(float));
+}
+
+/* ==== Finite differences ====
+ * L = sum(y * dy) in double; the central difference of L against the analytic gradient at
+ * a few elements, with a smaller step tried once when a kink (ReLU, PReLU at 0) is crossed. */
+
+static double loss_of(tr_net *net, const float *dy) {
+    mien_err e = {0};
+    ck_assert_msg(tr_forward(net, &e) == 0, "%s", e.msg);
+    const nn_tensor *ty = &net->g->t[net->g->outputs[0]];
+    const float *y = tr_output(net, 0);
+    double L = 0;
+    for (int64_t i = 0; i < ty->n; i++) L += (double)y[i] * dy[i];
+    return L;
+}
+
+static double fd_at(tr_net *net, const float *dy, float *v, double h) {
+    float keep = *v;
+    *v = keep + (float)h;
+    double lp = loss_of(net, dy);
+    *v = keep - (float)h;
+    double lm = loss_of(net, dy);
+    *v = keep;
+    return (lp - lm) / (2 * h);
+}
+
+/* Check n_check elements of buffer v (n values) whose analytic gradient is g. */
+static void fd_check(const char *what, tr_net *net, const float *dy, float *v, const float *g,
+                     int64_t n, rng *r) {
+    double gmax = 0;
+    for (int64_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(g[i]));
+    for (int k = 0; k < 5; k++) {
+        int64_t i = (int64_t)(rng_uniform(r) * (double)n);
+        double an = g[i], ok = 0, fd = 0;
+        for (double h = 1e-2; h > 1e-4 && !ok; h /= 4) {
+            fd = fd_at(net, dy, &v[i], h);
+            ok = fabs(fd - an) <= 2e-2 * fmax(fabs(an), 0.05 * gmax) + 1e-4;
+        }
+        ck_assert_msg(ok, "%s: finite difference %g vs analytic %g at %lld", what, fd, an, (long long)i);
+    }
+}
+
+/* Build the net of an op case, run forward and backward with a random dy, write everything
+ * the oracle needs and record our results, then check finite differences. */
+static void run_case(oracle *o, opcase *c, rng *r, const char *name, const char *op,
+                     const char *attrs, const float *xdata) {
+    mien_err e = {0};
+    int y = c->g->nodes[c->g->n_nodes - 1].out;
+    ck_assert_int_eq(nn_mark_output(c->g, y, &e), 0);
+    tr_net *net;
+    tr_net_opts no = {.input_grad = 1};
+    ck_assert_msg(tr_net_create(c->g, c->params, NULL, c->n_params, &no, &net, &e) == 0, "%s", e.msg);
+    const nn_tensor *tx = &net->g->t[c->x], *ty = &net->g->t[y];
+    memcpy(tr_input(net, 0), xdata, (size_t)tx->n * sizeof(float));
+    float *dy = randn(r, ty->n, 1.f);
+    ck_assert_msg(tr_forward(net, &e) == 0, "%s", e.msg);
+    const float *dout[1] = {dy};
+    ck_assert_msg(tr_backward(net, dout, &e) == 0, "%s", e.msg);
+
+    or_begin(o, name, op, attrs);
+    or_put(o, name, !strcmp(op, "add") ? "a" : "x", xdata, tx->ndim, tx->dims);
+    for (int i = 0; i < c->n_params; i++) {
+        const nn_tensor *tp = &net->g->t[c->params[i]];
+        or_put(o, name, c->pnames[i], c->pdata[i], tp->ndim, tp->dims);
+    }
+    or_put(o, name, "dy", dy, ty->ndim, ty->dims);
+    or_end(o);
+    or_expect(o, name, "y", tr_output(net, 0), ty->n);
+    or_expect(o, name, !strcmp(op, "add") ? "da" : "dx", tr_input_grad(net, 0), tx->n);
+    char key[32];
+    for (int i = 0; i < c->n_params; i++) {
+        snprintf(key, sizeof key, "d%s", c->pnames[i]);
+        or_expect(o, name, key, net->p[i].g, net->p[i].n);
+    }
+    /* Finite differences on the input and every parameter. The analytic gradients are copied
+     * first: forward passes for the differences leave them alone, but be explicit. */
+    float *gx = malloc((size_t)tx->n * sizeof *gx);
+    memcpy(gx, tr_input_grad(net, 0), (size_t)tx->n * sizeof *gx);
+    char what[96];
+    snprintf(what, sizeof what, "%s input", name);
+    fd_check(what, net, dy, tr_input(net, 0), gx, tx->n, r);
+    for (int i = 0; i < net->n_p; i++) {
+        float *gp = malloc((size_t)net->p[i].n * sizeof *gp);
+        memcpy(gp, net->p[i].g, (size_t)net->p[i].n * sizeof *gp);
+        snprintf(what, sizeof what, "%s %s", name, c->pnames[i]);
+        fd_check(what, net, dy, net->p[i].w, gp, net->p[i].n, r);
+        free(gp);
+    }
+    free(gx);
+    free(dy);
+    tr_net_free(net);
+}
+
+static opcase new_case(int ndim, const int64_t *xd) {
+    opcase c = {0};
+    mien_err e = {0};
+    c.g = nn_graph_new("case");
+    c.x = nn_add_input(c.g, "x", ndim, xd, &e);
+    ck_assert_int_ge(c.x, 0);
+    return c;
+}
+
+static const char *act_str(nn_act a) {
+    return a == NN_ACT_RELU ? "relu" : a == NN_ACT_PRELU ? "prelu" : "none";
+}
+
+/* A conv or depthwise conv case. pad: explicit (t, b, l, r) or NULL with `same`. */
+static void conv_case(oracle *o, rng *r, const char *name, int dw, const int64_t xd[4],
+                      const int64_t wd[4], int sh, int sw, int dh, int dwl, const int *pad,
+                      int same, int groups, int bias, nn_act act) {
+    opcase c = new_case(4, xd);
+    mien_err e = {0};
+    int w = oc_param(&c, r, "w", 4, wd, 0.4f, 0);
+    int64_t co = dw ? wd[2] * wd[3] : wd[3];
+    int b = bias ? oc_param(&c, r, "b", 1, &co, 0.3f, 0) : -1;
+    int al = act == NN_ACT_PRELU ? oc_param(&c, r, "alpha", 1, &co, 0.2f, 0.2f) : -1;
+    nn_conv_params p;
+    nn_conv_params_default(&p);
+    p.stride[0] = sh;
+    p.stride[1] = sw;
+    p.dilation[0] = dh;
+    p.dilation[1] = dwl;
+    p.groups = groups;
+    p.act = act;
+    if (pad) {
+        p.padding = NN_PAD_EXPLICIT;
+        memcpy(p.pad, pad, sizeof p.pad);
+    } else {
+        p.padding = same ? NN_PAD_SAME : NN_PAD_VALID;
+    }
+    int y = dw ? nn_add_dwconv2d(c.g, "y", c.x, w, b, al, &p, &e)
+               : nn_add_conv2d(c.g, "y", c.x, w, b, al, &p, &e);
+    ck_assert_msg(y >= 0, "%s", e.msg);
+    const nn_node *n = &c.g->nodes[c.g->n_nodes - 1];
+    char attrs[256];
+    snprintf(attrs, sizeof attrs, "stride=%d,%d pad=%d,%d,%d,%d dil=%d,%d groups=%d act=%s", sh, sw,
+             n->pad[0], n->pad[1], n->pad[2], n->pad[3], dh, dwl, groups, act_str(act));
+    float *x = randn(r, count(4, xd), 1.f);
+    run_case(o, &c, r, name, dw ? "dwconv" : "conv", attrs, x);
+    free(x);
+}
+
+/* ==== Cases ==== */
+
+static void op_cases(oracle *o, rng *r) {
+    mien_err e = {0};
+    /* Dense convolutions: TF SAME with stride 2 (asymmetric padding), grouped + dilated with
+     * explicit asymmetric padding, the 1x1 GEMM path, VALID with unequal strides. */
+    conv_case(o, r, "conv_same_s2", 0, (int64_t[]){2, 7, 6, 3}, (int64_t[]){3, 3, 3, 8}, 2, 2, 1, 1,
+              NULL, 1, 1, 1, NN_ACT_PRELU);
+    conv_case(o, r, "conv_grouped", 0, (int64_t[]){2, 6, 5, 4}, (int64_t[]){3, 3, 2, 6}, 1, 1, 2, 1,
+              (int[]){1, 2, 0, 1}, 0, 2, 0, NN_ACT_RELU);
+    conv_case(o, r, "conv_1x1", 0, (int64_t[]){3, 4, 4, 5}, (int64_t[]){1, 1, 5, 7}, 1, 1, 1, 1,
+              NULL, 1, 1, 1, NN_ACT_NONE);
+    conv_case(o, r, "conv_valid", 0, (int64_t[]){1, 9, 7, 3}, (int64_t[]){5, 3, 3, 4}, 2, 1, 1, 1,
+              NULL, 0, 1, 1, NN_ACT_PRELU);
+    /* Depthwise: stride 2 SAME, channel multiplier 2 with padding, the global 7x7. */
+    conv_case(o, r, "dw_s2", 1, (int64_t[]){2, 7, 7, 6}, (int64_t[]){3, 3, 6, 1}, 2, 2, 1, 1, NULL,
+              1, 1, 1, NN_ACT_PRELU);
+    conv_case(o, r, "dw_mult", 1, (int64_t[]){2, 5, 6, 3}, (int64_t[]){3, 3, 3, 2}, 1, 1, 1, 1,
+              (int[]){1, 1, 1, 1}, 0, 1, 0, NN_ACT_NONE);
+    conv_case(o, r, "dw_gdc", 1, (int64_t[]){4, 7, 7, 5}, (int64_t[]){7, 7, 5, 1}, 1, 1, 1, 1, NULL,
+              0, 1, 0, NN_ACT_NONE);
+
+    /* Fully connected with bias and PReLU. */
+    {
+        int64_t xd[2] = {6, 10}, wd[2] = {10, 7}, m = 7;
+        opcase c = new_case(2, xd);
+        int w = oc_param(&c, r, "w", 2, wd, 0.4f, 0);
+        int b = oc_param(&c, r, "b", 1, &m, 0.3f, 0);
+        int al = oc_param(&c, r, "alpha", 1, &m, 0.2f, 0.2f);
+        ck_assert_int_ge(nn_add_fc(c.g, "y", c.x, w, b, al, NN_ACT_PRELU, &e), 0);
+        float *x = randn(r, 60, 1.f);
+        run_case(o, &c, r, "fc", "fc", "act=prelu", x);
+        free(x);
+    }
+    /* PReLU op, adds (same shape, broadcast bias), L2 normalisation. */
+    {
+        int64_t xd[4] = {2, 3, 3, 4}, cd = 4;
+        opcase c = new_case(4, xd);
+        int al = oc_param(&c, r, "alpha", 1, &cd, 0.3f, 0.1f);
+        ck_assert_int_ge(nn_add_prelu(c.g, "y", c.x, al, &e), 0);
+        float *x = randn(r, 72, 1.f);
+        run_case(o, &c, r, "prelu", "prelu", "", x);
+        free(x);
+    }
+    {
+        int64_t xd[4] = {2, 3, 3, 4};
+        opcase c = new_case(4, xd);
+        int b = oc_param(&c, r, "b", 4, xd, 1.f, 0);
+        ck_assert_int_ge(nn_add_binary(c.g, NN_OP_ADD, "y", c.x, b, &e), 0);
+        float *x = randn(r, 72, 1.f);
+        run_case(o, &c, r, "add_same", "add", "", x);
+        free(x);
+    }
+    {
+        int64_t xd[4] = {2, 3, 3, 4}, cd = 4;
+        opcase c = new_case(4, xd);
+        int b = oc_param(&c, r, "b", 1, &cd, 1.f, 0);
+        ck_assert_int_ge(nn_add_binary(c.g, NN_OP_ADD, "y", c.x, b, &e), 0);
+        float *x = randn(r, 72, 1.f);
+        run_case(o, &c, r, "add_bcast", "add", "", x);
+        free(x);
+    }
+    {
+        int64_t xd[2] = {5, 8};
+        opcase c = new_case(2, xd);
+        ck_assert_int_ge(nn_add_l2norm(c.g, "y", c.x, 1e-10f, &e), 0);
+        float *x = randn(r, 40, 1.f);
+        run_case(o, &c, r, "l2norm", "l2norm", "eps=1e-10", x);
+        free(x);
+    }
+}
+
+/* Batch norm: training mode (batch statistics, running averages) on NHWC and on (N, C), and
+ * eval mode (running averages). */
+static void bn_case(oracle *o, rng *r, const char *name, int ndim, const int64_t *xd, int train,
+                    nn_act act) {
+    mien_err e = {0};
+    opcase c = new_case(ndim, xd);
+    int64_t C = xd[ndim - 1];
+    int gm = oc_param(&c, r, "gamma", 1, &C, 0.5f, 1.f);
+    int bt = oc_param(&c, r, "beta", 1, &C, 0.5f, 0.f);
+    int al = act == NN_ACT_PRELU ? oc_param(&c, r, "alpha", 1, &C, 0.2f, 0.2f) : -1;
+    ck_assert_int_ge(nn_add_batchnorm_train(c.g, "y", c.x, gm, bt, al, act, 1e-5f, &e), 0);
+    ck_assert_int_eq(nn_mark_output(c.g, c.g->nodes[c.g->n_nodes - 1].out, &e), 0);
+    tr_net *net;
+    tr_net_opts no = {.input_grad = 1};
+    ck_assert_int_eq(tr_net_create(c.g, c.params, NULL, c.n_params, &no, &net, &e), 0);
+    net->training = train;
+    tr_bn *bn = &net->bn[0];
+    float *rm = randn(r, C, 0.5f), *rv = randn(r, C, 0.3f);
+    for (int64_t k = 0; k < C; k++) rv[k] = 0.5f + fabsf(rv[k]);
+    memcpy(bn->run_mean, rm, (size_t)C * sizeof(float));
+    memcpy(bn->run_var, rv, (size_t)C * sizeof(float));
+    int64_t n = count(ndim, xd);
+    float *x = randn(r, n, 2.f), *dy = randn(r, n, 1.f);
+    for (int64_t i = 0; i < n; i++) x[i] += 0.5f * (float)(i % C); /* per-channel offsets */
+    memcpy(tr_input(net, 0), x, (size_t)n * sizeof(float));
+    ck_assert_int_eq(tr_forward(net, &e), 0);
+    const float *dout[1] = {dy};
+    ck_assert_int_eq(tr_backward(net, dout, &e), 0);
+    char attrs[128];
+    snprintf(attrs, sizeof attrs, "mode=%s momentum=0.1 eps=1e-5 act=%s", train ? "train" : "eval",
+             act_str(act));
+    or_begin(o, name, "bn", attrs);
+    or_put(o, name, "x", x, ndim, xd);
+    or_put(o, name, "gamma", c.pdata[0], 1, &C);
+    or_put(o, name, "beta", c.pdata[1], 1, &C);
+    if (al >= 0) or_put(o, name, "alpha", c.pdata[2], 1, &C);
+    or_put(o, name, "rm", rm, 1, &C);
+    or_put(o, name, "rv", rv, 1, &C);
+    or_put(o, name, "dy", dy, ndim, xd);
+    or_end(o);
+    or_expect(o, name, "y", tr_output(net, 0), n);
+    or_expect(o, name, "dx", tr_input_grad(net, 0), n);
+    or_expect(o, name, "dgamma", net->p[0].g, C);
+    or_expect(o, name, "dbeta", net->p[1].g, C);
+    if (al >= 0) or_expect(o, name, "dalpha", net->p[2].g, C);
+    or_expect(o, name, "rm", bn->run_mean, C);
+    or_expect(o, name, "rv", bn->run_var, C);
+    float *gx = malloc((size_t)n * sizeof *gx), *gg = malloc((size_t)C * sizeof *gg);
+    memcpy(gx, tr_input_grad(net, 0), (size_t)n * sizeof *gx);
+    memcpy(gg, net->p[0].g, (size_t)C * sizeof *gg);
+    fd_check(name, net, dy, tr_input(net, 0), gx, n, r);
+    fd_check(name, net, dy, net->p[0].w, gg, C, r);
+    if (al >= 0) {
+        memcpy(gg, net->p[2].g, (size_t)C * sizeof *gg);
+        fd_check(name, net, dy, net->p[2].w, gg, C, r);
+    }
+    free(gx);
+    free(gg);
+    free(x);
+    free(dy);
+    free(rm);
+    free(rv);
+    tr_net_free(net);
+}
+
+/* A loss case: B normalised features (raw for softmax), C centres, one adversarial sample
+ * whose centre points away from it (cos near -0.95, so ArcFace's fallback and SphereFace's
+ * k >= 1 branch are taken). */
+static void loss_case(oracle *o, rng *r, const char *name, tr_loss_kind kind, float m1, float m2,
+                      float m3, int easy) {
+    const int B = 6, C = 10, D = 8;
+    tr_margin m;
+    tr_margin_default(&m, kind);
+    if (kind == TR_LOSS_COMBINED) {
+        m.m1 = m1;
+        m.m2 = m2;
+        m.m3 = m3;
+    }
+    m.easy_margin = easy;
+    if (kind != TR_LOSS_SOFTMAX) m.s = 8.f; /* a scale that keeps every class in the softmax */
+    float *x = randn(r, B * D, 1.f), *w = randn(r, C * D, 0.7f);
+    float lab[6];
+    int labi[6];
+    for (int i = 0; i < B; i++) labi[i] = (int)(rng_uniform(r) * C), lab[i] = (float)labi[i];
+    if (tr_loss_normalized(kind))
+        for (int i = 0; i < B; i++) {
+            double ss = 0;
+            for (int k = 0; k < D; k++) ss += (double)x[i * D + k] * x[i * D + k];
+            for (int k = 0; k < D; k++) x[i * D + k] /= (float)sqrt(ss);
+        }
+    for (int k = 0; k < D; k++) w[labi[0] * D + k] = -x[k] * 1.3f + 0.1f * (float)rng_normal(r);
+    double loss;
+    float *dx = malloc(B * D * sizeof *dx), *dw = malloc(C * D * sizeof *dw);
+    mien_err e = {0};
+    ck_assert_msg(tr_margin_loss(&m, x, w, labi, B, C, D, &loss, dx, dw, &e) == 0, "%s", e.msg);
+    char attrs[160];
+    snprintf(attrs, sizeof attrs, "kind=%s s=%g m1=%g m2=%g m3=%g easy=%d", tr_loss_name(kind),
+             (double)m.s, (double)m.m1, (double)m.m2, (double)m.m3, easy);
+    or_begin(o, name, "loss", attrs);
+    or_put(o, name, "x", x, 2, (int64_t[]){B, D});
+    or_put(o, name, "w", w, 2, (int64_t[]){C, D});
+    or_put(o, name, "labels", lab, 1, (int64_t[]){B});
+    or_end(o);
+    float lf = (float)loss;
+    or_expect(o, name, "loss", &lf, 1);
+    or_expect(o, name, "dx", dx, B * D);
+    or_expect(o, name, "dw", dw, C * D);
+    /* Finite differences of the loss itself. */
+    for (int t = 0; t < 8; t++) {
+        int onx = t % 2 == 0;
+        float *v = onx ? x : w;
+        const float *g = onx ? dx : dw;
+        int i = (int)(rng_uniform(r) * (onx ? B * D : C * D));
+        double lp, lm, h = 1e-3, keep = v[i];
+        v[i] = (float)(keep + h);
+        ck_assert_int_eq(tr_margin_loss(&m, x, w, labi, B, C, D, &lp, NULL, NULL, &e), 0);
+        v[i] = (float)(keep - h);
+        ck_assert_int_eq(tr_margin_loss(&m, x, w, labi, B, C, D, &lm, NULL, NULL, &e), 0);
+        v[i] = (float)keep;
+        double fd = (lp - lm) / (2 * h);
+        ck_assert_msg(fabs(fd - g[i]) <= 2e-2 * fabs(g[i]) + 2e-3, "%s: d%s[%d] fd %g analytic %g",
+                      name, onx ? "x" : "w", i, fd, (double)g[i]);
+    }
+    free(x);
+    free(w);
+    free(dx);
+    free(dw);
+}
+
+static void optim_case(oracle *o, rng *r, const char *name, tr_opt_kind kind) {
+    const int n = 20, T = 3;
+    tr_optim opt;
+    tr_optim_default(&opt, kind);
+    opt.lr = kind == TR_SGD ? 0.1f : 0.01f;
+    float *w0 = randn(r, n, 1.f), *g = randn(r, T * n, 1.f);
+    float *w = malloc(n * sizeof *w), *m = calloc(n, sizeof *m), *v = calloc(n, sizeof *v);
+    memcpy(w, w0, n * sizeof *w);
+    for (int t = 0; t < T; t++) {
+        tr_optim_tick(&opt);
+        tr_optim_update(&opt, w, g + t * n, m, v, n, 1);
+    }
+    char attrs[160];
+    snprintf(attrs, sizeof attrs, "kind=%s lr=%g momentum=%g wd=%g b1=%g b2=%g eps=%g",
+             kind == TR_SGD ? "sgd" : "adamw", (double)opt.lr, (double)opt.momentum,
+             (double)opt.weight_decay, (double)opt.beta1, (double)opt.beta2, (double)opt.eps);
+    or_begin(o, name, "optim", attrs);
+    or_put(o, name, "w", w0, 1, (int64_t[]){n});
+    or_put(o, name, "g", g, 2, (int64_t[]){T, n});
+    or_end(o);
+    or_expect(o, name, "w_out", w, n);
+    free(w0);
+    free(g);
+    free(w);
+    free(m);
+    free(v);
+}
+
+START_TEST(against_pytorch) {
+    oracle o = {0};
+    snprintf(o.dir, sizeof o.dir, "/tmp/mien-train-oracle-XXXXXX");
+    ck_assert(mkdtemp(o.dir));
+    char path[512];
+    snprintf(path, sizeof path, "%s/manifest.txt", o.dir);
+    o.manifest = fopen(path, "w");
+    ck_assert(o.manifest);
+    rng r = {0x1234567887654321ull};
+    op_cases(&o, &r);
+    bn_case(&o, &r, "bn_train", 4, (int64_t[]){4, 3, 3, 5}, 1, NN_ACT_NONE);
+    bn_case(&o, &r, "bn_train_prelu", 4, (int64_t[]){4, 3, 3, 5}, 1, NN_ACT_PRELU);
+    bn_case(&o, &r, "bn_train_2d", 2, (int64_t[]){6, 5}, 1, NN_ACT_RELU);
+    bn_case(&o, &r, "bn_eval", 4, (int64_t[]){4, 3, 3, 5}, 0, NN_ACT_PRELU);
+    loss_case(&o, &r, "loss_softmax", TR_LOSS_SOFTMAX, 0, 0, 0, 0);
+    loss_case(&o, &r, "loss_normface", TR_LOSS_NORMFACE, 0, 0, 0, 0);
+    loss_case(&o, &r, "loss_sphereface", TR_LOSS_SPHEREFACE, 0, 0, 0, 0);
+    loss_case(&o, &r, "loss_cosface", TR_LOSS_COSFACE, 0, 0, 0, 0);
+    loss_case(&o, &r, "loss_arcface", TR_LOSS_ARCFACE, 0, 0, 0, 0);
+    loss_case(&o, &r, "loss_arcface_easy", TR_LOSS_ARCFACE, 0, 0, 0, 1);
+    loss_case(&o, &r, "loss_combined", TR_LOSS_COMBINED, 1.2f, 0.2f, 0.1f, 0);
+    optim_case(&o, &r, "optim_sgd", TR_SGD);
+    optim_case(&o, &r, "optim_adamw", TR_ADAMW);
+    fclose(o.manifest);
+
+    char *out = NULL;
+    int rc = tu_run(tu_path("/usr/bin/python3 tools/torch_ref_train.py %s 2>&1", o.dir), &out);
+    ck_assert_msg(rc == 0, "tools/torch_ref_train.py (needs /usr/bin/python3 with torch: apt "
+                           "install python3-torch) failed with %d:\n%s", rc, out);
+    free(out);
+    double worst_op = 0, worst_loss = 0;
+    char worst_what[2][96] = {"", ""};
+    for (int i = 0; i < o.n_rec; i++) {
+        cmp_rec *c = &o.rec[i];
+        snprintf(path, sizeof path, "%s/%s.%s.ref.f32", o.dir, c->name, c->key);
+        FILE *f = fopen(path, "rb");
+        ck_assert_msg(f, "oracle wrote no %s", path);
+        float *ref = malloc((size_t)c->n * sizeof *ref);
+        ck_assert_int_eq((int64_t)fread(ref, 4, (size_t)c->n, f), c->n);
+        fclose(f);
+        double dmax = 0, rmax = 0;
+        for (int64_t k = 0; k < c->n; k++) {
+            dmax = fmax(dmax, fabs((double)c->c[k] - ref[k]));
+            rmax = fmax(rmax, fabs((double)ref[k]));
+        }
+        double rel = dmax / fmax(rmax, 1e-12);
+        ck_assert_msg(rel <= 1e-4, "%s %s: relative error %.3g against PyTorch (max |ref| %g)",
+                      c->name, c->key, rel, rmax);
+        int is_loss = !strncmp(c->name, "loss", 4) || !strncmp(c->name, "optim", 5);
+        double *w = is_loss ? &worst_loss : &worst_op;
+        if (rel > *w) {
+            *w = rel;
+            snprintf(worst_what[is_loss], sizeof worst_what[0], "%s %s", c->name, c->key);
+        }
+        free(ref);
+        free(c->c);
+        unlink(path);
+    }
+    fprintf(stderr, "train vs PyTorch: %d tensors; worst relative error ops %.2g (%s), "
+                    "losses/optimizers %.2g (%s)\n",
+            o.n_rec, worst_op, worst_what[0], worst_loss, worst_what[1]);
+    tu_run(tu_path("rm -rf %s", o.dir), NULL);
+}
+END_TEST
+
+/* ==== C-only checks ==== */
+
+/* Partial FC: the sampled set holds every positive and max(P, round(rate C)) classes; the
+ * loss over the sample equals the dense loss over those columns. */
+START_TEST(partial_fc_sampling) {
+    mien_err e = {0};
+    rng r = {77};
+    const int C = 50, D = 8, B = 8;
+    tr_margin m;
+    tr_margin_default(&m, TR_LOSS_ARCFACE);
+    tr_head h;
+    ck_assert_int_eq(tr_head_init(&h, &m, C, D, 0.3f, 5, tr_comm_single(), &e), 0);
+    float *x = randn(&r, B * D, 1.f), dx[64];
+    for (int i = 0; i < B; i++) {
+        double ss = 0;
+        for (int k = 0; k < D; k++) ss += (double)x[i * D + k] * x[i * D + k];
+        for (int k = 0; k < D; k++) x[i * D + k] /= (float)sqrt(ss);
+    }
+    int lab[8] = {3, 3, 7, 11, 20, 21, 40, 49};
+    double loss, acc;
+    for (int step = 0; step < 3; step++) {
+        ck_assert_int_eq(tr_head_step(&h, tr_comm_single(), step, x, lab, B, dx, &loss, &acc, &e), 0);
+        ck_assert_int_eq(h.n_sel, 15);
+        for (int i = 0; i < B; i++) ck_assert_int_ge(h.col[i], 0);
+        /* The dense loss over the sampled columns. */
+        float *ws = malloc((size_t)h.n_sel * D * sizeof *ws);
+        int labs[8];
+        for (int64_t j = 0; j < h.n_sel; j++) {
+            memcpy(ws + j * D, h.w + h.sel[j] * D, D * sizeof(float));
+            for (int i = 0; i < B; i++)
+                if (h.sel[j] == lab[i]) labs[i] = (int)j;
+        }
+        double dl;
+        float ddx[64];
+        ck_assert_int_eq(tr_margin_loss(&m, x, ws, labs, B, (int)h.n_sel, D, &dl, ddx, NULL, &e), 0);
+        ck_assert_msg(fabs(dl - loss) < 1e-5 * fabs(dl), "sampled loss %g dense %g", loss, dl);
+        for (int k = 0; k < B * D; k++) ck_assert(fabsf(ddx[k] - dx[k]) < 1e-5f);
+        free(ws);
+    }
+    size_t part = h.step_bytes;
+    tr_head_free(&h);
+    ck_assert_int_eq(tr_head_init(&h, &m, C, D, 1.f, 5, tr_comm_single(), &e), 0);
+    ck_assert_int_eq(tr_head_step(&h, tr_comm_single(), 0, x, lab, B, dx, &loss, &acc, &e), 0);
+    ck_assert_int_eq(h.n_sel, C);
+    ck_assert_msg(h.step_bytes > part, "full %zu bytes, sampled %zu", h.step_bytes, part);
+    tr_head_free(&h);
+    free(x);
+}
+END_TEST
+
+START_TEST(schedule) {
+    tr_sched s = {.kind = TR_SCHED_COSINE, .base_lr = 0.1f, .warmup = 10, .total = 110};
+    ck_assert(fabsf(tr_sched_lr(&s, 0) - 0.01f) < 1e-7f);
+    ck_assert(fabsf(tr_sched_lr(&s, 9) - 0.1f) < 1e-7f);
+    ck_assert(fabsf(tr_sched_lr(&s, 10) - 0.1f) < 1e-7f);
+    ck_assert(fabsf(tr_sched_lr(&s, 60) - 0.05f) < 1e-6f);
+    ck_assert(fabsf(tr_sched_lr(&s, 110)) < 1e-7f);
+    tr_sched st = {.kind = TR_SCHED_STEP, .base_lr = 0.1f, .steps = {20, 30}, .n_steps = 2, .gamma = 0.1f};
+    ck_assert(fabsf(tr_sched_lr(&st, 19) - 0.1f) < 1e-7f);
+    ck_assert(fabsf(tr_sched_lr(&st, 20) - 0.01f) < 1e-7f);
+    ck_assert(fabsf(tr_sched_lr(&st, 35) - 0.001f) < 1e-8f);
+}
+END_TEST
+
+/* The small network end to end with the ArcFace head: finite differences on parameters of
+ * several layers; then a checkpoint round trip whose folded inference graph (both backends)
+ * matches the training graph in eval mode. */
+START_TEST(small_net_gradients_and_checkpoint) {
+    mien_err e = {0};
+    rng r = {99};
+    const int B = 4, C = 5;
+    tr_build_opts bo = {.arch = TR_ARCH_SMALL, .batch = B, .normalize = 1, .seed = 3};
+    tr_net *net;
+    ck_assert_msg(tr_build_train(&bo, &net, &e) == 0, "%s", e.msg);
+    const int S = tr_arch_input(TR_ARCH_SMALL), D = tr_arch_dim(TR_ARCH_SMALL);
+    float *x = randn(&r, (int64_t)B * S * S * 3, 1.f);
+    memcpy(tr_input(net, 0), x, (size_t)B * S * S * 3 * sizeof(float));
+    tr_margin m;
+    tr_margin_default(&m, TR_LOSS_ARCFACE);
+    m.s = 16;
+    tr_head h;
+    ck_assert_int_eq(tr_head_init(&h, &m, C, D, 1.f, 1, tr_comm_single(), &e), 0);
+    int lab[4] = {0, 1, 2, 1};
+    double loss, acc;
+    float *dx = malloc((size_t)B * D * sizeof *dx);
+    ck_assert_int_eq(tr_forward(net, &e), 0);
+    ck_assert_int_eq(tr_head_step(&h, tr_comm_single(), 0, tr_output(net, 0), lab, B, dx, &loss, &acc, &e), 0);
+    const float *dout[1] = {dx};
+    ck_assert_msg(tr_backward(net, dout, &e) == 0, "%s", e.msg);
+    /* Directional derivatives along each tensor's gradient, g . u with u = g / |g|: a single
+     * element's difference drowns in float32 noise this deep in the net, a whole tensor's
+     * does not. */
+    static const char *names[] = {"stem/conv", "res1/dw/conv", "res1/project/bn/beta", "pw3/prelu",
+                                  "embed/conv", "embed/bn/gamma"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        tr_param *p = tr_find_param(net, names[k]);
+        ck_assert_msg(p, "no parameter %s", names[k]);
+        double gn = 0;
+        for (int64_t i = 0; i < p->n; i++) gn += (double)p->g[i] * p->g[i];
+        gn = sqrt(gn);
+        ck_assert_msg(gn > 1e-4, "%s: gradient norm %g", names[k], gn);
+        float *w0 = malloc((size_t)p->n * sizeof *w0), *u = malloc((size_t)p->n * sizeof *u);
+        memcpy(w0, p->w, (size_t)p->n * sizeof *w0);
+        for (int64_t i = 0; i < p->n; i++) u[i] = (float)(p->g[i] / gn);
+        double fd = 0, hh = 1e-2, l2[2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            for (int64_t i = 0; i < p->n; i++) p->w[i] = w0[i] + (float)((sgn ? -hh : hh) * u[i]);
+            ck_assert_int_eq(tr_forward(net, &e), 0);
+            ck_assert_int_eq(tr_margin_loss(&m, tr_output(net, 0), h.w, lab, B, C, D, &l2[sgn], NULL, NULL, &e), 0);
+        }
+        memcpy(p->w, w0, (size_t)p->n * sizeof *w0);
+        fd = (l2[0] - l2[1]) / (2 * hh);
+        ck_assert_msg(fabs(fd - gn) <= 0.03 * gn, "%s: directional finite difference %g, |g| %g",
+                      names[k], fd, gn);
+        free(w0);
+        free(u);
+    }
+    /* Update the running statistics a little, then save, load and compare in eval mode. */
+    for (int t = 0; t < 3; t++) ck_assert_int_eq(tr_forward(net, &e), 0);
+    tr_tensors ts;
+    ck_assert_int_eq(tr_export(net, TR_ARCH_SMALL, &ts, &e), 0);
+    const char *ck = tu_temp_file(".ckpt", "", 0);
+    ck_assert_msg(tr_ckpt_save(ck, &ts, &e) == 0, "%s", e.msg);
+    tr_tensors_free(&ts);
+    nn_graph *g;
+    tr_embedder_info info;
+    ck_assert_msg(tr_ckpt_load_embedder(ck, &g, &info, &e) == 0, "%s", e.msg);
+    ck_assert_int_eq(info.dim, D);
+    ck_assert_int_eq(info.size, S);
+    net->training = 0;
+    ck_assert_int_eq(tr_forward(net, &e), 0);
+    /* The training graph ends in L2NORM; the inference graph gives the raw embedding. */
+    for (int be = 0; be < 2; be++) {
+        nn_exec *xe;
+        nn_exec_opts xo = {.backend = be ? NN_BACKEND_FAST : NN_BACKEND_REF, .threads = 1};
+        ck_assert_int_eq(nn_exec_create(g, &xo, &xe, &e), 0);
+        for (int i = 0; i < B; i++) {
+            memcpy(nn_exec_input(xe, 0), x + (size_t)i * S * S * 3, (size_t)S * S * 3 * sizeof(float));
+            ck_assert_int_eq(nn_exec_run(xe, &e), 0);
+            const float *y = nn_exec_output(xe, 0);
+            double ss = 0;
+            for (int k = 0; k < D; k++) ss += (double)y[k] * y[k];
+            for (int k = 0; k < D; k++) {
+                float want = tr_output(net, 0)[i * D + k], got = y[k] / (float)sqrt(ss);
+                ck_assert_msg(fabsf(want - got) < 2e-4f, "backend %d sample %d dim %d: %g vs %g", be, i, k,
+                              (double)got, (double)want);
+            }
+        }
+        nn_exec_free(xe);
+    }
+    nn_graph_free(g);
+    /* A truncated checkpoint fails cleanly. */
+    FILE *f = fopen(ck, "r+b");
+    ck_assert(f);
+    ck_assert_int_eq(ftruncate(fileno(f), 200), 0);
+    fclose(f);
+    tr_tensors bad;
+    ck_assert_int_eq(tr_ckpt_load(ck, &bad, &e), MIEN_EFORMAT);
+    unlink(ck);
+    free(x);
+    free(dx);
+    tr_head_free(&h);
+    tr_net_free(net);
+}
+END_TEST
+
+/* MobileFaceNet's TFJS weights on the training architecture: with batch norm as the identity
+ * (gamma 1, beta = the converter's bias, mean 0, var 1 - eps) and the depthwise PReLUs as the
+ * ReLU the shipped graph actually computes (its converter fused a Relu before the PReLU
+ * pattern), the folded inference graph reproduces the TFJS graph: names, strides, padding and
+ * residuals all map. */
+START_TEST(mobilefacenet_weights_map) {
+    mien_err e = {0};
+    const char *mj = tu_path("%s/human/mobilefacenet.json", tu_models_dir());
+    tr_tensors w;
+    ck_assert_msg(tr_load_tfjs_mobilefacenet(mj, &w, &e) == 0, "%s", e.msg);
+    const tr_tensor *c0 = tr_tensors_find(&w, "Conv2d_0/conv");
+    ck_assert(c0 && c0->ndim == 4 && c0->dims[3] == 64);
+    tr_build_opts bo = {.arch = TR_ARCH_MOBILEFACENET, .batch = 2, .init = &w, .bn_eps = 1e-5f};
+    tr_net *net;
+    ck_assert_msg(tr_build_train(&bo, &net, &e) == 0, "%s", e.msg);
+    int used = 0;
+    for (int i = 0; i < w.n; i++) used += tr_find_param(net, w.v[i].name) != NULL ||
+                                          strstr(w.v[i].name, "/bias") != NULL;
+    ck_assert_int_eq(used, w.n);
+    tr_tensors ts;
+    ck_assert_int_eq(tr_export(net, TR_ARCH_MOBILEFACENET, &ts, &e), 0);
+    for (int i = 0; i < ts.n; i++) {
+        tr_tensor *t = &ts.v[i];
+        size_t l = strlen(t->name);
+        if (l > 12 && !strcmp(t->name + l - 12, "/running_var"))
+            for (int64_t k = 0; k < t->n; k++) t->data[k] = 1.f - 1e-5f;
+        if (l > 6 && !strcmp(t->name + l - 6, "/prelu") && strstr(t->name, "SeparableConv2d"))
+            for (int64_t k = 0; k < t->n; k++) t->data[k] = 0.f;
+    }
+    nn_graph *mine;
+    ck_assert_msg(tr_build_inference(&ts, &mine, &e) == 0, "%s", e.msg);
+    nn_graph *ref;
+    int64_t dims[4] = {1, 112, 112, 3};
+    ck_assert_int_eq(nn_tfjs_load(mj, dims, NULL, 0, &ref, &e), 0);
+    nn_exec *a, *b;
+    nn_exec_opts xo = {.backend = NN_BACKEND_FAST, .threads = 1};
+    ck_assert_int_eq(nn_exec_create(mine, &xo, &a, &e), 0);
+    ck_assert_int_eq(nn_exec_create(ref, &xo, &b, &e), 0);
+    rng r = {5};
+    for (int i = 0; i < 112 * 112 * 3; i++)
+        nn_exec_input(a, 0)[i] = nn_exec_input(b, 0)[i] = (float)(rng_uniform(&r) * 2 - 1);
+    ck_assert_int_eq(nn_exec_run(a, &e), 0);
+    ck_assert_int_eq(nn_exec_run(b, &e), 0);
+    const float *ya = nn_exec_output(a, 0), *yb = nn_exec_output(b, 0);
+    double ss = 0;
+    for (int k = 0; k < 192; k++) ss += (double)ya[k] * ya[k];
+    double worst = 0;
+    for (int k = 0; k < 192; k++) worst = fmax(worst, fabs(ya[k] / sqrt(ss) - yb[k]));
+    ck_assert_msg(worst < 1e-3, "folded MobileFaceNet differs from the TFJS graph by %g", worst);
+    nn_exec_free(a);
+    nn_exec_free(b);
+    nn_graph_free(mine);
+    nn_graph_free(ref);
+    tr_tensors_free(&ts);
+    tr_tensors_free(&w);
+    tr_net_free(net);
+}
+END_TEST
+
+/* The reference kernels of the two ops training added (what nn_exec runs) against the
+ * training kernels (checked against PyTorch above). */
+START_TEST(reference_kernels) {
+    mien_err e = {0};
+    rng r = {11};
+    int64_t xd[4] = {3, 4, 5, 6}, C = 6;
+    opcase c = new_case(4, xd);
+    int gm = oc_param(&c, &r, "gamma", 1, &C, 0.5f, 1.f);
+    int bt = oc_param(&c, &r, "beta", 1, &C, 0.5f, 0.f);
+    int al = oc_param(&c, &r, "alpha", 1, &C, 0.2f, 0.2f);
+    int y = nn_add_batchnorm_train(c.g, "bn", c.x, gm, bt, al, NN_ACT_PRELU, 1e-5f, &e);
+    int64_t d2[2] = {60, 6};
+    y = nn_add_reshape(c.g, "flat", y, 2, d2, &e);
+    y = nn_add_l2norm(c.g, "y", y, 1e-10f, &e);
+    ck_assert_msg(y >= 0, "%s", e.msg);
+    ck_assert_int_eq(nn_mark_output(c.g, y, &e), 0);
+    float *x = randn(&r, 360, 2.f);
+    nn_exec *ex;
+    nn_exec_opts xo = {.backend = NN_BACKEND_REF};
+    ck_assert_int_eq(nn_exec_create(c.g, &xo, &ex, &e), 0);
+    memcpy(nn_exec_input(ex, 0), x, 360 * sizeof(float));
+    ck_assert_int_eq(nn_exec_run(ex, &e), 0);
+    float ref[360];
+    memcpy(ref, nn_exec_output(ex, 0), sizeof ref);
+    nn_exec_free(ex);
+    tr_net *net;
+    ck_assert_int_eq(tr_net_create(c.g, c.params, NULL, c.n_params, NULL, &net, &e), 0);
+    memcpy(tr_input(net, 0), x, 360 * sizeof(float));
+    ck_assert_int_eq(tr_forward(net, &e), 0);
+    for (int i = 0; i < 360; i++) ck_assert_msg(fabsf(ref[i] - tr_output(net, 0)[i]) < 1e-5f, "%d", i);
+    tr_net_free(net);
+    free(x);
+}
+END_TEST
+
+Suite *suite_train(void) {
+    Suite *s = suite_create("train");
+    TCase *t = tcase_create("train");
+    tcase_set_timeout(t, 240);
+    tcase_add_test(t, against_pytorch);
+    tcase_add_test(t, partial_fc_sampling);
+    tcase_add_test(t, schedule);
+    tcase_add_test(t, reference_kernels);
+    tcase_add_test(t, small_net_gradients_and_checkpoint);
+    tcase_add_test(t, mobilefacenet_weights_map);
+    suite_add_tcase(s, t);
+    return s;
+}
