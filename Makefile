@@ -40,6 +40,20 @@ $(B)/libmien.a: $(LIB_OBJ)
 $(B)/mien: $(CLI_OBJ) $(B)/libmien.a
 	$(CC) $(CLI_OBJ) $(B)/libmien.a $(LIBS) -o $@
 
+# ---- data-parallel training: build/mien-train-mpi (`mien train` as one rank of an MPI run) --
+# Only src/train/mpi/main_mpi.c sees MPI, with mpicc's own flags; the library and build/mien
+# never link it. Built with `all` where mpicc exists (Debian libopenmpi-dev).
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell mpicc --showme:link 2>/dev/null)
+ifneq ($(MPI_LIBS),)
+all: $(B)/mien-train-mpi
+endif
+$(B)/src/train/mpi/main_mpi.o: src/train/mpi/main_mpi.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_REL) $(MPI_CFLAGS) -c $< -o $@
+$(B)/mien-train-mpi: $(B)/src/train/mpi/main_mpi.o $(filter-out $(B)/src/cli/main.o,$(CLI_OBJ)) $(B)/libmien.a
+	$(CC) $^ $(LIBS) $(MPI_LIBS) -o $@
+
 # ---- benchmarks: build/bench_ops times every model on the reference and XNNPACK backends ----
 bench-ops: $(B)/bench_ops
 $(B)/bench_ops: $(B)/bench/bench_ops.o $(B)/libmien.a
@@ -70,7 +84,7 @@ $(A)/run_tests: $(ATEST_OBJ) $(A)/libmien.a
 
 # The tests run the sanitizer build of the library and of the CLI, and a release build for the
 # slower end-to-end checks. MIEN_DATA points at the shared data (default ../shared/data).
-test: $(A)/run_tests $(A)/mien $(B)/mien
+test: $(A)/run_tests $(A)/mien $(B)/mien $(if $(MPI_LIBS),$(B)/mien-train-mpi)
 	@[ -d models ] || { echo "models/ missing: run 'make setup' first" >&2; exit 2; }
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 UBSAN_OPTIONS=print_stacktrace=1:exitcode=86 \
 	  MIEN_BIN=$(A)/mien MIEN_BIN_FAST=$(B)/mien $(A)/run_tests

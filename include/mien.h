@@ -80,6 +80,9 @@ typedef struct mien_config {
     mien_backend backend;    /* default MIEN_BACKEND_AUTO */
     int threads;             /* threads per session for intra-op parallelism; 0 = 1 */
     int flip;                /* embed with horizontal-flip test-time augmentation: -1 default */
+    const char *model_file;  /* a checkpoint written by `mien train`: its network replaces the
+                              * embedder's (input size, normalisation, threshold from the file,
+                              * ArcFace crop); NULL (default) for none */
 } mien_config;
 
 /* Fill *cfg with the defaults. Call this, then change the fields you care about. */

@@ -816,6 +816,181 @@ START_TEST(reference_kernels) {
 }
 END_TEST
 
+/* ==== The command line ==== */
+
+/* A folder per class of synthetic aligned 112x112 crops: a class colour, a class stripe
+ * pattern and per-photo noise, so that classes are learnable in a few steps. */
+static const char *synthetic_data(int classes, int per_class) {
+    static char dir[256];
+    snprintf(dir, sizeof dir, "/tmp/mien-train-data-XXXXXX");
+    ck_assert(mkdtemp(dir));
+    rng r = {2024};
+    mien_err e = {0};
+    for (int c = 0; c < classes; c++) {
+        char sub[512];
+        snprintf(sub, sizeof sub, "%s/id%02d", dir, c);
+        ck_assert_int_eq(mkdir(sub, 0777), 0);
+        for (int k = 0; k < per_class; k++) {
+            mien_image img = {0};
+            ck_assert_int_eq(img_alloc(&img, 112, 112, &e), 0);
+            for (int y = 0; y < 112; y++)
+                for (int x = 0; x < 112; x++) {
+                    int stripe = ((x * (c % 3 + 1) + y * (c / 3 + 1)) / 8) % 2;
+                    for (int ch = 0; ch < 3; ch++) {
+                        double v = 60 + 40 * ((c >> ch) & 1) + 80 * stripe * (ch == c % 3) + 25 * rng_normal(&r);
+                        img.rgb[(y * 112 + x) * 3 + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                    }
+                }
+            char path[600];
+            snprintf(path, sizeof path, "%s/p%02d.png", sub, k);
+            ck_assert_int_eq(img_write_png(path, &img, &e), 0);
+            mien_image_free(&img);
+        }
+    }
+    return dir;
+}
+
+/* The "loss" of every step line of a --json run, in order. */
+static int step_losses(const char *out, double *loss, int max, cJSON **summary) {
+    int n = 0;
+    *summary = NULL;
+    for (const char *line = out; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        cJSON *j = cJSON_ParseWithLength(line, len);
+        if (j) {
+            const cJSON *st = cJSON_GetObjectItem(j, "step"), *l = cJSON_GetObjectItem(j, "loss");
+            if (cJSON_GetObjectItem(j, "summary")) {
+                cJSON_Delete(*summary);
+                *summary = j;
+                j = NULL;
+            } else if (st && cJSON_IsNumber(l) && n < max) {
+                loss[n++] = l->valuedouble;
+            }
+            cJSON_Delete(j);
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    return n;
+}
+
+/* The small network from scratch on synthetic classes: the loss falls, and the run writes a
+ * checkpoint, a loss curve and the summary. */
+START_TEST(cli_small_converges) {
+    const char *dir = synthetic_data(6, 8);
+    char *out = NULL;
+    int rc = tu_run(tu_path("%s train --data %s --aligned --arch small --loss cosface --scale 16 "
+                            "--batch 8 --epochs 12 --lr 0.05 --threads 1 --out %s/small.ckpt --json",
+                            tu_mien_bin_fast(), dir, dir), &out);
+    ck_assert_msg(rc == 0, "mien train failed (%d):\n%s", rc, out);
+    double loss[256];
+    cJSON *sum;
+    int n = step_losses(out, loss, 256, &sum);
+    ck_assert_int_eq(n, 72);
+    ck_assert_msg(sum, "no summary in:\n%s", out);
+    double first = cJSON_GetObjectItem(sum, "loss_first")->valuedouble;
+    double last = cJSON_GetObjectItem(sum, "loss_last")->valuedouble;
+    ck_assert(fabs(first - loss[0]) < 1e-4 * first && fabs(last - loss[n - 1]) < 1e-4 * first);
+    double tail = 0;
+    for (int i = n - 8; i < n; i++) tail += loss[i] / 8;
+    ck_assert_msg(tail < 0.5 * first, "loss %g -> %g (last 8 steps) did not converge", first, tail);
+    struct stat st;
+    ck_assert_int_eq(stat(tu_path("%s/small.ckpt", dir), &st), 0);
+    ck_assert_int_eq(stat(tu_path("%s/small.ckpt.loss.png", dir), &st), 0);
+    cJSON_Delete(sum);
+    free(out);
+    /* A bad option value is a usage error. */
+    ck_assert_int_eq(tu_run(tu_path("%s train --data %s --out x --loss nope 2>/dev/null", tu_mien_bin_fast(), dir), NULL), 2);
+    tu_run(tu_path("rm -rf %s", dir), NULL);
+}
+END_TEST
+
+/* Two MPI processes give the loss curve of one process with the same global batch: batch norm
+ * statistics, gradients, gathered features and sharded centres with Partial FC sampling
+ * combined across ranks. (ArcFace at s = 64 with plain SGD is chaotic at this batch size: one
+ * process with one or two BLAS threads drifts apart by 1e-2 within ten steps, so the check
+ * uses AdamW with a small rate, where the dynamics keep rounding differences small.) */
+START_TEST(cli_mpi_matches_one_process) {
+    const char *mpi = tu_path("%s-train-mpi", tu_mien_bin_fast());
+    ck_assert_msg(access(mpi, X_OK) == 0, "%s missing: needs libopenmpi-dev (scripts/setup.sh)", mpi);
+    ck_assert_msg(tu_run("command -v mpirun >/dev/null", NULL) == 0, "mpirun missing: apt install openmpi-bin");
+    const char *dir = synthetic_data(7, 6);
+    const char *args = tu_path("--data %s --aligned --arch small --loss arcface --sample-rate 0.5 "
+                               "--optimizer adamw --lr 1e-4 --warmup 0 --batch 8 --epochs 2 --json", dir);
+    char a1[1024], a2[1024];
+    snprintf(a1, sizeof a1, "%s", args);
+    snprintf(a2, sizeof a2, "%s", args);
+    char *o1 = NULL, *o2 = NULL;
+    int rc = tu_run(tu_path("%s train %s --threads 1 --out %s/one.ckpt", tu_mien_bin_fast(), a1, dir), &o1);
+    ck_assert_msg(rc == 0, "one process failed:\n%s", o1);
+    rc = tu_run(tu_path("mpirun --allow-run-as-root --oversubscribe -np 2 %s %s --threads 2 --out %s/two.ckpt "
+                        "2>&1", mpi, a2, dir), &o2);
+    ck_assert_msg(rc == 0, "mpirun -np 2 failed (%d):\n%s", rc, o2);
+    double l1[16], l2[16];
+    cJSON *s1, *s2;
+    int n1 = step_losses(o1, l1, 16, &s1), n2 = step_losses(o2, l2, 16, &s2);
+    ck_assert_int_eq(n1, 10);
+    ck_assert_int_eq(n2, 10);
+    ck_assert(s1 && s2);
+    ck_assert_int_eq(cJSON_GetObjectItem(s2, "processes")->valueint, 2);
+    double worst = 0;
+    for (int i = 0; i < 10; i++) worst = fmax(worst, fabs(l1[i] - l2[i]) / fabs(l1[i]));
+    fprintf(stderr, "train: mpirun -np 2 vs one process, 10 steps: worst relative loss difference %.2g\n", worst);
+    ck_assert_msg(worst < 1e-4, "loss curves differ by %g (relative)", worst);
+    cJSON_Delete(s1);
+    cJSON_Delete(s2);
+    free(o1);
+    free(o2);
+    tu_run(tu_path("rm -rf %s", dir), NULL);
+}
+END_TEST
+
+/* Through detection: LFW photos (a folder per person) are detected, aligned and cached once;
+ * the checkpoint then embeds through the ordinary pipeline with --model-file. */
+START_TEST(cli_detect_and_model_file) {
+    static const char *people[] = {"Colin_Powell", "Tony_Blair", "Gerhard_Schroeder"};
+    char dir[256];
+    snprintf(dir, sizeof dir, "/tmp/mien-train-lfw-XXXXXX");
+    ck_assert(mkdtemp(dir));
+    for (int p = 0; p < 3; p++) {
+        ck_assert_int_eq(mkdir(tu_path("%s/%s", dir, people[p]), 0777), 0);
+        for (int k = 1; k <= 3; k++) {
+            const char *src = tu_path("%s/lfw/%s/%s_%04d.jpg", tu_data_dir(), people[p], people[p], k);
+            char real[4096];
+            ck_assert_msg(realpath(src, real), "missing %s", src);
+            ck_assert_int_eq(symlink(real, tu_path("%s/%s/%s_%04d.jpg", dir, people[p], people[p], k)), 0);
+        }
+    }
+    char *out = NULL;
+    int rc = tu_run(tu_path("%s train --data %s --arch small --batch 4 --steps 2 --threads 2 --out %s/m.ckpt --json",
+                            tu_mien_bin(), dir, dir), &out);
+    ck_assert_msg(rc == 0, "mien train failed (%d):\n%s", rc, out);
+    double loss[4];
+    cJSON *sum;
+    ck_assert_int_eq(step_losses(out, loss, 4, &sum), 2);
+    ck_assert(sum);
+    ck_assert_int_eq(cJSON_GetObjectItem(sum, "images")->valueint, 9);
+    cJSON_Delete(sum);
+    free(out);
+    rc = tu_run(tu_path("%s embed --model-file %s/m.ckpt --json %s/lfw/Tony_Blair/Tony_Blair_0005.jpg",
+                        tu_mien_bin(), dir, tu_data_dir()), &out);
+    ck_assert_msg(rc == 0, "mien embed --model-file failed (%d):\n%s", rc, out);
+    cJSON *j = cJSON_Parse(out);
+    ck_assert_msg(j, "not JSON: %s", out);
+    const cJSON *faces = cJSON_GetObjectItem(j, "faces");
+    ck_assert(cJSON_GetArraySize(faces) >= 1);
+    const cJSON *emb = cJSON_GetObjectItem(cJSON_GetArrayItem(faces, 0), "embedding");
+    ck_assert_int_eq(cJSON_GetArraySize(emb), 128);
+    cJSON_Delete(j);
+    free(out);
+    /* A file that is not a checkpoint fails cleanly. */
+    rc = tu_run(tu_path("%s embed --model-file %s/Tony_Blair/Tony_Blair_0001.jpg %s/lfw/Tony_Blair/Tony_Blair_0005.jpg 2>/dev/null",
+                        tu_mien_bin(), dir, tu_data_dir()), NULL);
+    ck_assert_int_eq(rc, 1);
+    tu_run(tu_path("rm -rf %s", dir), NULL);
+}
+END_TEST
+
 Suite *suite_train(void) {
     Suite *s = suite_create("train");
     TCase *t = tcase_create("train");
@@ -826,6 +1001,9 @@ Suite *suite_train(void) {
     tcase_add_test(t, reference_kernels);
     tcase_add_test(t, small_net_gradients_and_checkpoint);
     tcase_add_test(t, mobilefacenet_weights_map);
+    tcase_add_test(t, cli_small_converges);
+    tcase_add_test(t, cli_mpi_matches_one_process);
+    tcase_add_test(t, cli_detect_and_model_file);
     suite_add_tcase(s, t);
     return s;
 }

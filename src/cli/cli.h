@@ -70,5 +70,9 @@ int cmd_embed(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_models(int argc, char **argv);
+/* mien train (cmd_train.c); mien-train-mpi runs the same command with an MPI communicator. */
+struct tr_comm;
+int cmd_train(int argc, char **argv);
+int cmd_train_with(int argc, char **argv, const struct tr_comm *comm);
 
 #endif

@@ -21,6 +21,7 @@ static const struct command {
     {"verify", cmd_verify, "same person? similarity, decision, threshold (--json)"},
     {"eval", cmd_eval, "accuracy on public data: eval pairs | eval landmarks"},
     {"models", cmd_models, "the models mien knows, with sources and sha256 (--json)"},
+    {"train", cmd_train, "train an embedder: ArcFace/CosFace/SphereFace, Partial FC (--json)"},
     {"version", cmd_version, "print the version"},
     {"help", cmd_help, "this list"},
 };

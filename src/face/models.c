@@ -5,6 +5,7 @@
 #include "image/image.h"
 #include "nn/faceapi.h"
 #include "nn/tfjs.h"
+#include "train/train.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,7 +28,7 @@ typedef enum crop_kind {
     CROP_DLIB,               /* dlib's face chip: mean face shape, padding 0.25 */
 } crop_kind;
 
-typedef enum emb_loader { LOAD_TFJS, LOAD_FACEAPI_REC, LOAD_ONNX } emb_loader;
+typedef enum emb_loader { LOAD_TFJS, LOAD_FACEAPI_REC, LOAD_ONNX, LOAD_CHECKPOINT } emb_loader;
 
 typedef struct emb_spec {
     const char *name, *file;
@@ -211,6 +212,14 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
                            "unknown landmark source '%s' (known: none, facemesh, 68, 68-tiny)",
                            m->cfg.landmarks);
     if (m->cfg.flip < 0) m->cfg.flip = es->flip;
+    /* --model-file: a checkpoint of `mien train` (src/train) replaces the named embedder; it
+     * brings its architecture, input size, normalisation and threshold, on the ArcFace crop. */
+    emb_spec ck_spec;
+    if (m->cfg.model_file) {
+        ck_spec = (emb_spec){.name = "checkpoint", .file = m->cfg.model_file,
+                             .loader = LOAD_CHECKPOINT, .crop = CROP_ARCFACE, .zoom = 1.f, .flip = 1};
+        es = &ck_spec;
+    }
     m->exec_opts.backend = m->cfg.backend == MIEN_BACKEND_REF ? NN_BACKEND_REF : NN_BACKEND_FAST;
     m->exec_opts.threads = m->cfg.threads;
 
@@ -234,6 +243,18 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
     } else {
         rc = load_graph(m, dir, ds->file, ds->size, NULL, &m->det.g);
         if (!rc) rc = setup_detector(m, ds);
+    }
+    if (!rc && es->loader == LOAD_CHECKPOINT) {
+        tr_embedder_info info;
+        mien_err e = {0};
+        if ((rc = tr_ckpt_load_embedder(es->file, &m->emb.g, &info, &e))) {
+            models_fail(m, rc, "%s", e.msg);
+        } else {
+            ck_spec.size = info.size;
+            ck_spec.mean = info.mean;
+            ck_spec.scale = info.scale;
+            ck_spec.threshold = info.threshold;
+        }
     }
     if (!rc && es->loader == LOAD_TFJS)
         rc = load_graph(m, dir, es->file, es->size, es->output, &m->emb.g);
