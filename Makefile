@@ -60,6 +60,13 @@ $(B)/bench_ops: $(B)/bench/bench_ops.o $(B)/libmien.a
 	$(CC) $^ $(LIBS) -o $@
 .PHONY: bench-ops
 
+# ---- side by side with PyTorch, dlib and OpenCV: bench/peers.sh (on demand, not in make test) --
+peers: $(B)/mien $(B)/peer_mien
+	bash bench/peers.sh
+$(B)/peer_mien: $(B)/bench/peer_mien.o $(B)/libmien.a
+	$(CC) $^ $(LIBS) -o $@
+.PHONY: peers
+
 # ---- sanitizer build and tests ----------------------------------------------------------------
 A := build-asan
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

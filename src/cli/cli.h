@@ -17,6 +17,7 @@ typedef struct cli_common {
     mien_config cfg;         /* --detector, --embedder, --landmarks, --backend, --threads, --no-flip */
     mien_detect_options det; /* --min-score, --min-size, --tile */
     int threads;             /* --threads N (0 = all cores) */
+    int threads_given;       /* 1: --threads N with N > 0 was given */
     int json;                /* --json */
     int quiet;               /* --quiet: no progress line */
 } cli_common;
@@ -37,6 +38,13 @@ mien_session *cli_open_session(mien_models *m);
 
 /* Number of online CPUs. */
 int cli_ncpu(void);
+
+/* Threads inside each of `workers` sessions that run at once (what mien_config.threads
+ * gets). --threads N: N split evenly. By default, the cores the rest of the machine leaves
+ * idle (online CPUs minus the 1-minute load average), split evenly: on a busy machine the
+ * thread pool waits for a core at every layer (measured: mien verify 0.5 s on 1 thread, 5 to
+ * 7 s on 2 threads with a load average of 12 on 2 cores). At least 1. */
+int cli_intra_threads(const cli_common *c, int workers);
 
 /* Progress line on stderr when it is a terminal and not --quiet: "label  n/total  rate/s". */
 typedef struct cli_progress {
@@ -74,5 +82,6 @@ int cmd_models(int argc, char **argv);
 struct tr_comm;
 int cmd_train(int argc, char **argv);
 int cmd_train_with(int argc, char **argv, const struct tr_comm *comm);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -26,8 +26,9 @@ static const char detect_usage[] =
     "  --landmarks SRC   facemesh (default), 68, 68-tiny, or none (the detector's keypoints)\n"
     "  --models DIR      models folder (default $MIEN_MODELS or ./models)\n"
     "  --backend B       auto, xnnpack or ref\n"
-    "  --threads N       threads (default: all cores): several files run in parallel, one\n"
-    "                    file uses them inside the networks; output stays in input order\n";
+    "  --threads N       threads: several files run in parallel (default: all cores), one\n"
+    "                    file uses them inside the networks (default: the idle cores);\n"
+    "                    output stays in input order\n";
 
 typedef struct detect_opts { const char *draw; } detect_opts;
 
@@ -258,13 +259,14 @@ static int files_one(void *ctx, mien_session *s, int worker, int i) {
     return 0; /* a file that failed does not stop the others */
 }
 
-/* Run detect or embed over argv[1..argc-1]: with one file, the session's networks use
- * every thread (--threads) inside each layer; with several, the files are spread over the
- * threads, each with its own session, and any threads left over go inside the layers. */
+/* Run detect or embed over argv[1..argc-1]: with several files, they are spread over the
+ * threads (--threads, default all cores), each with its own session, and threads left over
+ * go inside the layers; with one file, its networks use the threads inside each layer (by
+ * default only the cores that are idle: cli_intra_threads). */
 static int run_files(cli_common *c, int argc, char **argv, files_job *j) {
     const int n = argc - 1;
     const int workers = c->threads < n ? c->threads : n;
-    c->cfg.threads = c->threads / workers;
+    c->cfg.threads = cli_intra_threads(c, workers);
     mien_models *m = cli_open_models(c);
     if (!m) return EXIT_FAIL;
     j->c = c;
@@ -319,8 +321,9 @@ static const char embed_usage[] =
     "                    \"score\", \"embedding\": [...]}]}\n"
     "  --embedder NAME   dlib (default), mobilefacenet, mobileface, faceres\n"
     "  --no-flip         do not add the mirrored face's embedding\n"
-    "  --threads N       threads (default: all cores): several files run in parallel, one\n"
-    "                    file uses them inside the networks; output stays in input order\n"
+    "  --threads N       threads: several files run in parallel (default: all cores), one\n"
+    "                    file uses them inside the networks (default: the idle cores);\n"
+    "                    output stays in input order\n"
     "  (and the detection options of mien detect)\n";
 
 int cmd_embed(int argc, char **argv) {
@@ -346,7 +349,8 @@ static const char verify_usage[] =
     "error (exit status 2).\n"
     "\n"
     "  --json            {\"similarity\", \"same\", \"threshold\", \"model\", \"image_a\", \"image_b\"}\n"
-    "  --threshold T     decide with this cosine threshold\n";
+    "  --threshold T     decide with this cosine threshold\n"
+    "  --threads N       threads inside the networks (default: the idle cores)\n";
 
 typedef struct verify_opts { float threshold; int has_threshold; } verify_opts;
 
@@ -372,7 +376,7 @@ int cmd_verify(int argc, char **argv) {
         fputs(verify_usage, stderr);
         return EXIT_USAGE;
     }
-    c.cfg.threads = c.threads; /* one photo at a time: the threads work inside the layers */
+    c.cfg.threads = cli_intra_threads(&c, 1); /* one photo at a time: threads inside the layers */
     mien_models *m = cli_open_models(&c);
     if (!m) return EXIT_FAIL;
     mien_session *s = cli_open_session(m);

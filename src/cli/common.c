@@ -22,6 +22,22 @@ int cli_ncpu(void) {
     return n > 0 ? (int)n : 1;
 }
 
+int cli_intra_threads(const cli_common *c, int workers) {
+    if (workers < 1) workers = 1;
+    int cores = c->threads_given ? c->threads : cli_ncpu();
+    if (!c->threads_given) {
+        double load = 0;
+        FILE *f = fopen("/proc/loadavg", "r");
+        if (f) {
+            if (fscanf(f, "%lf", &load) != 1) load = 0;
+            fclose(f);
+        }
+        cores -= (int)(load + 0.5);
+    }
+    int t = cores / workers;
+    return t < 1 ? 1 : t;
+}
+
 static int parse_float(const char *s, float *out) {
     char *end;
     float v = strtof(s, &end);
@@ -101,6 +117,7 @@ int cli_parse(cli_common *c, int *argc, char **argv, cli_extra_fn extra, void *c
         } else if (!strcmp(name, "--threads")) {
             NEXT();
             if (!parse_int(val, 0, 1024, &c->threads)) BAD();
+            c->threads_given = c->threads > 0;
         } else if (!strcmp(name, "--min-score")) {
             NEXT();
             if (!parse_float(val, &c->det.min_score) || c->det.min_score < 0 || c->det.min_score > 1) BAD();

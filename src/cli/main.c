@@ -22,6 +22,7 @@ static const struct command {
     {"eval", cmd_eval, "accuracy on public data: eval pairs | eval landmarks"},
     {"models", cmd_models, "the models mien knows, with sources and sha256 (--json)"},
     {"train", cmd_train, "train an embedder: ArcFace/CosFace/SphereFace, Partial FC (--json)"},
+    {"bench", cmd_bench, "speed: ms, GFLOP/s and fraction of the machine's peak per model, images/s"},
     {"version", cmd_version, "print the version"},
     {"help", cmd_help, "this list"},
 };

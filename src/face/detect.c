@@ -57,7 +57,7 @@ static int by_score_desc(const void *a, const void *b) {
 
 /* MediaPipe's WEIGHTED non-max suppression, in place: returns the number kept. */
 static int weighted_nms(cand *c, int n) {
-    qsort(c, (size_t)n, sizeof *c, by_score_desc);
+    if (n > 1) qsort(c, (size_t)n, sizeof *c, by_score_desc); /* c is NULL when n is 0 */
     char *used = calloc((size_t)(n ? n : 1), 1);
     if (!used) return 0;
     int kept = 0;
@@ -167,7 +167,7 @@ static int decode_ssd(mien_session *s, const map *m, float min_score, cand **can
 
 /* Greedy (hard) non-maximum suppression, as face-api does for its SSD. */
 static int hard_nms(cand *c, int n, float thr) {
-    qsort(c, (size_t)n, sizeof *c, by_score_desc);
+    if (n > 1) qsort(c, (size_t)n, sizeof *c, by_score_desc); /* c is NULL when n is 0 */
     int kept = 0;
     for (int i = 0; i < n; i++) {
         int ok = 1;
