@@ -13,47 +13,72 @@ static void l2_normalise(float *v, int n) {
     for (int i = 0; i < n; i++) v[i] *= inv;
 }
 
-static int run_once(mien_session *s, const mien_image *img, const float m[6], float *acc) {
-    const emb_model *em = &s->m->emb;
-    img_warp_affine_f32(img, m, em->size, em->size, em->mean, em->scale,
-                        nn_exec_input(s->emb, 0));
-    int rc = nn_exec_run(s->emb, &s->err);
+static int run_once(mien_session *s, const emb_model *em, nn_exec *x, const mien_image *img,
+                    const float m[6], float *acc) {
+    img_warp_affine_f32(img, m, em->size, em->size, em->mean, em->scale, nn_exec_input(x, 0));
+    int rc = nn_exec_run(x, &s->err);
     if (rc) return rc;
-    const float *y = nn_exec_output(s->emb, 0);
+    const float *y = nn_exec_output(x, 0);
     for (int i = 0; i < em->dim; i++) acc[i] += y[i];
     return MIEN_OK;
 }
 
-int face_embed_input(mien_session *s, const mien_image *img, const float m[6], float *emb) {
-    const emb_model *em = &s->m->emb;
+/* One embedder on the crop given by m: L2-normalised, with the mirrored crop added first. */
+static int embed_part(mien_session *s, const emb_model *em, nn_exec *x, const mien_image *img,
+                      const float m[6], float *emb) {
     memset(emb, 0, (size_t)em->dim * sizeof *emb);
-    int rc = run_once(s, img, m, emb);
+    int rc = run_once(s, em, x, img, m, emb);
     if (!rc && s->m->cfg.flip) {
         /* Mirror: crop pixel x reads what x' = size - x read before. */
         const float S = (float)em->size;
         float mf[6] = {-m[0], m[1], m[0] * S + m[2], -m[3], m[4], m[3] * S + m[5]};
-        rc = run_once(s, img, mf, emb);
+        rc = run_once(s, em, x, img, mf, emb);
     }
     if (rc) return rc;
     l2_normalise(emb, em->dim);
     return MIEN_OK;
 }
 
+int face_embed_scaled(mien_session *s, const mien_image *img, const mien_face *f, float sx,
+                      float sy, float *emb) {
+    const mien_models *mm = s->m;
+    const emb_model *parts[2] = {&mm->emb, &mm->emb2};
+    nn_exec *execs[2] = {s->emb, s->emb2};
+    const int n_parts = mm->emb2.g ? 2 : 1;
+    const float w[2] = {mm->fuse_w, 1.f - mm->fuse_w};
+    for (int p = 0; p < n_parts; p++) {
+        float m[6];
+        if (!face_embed_matrix(parts[p], f, m))
+            return mien_err_set(&s->err, MIEN_EINVAL, "embed: degenerate landmarks");
+        for (int c = 0; c < 3; c++) m[c] /= sx, m[3 + c] /= sy;
+        int rc = embed_part(s, parts[p], execs[p], img, m, emb);
+        if (rc) return rc;
+        if (n_parts > 1) {
+            /* sqrt of the weight, so the dot product of two such vectors is the weighted sum
+             * of the parts' cosines; the weights add up to 1, so the result stays unit. */
+            const float k = sqrtf(w[p]);
+            for (int i = 0; i < parts[p]->dim; i++) emb[i] *= k;
+        }
+        emb += parts[p]->dim;
+    }
+    return MIEN_OK;
+}
+
 int mien_embed(mien_session *s, const mien_image *img, const mien_face *face, float *emb) {
     if (!s || !img || !img->rgb || !face || !emb) return MIEN_EINVAL;
-    float m[6];
-    if (!face_embed_matrix(&s->m->emb, face, m))
-        return mien_err_set(&s->err, MIEN_EINVAL, "embed: degenerate landmarks");
-    return face_embed_input(s, img, m, emb);
+    return face_embed_scaled(s, img, face, 1.f, 1.f, emb);
 }
 
 int mien_embed_aligned(mien_session *s, const mien_image *chip, float *emb) {
     if (!s || !chip || !chip->rgb || !emb) return MIEN_EINVAL;
+    if (s->m->emb2.g)
+        return mien_err_set(&s->err, MIEN_EUNSUPPORTED,
+                            "a fused recognizer crops each face twice: embed from the photo");
     /* Scale the chip onto the network input (identity when it already has that size). */
     const float k = (float)chip->width / (float)s->m->emb.size;
     const float ky = (float)chip->height / (float)s->m->emb.size;
     float m[6] = {k, 0, 0, 0, ky, 0};
-    return face_embed_input(s, chip, m, emb);
+    return embed_part(s, &s->m->emb, s->emb, chip, m, emb);
 }
 
 float mien_similarity(const float *a, const float *b, int dim) {

@@ -72,13 +72,19 @@ struct mien_models {
     det_model det;
     lm_model lm;             /* lm.g NULL when landmarks = "none" */
     emb_model emb;
+    /* A fused recognizer ("dlib+faceres"): a second embedder whose normalised embedding is
+     * appended, the two weighted so the cosine of the concatenation is
+     * fuse_w * cos_1 + (1 - fuse_w) * cos_2 (score-level fusion). emb2.g NULL otherwise. */
+    emb_model emb2;
+    float fuse_w;
+    char fused_name[64];
     nn_exec_opts exec_opts;
 };
 
 struct mien_session {
     mien_models *m;
     mien_err err;
-    nn_exec *det, *lm, *emb;
+    nn_exec *det, *lm, *emb, *emb2;
 };
 
 /* Stage functions; errors go to s->err. */
@@ -102,7 +108,9 @@ int face_align_matrix(const mien_face *f, const float (*tmpl)[2], float m[6]);
  * face has 68 landmarks, the 5-point template otherwise. */
 int face_embed_matrix(const emb_model *em, const mien_face *f, float m[6]);
 
-/* Run the embedder on a float input already in the session's exec input. */
-int face_embed_input(mien_session *s, const mien_image *img, const float m[6], float *emb);
+/* Embed face f of img (all embedders of a fused recognizer), reading img at 1/sx, 1/sy of the
+ * coordinates of f (1, 1 when f's coordinates are img's). */
+int face_embed_scaled(mien_session *s, const mien_image *img, const mien_face *f, float sx,
+                      float sy, float *emb);
 
 #endif

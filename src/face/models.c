@@ -67,6 +67,13 @@ static const emb_spec emb_specs[] = {
      CROP_ARCFACE, 1.f, 0.363f, 0},
 };
 
+/* Fused recognizers measured on LFW (bench/fusion.py: the weight of the first embedder is
+ * chosen by nested cross-validation; the threshold is the fused score's at FAR 1e-3). */
+typedef struct fused_spec { const char *name; float w1, threshold; } fused_spec;
+static const fused_spec fused_specs[] = {
+    {NULL, 0, 0}, /* none measured yet: every fusion is an even split */
+};
+
 /* dlib's 68-point mean face (dlib/image_transforms/interpolation.h, normalised to the face
  * box): the eye centres (mean of points 36-41 and 42-47), nose tip (30) and mouth corners
  * (48, 54), which is what our 5 alignment points are. */
@@ -167,6 +174,57 @@ static int setup_detector(mien_models *m, const det_spec *sp) {
     return MIEN_OK;
 }
 
+static const emb_spec *find_emb_spec(const char *name) {
+    for (size_t i = 0; i < sizeof emb_specs / sizeof emb_specs[0]; i++)
+        if (!strcmp(emb_specs[i].name, name) ||
+            (emb_specs[i].loader == LOAD_ONNX && onnx_name_matches(emb_specs[i].name, name)))
+            return &emb_specs[i];
+    return NULL;
+}
+
+/* Load one embedder of spec es (the name as the user gave it, for ONNX paths) into em. */
+static int open_embedder(mien_models *m, const char *dir, const emb_spec *es, const char *name,
+                         emb_model *em) {
+    int rc = MIEN_OK;
+    emb_spec ck_spec;
+    if (es->loader == LOAD_CHECKPOINT) {
+        tr_embedder_info info;
+        mien_err e = {0};
+        if ((rc = tr_ckpt_load_embedder(es->file, &em->g, &info, &e))) return models_fail(m, rc, "%s", e.msg);
+        ck_spec = *es;
+        ck_spec.size = info.size;
+        ck_spec.mean = info.mean;
+        ck_spec.scale = info.scale;
+        ck_spec.threshold = info.threshold;
+        es = &ck_spec;
+    } else if (es->loader == LOAD_TFJS) {
+        rc = load_graph(m, dir, es->file, es->size, es->output, &em->g);
+    } else if (es->loader == LOAD_ONNX) {
+        char path[4096];
+        mien_err e = {0};
+        onnx_model_file(dir, es->file, name, path, sizeof path);
+        if ((rc = onnx_embedder_load(path, es->size, &em->g, &e))) models_fail(m, rc, "%s", e.msg);
+    } else if (es->loader == LOAD_FACEAPI_REC) {
+        char path[4096];
+        mien_err e = {0};
+        snprintf(path, sizeof path, "%s/%s", dir, es->file);
+        if ((rc = nn_faceapi_recognition_load(path, &em->g, &e))) models_fail(m, rc, "%s", e.msg);
+    }
+    if (rc) return rc;
+    em->name = es->name;
+    em->size = es->size;
+    em->mean = es->mean;
+    em->scale = es->scale;
+    em->threshold = es->threshold;
+    make_template(es, em->tmpl);
+    em->dlib_chip = es->crop == CROP_DLIB;
+    const nn_tensor *eo = &em->g->t[em->g->outputs[0]];
+    em->dim = (int)eo->dims[eo->ndim - 1];
+    if (em->dim <= 0 || em->dim > 65536 || eo->n != em->dim)
+        return models_fail(m, MIEN_EFORMAT, "%s: output is not one embedding vector", es->file);
+    return MIEN_OK;
+}
+
 int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **out) {
     *out = NULL;
     mien_models *m = calloc(1, sizeof *m);
@@ -187,14 +245,27 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
         return models_fail(m, MIEN_ENOTFOUND,
                            "unknown detector '%s' (known: blazeface, blazeface-front, ssd, scrfd, yunet)",
                            m->cfg.detector);
-    const emb_spec *es = NULL;
-    for (size_t i = 0; i < sizeof emb_specs / sizeof emb_specs[0]; i++)
-        if (!strcmp(emb_specs[i].name, m->cfg.embedder) ||
-            (emb_specs[i].loader == LOAD_ONNX && onnx_name_matches(emb_specs[i].name, m->cfg.embedder)))
-            es = &emb_specs[i];
-    if (!es)
-        return models_fail(m, MIEN_ENOTFOUND, "unknown embedder '%s' (known: mobilefacenet, mobileface, faceres, dlib, arcface, sface)",
-                           m->cfg.embedder);
+    /* "A+B": a fused recognizer of two embedders (see fused_specs). */
+    char name1[64], name2[64] = "";
+    const fused_spec *fs = NULL;
+    {
+        const char *plus = strchr(m->cfg.embedder, '+');
+        size_t n1 = plus ? (size_t)(plus - m->cfg.embedder) : strlen(m->cfg.embedder);
+        if (n1 >= sizeof name1 || (plus && strlen(plus + 1) >= sizeof name2))
+            return models_fail(m, MIEN_EINVAL, "embedder name too long");
+        memcpy(name1, m->cfg.embedder, n1);
+        name1[n1] = '\0';
+        if (plus) {
+            snprintf(name2, sizeof name2, "%s", plus + 1);
+            for (size_t i = 0; i < sizeof fused_specs / sizeof fused_specs[0]; i++)
+                if (fused_specs[i].name && !strcmp(fused_specs[i].name, m->cfg.embedder))
+                    fs = &fused_specs[i];
+        }
+    }
+    const emb_spec *es = find_emb_spec(name1), *es2 = name2[0] ? find_emb_spec(name2) : NULL;
+    if (!es || (name2[0] && !es2))
+        return models_fail(m, MIEN_ENOTFOUND, "unknown embedder '%s' (known: mobilefacenet, mobileface, faceres, dlib, arcface, sface, and A+B to fuse two)",
+                           es ? name2 : name1);
     /* The SSD gives boxes only: the alignment points must come from a landmark network;
      * face-api pairs its SSD with its 68-point net. */
     if (ds && ds->kind == DET_SSD && !strcmp(m->cfg.landmarks, "none")) m->cfg.landmarks = "68";
@@ -244,45 +315,17 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
         rc = load_graph(m, dir, ds->file, ds->size, NULL, &m->det.g);
         if (!rc) rc = setup_detector(m, ds);
     }
-    if (!rc && es->loader == LOAD_CHECKPOINT) {
-        tr_embedder_info info;
-        mien_err e = {0};
-        if ((rc = tr_ckpt_load_embedder(es->file, &m->emb.g, &info, &e))) {
-            models_fail(m, rc, "%s", e.msg);
-        } else {
-            ck_spec.size = info.size;
-            ck_spec.mean = info.mean;
-            ck_spec.scale = info.scale;
-            ck_spec.threshold = info.threshold;
-        }
-    }
-    if (!rc && es->loader == LOAD_TFJS)
-        rc = load_graph(m, dir, es->file, es->size, es->output, &m->emb.g);
-    if (!rc && es->loader == LOAD_ONNX) {
-        char path[4096];
-        mien_err e = {0};
-        onnx_model_file(dir, es->file, m->cfg.embedder, path, sizeof path);
-        if ((rc = onnx_embedder_load(path, es->size, &m->emb.g, &e))) models_fail(m, rc, "%s", e.msg);
-    }
-    if (!rc && es->loader == LOAD_FACEAPI_REC) {
-        char path[4096];
-        mien_err e = {0};
-        snprintf(path, sizeof path, "%s/%s", dir, es->file);
-        if ((rc = nn_faceapi_recognition_load(path, &m->emb.g, &e))) models_fail(m, rc, "%s", e.msg);
-    }
     if (rc) return rc;
-    emb_model *em = &m->emb;
-    em->name = es->name;
-    em->size = es->size;
-    em->mean = es->mean;
-    em->scale = es->scale;
-    em->threshold = es->threshold;
-    make_template(es, em->tmpl);
-    em->dlib_chip = es->crop == CROP_DLIB;
-    const nn_tensor *eo = &em->g->t[em->g->outputs[0]];
-    em->dim = (int)eo->dims[eo->ndim - 1];
-    if (em->dim <= 0 || em->dim > 65536 || eo->n != em->dim)
-        return models_fail(m, MIEN_EFORMAT, "%s: output is not one embedding vector", es->file);
+    if ((rc = open_embedder(m, dir, es, name1, &m->emb))) return rc;
+    if (es2) {
+        if ((rc = open_embedder(m, dir, es2, name2, &m->emb2))) return rc;
+        /* Weights and threshold measured for known pairs; an even split otherwise (its
+         * threshold: the average of the two, a starting point to calibrate with eval pairs). */
+        m->fuse_w = fs ? fs->w1 : 0.5f;
+        m->emb.threshold = fs ? fs->threshold
+                              : m->fuse_w * m->emb.threshold + (1 - m->fuse_w) * m->emb2.threshold;
+        snprintf(m->fused_name, sizeof m->fused_name, "%s", m->cfg.embedder);
+    }
     if (m->lm.kind == LM_FACEMESH) {
         m->lm.size = 192;
         if ((rc = load_graph(m, dir, "human/facemesh.json", m->lm.size, NULL, &m->lm.g))) return rc;
@@ -315,6 +358,7 @@ void mien_models_close(mien_models *m) {
     free(m->det.ssd_anchors);
     onnx_det_free(m->det.onnx);
     nn_graph_free(m->emb.g);
+    nn_graph_free(m->emb2.g);
     nn_graph_free(m->lm.g);
     free(m);
 }
@@ -323,8 +367,10 @@ const char *mien_models_errmsg(const mien_models *m) {
     return m ? m->errmsg : "out of memory";
 }
 
-int mien_models_embedding_dim(const mien_models *m) { return m->emb.dim; }
-const char *mien_models_embedder_name(const mien_models *m) { return m->emb.name; }
+int mien_models_embedding_dim(const mien_models *m) { return m->emb.dim + (m->emb2.g ? m->emb2.dim : 0); }
+const char *mien_models_embedder_name(const mien_models *m) {
+    return m->emb2.g ? m->fused_name : m->emb.name;
+}
 float mien_models_threshold(const mien_models *m) { return m->emb.threshold; }
 
 /* ==== Sessions ==== */
@@ -339,6 +385,7 @@ int mien_session_open(mien_models *m, mien_session **out) {
     int rc = nn_exec_create(m->det.g, &m->exec_opts, &s->det, &s->err);
     if (!rc) rc = nn_exec_create(m->emb.g, &m->exec_opts, &s->emb, &s->err);
     if (!rc && m->lm.g) rc = nn_exec_create(m->lm.g, &m->exec_opts, &s->lm, &s->err);
+    if (!rc && m->emb2.g) rc = nn_exec_create(m->emb2.g, &m->exec_opts, &s->emb2, &s->err);
     return rc;
 }
 
@@ -347,6 +394,7 @@ void mien_session_close(mien_session *s) {
     nn_exec_free(s->det);
     nn_exec_free(s->emb);
     nn_exec_free(s->lm);
+    nn_exec_free(s->emb2);
     free(s);
 }
 

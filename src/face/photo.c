@@ -266,10 +266,9 @@ int mien_photo_embed(mien_session *s, mien_photo *p, const mien_face *face, floa
     const mien_image *img;
     int rc = level_get(s, p, j, &img);
     if (rc) return rc;
-    /* The crop matrix maps crop pixels to full-size coordinates: divide its rows by the
-     * level's scale to read the level instead. */
+    /* The crop matrices map crop pixels to full-size coordinates: the level is read at the
+     * level's scale instead. */
     float sx, sy;
     level_scale(p, j, &sx, &sy);
-    for (int c = 0; c < 3; c++) m[c] /= sx, m[3 + c] /= sy;
-    return face_embed_input(s, img, m, emb);
+    return face_embed_scaled(s, img, face, sx, sy, emb);
 }

@@ -1,0 +1,157 @@
+/* The public face API: model sets, sessions, detection, alignment, embedding, fusion. */
+#include "testutil.h"
+
+#include "mien.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static mien_models *open_models(const char *embedder, const char *landmarks) {
+    mien_config cfg;
+    mien_config_default(&cfg);
+    if (embedder) cfg.embedder = embedder;
+    if (landmarks) cfg.landmarks = landmarks;
+    mien_models *m;
+    int rc = mien_models_open(tu_models_dir(), &cfg, &m);
+    ck_assert_msg(rc == MIEN_OK, "%s", mien_models_errmsg(m));
+    return m;
+}
+
+/* The largest face of a photo under the people data. */
+static void largest_face(mien_session *s, const char *rel, mien_image *img, mien_face *face) {
+    mien_face *faces;
+    int n;
+    ck_assert_msg(mien_image_load(s, tu_path("%s/%s", tu_data_dir(), rel), img) == MIEN_OK, "%s",
+                  mien_errmsg(s));
+    ck_assert_msg(mien_detect(s, img, NULL, &faces, &n) == MIEN_OK, "%s", mien_errmsg(s));
+    ck_assert_msg(n >= 1, "no face in %s", rel);
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (faces[i].box[2] * faces[i].box[3] > faces[best].box[2] * faces[best].box[3]) best = i;
+    *face = faces[best];
+    free(faces);
+}
+
+static double dot(const float *a, const float *b, int n) {
+    double d = 0;
+    for (int i = 0; i < n; i++) d += (double)a[i] * b[i];
+    return d;
+}
+
+START_TEST(detect_align_embed) {
+    mien_models *m = open_models(NULL, NULL);
+    mien_session *s;
+    ck_assert_int_eq(mien_session_open(m, &s), MIEN_OK);
+    mien_image img;
+    mien_face f;
+    largest_face(s, "people/examples/obama.jpg", &img, &f);
+    ck_assert_int_eq(f.n_points, 5); /* the face mesh gave mouth corners */
+    ck_assert(f.score >= 0.6f && f.score <= 1.f);
+    /* Points in image order: first eye left of the second, mouth below the eyes. */
+    ck_assert(f.points[0][0] < f.points[1][0]);
+    ck_assert(f.points[3][1] > f.points[0][1] && f.points[4][1] > f.points[1][1]);
+    mien_image chip;
+    ck_assert_int_eq(mien_align(s, &img, &f, &chip), MIEN_OK);
+    ck_assert_int_eq(chip.width, 150); /* dlib's chip */
+    ck_assert_int_eq(chip.height, 150);
+    const int dim = mien_models_embedding_dim(m);
+    ck_assert_int_eq(dim, 128);
+    float *e1 = malloc(dim * sizeof *e1), *e2 = malloc(dim * sizeof *e2);
+    ck_assert_int_eq(mien_embed(s, &img, &f, e1), MIEN_OK);
+    ck_assert(fabs(dot(e1, e1, dim) - 1.0) < 1e-5);
+    /* The aligned chip gives (nearly) the same embedding: one more resampling. */
+    ck_assert_int_eq(mien_embed_aligned(s, &chip, e2), MIEN_OK);
+    ck_assert_msg(dot(e1, e2, dim) > 0.98, "chip vs photo: %f", dot(e1, e2, dim));
+    ck_assert(fabsf(mien_similarity(e1, e1, dim) - 1.f) < 1e-5f);
+    free(e1), free(e2);
+    mien_image_free(&chip);
+    mien_image_free(&img);
+    mien_image_free(&img); /* freeing twice is harmless: the struct was zeroed */
+    mien_session_close(s);
+    mien_models_close(m);
+    mien_session_close(NULL);
+    mien_models_close(NULL);
+}
+END_TEST
+
+/* A fused recognizer's cosine is the weighted sum of its parts' cosines. */
+START_TEST(fusion_is_weighted_cosine) {
+    mien_models *mf = open_models("dlib+faceres", NULL), *ma = open_models("dlib", NULL),
+                *mb = open_models("faceres", NULL);
+    ck_assert_str_eq(mien_models_embedder_name(mf), "dlib+faceres");
+    const int df = mien_models_embedding_dim(mf), da = mien_models_embedding_dim(ma),
+              db = mien_models_embedding_dim(mb);
+    ck_assert_int_eq(df, da + db);
+    mien_session *sf, *sa, *sb;
+    ck_assert_int_eq(mien_session_open(mf, &sf), MIEN_OK);
+    ck_assert_int_eq(mien_session_open(ma, &sa), MIEN_OK);
+    ck_assert_int_eq(mien_session_open(mb, &sb), MIEN_OK);
+    const char *photos[2] = {"people/examples/obama.jpg", "people/examples/biden.jpg"};
+    float *f[2], *a[2], *b[2];
+    for (int i = 0; i < 2; i++) {
+        mien_image img;
+        mien_face face;
+        largest_face(sf, photos[i], &img, &face);
+        f[i] = malloc(df * sizeof(float)), a[i] = malloc(da * sizeof(float)), b[i] = malloc(db * sizeof(float));
+        ck_assert_int_eq(mien_embed(sf, &img, &face, f[i]), MIEN_OK);
+        ck_assert_int_eq(mien_embed(sa, &img, &face, a[i]), MIEN_OK);
+        ck_assert_int_eq(mien_embed(sb, &img, &face, b[i]), MIEN_OK);
+        ck_assert(fabs(dot(f[i], f[i], df) - 1.0) < 1e-5);
+        mien_image_free(&img);
+    }
+    /* Recover the weight from one photo's own parts: |first part|^2 = w. */
+    double w = dot(f[0], f[0], da);
+    ck_assert(w > 0 && w < 1);
+    double want = w * dot(a[0], a[1], da) + (1 - w) * dot(b[0], b[1], db);
+    ck_assert_msg(fabs(dot(f[0], f[1], df) - want) < 1e-5, "fused %f, parts %f", dot(f[0], f[1], df), want);
+    for (int i = 0; i < 2; i++) free(f[i]), free(a[i]), free(b[i]);
+    mien_session_close(sf), mien_session_close(sa), mien_session_close(sb);
+    mien_models_close(mf), mien_models_close(ma), mien_models_close(mb);
+}
+END_TEST
+
+START_TEST(errors_on_the_handle) {
+    mien_models *m;
+    mien_config cfg;
+    mien_config_default(&cfg);
+    cfg.embedder = "no-such-net";
+    ck_assert_int_eq(mien_models_open(tu_models_dir(), &cfg, &m), MIEN_ENOTFOUND);
+    ck_assert_msg(strstr(mien_models_errmsg(m), "no-such-net"), "%s", mien_models_errmsg(m));
+    mien_models_close(m);
+    cfg.embedder = "dlib+nothing";
+    ck_assert_int_eq(mien_models_open(tu_models_dir(), &cfg, &m), MIEN_ENOTFOUND);
+    ck_assert_msg(strstr(mien_models_errmsg(m), "nothing"), "%s", mien_models_errmsg(m));
+    mien_models_close(m);
+    m = open_models(NULL, "none");
+    mien_session *s;
+    ck_assert_int_eq(mien_session_open(m, &s), MIEN_OK);
+    mien_image img;
+    ck_assert_int_eq(mien_image_decode(s, "GIF89a", 6, &img), MIEN_EFORMAT);
+    ck_assert(strlen(mien_errmsg(s)) > 0);
+    mien_face *faces;
+    int n;
+    mien_image empty = {0};
+    ck_assert_int_eq(mien_detect(s, &empty, NULL, &faces, &n), MIEN_EINVAL);
+    /* Degenerate landmarks: all five points on one spot. */
+    mien_face f = {.n_points = 5};
+    float emb[128];
+    ck_assert(mien_image_load(s, tu_path("%s/people/examples/obama.jpg", tu_data_dir()), &img) == MIEN_OK);
+    ck_assert_int_eq(mien_embed(s, &img, &f, emb), MIEN_EINVAL);
+    ck_assert_msg(strstr(mien_errmsg(s), "landmarks"), "%s", mien_errmsg(s));
+    mien_image_free(&img);
+    mien_session_close(s);
+    mien_models_close(m);
+}
+END_TEST
+
+Suite *suite_face(void) {
+    Suite *s = suite_create("face");
+    TCase *t = tcase_create("api");
+    tcase_set_timeout(t, 600);
+    tcase_add_test(t, detect_align_embed);
+    tcase_add_test(t, fusion_is_weighted_cosine);
+    tcase_add_test(t, errors_on_the_handle);
+    suite_add_tcase(s, t);
+    return s;
+}
