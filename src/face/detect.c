@@ -42,14 +42,6 @@ static float sigmoidf(float x) {
     return 1.f / (1.f + expf(-x));
 }
 
-static float iou(const float *a, const float *b) {
-    float ix0 = fmaxf(a[0], b[0]), iy0 = fmaxf(a[1], b[1]);
-    float ix1 = fminf(a[2], b[2]), iy1 = fminf(a[3], b[3]);
-    float iw = fmaxf(ix1 - ix0, 0.f), ih = fmaxf(iy1 - iy0, 0.f), inter = iw * ih;
-    float ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    return ua > 0 ? inter / ua : 0.f;
-}
-
 static int by_score_desc(const void *a, const void *b) {
     float x = ((const cand *)a)->score, y = ((const cand *)b)->score;
     return (x < y) - (x > y);
@@ -66,7 +58,7 @@ static int weighted_nms(cand *c, int n) {
         cand acc = {0};
         float wsum = 0;
         for (int j = i; j < n; j++) {
-            if (used[j] || (j != i && iou(c[i].box, c[j].box) <= NMS_IOU)) continue;
+            if (used[j] || (j != i && face_iou(c[i].box, c[j].box) <= NMS_IOU)) continue;
             used[j] = 1;
             float w = c[j].score;
             wsum += w;
@@ -171,7 +163,7 @@ static int hard_nms(cand *c, int n, float thr) {
     int kept = 0;
     for (int i = 0; i < n; i++) {
         int ok = 1;
-        for (int k = 0; k < kept && ok; k++) ok = iou(c[k].box, c[i].box) <= thr;
+        for (int k = 0; k < kept && ok; k++) ok = face_iou(c[k].box, c[i].box) <= thr;
         if (ok) c[kept++] = c[i];
     }
     return kept;

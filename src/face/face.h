@@ -87,6 +87,15 @@ struct mien_session {
     nn_exec *det, *lm, *emb, *emb2;
 };
 
+/* Intersection over union of two boxes given as (x0, y0, x1, y1). */
+static inline float face_iou(const float *a, const float *b) {
+    float ix0 = a[0] > b[0] ? a[0] : b[0], iy0 = a[1] > b[1] ? a[1] : b[1];
+    float ix1 = a[2] < b[2] ? a[2] : b[2], iy1 = a[3] < b[3] ? a[3] : b[3];
+    float iw = ix1 - ix0 > 0 ? ix1 - ix0 : 0, ih = iy1 - iy0 > 0 ? iy1 - iy0 : 0, inter = iw * ih;
+    float ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+    return ua > 0 ? inter / ua : 0.f;
+}
+
 /* Stage functions; errors go to s->err. */
 int face_detect(mien_session *s, const mien_image *img, const mien_detect_options *o,
                 mien_face **faces, int *n_faces);

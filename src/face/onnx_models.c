@@ -186,14 +186,6 @@ int onnx_det_decode(const onnx_det *d, const float *const *outs, float min_score
     return n;
 }
 
-static float iou(const float *a, const float *b) {
-    float ix0 = fmaxf(a[0], b[0]), iy0 = fmaxf(a[1], b[1]);
-    float ix1 = fminf(a[2], b[2]), iy1 = fminf(a[3], b[3]);
-    float iw = fmaxf(ix1 - ix0, 0.f), ih = fmaxf(iy1 - iy0, 0.f), inter = iw * ih;
-    float ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    return ua > 0 ? inter / ua : 0.f;
-}
-
 static int by_score_desc(const void *a, const void *b) {
     float x = ((const onnx_cand *)a)->score, y = ((const onnx_cand *)b)->score;
     return (x < y) - (x > y);
@@ -204,7 +196,7 @@ int onnx_det_nms(onnx_cand *c, int n, float thr) {
     int kept = 0;
     for (int i = 0; i < n; i++) {
         int keep = 1;
-        for (int j = 0; j < kept && keep; j++) keep = iou(c[j].box, c[i].box) <= thr;
+        for (int j = 0; j < kept && keep; j++) keep = face_iou(c[j].box, c[i].box) <= thr;
         if (keep) c[kept++] = c[i];
     }
     return kept;

@@ -35,6 +35,8 @@
 #include "nn/onnx.h"
 #include "nn/onnx.pb-c.h"
 
+#include "core/half.h"
+
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -249,29 +251,6 @@ static int attr_ints(const Onnx__NodeProto *n, const char *name, int64_t *out, i
 
 /* ==== Constants ==== */
 
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else {
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) {
-                man <<= 1;
-                exp--;
-            }
-            bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 /* Decode a TensorProto into a constant value (float or int64, ONNX order). */
 static int load_tensor(loader *L, const Onnx__TensorProto *tp, oval *v) {
     const char *nm = str(tp->name);
@@ -319,7 +298,7 @@ static int load_tensor(loader *L, const Onnx__TensorProto *tp, oval *v) {
             switch (dt) {
             case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: memcpy(&v->f[k], p, 4); break;
             case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
-                v->f[k] = half_to_float((uint16_t)(p[0] | p[1] << 8));
+                v->f[k] = mien_half_to_float((uint16_t)(p[0] | p[1] << 8));
                 break;
             case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: {
                 double d;
@@ -357,7 +336,7 @@ static int load_tensor(loader *L, const Onnx__TensorProto *tp, oval *v) {
         case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: v->f[k] = tp->float_data[k]; break;
         case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: v->f[k] = (float)tp->double_data[k]; break;
         case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
-            v->f[k] = half_to_float((uint16_t)tp->int32_data[k]);
+            v->f[k] = mien_half_to_float((uint16_t)tp->int32_data[k]);
             break;
         case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: v->i[k] = tp->int64_data[k]; break;
         default: v->i[k] = tp->int32_data[k]; break;

@@ -9,6 +9,8 @@
  * float tensor ops become graph nodes. */
 #include "nn/tfjs.h"
 
+#include "core/half.h"
+
 #include <cJSON.h>
 #include <limits.h>
 #include <math.h>
@@ -30,30 +32,6 @@ static char *dir_of(const char *path) {
     else d[0] = '.';
     d[n] = '\0';
     return d;
-}
-
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else { /* subnormal: normalise */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) {
-                man <<= 1;
-                exp--;
-            }
-            man &= 0x3ff;
-            bits = sign | (exp << 23) | (man << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
 }
 
 static int b64val(int c) {
@@ -235,7 +213,7 @@ static int decode_weight(const cJSON *spec, const unsigned char *data, size_t le
             if (!qtype) {
                 memcpy(&w->f[k], p + 4 * k, 4);
             } else if (!strcmp(qtype, "float16")) {
-                w->f[k] = half_to_float((uint16_t)(p[2 * k] | p[2 * k + 1] << 8));
+                w->f[k] = mien_half_to_float((uint16_t)(p[2 * k] | p[2 * k + 1] << 8));
             } else {
                 unsigned q = esize == 1 ? p[k] : (unsigned)(p[2 * k] | p[2 * k + 1] << 8);
                 w->f[k] = (float)(qmin + qscale * q);
