@@ -6,9 +6,9 @@
 #   make eval-lfw   LFW 10-fold verification accuracy (needs ../shared/data or MIEN_DATA)
 
 CC      ?= cc
-PKGS    := libjpeg libpng libwebp libcjson sqlite3 libmicrohttpd libprotobuf-c check
+PKGS    := libjpeg libpng libwebp libcjson sqlite3 libmicrohttpd libprotobuf-c libcrypto check
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs libjpeg libpng libwebp libcjson sqlite3 libmicrohttpd libprotobuf-c 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs libjpeg libpng libwebp libcjson sqlite3 libmicrohttpd libprotobuf-c libcrypto 2>/dev/null)
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 DEFS    := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 INC     := -Iinclude -Isrc
@@ -88,6 +88,29 @@ $(A)/mien: $(ACLI_OBJ) $(A)/libmien.a
 
 $(A)/run_tests: $(ATEST_OBJ) $(A)/libmien.a
 	$(CC) $(SAN) $(ATEST_OBJ) $(A)/libmien.a $(CHECK_LIBS) $(LIBS) -o $@
+
+# ---- C++: the gallery's HNSW shim --------------------------------------------------------------
+# hnswlib (Debian's libhnswlib-dev) is header-only C++, so src/gallery/hnsw_shim.cpp is mien's
+# one C++ file: compiled with g++ into both libmien.a archives (the extra prerequisite lines
+# add it to their $^), and every link adds the C++ runtime.
+CXX      := g++
+CXXWARN  := -std=c++17 -Wall -Wextra -Werror
+LIB_CXX_SRC := src/gallery/hnsw_shim.cpp
+$(B)/libmien.a: $(LIB_CXX_SRC:%.cpp=$(B)/%.o)
+$(A)/libmien.a: $(LIB_CXX_SRC:%.cpp=$(A)/%.o)
+$(B)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXWARN) $(DEFS) $(INC) $(OPT) -MMD -MP -c $< -o $@
+$(A)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXWARN) $(DEFS) $(INC) -O1 -g $(SAN) -MMD -MP -c $< -o $@
+LIBS += -lstdc++
+-include $(LIB_CXX_SRC:%.cpp=$(B)/%.d) $(LIB_CXX_SRC:%.cpp=$(A)/%.d)
+# build/bench_gallery: exact vs HNSW search on synthetic millions of faces (README).
+bench-gallery: $(B)/bench_gallery
+$(B)/bench_gallery: $(B)/bench/bench_gallery.o $(B)/libmien.a
+	$(CC) $^ $(LIBS) -o $@
+.PHONY: bench-gallery
 
 # The tests run the sanitizer build of the library and of the CLI, and a release build for the
 # slower end-to-end checks. MIEN_DATA points at the shared data (default ../shared/data).

@@ -185,6 +185,157 @@ int mien_photo_embed(mien_session *s, mien_photo *p, const mien_face *face, floa
 /* Cosine similarity of two embeddings (L2-normalised vectors: their dot product). */
 float mien_similarity(const float *a, const float *b, int dim);
 
+/* ==== Gallery ==== */
+
+/* A gallery of known people: named subjects, each with any number of enrolled face
+ * embeddings. It lives in one SQLite file (WAL journal, every change one transaction) and is
+ * mirrored in memory as one contiguous (faces, dim) matrix of L2-normalised embeddings, which
+ * is what a search reads.
+ *
+ * Threads: one handle may be shared by any number of threads. Searches (search, identify,
+ * subjects, count, export) run concurrently under a shared lock; changes (enroll, rename,
+ * forget, import) take it exclusively, so there is one writer at a time. The message of
+ * mien_gallery_errmsg() is that of the handle's most recent failure in any thread; the
+ * returned status is always exact.
+ *
+ * Processes: SQLite lets several processes open the file; each handle sees the file as it was
+ * when opened, plus its own changes. A server should be the file's only writer.
+ *
+ * Model binding: a gallery holds embeddings of one embedder (name and dimension, stored with
+ * every face). Enrolling, importing or searching with another model's embeddings fails with
+ * MIEN_EMISMATCH. An empty gallery accepts any model. */
+
+typedef struct mien_gallery mien_gallery;
+
+/* Subject names: 1 to MIEN_GALLERY_NAME_MAX - 1 bytes of UTF-8, no control characters, not
+ * all blanks, and not "unknown" (the answer for faces that match nobody). */
+#define MIEN_GALLERY_NAME_MAX 128
+
+typedef struct mien_gallery_options {
+    int read_only;        /* 1: never write; the file must exist. Default 0 */
+    int create;           /* 1: create the file when it is missing (default 1; not read_only) */
+    const char *model;    /* embedder the caller will use, or NULL: a gallery bound to another
+                           * model is refused at open (MIEN_EMISMATCH). Default NULL */
+    int dim;              /* its embedding size (with model), or 0 */
+    int ann;              /* approximate search index (HNSW): -1 from ann_min_faces faces on
+                           * (default), 0 never (exact search only), 1 always */
+    int ann_min_faces;    /* size at which ann == -1 switches to the index; 0 = the default,
+                           * MIEN_GALLERY_ANN_MIN_FACES */
+    int ann_cache;        /* 1 (default): keep the index in PATH.hnsw beside the file, so that
+                           * the next open loads it instead of building it again */
+    int threads;          /* threads that build the index; 0 = all cores */
+} mien_gallery_options;
+
+/* Where exact search (one BLAS matrix-vector product over all faces) stops paying off
+ * against the HNSW index, measured by bench/bench_gallery (see README). */
+#define MIEN_GALLERY_ANN_MIN_FACES 200000
+
+void mien_gallery_options_default(mien_gallery_options *o);
+
+/* The default gallery file: $XDG_DATA_HOME/mien/gallery.db, else
+ * $HOME/.local/share/mien/gallery.db. MIEN_ENOTFOUND when neither variable is set,
+ * MIEN_ETOOBIG when size is too small. The folder is not created. */
+int mien_gallery_default_path(char *buf, size_t size);
+
+/* Open (or create) the gallery at path and load it into memory. o may be NULL (defaults).
+ * On failure *out may still hold a handle whose mien_gallery_errmsg() says why; close it.
+ * A missing file with read_only or create == 0 is MIEN_ENOTFOUND; a file that is not a
+ * mien gallery (or is damaged) is MIEN_EFORMAT. */
+int mien_gallery_open(const char *path, const mien_gallery_options *o, mien_gallery **out);
+void mien_gallery_close(mien_gallery *g);
+const char *mien_gallery_errmsg(const mien_gallery *g);
+
+/* The embedder the gallery is bound to: name ("" while empty) and dimension (0 while empty). */
+int mien_gallery_model(mien_gallery *g, char *name, size_t size, int *dim);
+
+/* Number of subjects and faces (either pointer may be NULL). */
+void mien_gallery_count(mien_gallery *g, int *n_subjects, int *n_faces);
+
+/* 1 when searches go through the approximate index, 0 when they are exact. */
+int mien_gallery_ann_active(mien_gallery *g);
+
+/* One face to enroll. */
+typedef struct mien_gallery_face {
+    const float *embedding;   /* (dim,) as mien_embed gives it (normalised again on entry) */
+    float box[4];             /* where the face was in its photo (x, y, w, h), or zeros */
+    const char *image_sha256; /* the photo's sha256 as 64 hex digits, or NULL */
+} mien_gallery_face;
+
+/* Add n faces to the subject called name, creating the subject if needed; all or nothing, in
+ * one transaction. model and dim name the embedder (MIEN_EMISMATCH when the gallery holds
+ * another). A face whose image_sha256 the subject already has is skipped, so enrolling the
+ * same photos twice changes nothing; *n_added (may be NULL) counts the faces really added. */
+int mien_gallery_enroll(mien_gallery *g, const char *name, const char *model, int dim,
+                        const mien_gallery_face *faces, int n, int *n_added);
+
+/* Rename a subject. MIEN_ENOTFOUND when old_name is not there, MIEN_EINVAL when new_name is
+ * invalid or taken. */
+int mien_gallery_rename(mien_gallery *g, const char *old_name, const char *new_name);
+
+/* Forget a subject: its row and every face are deleted from the file (SQLite's secure_delete
+ * overwrites the freed bytes and the WAL is checkpointed and truncated, so the embeddings
+ * cannot be read back from the file afterwards) and from memory. MIEN_ENOTFOUND if absent. */
+int mien_gallery_forget(mien_gallery *g, const char *name);
+
+typedef struct mien_subject {
+    int64_t id;                        /* stable id in the file */
+    char name[MIEN_GALLERY_NAME_MAX];
+    int n_faces;                       /* enrolled faces */
+    int64_t created;                   /* Unix time (seconds) of the first enrollment */
+} mien_subject;
+
+/* Every subject, sorted by name. *out is malloc'd (free with free()); *n may be 0. */
+int mien_gallery_subjects(mien_gallery *g, mien_subject **out, int *n);
+
+/* A search result: one subject. */
+typedef struct mien_match {
+    int64_t subject_id;
+    char name[MIEN_GALLERY_NAME_MAX];
+    int64_t face_id;      /* the subject's face that matched best */
+    float similarity;     /* cosine similarity of that face: the subject's score is the
+                           * maximum over its faces */
+} mien_match;
+
+/* The k best subjects for one embedding, best first: out has room for k, *n_out gets
+ * min(k, subjects). With the approximate index the best subject is found with the recall
+ * measured in the README; the similarities are always exact. */
+int mien_gallery_search(mien_gallery *g, const float *emb, int dim, int k, mien_match *out,
+                        int *n_out);
+
+/* The same for n embeddings (n, dim) at once (one BLAS matrix product): out is (n, k),
+ * n_out is (n,). */
+int mien_gallery_search_batch(mien_gallery *g, const float *emb, int n, int dim, int k,
+                              mien_match *out, int *n_out);
+
+/* Open-set identification: the best subject (in *best, when the gallery is not empty) and
+ * *known = 1 when its similarity is >= threshold (the embedder's threshold is
+ * mien_models_threshold()), 0 for "unknown". */
+int mien_gallery_identify(mien_gallery *g, const float *emb, int dim, float threshold,
+                          mien_match *best, int *known);
+
+/* Export every subject and face to a portable JSON Lines file (UTF-8): a header line
+ * {"format":"mien-gallery","version":1,"model":M,"dim":D}, then one line per subject
+ * {"name":N,"created":T,"faces":[{"embedding":[D floats],"box":[x,y,w,h],
+ * "image_sha256":H or null,"created":T},...]}, T in Unix seconds. Floats are written with
+ * 9 significant digits, which read back bit for bit. */
+int mien_gallery_export(mien_gallery *g, const char *path);
+
+/* Import such a file, merging into this gallery (existing subjects get the new faces; faces
+ * whose photo the subject already has are skipped), all in one transaction. A file of
+ * another model or dimension is MIEN_EMISMATCH. Counts of what was added may be NULL. */
+int mien_gallery_import(mien_gallery *g, const char *path, int *n_subjects, int *n_faces);
+
+/* ==== Clustering ==== */
+
+/* Group n faces by person without labels: the graph joins faces whose cosine similarity is
+ * >= threshold, and Chinese whispers (as dlib's chinese_whispers: every node starts in its
+ * own cluster, then, visiting the nodes in a random order each pass, takes the label that
+ * carries the most edge weight among its neighbours) runs for `iterations` passes (0 = 100)
+ * from a fixed seed. emb is (n, dim), L2-normalised; labels (n,) receive cluster numbers 0 ..
+ * *n_clusters - 1, numbered by decreasing size (ties by first member). Edges have weight 1. */
+int mien_cluster(const float *emb, int n, int dim, float threshold, int iterations,
+                 uint64_t seed, int *labels, int *n_clusters);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,11 +17,15 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # Tests only: python3-numpy (independent reference of the verification metrics),
 # python3-torch + python3-onnx (tools/onnx_make_tests.py builds test networks in PyTorch,
 # exports them to ONNX and records PyTorch's outputs: the oracle of the ONNX loader).
+# Gallery search: libhnswlib-dev (header-only HNSW approximate nearest neighbours, used by
+# src/gallery/hnsw_shim.cpp for galleries of hundreds of thousands of faces; g++ builds it).
+# SHA-256 (photo hashes in the gallery, hashed API keys): libssl-dev (OpenSSL's libcrypto).
 # npm (from nodejs) fetches the models.
 PKGS=(build-essential pkg-config libjpeg62-turbo-dev libpng-dev libwebp-dev
       libxnnpack-dev libpthreadpool-dev libopenblas-dev libsqlite3-dev libcjson-dev
       libmicrohttpd-dev check zlib1g-dev python3-numpy nodejs npm
-      libprotobuf-c-dev protobuf-c-compiler python3-torch python3-onnx)
+      libprotobuf-c-dev protobuf-c-compiler python3-torch python3-onnx libhnswlib-dev
+      libssl-dev)
 # Training: libopenmpi-dev + openmpi-bin build and run mien-train-mpi (data-parallel training)
 # and its test; python3-torch (above) is also the PyTorch oracle of the training code's
 # gradients, losses and optimizers (tools/torch_ref_train.py, tests only).

@@ -72,6 +72,52 @@ typedef int (*cli_job_fn)(void *ctx, mien_session *s, int worker, int index);
 int cli_parallel(mien_models *m, int threads, int n, cli_job_fn fn, void *ctx,
                  const char *label, int quiet);
 
+/* Draw faces (and labels, or their scores when labels is NULL) on a copy of img and write
+ * it as PNG (cmd_detect.c). */
+int cli_draw_faces(const char *path, const mien_image *img, const mien_face *f, int n,
+                   const char *const *labels);
+
+/* ==== Many photos (cmd_gallery.c) ==== */
+
+/* The photos named by args: files as given, folders searched recursively for .jpg, .jpeg,
+ * .png and .webp files (sorted). *paths is malloc'd: free with cli_free_strings. */
+int cli_list_images(char *const *args, int n_args, char ***paths, int *n);
+void cli_free_strings(char **v, int n);
+
+/* A folder-per-person set: root/NAME/photo... (LFW's layout). */
+typedef struct cli_person {
+    char *name;              /* folder name */
+    char **photos;           /* (n_photos) paths, sorted */
+    int n_photos;
+} cli_person;
+int cli_list_people(const char *root, cli_person **out, int *n);   /* sorted by name */
+void cli_people_free(cli_person *p, int n);
+
+/* One photo's faces and embeddings. */
+typedef struct cli_photo {
+    const char *path;        /* set by the caller */
+    int failed;              /* 1: could not be read, decoded or embedded (err says why) */
+    char err[512];
+    int width, height;
+    char sha256[65];         /* of the file's bytes */
+    int n_faces;             /* faces kept (0: none found) */
+    mien_face *faces;        /* (n_faces) */
+    float *emb;              /* (n_faces, dim) L2-normalised */
+} cli_photo;
+
+typedef enum cli_faces_rule {
+    CLI_FACES_ALL,           /* every face */
+    CLI_FACES_LARGEST,       /* the largest one */
+    CLI_FACES_CENTRAL        /* cli_pick_central's (LFW's labelled face) */
+} cli_faces_rule;
+
+/* Detect and embed the faces of n photos on c->threads threads, one session each. A photo
+ * that fails is marked in its cli_photo; the return value is non-zero only when the workers
+ * could not run. */
+int cli_embed_photos(mien_models *m, const cli_common *c, cli_photo *photos, int n,
+                     cli_faces_rule rule, const char *label);
+void cli_photos_free(cli_photo *p, int n);
+
 /* Commands. */
 int cmd_detect(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
@@ -83,5 +129,15 @@ struct tr_comm;
 int cmd_train(int argc, char **argv);
 int cmd_train_with(int argc, char **argv, const struct tr_comm *comm);
 int cmd_bench(int argc, char **argv);
+int cmd_enroll(int argc, char **argv);
+int cmd_identify(int argc, char **argv);
+int cmd_subjects(int argc, char **argv);
+int cmd_forget(int argc, char **argv);
+int cmd_rename(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_cluster(int argc, char **argv);
+int cmd_eval_identify(int argc, char **argv);
+int cmd_eval_cluster(int argc, char **argv);
 
 #endif

@@ -496,6 +496,8 @@ int cmd_eval(int argc, char **argv) {
     if (!strcmp(argv[1], "pairs")) return eval_pairs(argc - 1, argv + 1);
     if (!strcmp(argv[1], "landmarks")) return eval_landmarks(argc - 1, argv + 1);
     if (!strcmp(argv[1], "detection")) return cmd_eval_detection(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "identify")) return cmd_eval_identify(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "cluster")) return cmd_eval_cluster(argc - 1, argv + 1);
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         fputs(eval_usage, stdout);
         return EXIT_OK;

@@ -1,0 +1,86 @@
+/* Gallery storage backends behind one small vtable, so that the in-memory index and the
+ * public API (gallery.c) never see SQL. The embedded default is SQLite (store_sqlite.c); a
+ * server backend (PostgreSQL) implements the same operations.
+ *
+ * Contract of every backend:
+ *   - Single caller at a time: gallery.c serialises every call on one store with a mutex.
+ *   - Writes happen only between begin() and commit(); rollback() undoes them. A failed write
+ *     leaves the open transaction to be rolled back by the caller.
+ *   - Deleting a subject deletes its faces (the same transaction).
+ *   - Face ids are assigned by the store, increase with every insert and are never reused, so
+ *     "ordered by id" is also "ordered by insertion" (the in-memory rows rely on it).
+ *   - Embeddings are stored as dim little-endian IEEE float32 values.
+ *   - Errors go to e with a status from mien.h: MIEN_EIO (cannot open/write), MIEN_EFORMAT
+ *     (not a gallery, damaged), MIEN_EINVAL (constraint: duplicate name), MIEN_ENOTFOUND. */
+#ifndef MIEN_GALLERY_STORE_H
+#define MIEN_GALLERY_STORE_H
+
+#include "core/err.h"
+
+#include <stdint.h>
+
+typedef struct gallery_store gallery_store;
+
+/* A subject row. */
+typedef struct gallery_subject_rec {
+    int64_t id;
+    const char *name;        /* valid during the callback only */
+    int64_t created;         /* Unix seconds */
+} gallery_subject_rec;
+
+/* A face row. */
+typedef struct gallery_face_rec {
+    int64_t id;              /* assigned by face_add */
+    int64_t subject;         /* subject id */
+    const float *emb;        /* (dim,) valid during the call or callback only */
+    int dim;
+    const char *model;       /* embedder name */
+    float box[4];            /* x, y, w, h in the source photo; zeros when unknown */
+    char sha256[65];         /* source photo, 64 lowercase hex digits, or "" */
+    int64_t created;         /* Unix seconds */
+} gallery_face_rec;
+
+typedef int (*gallery_subject_fn)(void *ctx, const gallery_subject_rec *s);
+typedef int (*gallery_face_fn)(void *ctx, const gallery_face_rec *f);
+
+typedef struct gallery_store_ops {
+    const char *name;        /* "sqlite" */
+    void (*close)(gallery_store *st);
+    /* Write transaction. */
+    int (*begin)(gallery_store *st, mien_err *e);
+    int (*commit)(gallery_store *st, mien_err *e);
+    void (*rollback)(gallery_store *st);
+    /* Key/value metadata: "model", "dim", "generation". *found = 0 when the key is absent. */
+    int (*meta_get)(gallery_store *st, const char *key, char *val, size_t size, int *found,
+                    mien_err *e);
+    int (*meta_set)(gallery_store *st, const char *key, const char *val, mien_err *e);
+    /* Subjects: add (MIEN_EINVAL if the name exists), find by name (*id = 0 when absent),
+     * rename (MIEN_EINVAL if taken), delete with its faces. */
+    int (*subject_add)(gallery_store *st, const char *name, int64_t created, int64_t *id,
+                       mien_err *e);
+    int (*subject_find)(gallery_store *st, const char *name, int64_t *id, mien_err *e);
+    int (*subject_rename)(gallery_store *st, int64_t id, const char *name, mien_err *e);
+    int (*subject_delete)(gallery_store *st, int64_t id, mien_err *e);
+    /* Add a face; f->id receives its id. *added = 0 (and no row) when the subject already
+     * has a face from the same photo (same non-empty sha256). */
+    int (*face_add)(gallery_store *st, gallery_face_rec *f, int *added, mien_err *e);
+    /* Every subject by id, every face by id (optionally of one subject: subject > 0). A
+     * callback returning non-zero stops the scan with that status. */
+    int (*scan_subjects)(gallery_store *st, gallery_subject_fn fn, void *ctx, mien_err *e);
+    int (*scan_faces)(gallery_store *st, int64_t subject, gallery_face_fn fn, void *ctx,
+                      mien_err *e);
+    /* After deletions (outside a transaction): make sure the deleted rows cannot be read
+     * back from the backend's files. */
+    int (*purge)(gallery_store *st, mien_err *e);
+} gallery_store_ops;
+
+struct gallery_store {
+    const gallery_store_ops *ops;
+};
+
+/* Open the SQLite store at path. read_only: no writes, the file must exist; create: make the
+ * file when missing. A new file gets the schema. */
+int gallery_store_open_sqlite(const char *path, int read_only, int create, gallery_store **out,
+                              mien_err *e);
+
+#endif

@@ -1,0 +1,442 @@
+/* The SQLite gallery store: one file, WAL journal, foreign keys on, secure_delete on, a busy
+ * timeout so that a second process waits instead of failing.
+ *
+ * The file is marked as ours with PRAGMA application_id ('mien') and its schema version with
+ * PRAGMA user_version, so that any other SQLite file is refused instead of being written to. */
+#include "gallery/store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MIEN_APP_ID 0x6D69656E /* "mien" */
+#define SCHEMA_VERSION 1
+#define BUSY_TIMEOUT_MS 10000
+
+static const char schema_sql[] =
+    "CREATE TABLE meta(\n"
+    "  key TEXT PRIMARY KEY,\n"
+    "  value TEXT NOT NULL);\n"
+    "CREATE TABLE subjects(\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  name TEXT NOT NULL UNIQUE,\n"
+    "  created INTEGER NOT NULL);\n"
+    "CREATE TABLE faces(\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  subject INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,\n"
+    "  embedding BLOB NOT NULL,             -- dim little-endian float32\n"
+    "  model TEXT NOT NULL,                 -- embedder name, e.g. 'dlib'\n"
+    "  dim INTEGER NOT NULL CHECK (dim > 0 AND length(embedding) = 4 * dim),\n"
+    "  box_x REAL NOT NULL DEFAULT 0, box_y REAL NOT NULL DEFAULT 0,\n"
+    "  box_w REAL NOT NULL DEFAULT 0, box_h REAL NOT NULL DEFAULT 0,\n"
+    "  image_sha256 TEXT,                   -- source photo; NULL when unknown\n"
+    "  created INTEGER NOT NULL);\n"
+    "CREATE INDEX faces_subject ON faces(subject);\n"
+    "CREATE UNIQUE INDEX faces_subject_image ON faces(subject, image_sha256);\n";
+
+typedef struct sqlite_store {
+    gallery_store base;
+    sqlite3 *db;
+    char path[1024];
+} sqlite_store;
+
+static sqlite_store *S(gallery_store *st) { return (sqlite_store *)st; }
+
+/* Map SQLite's result code to a mien status and record the message. */
+static int db_fail(sqlite_store *s, int rc, mien_err *e, const char *what) {
+    int status;
+    switch (rc & 0xff) {
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+    case SQLITE_FORMAT:
+    case SQLITE_MISMATCH:
+        status = MIEN_EFORMAT;
+        break;
+    case SQLITE_CONSTRAINT:
+        status = MIEN_EINVAL;
+        break;
+    case SQLITE_NOMEM:
+        status = MIEN_ENOMEM;
+        break;
+    case SQLITE_TOOBIG:
+        status = MIEN_ETOOBIG;
+        break;
+    default:
+        status = MIEN_EIO;
+        break;
+    }
+    const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT)
+        return mien_err_set(e, status, "%s: %s: %s (damaged, or not a mien gallery)", s->path,
+                            what, msg);
+    return mien_err_set(e, status, "%s: %s: %s", s->path, what, msg);
+}
+
+static int exec(sqlite_store *s, const char *sql, mien_err *e, const char *what) {
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? MIEN_OK : db_fail(s, rc, e, what);
+}
+
+static int prepare(sqlite_store *s, const char *sql, sqlite3_stmt **st, mien_err *e) {
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    return rc == SQLITE_OK ? MIEN_OK : db_fail(s, rc, e, "preparing a query");
+}
+
+/* A query returning one integer (PRAGMA application_id, ...). */
+static int query_int(sqlite_store *s, const char *sql, int64_t *out, mien_err *e) {
+    sqlite3_stmt *st;
+    int rc = prepare(s, sql, &st, e);
+    if (rc) return rc;
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+    else if (r == SQLITE_DONE) *out = 0;
+    sqlite3_finalize(st);
+    return (r == SQLITE_ROW || r == SQLITE_DONE) ? MIEN_OK : db_fail(s, r, e, sql);
+}
+
+/* Embeddings are little-endian float32 on disk whatever the host. */
+static void le_copy(float *dst, const void *src, int n) {
+    memcpy(dst, src, (size_t)n * sizeof(float));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    for (int i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &dst[i], 4);
+        u = __builtin_bswap32(u);
+        memcpy(&dst[i], &u, 4);
+    }
+#endif
+}
+
+/* ==== Transactions and metadata ==== */
+
+static int s_begin(gallery_store *st, mien_err *e) {
+    /* IMMEDIATE takes the write lock now, so a second writer waits here (busy timeout)
+     * rather than failing half-way through. */
+    return exec(S(st), "BEGIN IMMEDIATE", e, "starting a transaction");
+}
+
+static int s_commit(gallery_store *st, mien_err *e) {
+    return exec(S(st), "COMMIT", e, "committing");
+}
+
+static void s_rollback(gallery_store *st) {
+    if (!sqlite3_get_autocommit(S(st)->db)) sqlite3_exec(S(st)->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int s_meta_get(gallery_store *st, const char *key, char *val, size_t size, int *found,
+                      mien_err *e) {
+    sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int rc = prepare(s, "SELECT value FROM meta WHERE key = ?1", &q, e);
+    if (rc) return rc;
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    int r = sqlite3_step(q);
+    *found = 0;
+    if (r == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(q, 0);
+        snprintf(val, size, "%s", v ? v : "");
+        *found = 1;
+    }
+    sqlite3_finalize(q);
+    return (r == SQLITE_ROW || r == SQLITE_DONE) ? MIEN_OK : db_fail(s, r, e, "reading metadata");
+}
+
+static int s_meta_set(gallery_store *st, const char *key, const char *val, mien_err *e) {
+    sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int rc = prepare(s, "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", &q, e);
+    if (rc) return rc;
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, val, -1, SQLITE_STATIC);
+    int r = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return r == SQLITE_DONE ? MIEN_OK : db_fail(s, r, e, "writing metadata");
+}
+
+/* ==== Subjects ==== */
+
+static int s_subject_find(gallery_store *st, const char *name, int64_t *id, mien_err *e) {
+    sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int rc = prepare(s, "SELECT id FROM subjects WHERE name = ?1", &q, e);
+    if (rc) return rc;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    int r = sqlite3_step(q);
+    *id = r == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_finalize(q);
+    return (r == SQLITE_ROW || r == SQLITE_DONE) ? MIEN_OK : db_fail(s, r, e, "finding a subject");
+}
+
+static int s_subject_add(gallery_store *st, const char *name, int64_t created, int64_t *id,
+                         mien_err *e) {
+    sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int rc = prepare(s, "INSERT INTO subjects(name, created) VALUES(?1, ?2)", &q, e);
+    if (rc) return rc;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, created);
+    int r = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if ((r & 0xff) == SQLITE_CONSTRAINT)
+        return mien_err_set(e, MIEN_EINVAL, "a subject named '%s' already exists", name);
+    if (r != SQLITE_DONE) return db_fail(s, r, e, "adding a subject");
+    *id = sqlite3_last_insert_rowid(s->db);
+    return MIEN_OK;
+}
+
+static int s_subject_rename(gallery_store *st, int64_t id, const char *name, mien_err *e) {
+    sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int rc = prepare(s, "UPDATE subjects SET name = ?1 WHERE id = ?2", &q, e);
+    if (rc) return rc;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, id);
+    int r = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if ((r & 0xff) == SQLITE_CONSTRAINT)
+        return mien_err_set(e, MIEN_EINVAL, "a subject named '%s' already exists", name);
+    if (r != SQLITE_DONE) return db_fail(s, r, e, "renaming a subject");
+    if (sqlite3_changes(s->db) != 1)
+        return mien_err_set(e, MIEN_ENOTFOUND, "no subject with id %lld", (long long)id);
+    return MIEN_OK;
+}
+
+static int s_subject_delete(gallery_store *st, int64_t id, mien_err *e) {
+    sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    /* The faces go by ON DELETE CASCADE (foreign_keys is on for this connection). */
+    int rc = prepare(s, "DELETE FROM subjects WHERE id = ?1", &q, e);
+    if (rc) return rc;
+    sqlite3_bind_int64(q, 1, id);
+    int r = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (r != SQLITE_DONE) return db_fail(s, r, e, "deleting a subject");
+    if (sqlite3_changes(s->db) != 1)
+        return mien_err_set(e, MIEN_ENOTFOUND, "no subject with id %lld", (long long)id);
+    return MIEN_OK;
+}
+
+/* ==== Faces ==== */
+
+static int s_face_add(gallery_store *st, gallery_face_rec *f, int *added, mien_err *e) {
+    sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    /* OR IGNORE only covers the (subject, image_sha256) unique index: the other constraints
+     * (foreign key, CHECK) still fail, as they should. */
+    int rc = prepare(s, "INSERT OR IGNORE INTO faces(subject, embedding, model, dim, box_x, box_y, "
+                        "box_w, box_h, image_sha256, created) "
+                        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", &q, e);
+    if (rc) return rc;
+    size_t bytes = (size_t)f->dim * sizeof(float);
+    float *le = malloc(bytes);
+    if (!le) {
+        sqlite3_finalize(q);
+        return mien_err_set(e, MIEN_ENOMEM, "out of memory");
+    }
+    le_copy(le, f->emb, f->dim); /* the same swap both ways */
+    sqlite3_bind_int64(q, 1, f->subject);
+    sqlite3_bind_blob(q, 2, le, (int)bytes, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, f->model, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 4, f->dim);
+    for (int k = 0; k < 4; k++) sqlite3_bind_double(q, 5 + k, f->box[k]);
+    if (f->sha256[0]) sqlite3_bind_text(q, 9, f->sha256, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(q, 9);
+    sqlite3_bind_int64(q, 10, f->created);
+    int r = sqlite3_step(q);
+    sqlite3_finalize(q);
+    free(le);
+    if (r != SQLITE_DONE) return db_fail(s, r, e, "adding a face");
+    *added = sqlite3_changes(s->db) == 1;
+    f->id = *added ? sqlite3_last_insert_rowid(s->db) : 0;
+    return MIEN_OK;
+}
+
+/* ==== Scans ==== */
+
+static int s_scan_subjects(gallery_store *st, gallery_subject_fn fn, void *ctx, mien_err *e) {
+    sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int rc = prepare(s, "SELECT id, name, created FROM subjects ORDER BY id", &q, e);
+    if (rc) return rc;
+    int r;
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(q, 1);
+        gallery_subject_rec rec = {sqlite3_column_int64(q, 0), name ? name : "",
+                                   sqlite3_column_int64(q, 2)};
+        if ((rc = fn(ctx, &rec))) {
+            sqlite3_finalize(q);
+            return rc;
+        }
+    }
+    sqlite3_finalize(q);
+    return r == SQLITE_DONE ? MIEN_OK : db_fail(s, r, e, "reading the subjects");
+}
+
+static int s_scan_faces(gallery_store *st, int64_t subject, gallery_face_fn fn, void *ctx,
+                        mien_err *e) {
+    sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int rc = prepare(s, subject > 0
+                            ? "SELECT id, subject, embedding, model, dim, box_x, box_y, box_w, box_h, "
+                              "image_sha256, created FROM faces WHERE subject = ?1 ORDER BY id"
+                            : "SELECT id, subject, embedding, model, dim, box_x, box_y, box_w, box_h, "
+                              "image_sha256, created FROM faces ORDER BY id",
+                     &q, e);
+    if (rc) return rc;
+    if (subject > 0) sqlite3_bind_int64(q, 1, subject);
+    float *buf = NULL;
+    int cap = 0, r;
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        gallery_face_rec f = {0};
+        f.id = sqlite3_column_int64(q, 0);
+        f.subject = sqlite3_column_int64(q, 1);
+        int64_t dim = sqlite3_column_int64(q, 4);
+        const void *blob = sqlite3_column_blob(q, 2);
+        int bytes = sqlite3_column_bytes(q, 2);
+        const char *model = (const char *)sqlite3_column_text(q, 3);
+        if (dim <= 0 || dim > 65536 || !blob || (int64_t)bytes != dim * 4) {
+            rc = mien_err_set(e, MIEN_EFORMAT, "%s: face %lld: embedding of %d bytes for %lld "
+                              "dimensions (damaged gallery)", s->path, (long long)f.id, bytes,
+                              (long long)dim);
+            break;
+        }
+        if (dim > cap) {
+            float *nb = realloc(buf, (size_t)dim * sizeof *buf);
+            if (!nb) {
+                rc = mien_err_set(e, MIEN_ENOMEM, "out of memory");
+                break;
+            }
+            buf = nb;
+            cap = (int)dim;
+        }
+        le_copy(buf, blob, (int)dim);
+        f.emb = buf;
+        f.dim = (int)dim;
+        f.model = model ? model : "";
+        for (int k = 0; k < 4; k++) f.box[k] = (float)sqlite3_column_double(q, 5 + k);
+        const char *sha = (const char *)sqlite3_column_text(q, 9);
+        snprintf(f.sha256, sizeof f.sha256, "%s", sha ? sha : "");
+        f.created = sqlite3_column_int64(q, 10);
+        if ((rc = fn(ctx, &f))) break;
+    }
+    sqlite3_finalize(q);
+    free(buf);
+    if (rc) return rc;
+    return r == SQLITE_DONE ? MIEN_OK : db_fail(s, r, e, "reading the faces");
+}
+
+static int s_purge(gallery_store *st, mien_err *e) {
+    sqlite_store *s = S(st);
+    /* secure_delete has zeroed the freed bytes in the pages written since; copying the WAL
+     * back into the database and truncating it removes the older page images that still held
+     * them. A reader in another process can hold the WAL open; the busy handler waits. */
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+    if (rc == SQLITE_BUSY)
+        return mien_err_set(e, MIEN_EIO, "%s: another process is reading the gallery, so the "
+                            "deleted data stays in the write-ahead log until the next checkpoint",
+                            s->path);
+    return rc == SQLITE_OK ? MIEN_OK : db_fail(s, rc, e, "checkpointing");
+}
+
+static void s_close(gallery_store *st) {
+    if (!st) return;
+    sqlite_store *s = S(st);
+    sqlite3_close(s->db); /* also checkpoints and removes the WAL when it is the last one */
+    free(s);
+}
+
+static const gallery_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = s_close,
+    .begin = s_begin,
+    .commit = s_commit,
+    .rollback = s_rollback,
+    .meta_get = s_meta_get,
+    .meta_set = s_meta_set,
+    .subject_add = s_subject_add,
+    .subject_find = s_subject_find,
+    .subject_rename = s_subject_rename,
+    .subject_delete = s_subject_delete,
+    .face_add = s_face_add,
+    .scan_subjects = s_scan_subjects,
+    .scan_faces = s_scan_faces,
+    .purge = s_purge,
+};
+
+/* ==== Open ==== */
+
+/* Check that the file is a mien gallery, or give an empty one the schema. */
+static int check_or_init(sqlite_store *s, int read_only, mien_err *e) {
+    int64_t app = 0, ver = 0, tables = 0;
+    int rc;
+    /* The first read: a file that is not SQLite fails here with SQLITE_NOTADB. */
+    if ((rc = query_int(s, "PRAGMA application_id", &app, e))) return rc;
+    if ((rc = query_int(s, "PRAGMA user_version", &ver, e))) return rc;
+    if ((rc = query_int(s, "SELECT count(*) FROM sqlite_master", &tables, e))) return rc;
+    if (app == MIEN_APP_ID) {
+        if (ver > SCHEMA_VERSION)
+            return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: gallery schema %lld is newer than this "
+                                "mien understands (%d)", s->path, (long long)ver, SCHEMA_VERSION);
+        return MIEN_OK;
+    }
+    if (app != 0 || tables != 0)
+        return mien_err_set(e, MIEN_EFORMAT, "%s: an SQLite file, but not a mien gallery", s->path);
+    if (read_only)
+        return mien_err_set(e, MIEN_EFORMAT, "%s: empty file, not a mien gallery", s->path);
+    /* A new file. WAL is a property of the file, set outside any transaction. */
+    if ((rc = exec(s, "PRAGMA journal_mode=WAL", e, "enabling WAL"))) return rc;
+    if ((rc = exec(s, "BEGIN IMMEDIATE", e, "creating the schema"))) return rc;
+    /* Another process may have created it meanwhile. */
+    if ((rc = query_int(s, "PRAGMA application_id", &app, e))) goto fail;
+    if (app != MIEN_APP_ID) {
+        char pragmas[128];
+        snprintf(pragmas, sizeof pragmas, "PRAGMA application_id=%d; PRAGMA user_version=%d;",
+                 MIEN_APP_ID, SCHEMA_VERSION);
+        if ((rc = exec(s, schema_sql, e, "creating the schema"))) goto fail;
+        if ((rc = exec(s, pragmas, e, "creating the schema"))) goto fail;
+    }
+    return exec(s, "COMMIT", e, "creating the schema");
+fail:
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+int gallery_store_open_sqlite(const char *path, int read_only, int create, gallery_store **out,
+                              mien_err *e) {
+    *out = NULL;
+    if (strlen(path) >= sizeof ((sqlite_store *)0)->path)
+        return mien_err_set(e, MIEN_EINVAL, "gallery path too long");
+    if ((read_only || !create) && access(path, F_OK) != 0)
+        return mien_err_set(e, MIEN_ENOTFOUND, "no gallery at %s (enroll someone first)", path);
+    sqlite_store *s = calloc(1, sizeof *s);
+    if (!s) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
+    s->base.ops = &sqlite_ops;
+    snprintf(s->path, sizeof s->path, "%s", path);
+    int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    int r = sqlite3_open_v2(path, &s->db, flags, NULL);
+    int rc;
+    if (r != SQLITE_OK) {
+        rc = db_fail(s, r, e, "cannot open");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    if ((rc = check_or_init(s, read_only, e))) goto fail;
+    /* Per-connection settings. secure_delete zeroes deleted content (forget must not leave
+     * embeddings behind); NORMAL sync is durable in WAL mode except for the last transactions
+     * on power loss, never corrupting. */
+    if ((rc = exec(s, "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; PRAGMA synchronous=NORMAL",
+                   e, "setting up the connection")))
+        goto fail;
+    if (!read_only && (rc = exec(s, "PRAGMA journal_mode=WAL", e, "enabling WAL"))) goto fail;
+    *out = &s->base;
+    return MIEN_OK;
+fail:
+    sqlite3_close(s->db);
+    free(s);
+    return rc;
+}

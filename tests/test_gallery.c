@@ -1,0 +1,895 @@
+/* The gallery: the SQLite store (enroll, list, rename, forget gone from the file, export and
+ * import, model mismatch, damaged files), search (exact top-k against a naive loop, the HNSW
+ * index's recall), Chinese whispers on synthetic graphs, and end to end through the CLI:
+ * enroll the known people, identify every labelled face, cluster the single-person photos. */
+#include "testutil.h"
+#include "gallery/cluster.h"
+#include "gallery/sha256.h"
+#include "mien.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ==== Helpers ==== */
+
+typedef struct rng { uint64_t s; } rng;
+
+static double rng_uniform(rng *r) { /* xorshift64*, in (0, 1) */
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return ((double)((r->s * 2685821657736338717ull) >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double rng_normal(rng *r) {
+    double u = rng_uniform(r), v = rng_uniform(r);
+    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+static void random_unit(rng *r, float *v, int d) {
+    double s = 0;
+    for (int i = 0; i < d; i++) v[i] = (float)rng_normal(r), s += (double)v[i] * v[i];
+    for (int i = 0; i < d; i++) v[i] = (float)(v[i] / sqrt(s));
+}
+
+/* A centre plus noise, normalised. */
+static void near(rng *r, const float *c, float sigma, float *v, int d) {
+    double s = 0;
+    for (int i = 0; i < d; i++) v[i] = c[i] + sigma * (float)rng_normal(r), s += (double)v[i] * v[i];
+    for (int i = 0; i < d; i++) v[i] = (float)(v[i] / sqrt(s));
+}
+
+/* tu_temp_file's buffers rotate (and run_mien uses them too): keep paths in a pool of our own. */
+static const char *keep(const char *p) {
+    static char pool[32][256];
+    static int next;
+    ck_assert(p != NULL && strlen(p) < sizeof pool[0]);
+    char *b = pool[next++ & 31];
+    snprintf(b, sizeof pool[0], "%s", p);
+    return b;
+}
+
+/* A fresh temporary gallery path (the file does not exist yet). */
+static const char *temp_gallery(void) {
+    const char *p = keep(tu_temp_file(".db", "", 0));
+    remove(p);
+    return p;
+}
+
+static void remove_gallery(const char *p) {
+    char side[300];
+    remove(p);
+    const char *sfx[] = {"-wal", "-shm", ".hnsw"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(side, sizeof side, "%s%s", p, sfx[i]);
+        remove(side);
+    }
+}
+
+static mien_gallery *open_ok(const char *path, const mien_gallery_options *o) {
+    mien_gallery *g;
+    int rc = mien_gallery_open(path, o, &g);
+    ck_assert_msg(rc == MIEN_OK, "open %s: %s", path, mien_gallery_errmsg(g));
+    return g;
+}
+
+static void sha_of_int(int i, char hex[65]) {
+    char b[32];
+    snprintf(b, sizeof b, "photo-%d", i);
+    gallery_sha256_of(b, strlen(b), hex);
+}
+
+/* Enroll n faces (n, d) for name; sha of photo numbers first.. */
+static void enroll_ok(mien_gallery *g, const char *name, const char *model, int d, const float *v,
+                      int n, int first_photo) {
+    mien_gallery_face f[64];
+    char sha[64][65];
+    ck_assert(n <= 64);
+    for (int i = 0; i < n; i++) {
+        sha_of_int(first_photo + i, sha[i]);
+        f[i] = (mien_gallery_face){v + (size_t)i * d, {10.0f * i, 20, 30, 40}, sha[i]};
+    }
+    int added = -1;
+    int rc = mien_gallery_enroll(g, name, model, d, f, n, &added);
+    ck_assert_msg(rc == MIEN_OK, "enroll %s: %s", name, mien_gallery_errmsg(g));
+    ck_assert_int_eq(added, n);
+}
+
+static char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) b[n] = 0;
+    if (len) *len = (size_t)n;
+    return b;
+}
+
+static int contains(const char *hay, size_t n, const void *needle, size_t m) {
+    for (size_t i = 0; m <= n && i + m <= n; i++)
+        if (!memcmp(hay + i, needle, m)) return 1;
+    return 0;
+}
+
+/* ==== Store ==== */
+
+START_TEST(sha256_vectors) {
+    char h[65];
+    gallery_sha256_of("abc", 3, h);
+    ck_assert_str_eq(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    gallery_sha256_of("", 0, h);
+    ck_assert_str_eq(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    gallery_sha256 c;
+    ck_assert_int_eq(gallery_sha256_init(&c), 0);
+    for (size_t i = 0; i < strlen(m); i++) gallery_sha256_update(&c, m + i, 1); /* byte by byte */
+    gallery_sha256_hex(&c, h);
+    ck_assert_str_eq(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+END_TEST
+
+START_TEST(enroll_list_rename) {
+    const char *path = temp_gallery();
+    const int d = 16;
+    rng r = {42};
+    float v[4 * 16];
+    for (int i = 0; i < 4; i++) random_unit(&r, v + i * d, d);
+    mien_gallery *g = open_ok(path, NULL);
+    enroll_ok(g, "zoë", "test-model", d, v, 2, 0);
+    enroll_ok(g, "adam", "test-model", d, v + 2 * d, 1, 2);
+    enroll_ok(g, "zoë", "test-model", d, v + 3 * d, 1, 3); /* a third face for an existing subject */
+    /* The same photo again is skipped. */
+    char sha[65];
+    sha_of_int(0, sha);
+    mien_gallery_face dup = {v, {0}, sha};
+    int added = -1;
+    ck_assert_int_eq(mien_gallery_enroll(g, "zoë", "test-model", d, &dup, 1, &added), MIEN_OK);
+    ck_assert_int_eq(added, 0);
+    mien_subject *s;
+    int n, nf;
+    ck_assert_int_eq(mien_gallery_subjects(g, &s, &n), MIEN_OK);
+    ck_assert_int_eq(n, 2);
+    ck_assert_str_eq(s[0].name, "adam"); /* sorted by name */
+    ck_assert_int_eq(s[0].n_faces, 1);
+    ck_assert_str_eq(s[1].name, "zoë");
+    ck_assert_int_eq(s[1].n_faces, 3);
+    free(s);
+    /* Rename: to a taken name, from a missing one, then for real. */
+    ck_assert_int_eq(mien_gallery_rename(g, "adam", "zoë"), MIEN_EINVAL);
+    ck_assert_msg(strstr(mien_gallery_errmsg(g), "already exists"), "%s", mien_gallery_errmsg(g));
+    ck_assert_int_eq(mien_gallery_rename(g, "nobody", "x"), MIEN_ENOTFOUND);
+    ck_assert_int_eq(mien_gallery_rename(g, "adam", "eve"), MIEN_OK);
+    /* Bad names. */
+    const char *bad[] = {"", "unknown", "tab\there", "   ", "\xff\xfe", "\xc0\xaf"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(mien_gallery_enroll(g, bad[i], "test-model", d, &dup, 1, NULL) == MIEN_EINVAL,
+                      "name %zu accepted", i);
+    char longname[200];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    ck_assert_int_eq(mien_gallery_enroll(g, longname, "test-model", d, &dup, 1, NULL), MIEN_EINVAL);
+    mien_gallery_close(g);
+    /* Everything is in the file: reopen read-only. */
+    mien_gallery_options o;
+    mien_gallery_options_default(&o);
+    o.read_only = 1;
+    g = open_ok(path, &o);
+    mien_gallery_count(g, &n, &nf);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(nf, 4);
+    char model[64];
+    int dim;
+    mien_gallery_model(g, model, sizeof model, &dim);
+    ck_assert_str_eq(model, "test-model");
+    ck_assert_int_eq(dim, d);
+    mien_match best;
+    int known;
+    ck_assert_int_eq(mien_gallery_identify(g, v + 2 * d, d, 0.9f, &best, &known), MIEN_OK);
+    ck_assert(known);
+    ck_assert_str_eq(best.name, "eve");
+    ck_assert_float_eq_tol(best.similarity, 1.0f, 1e-5f);
+    ck_assert_int_eq(mien_gallery_forget(g, "eve"), MIEN_EINVAL); /* read-only */
+    mien_gallery_close(g);
+    remove_gallery(path);
+}
+END_TEST
+
+START_TEST(forget_is_gone_from_the_file) {
+    const char *path = temp_gallery();
+    const int d = 32;
+    rng r = {7};
+    float keep[32], secret[3 * 32];
+    random_unit(&r, keep, d);
+    for (int i = 0; i < 3; i++) random_unit(&r, secret + i * d, d);
+    mien_gallery *g = open_ok(path, NULL);
+    enroll_ok(g, "kept_person", "m", d, keep, 1, 0);
+    enroll_ok(g, "Secret_Person_Name", "m", d, secret, 3, 1);
+    mien_gallery_close(g);
+    size_t n;
+    char *bytes = read_all(path, &n);
+    ck_assert(bytes && contains(bytes, n, "Secret_Person_Name", 18));
+    ck_assert(contains(bytes, n, secret + d, (size_t)d * 4)); /* the embedding as stored */
+    free(bytes);
+    g = open_ok(path, NULL);
+    ck_assert_int_eq(mien_gallery_forget(g, "Secret_Person_Name"), MIEN_OK);
+    ck_assert_int_eq(mien_gallery_forget(g, "Secret_Person_Name"), MIEN_ENOTFOUND);
+    /* Gone from memory: search finds only the other one. */
+    mien_match best;
+    int known;
+    ck_assert_int_eq(mien_gallery_identify(g, secret, d, -1.0f, &best, &known), MIEN_OK);
+    ck_assert_str_eq(best.name, "kept_person");
+    /* Gone from the files while the handle is still open (database and log). */
+    char wal[300];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    const char *files[] = {path, wal};
+    for (int f = 0; f < 2; f++) {
+        bytes = read_all(files[f], &n);
+        if (!bytes) continue;
+        ck_assert_msg(!contains(bytes, n, "Secret_Person_Name", 18), "name left in %s", files[f]);
+        for (int i = 0; i < 3; i++)
+            ck_assert_msg(!contains(bytes, n, secret + i * d, (size_t)d * 4),
+                          "embedding %d left in %s", i, files[f]);
+        free(bytes);
+    }
+    mien_gallery_close(g);
+    g = open_ok(path, NULL);
+    int ns, nf;
+    mien_gallery_count(g, &ns, &nf);
+    ck_assert_int_eq(ns, 1);
+    ck_assert_int_eq(nf, 1);
+    mien_gallery_close(g);
+    /* SQLite agrees the file is sound. */
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM faces", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    remove_gallery(path);
+}
+END_TEST
+
+START_TEST(export_import_round_trip) {
+    const char *a = temp_gallery(), *b = temp_gallery();
+    const char *ea = keep(tu_temp_file(".jsonl", "", 0)), *eb = keep(tu_temp_file(".jsonl", "", 0));
+    const int d = 24;
+    rng r = {99};
+    float v[6 * 24];
+    for (int i = 0; i < 6; i++) random_unit(&r, v + i * d, d);
+    mien_gallery *g = open_ok(a, NULL);
+    enroll_ok(g, "alice", "m", d, v, 3, 0);
+    enroll_ok(g, "bob \"the\" builder", "m", d, v + 3 * d, 2, 3);
+    enroll_ok(g, "carol", "m", d, v + 5 * d, 1, 5);
+    ck_assert_int_eq(mien_gallery_export(g, ea), MIEN_OK);
+    mien_gallery_close(g);
+    g = open_ok(b, NULL);
+    int ns, nf;
+    ck_assert_int_eq(mien_gallery_import(g, ea, &ns, &nf), MIEN_OK);
+    ck_assert_int_eq(ns, 3);
+    ck_assert_int_eq(nf, 6);
+    /* Importing again adds nothing (same photos). */
+    ck_assert_int_eq(mien_gallery_import(g, ea, &ns, &nf), MIEN_OK);
+    ck_assert_int_eq(ns, 0);
+    ck_assert_int_eq(nf, 0);
+    ck_assert_int_eq(mien_gallery_export(g, eb), MIEN_OK);
+    /* Bit-exact embeddings: the best match of each enrolled vector is itself at 1. */
+    for (int i = 0; i < 6; i++) {
+        mien_match m;
+        int n;
+        ck_assert_int_eq(mien_gallery_search(g, v + i * d, d, 1, &m, &n), MIEN_OK);
+        ck_assert_float_eq_tol(m.similarity, 1.0f, 1e-6f);
+    }
+    mien_gallery_close(g);
+    size_t la, lb;
+    char *ta = read_all(ea, &la), *tb = read_all(eb, &lb);
+    ck_assert(ta && tb);
+    ck_assert_msg(la == lb && !memcmp(ta, tb, la), "exports differ:\n%s\n---\n%s", ta, tb);
+    ck_assert(strstr(ta, "\"format\":\"mien-gallery\""));
+    free(ta);
+    free(tb);
+    /* A damaged export is refused as a whole. */
+    static const char bad_text[] = "{\"format\":\"mien-gallery\",\"version\":1,\"model\":\"m\",\"dim\":24}\n"
+                                   "{\"name\":\"dave\",\"faces\":[]}\n"
+                                   "{\"name\":\"erin\",\"faces\":[{\"embedding\":[1,2]}]}\n";
+    const char *bad = keep(tu_temp_file(".jsonl", bad_text, strlen(bad_text)));
+    g = open_ok(b, NULL);
+    ck_assert_int_eq(mien_gallery_import(g, bad, &ns, &nf), MIEN_EFORMAT);
+    ck_assert_msg(strstr(mien_gallery_errmsg(g), ":3:"), "should name the line: %s", mien_gallery_errmsg(g));
+    mien_gallery_count(g, &ns, NULL);
+    ck_assert_int_eq(ns, 3); /* dave was not added either */
+    const char *text = keep(tu_temp_file(".jsonl", "hello\n", 6));
+    ck_assert_int_eq(mien_gallery_import(g, text, NULL, NULL), MIEN_EFORMAT);
+    mien_gallery_close(g);
+    remove(bad), remove(text), remove(ea), remove(eb);
+    remove_gallery(a);
+    remove_gallery(b);
+}
+END_TEST
+
+START_TEST(model_mismatch_refused) {
+    const char *path = temp_gallery();
+    float v[16], w[8];
+    rng r = {5};
+    random_unit(&r, v, 16);
+    random_unit(&r, w, 8);
+    mien_gallery *g = open_ok(path, NULL);
+    enroll_ok(g, "a", "dlib", 16, v, 1, 0);
+    mien_gallery_face f = {w, {0}, NULL};
+    ck_assert_int_eq(mien_gallery_enroll(g, "b", "dlib", 8, &f, 1, NULL), MIEN_EMISMATCH);
+    ck_assert_msg(strstr(mien_gallery_errmsg(g), "dlib"), "%s", mien_gallery_errmsg(g));
+    f.embedding = v;
+    ck_assert_int_eq(mien_gallery_enroll(g, "b", "faceres", 16, &f, 1, NULL), MIEN_EMISMATCH);
+    ck_assert_msg(strstr(mien_gallery_errmsg(g), "faceres"), "%s", mien_gallery_errmsg(g));
+    mien_match m;
+    int n;
+    ck_assert_int_eq(mien_gallery_search(g, w, 8, 1, &m, &n), MIEN_EMISMATCH);
+    /* An export of another model. */
+    static const char other_text[] = "{\"format\":\"mien-gallery\",\"version\":1,\"model\":\"faceres\",\"dim\":16}\n";
+    const char *other = keep(tu_temp_file(".jsonl", other_text, strlen(other_text)));
+    ck_assert_int_eq(mien_gallery_import(g, other, NULL, NULL), MIEN_EMISMATCH);
+    mien_gallery_close(g);
+    /* Opening for another embedder. */
+    mien_gallery_options o;
+    mien_gallery_options_default(&o);
+    o.model = "faceres";
+    o.dim = 1024;
+    ck_assert_int_eq(mien_gallery_open(path, &o, &g), MIEN_EMISMATCH);
+    ck_assert_msg(strstr(mien_gallery_errmsg(g), "faceres") && strstr(mien_gallery_errmsg(g), "dlib"),
+                  "%s", mien_gallery_errmsg(g));
+    mien_gallery_close(g);
+    /* Emptied, the gallery takes another model. */
+    g = open_ok(path, NULL);
+    ck_assert_int_eq(mien_gallery_forget(g, "a"), MIEN_OK);
+    enroll_ok(g, "c", "other", 8, w, 1, 1);
+    mien_gallery_close(g);
+    remove(other);
+    remove_gallery(path);
+}
+END_TEST
+
+START_TEST(damaged_files_fail_cleanly) {
+    mien_gallery *g;
+    /* Not a database. */
+    static const char junk_text[] = "this is not an SQLite database, just some text that is long enough";
+    const char *junk = keep(tu_temp_file(".db", junk_text, strlen(junk_text)));
+    ck_assert_int_eq(mien_gallery_open(junk, NULL, &g), MIEN_EFORMAT);
+    ck_assert_msg(strlen(mien_gallery_errmsg(g)) > 10, "no message");
+    mien_gallery_close(g);
+    remove(junk);
+    /* An SQLite file of something else. */
+    const char *other = temp_gallery();
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(other, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES(1);", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    ck_assert_int_eq(mien_gallery_open(other, NULL, &g), MIEN_EFORMAT);
+    ck_assert_msg(strstr(mien_gallery_errmsg(g), "not a mien gallery"), "%s", mien_gallery_errmsg(g));
+    mien_gallery_close(g);
+    remove_gallery(other);
+    /* A real gallery cut in half, and one with a page overwritten. */
+    const char *path = temp_gallery();
+    rng r = {3};
+    float v[64 * 128];
+    for (int i = 0; i < 64; i++) random_unit(&r, v + i * 128, 128);
+    g = open_ok(path, NULL);
+    for (int s = 0; s < 8; s++) {
+        char name[16];
+        snprintf(name, sizeof name, "p%d", s);
+        enroll_ok(g, name, "m", 128, v + s * 8 * 128, 8, s * 8);
+    }
+    mien_gallery_close(g);
+    size_t n;
+    char *bytes = read_all(path, &n);
+    ck_assert(bytes && n > 8192);
+    const char *half = keep(tu_temp_file(".db", bytes, n / 2));
+    int rc = mien_gallery_open(half, NULL, &g);
+    ck_assert_msg(rc == MIEN_EFORMAT || rc == MIEN_EIO, "half a gallery opened: %d", rc);
+    ck_assert_msg(strlen(mien_gallery_errmsg(g)) > 10, "no message");
+    mien_gallery_close(g);
+    memset(bytes + 4096, 0xA5, 4096); /* the second page */
+    const char *scribbled = keep(tu_temp_file(".db", bytes, n));
+    rc = mien_gallery_open(scribbled, NULL, &g);
+    ck_assert_msg(rc == MIEN_EFORMAT || rc == MIEN_EIO, "a scribbled gallery opened: %d", rc);
+    mien_gallery_close(g);
+    free(bytes);
+    remove_gallery(half);
+    remove_gallery(scribbled);
+    remove_gallery(path);
+    /* Missing, without create. */
+    mien_gallery_options o;
+    mien_gallery_options_default(&o);
+    o.create = 0;
+    ck_assert_int_eq(mien_gallery_open("/nonexistent/dir/gallery.db", &o, &g), MIEN_ENOTFOUND);
+    mien_gallery_close(g);
+    /* The default location follows XDG_DATA_HOME, then HOME. */
+    char buf[512], *old_xdg = getenv("XDG_DATA_HOME") ? strdup(getenv("XDG_DATA_HOME")) : NULL;
+    setenv("XDG_DATA_HOME", "/x/data", 1);
+    ck_assert_int_eq(mien_gallery_default_path(buf, sizeof buf), MIEN_OK);
+    ck_assert_str_eq(buf, "/x/data/mien/gallery.db");
+    unsetenv("XDG_DATA_HOME");
+    ck_assert_int_eq(mien_gallery_default_path(buf, sizeof buf), MIEN_OK);
+    ck_assert_msg(strstr(buf, "/.local/share/mien/gallery.db"), "%s", buf);
+    if (old_xdg) setenv("XDG_DATA_HOME", old_xdg, 1);
+    free(old_xdg);
+}
+END_TEST
+
+/* ==== Search ==== */
+
+START_TEST(exact_topk_matches_naive) {
+    const char *path = temp_gallery();
+    const int d = 32, n_subj = 300, k = 5, n_q = 40;
+    rng r = {2024};
+    float *v = malloc((size_t)n_subj * 4 * d * sizeof *v), *q = malloc((size_t)n_q * d * sizeof *q);
+    int *owner = malloc((size_t)n_subj * 4 * sizeof *owner), nv = 0;
+    mien_gallery_options o;
+    mien_gallery_options_default(&o);
+    o.ann = 0;
+    mien_gallery *g = open_ok(path, &o);
+    for (int s = 0; s < n_subj; s++) {
+        float c[32];
+        random_unit(&r, c, d);
+        int nf = 1 + s % 4;
+        for (int f = 0; f < nf; f++) near(&r, c, 0.1f, v + (size_t)(nv + f) * d, d);
+        char name[16];
+        snprintf(name, sizeof name, "s%03d", s);
+        enroll_ok(g, name, "m", d, v + (size_t)nv * d, nf, nv);
+        for (int f = 0; f < nf; f++) owner[nv + f] = s;
+        nv += nf;
+    }
+    for (int i = 0; i < n_q; i++) near(&r, v + (size_t)(i * 7 % nv) * d, 0.2f, q + (size_t)i * d, d);
+    mien_match *batch = calloc((size_t)n_q * k, sizeof *batch);
+    int *nb = calloc((size_t)n_q, sizeof *nb);
+    ck_assert_int_eq(mien_gallery_search_batch(g, q, n_q, d, k, batch, nb), MIEN_OK);
+    for (int i = 0; i < n_q; i++) {
+        /* Naive: the best face of each subject, then the k best subjects. */
+        float best[300];
+        for (int s = 0; s < n_subj; s++) best[s] = -INFINITY;
+        for (int j = 0; j < nv; j++) {
+            double dot = 0;
+            for (int t = 0; t < d; t++) dot += (double)q[i * d + t] * v[j * d + t];
+            if (dot > best[owner[j]]) best[owner[j]] = (float)dot;
+        }
+        mien_match one[5];
+        int n1;
+        ck_assert_int_eq(mien_gallery_search(g, q + (size_t)i * d, d, k, one, &n1), MIEN_OK);
+        ck_assert_int_eq(n1, k);
+        ck_assert_int_eq(nb[i], k);
+        for (int rank = 0; rank < k; rank++) {
+            int arg = 0;
+            for (int s = 1; s < n_subj; s++)
+                if (best[s] > best[arg]) arg = s;
+            char name[16];
+            snprintf(name, sizeof name, "s%03d", arg);
+            ck_assert_msg(!strcmp(one[rank].name, name), "query %d rank %d: %s, naive %s", i, rank,
+                          one[rank].name, name);
+            ck_assert_float_eq_tol(one[rank].similarity, best[arg], 1e-5f);
+            ck_assert_str_eq(batch[i * k + rank].name, one[rank].name);
+            ck_assert_float_eq_tol(batch[i * k + rank].similarity, one[rank].similarity, 1e-5f);
+            best[arg] = -INFINITY;
+        }
+    }
+    /* k larger than the gallery: every subject once. */
+    mien_match *all = calloc(400, sizeof *all);
+    int n_all;
+    ck_assert_int_eq(mien_gallery_search(g, q, d, 400, all, &n_all), MIEN_OK);
+    ck_assert_int_eq(n_all, n_subj);
+    for (int i = 1; i < n_all; i++) ck_assert(all[i].similarity <= all[i - 1].similarity);
+    free(all);
+    mien_gallery_close(g);
+    free(v), free(q), free(owner), free(batch), free(nb);
+    remove_gallery(path);
+}
+END_TEST
+
+START_TEST(ann_recall_small) {
+    const char *exact_path = temp_gallery(), *ann_path = temp_gallery();
+    const int d = 64, n_subj = 1000, per = 4, n_q = 300;
+    rng r = {77};
+    float *v = malloc((size_t)n_subj * per * d * sizeof *v), *q = malloc((size_t)n_q * d * sizeof *q);
+    float *centres = malloc((size_t)n_subj * d * sizeof *centres);
+    mien_gallery_options oe, oa;
+    mien_gallery_options_default(&oe);
+    oe.ann = 0;
+    mien_gallery_options_default(&oa);
+    oa.ann = 1;
+    mien_gallery *ge = open_ok(exact_path, &oe), *ga = open_ok(ann_path, &oa);
+    for (int s = 0; s < n_subj; s++) {
+        random_unit(&r, centres + s * d, d);
+        for (int f = 0; f < per; f++) near(&r, centres + s * d, 0.08f, v + (size_t)(s * per + f) * d, d);
+        char name[16];
+        snprintf(name, sizeof name, "s%04d", s);
+        enroll_ok(ge, name, "m", d, v + (size_t)s * per * d, per, s * per);
+        enroll_ok(ga, name, "m", d, v + (size_t)s * per * d, per, s * per);
+    }
+    ck_assert(!mien_gallery_ann_active(ge));
+    ck_assert(mien_gallery_ann_active(ga));
+    for (int i = 0; i < n_q; i++) near(&r, centres + (i * 13 % n_subj) * d, 0.08f, q + (size_t)i * d, d);
+    mien_match *me = calloc((size_t)n_q, sizeof *me), *ma = calloc((size_t)n_q, sizeof *ma);
+    int *ne = calloc((size_t)n_q, sizeof *ne), *na = calloc((size_t)n_q, sizeof *na);
+    ck_assert_int_eq(mien_gallery_search_batch(ge, q, n_q, d, 1, me, ne), MIEN_OK);
+    ck_assert_int_eq(mien_gallery_search_batch(ga, q, n_q, d, 1, ma, na), MIEN_OK);
+    int hit = 0;
+    for (int i = 0; i < n_q; i++) {
+        hit += na[i] == 1 && ma[i].face_id == me[i].face_id;
+        if (na[i] == 1 && ma[i].face_id == me[i].face_id)
+            ck_assert_float_eq_tol(ma[i].similarity, me[i].similarity, 1e-5f);
+    }
+    ck_assert_msg(hit >= 0.99 * n_q, "recall@1 %d / %d", hit, n_q);
+    /* Forget removes from the index too; the cache written at close is used on reopen. */
+    ck_assert_int_eq(mien_gallery_forget(ga, ma[0].name), MIEN_OK);
+    mien_match after;
+    int n1;
+    ck_assert_int_eq(mien_gallery_search(ga, q, d, 1, &after, &n1), MIEN_OK);
+    ck_assert_msg(strcmp(after.name, ma[0].name) != 0, "forgotten subject still found");
+    mien_gallery_close(ga);
+    char cache[300];
+    snprintf(cache, sizeof cache, "%s.hnsw", ann_path);
+    ck_assert_msg(access(cache, F_OK) == 0, "no index cache written");
+    ga = open_ok(ann_path, &oa);
+    mien_match again;
+    ck_assert_int_eq(mien_gallery_search(ga, q, d, 1, &again, &n1), MIEN_OK);
+    ck_assert_str_eq(again.name, after.name);
+    mien_gallery_close(ga);
+    /* A damaged cache is ignored (rebuilt), never trusted. */
+    FILE *f = fopen(cache, "r+b");
+    ck_assert(f != NULL);
+    fseek(f, 200, SEEK_SET);
+    fwrite("garbage garbage garbage", 1, 23, f);
+    fclose(f);
+    ga = open_ok(ann_path, &oa);
+    ck_assert_int_eq(mien_gallery_search(ga, q, d, 1, &again, &n1), MIEN_OK);
+    ck_assert_str_eq(again.name, after.name);
+    mien_gallery_close(ga);
+    mien_gallery_close(ge);
+    free(v), free(q), free(centres), free(me), free(ma), free(ne), free(na);
+    remove_gallery(exact_path);
+    remove_gallery(ann_path);
+}
+END_TEST
+
+typedef struct reader_arg {
+    mien_gallery *g;
+    const float *q;
+    int d, fails;
+} reader_arg;
+
+static void *reader(void *p) {
+    reader_arg *a = p;
+    for (int i = 0; i < 200; i++) {
+        mien_match m[3];
+        int n;
+        if (mien_gallery_search(a->g, a->q, a->d, 3, m, &n) || n < 1) a->fails++;
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_readers_one_writer) {
+    const char *path = temp_gallery();
+    const int d = 16;
+    rng r = {11};
+    float v[16];
+    random_unit(&r, v, d);
+    mien_gallery *g = open_ok(path, NULL);
+    enroll_ok(g, "first", "m", d, v, 1, 0);
+    pthread_t t[4];
+    reader_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (reader_arg){g, v, d, 0};
+        pthread_create(&t[i], NULL, reader, &a[i]);
+    }
+    for (int s = 0; s < 20; s++) {
+        float w[16];
+        random_unit(&r, w, d);
+        char name[16];
+        snprintf(name, sizeof name, "w%d", s);
+        enroll_ok(g, name, "m", d, w, 1, 100 + s);
+        if (s % 3 == 0) ck_assert_int_eq(mien_gallery_forget(g, name), MIEN_OK);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(a[i].fails, 0);
+    }
+    mien_gallery_close(g);
+    remove_gallery(path);
+}
+END_TEST
+
+/* ==== Clustering ==== */
+
+START_TEST(chinese_whispers_synthetic) {
+    /* Cliques {0..4}, {5..8}, {9..11}, node 12 alone, one bridge 4-5, self loops everywhere. */
+    int start[14], nbr[128], n = 13, e = 0;
+    int group[13] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 3};
+    for (int i = 0; i < n; i++) {
+        start[i] = e;
+        for (int j = 0; j < n; j++)
+            if ((group[i] == group[j] && group[i] != 3) || i == j || (i == 4 && j == 5) || (i == 5 && j == 4))
+                nbr[e++] = j;
+    }
+    start[n] = e;
+    int labels[13];
+    for (uint64_t seed = 1; seed <= 5; seed++) {
+        int count = gallery_chinese_whispers(n, start, nbr, NULL, 100, seed, labels);
+        ck_assert_int_eq(count, 4);
+        for (int i = 0; i < n; i++) ck_assert_int_eq(labels[i], group[i]); /* numbered by size */
+    }
+    /* Embeddings: 4 people, 6 faces each, well apart. */
+    rng r = {123};
+    const int d = 64;
+    float c[4][64], v[24 * 64];
+    for (int p = 0; p < 4; p++) random_unit(&r, c[p], d);
+    for (int i = 0; i < 24; i++) near(&r, c[i % 4], 0.03f, v + i * d, d);
+    int lab[24], nc;
+    ck_assert_int_eq(mien_cluster(v, 24, d, 0.8f, 0, 0, lab, &nc), MIEN_OK);
+    ck_assert_int_eq(nc, 4);
+    for (int i = 0; i < 24; i++) ck_assert_int_eq(lab[i], lab[i % 4]);
+    ck_assert_int_eq(mien_cluster(v, 0, d, 0.8f, 0, 0, lab, &nc), MIEN_OK);
+    ck_assert_int_eq(nc, 0);
+}
+END_TEST
+
+/* ==== End to end: the known people through the CLI ==== */
+
+static int run_mien(const char *bin, const char *args, char **out, char **err) {
+    const char *ef = tu_temp_file(".err", "", 0);
+    int rc = tu_run(tu_path("%s %s 2>%s", bin, args, ef), out);
+    *err = read_all(ef, NULL);
+    remove(ef);
+    if (!*err) *err = strdup("");
+    return rc;
+}
+
+static const char *known_gallery(void) {
+    const char *g = temp_gallery();
+    char *out, *err;
+    int rc = run_mien(tu_mien_bin_fast(),
+                      tu_path("enroll --gallery %s --from-dir %s/people/examples/knn_examples/train", g,
+                              tu_data_dir()),
+                      &out, &err);
+    ck_assert_msg(rc == 0, "enroll failed (%d): %s", rc, err);
+    ck_assert_msg(strstr(out, "5 subjects, 9 faces"), "%s", out);
+    free(out), free(err);
+    return g;
+}
+
+START_TEST(identify_labelled_faces) {
+    const char *g = known_gallery();
+    char *labels = read_all(tu_path("%s/people/labels.tsv", tu_data_dir()), NULL);
+    ck_assert(labels != NULL);
+    /* One identify run over every labelled photo. */
+    char args[16384], *names[64];
+    int n = snprintf(args, sizeof args, "identify --json --gallery %s", g), photos = 0;
+    char *save = NULL;
+    for (char *l = strtok_r(labels, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        if (*l == '#' || !*l) continue;
+        char *tab = strchr(l, '\t');
+        ck_assert(tab && photos < 64);
+        *tab = 0;
+        names[photos++] = tab + 1;
+        n += snprintf(args + n, sizeof args - (size_t)n, " %s/people/%s", tu_data_dir(), l);
+    }
+    ck_assert_int_ge(photos, 20);
+    char *out, *err;
+    int rc = run_mien(tu_mien_bin_fast(), args, &out, &err);
+    ck_assert_msg(rc == 0, "identify failed (%d): %s", rc, err);
+    const char *gallery_people[] = {"alex_lacamoire", "biden", "kit_harington", "obama", "rose_leslie"};
+    int line = 0, faces = 0, unknown_ok = 0;
+    save = NULL;
+    for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save), line++) {
+        ck_assert(line < photos);
+        cJSON *o = cJSON_Parse(l);
+        ck_assert_msg(o != NULL, "not JSON: %s", l);
+        const char *image = cJSON_GetObjectItem(o, "image")->valuestring;
+        cJSON *fa = cJSON_GetObjectItem(o, "faces");
+        /* Faces come left to right; check anyway. */
+        int nf = cJSON_GetArraySize(fa);
+        double prev_x = -1;
+        char want[256];
+        snprintf(want, sizeof want, "%s", names[line]);
+        int k = 0;
+        char *s2 = NULL;
+        for (char *who = strtok_r(want, ",", &s2); who; who = strtok_r(NULL, ",", &s2), k++) {
+            ck_assert_msg(k < nf, "%s: %d faces, fewer than labelled (%s)", image, nf, names[line]);
+            cJSON *f = cJSON_GetArrayItem(fa, k);
+            double x = cJSON_GetArrayItem(cJSON_GetObjectItem(f, "box"), 0)->valuedouble;
+            ck_assert_msg(x >= prev_x, "%s: faces not left to right", image);
+            prev_x = x;
+            const char *got = cJSON_GetObjectItem(f, "name")->valuestring;
+            int enrolled = 0;
+            for (int p = 0; p < 5; p++) enrolled |= !strcmp(who, gallery_people[p]);
+            const char *expect = enrolled ? who : "unknown";
+            ck_assert_msg(!strcmp(got, expect), "%s face %d: %s, labelled %s (similarity %g to %s)",
+                          image, k + 1, got, expect,
+                          cJSON_GetObjectItem(f, "similarity")->valuedouble,
+                          cJSON_GetObjectItem(f, "nearest")->valuestring);
+            unknown_ok += !enrolled && strstr(image, "lin-manuel-miranda.png") != NULL;
+            faces++;
+        }
+        ck_assert_msg(k == nf, "%s: %d faces found, %d labelled", image, nf, k);
+        cJSON_Delete(o);
+    }
+    ck_assert_int_eq(line, photos);
+    ck_assert_int_ge(faces, 25);
+    ck_assert_msg(unknown_ok == 1, "lin-manuel-miranda.png should come back unknown");
+    free(out), free(err), free(labels);
+    /* --draw writes a PNG with the names. */
+    const char *png = keep(tu_temp_file(".png", "", 0));
+    rc = run_mien(tu_mien_bin_fast(),
+                  tu_path("identify --gallery %s --draw %s %s/people/examples/two_people.jpg", g, png,
+                          tu_data_dir()), &out, &err);
+    ck_assert_msg(rc == 0 && strstr(out, "obama") && strstr(out, "biden"), "%s %s", out, err);
+    size_t len;
+    char *b = read_all(png, &len);
+    ck_assert_msg(b && len > 1000 && !memcmp(b, "\x89PNG", 4), "no PNG written");
+    free(b), free(out), free(err);
+    remove(png);
+    remove_gallery(g);
+}
+END_TEST
+
+START_TEST(cluster_known_people) {
+    /* Single-person photos of the five known people. */
+    static const struct { const char *path, *who; } ph[] = {
+        {"examples/knn_examples/train/alex_lacamoire/img1.jpg", "alex"},
+        {"examples/alex-lacamoire.png", "alex"},
+        {"examples/knn_examples/test/alex_lacamoire1.jpg", "alex"},
+        {"examples/knn_examples/train/biden/biden.jpg", "biden"},
+        {"examples/knn_examples/train/biden/biden2.jpg", "biden"},
+        {"tests/test_images/biden.jpg", "biden"},
+        {"examples/knn_examples/train/kit_harington/john1.jpeg", "kit"},
+        {"examples/knn_examples/train/kit_harington/john2.jpeg", "kit"},
+        {"examples/knn_examples/test/johnsnow_test1.jpg", "kit"},
+        {"examples/knn_examples/train/obama/obama.jpg", "obama"},
+        {"examples/knn_examples/train/obama/obama2.jpg", "obama"},
+        {"examples/knn_examples/test/obama1.jpg", "obama"},
+        {"tests/test_images/obama3.jpg", "obama"},
+        {"examples/obama-480p.jpg", "obama"},
+        {"examples/knn_examples/train/rose_leslie/img1.jpg", "rose"},
+        {"examples/knn_examples/train/rose_leslie/img2.jpg", "rose"},
+    };
+    const int n = (int)(sizeof ph / sizeof ph[0]);
+    char args[8192];
+    int len = snprintf(args, sizeof args, "cluster --json");
+    for (int i = 0; i < n; i++)
+        len += snprintf(args + len, sizeof args - (size_t)len, " %s/people/%s", tu_data_dir(), ph[i].path);
+    char *out, *err;
+    int rc = run_mien(tu_mien_bin_fast(), args, &out, &err);
+    ck_assert_msg(rc == 0, "cluster failed (%d): %s", rc, err);
+    cJSON *o = cJSON_Parse(out);
+    ck_assert_msg(o != NULL, "not JSON: %s", out);
+    ck_assert_int_eq(cJSON_GetObjectItem(o, "faces")->valueint, n);
+    cJSON *clusters = cJSON_GetObjectItem(o, "clusters"), *c;
+    ck_assert_msg(cJSON_GetArraySize(clusters) == 5, "%d clusters for 5 people: %s",
+                  cJSON_GetArraySize(clusters), out);
+    /* Each cluster is one person, and each person one cluster. */
+    const char *seen[5] = {0};
+    int n_seen = 0;
+    cJSON_ArrayForEach(c, clusters) {
+        const char *who = NULL;
+        cJSON *f;
+        cJSON_ArrayForEach(f, cJSON_GetObjectItem(c, "faces")) {
+            const char *img = cJSON_GetObjectItem(f, "image")->valuestring;
+            const char *w = NULL;
+            for (int i = 0; i < n && !w; i++)
+                if (strstr(img, ph[i].path)) w = ph[i].who;
+            ck_assert(w != NULL);
+            if (!who) who = w;
+            ck_assert_msg(!strcmp(who, w), "cluster mixes %s and %s", who, w);
+        }
+        for (int i = 0; i < n_seen; i++) ck_assert_msg(strcmp(seen[i], who) != 0, "%s split", who);
+        seen[n_seen++] = who;
+    }
+    cJSON_Delete(o);
+    free(out), free(err);
+}
+END_TEST
+
+/* ==== CLI failures (sanitizer build) ==== */
+
+START_TEST(cli_errors) {
+    char *out, *err;
+    const char *g = temp_gallery();
+    /* A gallery that does not exist: identify and subjects say so, create nothing. */
+    int rc = run_mien(tu_mien_bin(), tu_path("subjects --gallery %s", g), &out, &err);
+    ck_assert_msg(rc == 1 && strstr(err, "no gallery"), "exit %d: %s", rc, err);
+    ck_assert(access(g, F_OK) != 0);
+    free(out), free(err);
+    /* A damaged one. */
+    static const char junk_text[] = "definitely not a database file, but long enough....";
+    const char *junk = keep(tu_temp_file(".db", junk_text, strlen(junk_text)));
+    rc = run_mien(tu_mien_bin(), tu_path("subjects --gallery %s", junk), &out, &err);
+    ck_assert_msg(rc == 1 && strlen(err) > 10 && !strstr(err, "Sanitizer"), "exit %d: %s", rc, err);
+    free(out), free(err);
+    remove(junk);
+    /* enroll: a photo without a face is an error for that photo (exit 2). */
+    rc = run_mien(tu_mien_bin(),
+                  tu_path("enroll --gallery %s someone %s/dlib_faces/dogs.jpg", g, tu_data_dir()), &out, &err);
+    ck_assert_msg(rc == 2 && strstr(err, "no face"), "exit %d: %s", rc, err);
+    free(out), free(err);
+    rc = run_mien(tu_mien_bin(), tu_path("forget --gallery %s nobody", g), &out, &err);
+    ck_assert_msg(rc == 1 && strstr(err, "nobody"), "exit %d: %s", rc, err);
+    free(out), free(err);
+    rc = run_mien(tu_mien_bin(), tu_path("enroll --gallery %s unknown %s/people/examples/obama.jpg", g,
+                                         tu_data_dir()), &out, &err);
+    ck_assert_msg(rc == 2 && strstr(err, "reserved"), "exit %d: %s", rc, err);
+    free(out), free(err);
+    /* Export, import, rename, forget through the CLI (sanitizer build). */
+    rc = run_mien(tu_mien_bin(), tu_path("enroll --gallery %s obama %s/people/examples/obama.jpg", g,
+                                         tu_data_dir()), &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    free(out), free(err);
+    const char *ex = keep(tu_temp_file(".jsonl", "", 0)), *g2 = temp_gallery();
+    rc = run_mien(tu_mien_bin(), tu_path("export --gallery %s %s && %s import --gallery %s %s && "
+                                         "%s rename --gallery %s obama barack && %s subjects --json --gallery %s",
+                                         g, ex, tu_mien_bin(), g2, ex, tu_mien_bin(), g2, tu_mien_bin(), g2),
+                  &out, &err);
+    ck_assert_msg(rc == 0 && strstr(out, "\"name\":\"barack\""), "exit %d: %s %s", rc, out, err);
+    free(out), free(err);
+    rc = run_mien(tu_mien_bin(), tu_path("forget --gallery %s barack", g2), &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    free(out), free(err);
+    /* --help everywhere. */
+    const char *cmds[] = {"enroll", "identify", "subjects", "forget", "rename", "export", "import",
+                          "cluster", "eval identify", "eval cluster"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        rc = run_mien(tu_mien_bin(), tu_path("%s --help", cmds[i]), &out, &err);
+        ck_assert_msg(rc == 0 && strstr(out, "usage: mien"), "%s --help: %d", cmds[i], rc);
+        free(out), free(err);
+    }
+    remove(ex);
+    remove_gallery(g);
+    remove_gallery(g2);
+}
+END_TEST
+
+Suite *suite_gallery(void) {
+    Suite *s = suite_create("gallery");
+    TCase *t = tcase_create("store");
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, sha256_vectors);
+    tcase_add_test(t, enroll_list_rename);
+    tcase_add_test(t, forget_is_gone_from_the_file);
+    tcase_add_test(t, export_import_round_trip);
+    tcase_add_test(t, model_mismatch_refused);
+    tcase_add_test(t, damaged_files_fail_cleanly);
+    suite_add_tcase(s, t);
+    TCase *q = tcase_create("search");
+    tcase_set_timeout(q, 300);
+    tcase_add_test(q, exact_topk_matches_naive);
+    tcase_add_test(q, ann_recall_small);
+    tcase_add_test(q, concurrent_readers_one_writer);
+    tcase_add_test(q, chinese_whispers_synthetic);
+    suite_add_tcase(s, q);
+    TCase *e = tcase_create("e2e");
+    tcase_set_timeout(e, 900);
+    tcase_add_test(e, identify_labelled_faces);
+    tcase_add_test(e, cluster_known_people);
+    tcase_add_test(e, cli_errors);
+    suite_add_tcase(s, e);
+    return s;
+}
