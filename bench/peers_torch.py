@@ -297,13 +297,14 @@ def time_model(fn, x, seconds):
         end = time.perf_counter() + 0.2 * seconds
         while time.perf_counter() < end:
             fn(x)
-        t = []
+        t, c = [], []
         end = time.perf_counter() + seconds
         while len(t) < 10 or time.perf_counter() < end:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             fn(x)
+            c.append((time.thread_time() - c0) * 1e3)
             t.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(t), len(t)
+    return statistics.median(t), statistics.median(c), len(t)
 
 
 def main():
@@ -326,9 +327,10 @@ def main():
             else:
                 with torch.no_grad():
                     fn = torch.jit.optimize_for_inference(torch.jit.trace(cl, x).eval())
-            ms, runs = time_model(fn, x, seconds)
+            ms, cpu_ms, runs = time_model(fn, x, seconds)
             r = {"tool": "pytorch " + torch.__version__, "model": name, "mode": mode,
-                 "threads": threads, "ms": round(ms, 4), "runs": runs, "max_diff_vs_mien": diff}
+                 "threads": threads, "ms": round(ms, 4), "cpu_ms": round(cpu_ms, 4), "runs": runs,
+                 "max_diff_vs_mien": diff}
             print(json.dumps(r), flush=True)
 
 

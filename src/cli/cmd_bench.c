@@ -4,13 +4,17 @@
  *      and OpenBLAS's sgemm, on 1 thread and on all; the faster is the reference.
  *   2. Every model: median ms per inference after warm-up, GFLOP (2 x the multiply-adds of
  *      the convolutions and fully connected layers: nn_graph_flops), GFLOP/s and the
- *      fraction of the peak, on 1 thread and with all threads inside the layers.
+ *      fraction of the peak (the reference GEMM timed again just before and after the
+ *      model), on 1 thread and with all threads inside the layers.
  *   3. End to end on LFW-sized photos (250x250, $MIEN_DATA/lfw; the demo photos when absent),
  *      held in memory: decode, detect, refine the landmarks, embed the largest face, for the
  *      default pipeline and lighter ones, on 1 thread and with one session per thread.
  *   4. One big photo (a 1920-pixel demo photo, every face embedded) on 1 thread and with all
  *      threads inside the layers: what intra-op threads give a single request.
- * Medians everywhere: the machine may be shared. */
+ * Medians everywhere: the machine may be shared. Single-thread figures are on the thread's
+ * CPU clock (the time the work holds a core: on a shared machine the wall clock adds the
+ * time other programs hold it), multi-thread and end-to-end ones on the wall clock; both
+ * clocks are reported for the models, with the load average. */
 #include "cli/cli.h"
 #include "nn/backend_xnnpack_own.h"
 #include "nn/exec.h"
@@ -24,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* OpenBLAS (libopenblas, linked by every build): declared here so that the build does not
@@ -39,7 +44,8 @@ static const char bench_usage[] =
     "Speed against the machine's own peak, in one run: the fp32 peak (a cache-resident GEMM\n"
     "on our AVX2/FMA kernel and on OpenBLAS), each model's median ms, GFLOP, GFLOP/s and\n"
     "fraction of the peak, then images per second end to end on LFW-sized photos and the\n"
-    "latency of one big photo, on 1 thread and on all.\n"
+    "latency of one big photo, on 1 thread and on all. Single-thread model times are the\n"
+    "thread's CPU time (the wall clock too is shown), the rest wall-clock time.\n"
     "\n"
     "  --json            one JSON object\n"
     "  --threads N       the \"all threads\" figures use N (default: all cores)\n"
@@ -80,6 +86,15 @@ static int bench_extra(void *ctx, const char *opt, const char *val) {
     return -1;
 }
 
+/* The calling thread's CPU time in seconds. On a machine shared with other work the wall
+ * clock also counts the time other programs hold the core; single-thread figures are taken
+ * on this clock (the time the work needs the core), multi-thread ones on the wall clock. */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 /* Progress on a terminal only. */
 static int show_progress;
 
@@ -115,16 +130,18 @@ typedef struct peak {
     int shape[3], shape_mt[3];   /* the shapes that gave the reference */
 } peak;
 
-/* Median GFLOP/s of `trials` batches of `reps` products, after one warm-up batch. */
+/* Median GFLOP/s of `trials` batches of `reps` products, after one warm-up batch; on the
+ * thread's CPU clock when cpu, else the wall clock. */
 typedef void (*gemm_fn)(void *ctx);
-static double time_gemm(gemm_fn fn, void *ctx, double flop, int reps, int trials) {
+static double time_gemm(gemm_fn fn, void *ctx, double flop, int reps, int trials, int cpu) {
+    double (*clock)(void) = cpu ? cpu_now : cli_now;
     double *r = malloc((size_t)trials * sizeof *r);
     if (!r) return 0;
     for (int i = 0; i < reps; i++) fn(ctx);
     for (int t = 0; t < trials; t++) {
-        double t0 = cli_now();
+        double t0 = clock();
         for (int i = 0; i < reps; i++) fn(ctx);
-        r[t] = flop * reps / (cli_now() - t0) * 1e-9;
+        r[t] = flop * reps / (clock() - t0) * 1e-9;
     }
     double m = median(r, trials);
     free(r);
@@ -164,7 +181,7 @@ static void peak_shape(const int shape[3], int threads, int quick, double *own, 
     /* About 50 ms per trial. */
     int reps = (int)(50e-3 * 40e9 * threads / flop) + 1, trials = quick ? 3 : 9;
     openblas_set_num_threads(threads);
-    *blas = time_gemm(run_blas, &g, flop, reps, trials);
+    *blas = time_gemm(run_blas, &g, flop, reps, trials, threads == 1);
     openblas_set_num_threads(1);
     if (nn_own_preferred()) {
         nn_own_conv p = {
@@ -174,7 +191,8 @@ static void peak_shape(const int shape[3], int threads, int quick, double *own, 
         };
         g.own = nn_own_gemm_create(&p);
         g.pool = threads > 1 ? pthreadpool_create((size_t)threads) : NULL;
-        if (g.own && (threads == 1 || g.pool)) *own = time_gemm(run_own, &g, flop, reps, trials);
+        if (g.own && (threads == 1 || g.pool))
+            *own = time_gemm(run_own, &g, flop, reps, trials, threads == 1);
         nn_own_free(g.own);
         if (g.pool) pthreadpool_destroy(g.pool);
     }
@@ -242,7 +260,9 @@ static const bench_model bench_models[] = {
 typedef struct model_result {
     int ok;
     double gflop;
-    double ms, ms_mt;         /* median ms per inference: 1 thread, all threads */
+    double ms, wall_ms;       /* 1 thread: median CPU ms per inference, and wall ms */
+    double ms_mt;             /* all threads: median wall ms */
+    double peak, peak_mt;     /* the reference GEMM's GFLOP/s around those timings */
 } model_result;
 
 static int load_model(const char *dir, const bench_model *bm, nn_graph **g, mien_err *e) {
@@ -260,9 +280,10 @@ static int load_model(const char *dir, const bench_model *bm, nn_graph **g, mien
     return MIEN_EINVAL;
 }
 
-/* Median ms of whole runs: warm-up for a tenth of the time, then at least `min_runs` runs
- * and `seconds` of them. */
-static double time_exec(nn_exec *x, double seconds, int min_runs, mien_err *e) {
+/* Median wall ms of whole runs; *cpu_ms gets the median of the thread's CPU time per run
+ * (meaningful on one thread). Warm-up for a tenth of the time, then at least `min_runs`
+ * runs and `seconds` of them. */
+static double time_exec(nn_exec *x, double seconds, int min_runs, double *cpu_ms, mien_err *e) {
     const nn_graph *g = nn_exec_graph(x);
     uint32_t st = 12345;
     for (int i = 0; i < g->n_inputs; i++) {
@@ -277,24 +298,44 @@ static double time_exec(nn_exec *x, double seconds, int min_runs, mien_err *e) {
         if (nn_exec_run(x, e)) return -1;
     } while (cli_now() < t_end);
     int cap = 1024, n = 0;
-    double *t = malloc((size_t)cap * sizeof *t);
-    if (!t) return -1;
+    double *t = malloc((size_t)cap * sizeof *t), *c = malloc((size_t)cap * sizeof *c);
+    if (!t || !c) {
+        free(t);
+        free(c);
+        return -1;
+    }
     t_end = cli_now() + seconds;
     while ((n < min_runs || cli_now() < t_end) && n < cap) {
-        double t0 = cli_now();
+        double t0 = cli_now(), c0 = cpu_now();
         if (nn_exec_run(x, e)) {
             free(t);
+            free(c);
             return -1;
         }
+        c[n] = (cpu_now() - c0) * 1e3;
         t[n++] = (cli_now() - t0) * 1e3;
     }
     double m = median(t, n);
+    *cpu_ms = median(c, n);
     free(t);
+    free(c);
     return m;
 }
 
+/* The reference GEMM again, on the shape that won: taken just before and just after each
+ * model's timing, each model's fraction is of the mean of the two, so that load coming and
+ * going on a shared machine weighs on both sides of the ratio alike. */
+static double local_peak(const peak *pk, int threads) {
+    const int *sh = threads > 1 ? pk->shape_mt : pk->shape;
+    if (!sh[0]) return 0;
+    int base[3] = {sh[0] / threads, sh[1], sh[2]};
+    double own, blas;
+    peak_shape(base, threads, 1, &own, &blas);
+    return own > blas ? own : blas;
+}
+
 static void measure_models(const char *dir, int threads, double seconds, int quick,
-                           model_result *res) {
+                           const peak *pk, model_result *res) {
     for (int i = 0; i < N_MODELS; i++) {
         const bench_model *bm = &bench_models[i];
         model_result *r = &res[i];
@@ -311,19 +352,23 @@ static void measure_models(const char *dir, int threads, double seconds, int qui
         r->ok = 1;
         for (int mt = 0; mt < 2 && r->ok; mt++) {
             if (mt && threads == 1) {
-                r->ms_mt = r->ms;
+                r->ms_mt = r->wall_ms;
+                r->peak_mt = r->peak;
                 break;
             }
             nn_exec_opts o = {.backend = NN_BACKEND_FAST, .threads = mt ? threads : 1};
             nn_exec *x = NULL;
-            double ms = -1;
-            if (!nn_exec_create(g, &o, &x, &e)) ms = time_exec(x, seconds, quick ? 3 : 10, &e);
+            double ms = -1, cpu_ms = -1, before = local_peak(pk, o.threads);
+            if (!nn_exec_create(g, &o, &x, &e))
+                ms = time_exec(x, seconds, quick ? 3 : 10, &cpu_ms, &e);
             nn_exec_free(x);
+            *(mt ? &r->peak_mt : &r->peak) = 0.5 * (before + local_peak(pk, o.threads));
             if (ms < 0) {
                 fprintf(stderr, "mien bench: %s: %s\n", bm->name, e.msg);
                 r->ok = 0;
             }
-            *(mt ? &r->ms_mt : &r->ms) = ms;
+            if (mt) r->ms_mt = ms;
+            else r->wall_ms = ms, r->ms = cpu_ms;
         }
         nn_graph_free(g);
     }
@@ -483,10 +528,11 @@ static int e2e_one(void *ctx, mien_session *s, int worker, int i) {
     return rc ? EXIT_FAIL : 0;
 }
 
-/* Images per second over the set with `workers` sessions of `intra` threads each. A short
- * untimed pass first (session start, first-touch page faults, caches). */
+/* Images per second (wall clock) over the set with `workers` sessions of `intra` threads
+ * each; *cpu_rate: per second of the calling thread's CPU time (one worker of one thread).
+ * A short untimed pass first (session start, first-touch page faults, caches). */
 static double e2e_rate(const char *models_dir, const pipeline *pl, const photo_set *ps,
-                       int workers, int intra, int quiet, int *faces) {
+                       int workers, int intra, int quiet, int *faces, double *cpu_rate) {
     cli_common c;
     cli_common_init(&c);
     c.models_dir = models_dir;
@@ -507,10 +553,13 @@ static double e2e_rate(const char *models_dir, const pipeline *pl, const photo_s
     char label[128];
     snprintf(label, sizeof label, "bench: %s, %d thread%s", pl->name, workers * intra,
              workers * intra > 1 ? "s" : "");
+    *cpu_rate = -1;
     if (!cli_parallel(m, workers, warm.n, e2e_one, &wj, label, 1)) {
-        double t0 = cli_now();
-        if (!cli_parallel(m, workers, ps->n, e2e_one, &j, label, quiet))
+        double t0 = cli_now(), c0 = cpu_now();
+        if (!cli_parallel(m, workers, ps->n, e2e_one, &j, label, quiet)) {
             rate = ps->n / (cli_now() - t0);
+            if (workers == 1 && intra == 1) *cpu_rate = ps->n / (cpu_now() - c0);
+        }
     }
     *faces = atomic_load(&j.faces);
     mien_models_close(m);
@@ -578,17 +627,18 @@ int cmd_bench(int argc, char **argv) {
     peak pk;
     measure_peak(&pk, T, bo.quick);
     static model_result mr[N_MODELS];
-    measure_models(c.models_dir, T, bo.seconds, bo.quick, mr);
+    measure_models(c.models_dir, T, bo.seconds, bo.quick, &pk, mr);
 
     photo_set ps;
     status_line("bench: %s", "reading photos");
     load_photos(root, c.models_dir, bo.images, &ps);
-    double rate[N_PIPELINES][2] = {{0}};
+    double rate[N_PIPELINES][2] = {{0}}, cpu_rate[N_PIPELINES] = {0}, unused;
     int faces[N_PIPELINES] = {0};
     for (int p = 0; p < N_PIPELINES && ps.n; p++) {
         int f1 = 0;
-        rate[p][0] = e2e_rate(c.models_dir, &pipelines[p], &ps, 1, 1, c.quiet, &f1);
-        rate[p][1] = T > 1 ? e2e_rate(c.models_dir, &pipelines[p], &ps, T, 1, c.quiet, &faces[p])
+        rate[p][0] = e2e_rate(c.models_dir, &pipelines[p], &ps, 1, 1, c.quiet, &f1, &cpu_rate[p]);
+        rate[p][1] = T > 1 ? e2e_rate(c.models_dir, &pipelines[p], &ps, T, 1, c.quiet, &faces[p],
+                                      &unused)
                            : rate[p][0];
         if (T == 1) faces[p] = f1;
     }
@@ -600,7 +650,7 @@ int cmd_bench(int argc, char **argv) {
     big.path = calloc(1, sizeof *big.path);
     big.data = calloc(1, sizeof *big.data);
     big.len = calloc(1, sizeof *big.len);
-    double lat[2] = {-1, -1};
+    double lat[2] = {-1, -1}, lat_cpu = -1;
     int big_faces = 0;
     if (big.path && big.data && big.len && add_photo(&big, big_path)) {
         int reps = bo.quick ? 2 : 15;
@@ -626,20 +676,23 @@ int cmd_bench(int argc, char **argv) {
                 atomic_init(&j.faces, 0);
                 /* Sequential photos, one session: per-photo latency, median of reps. */
                 mien_session *s = cli_open_session(m);
-                double *t = malloc((size_t)reps * sizeof *t);
-                if (s && t && !e2e_one(&j, s, 0, 0)) {
+                double *t = malloc((size_t)reps * sizeof *t), *ct = malloc((size_t)reps * sizeof *ct);
+                if (s && t && ct && !e2e_one(&j, s, 0, 0)) {
                     atomic_store(&j.faces, 0);
                     int k = 0;
                     for (; k < reps; k++) {
                         status_line("bench: %s", mt ? "one big photo, all threads" : "one big photo, 1 thread");
-                        double t0 = cli_now();
+                        double t0 = cli_now(), c0 = cpu_now();
                         if (e2e_one(&j, s, 0, k)) break;
                         t[k] = (cli_now() - t0) * 1e3;
+                        ct[k] = (cpu_now() - c0) * 1e3;
                     }
                     if (k == reps) lat[mt] = median(t, reps);
+                    if (k == reps && !mt) lat_cpu = median(ct, reps);
                     big_faces = atomic_load(&j.faces) / reps;
                 }
                 free(t);
+                free(ct);
                 mien_session_close(s);
                 mien_models_close(m);
             }
@@ -687,13 +740,14 @@ int cmd_bench(int argc, char **argv) {
             cJSON_AddStringToObject(x, "role", bench_models[i].role);
             cJSON_AddNumberToObject(x, "input", bench_models[i].size);
             cJSON_AddNumberToObject(x, "ms", round_to(mr[i].ms, 0.001));
+            cJSON_AddNumberToObject(x, "wall_ms", round_to(mr[i].wall_ms, 0.001));
             cJSON_AddNumberToObject(x, "gflop", round_to(mr[i].gflop, 0.0001));
             cJSON_AddNumberToObject(x, "gflops", round_to(mr[i].gflop / mr[i].ms * 1e3, 0.1));
-            cJSON_AddNumberToObject(x, "peak_gflops", round_to(pk.ref, 0.1));
-            cJSON_AddNumberToObject(x, "fraction", round_to(mr[i].gflop / mr[i].ms * 1e3 / pk.ref, 0.001));
+            cJSON_AddNumberToObject(x, "peak_gflops", round_to(mr[i].peak, 0.1));
+            cJSON_AddNumberToObject(x, "fraction", round_to(mr[i].gflop / mr[i].ms * 1e3 / mr[i].peak, 0.001));
             cJSON_AddNumberToObject(x, "ms_threads", round_to(mr[i].ms_mt, 0.001));
             cJSON_AddNumberToObject(x, "gflops_threads", round_to(mr[i].gflop / mr[i].ms_mt * 1e3, 0.1));
-            cJSON_AddNumberToObject(x, "peak_gflops_threads", round_to(pk.ref_mt, 0.1));
+            cJSON_AddNumberToObject(x, "peak_gflops_threads", round_to(mr[i].peak_mt, 0.1));
             cJSON_AddItemToArray(ma, x);
         }
         cJSON *ee = cJSON_AddObjectToObject(o, "end_to_end");
@@ -710,6 +764,7 @@ int cmd_bench(int argc, char **argv) {
             cJSON_AddNumberToObject(x, "gflop_per_image", round_to(pl_gflop[p], 0.001));
             cJSON_AddNumberToObject(x, "faces", faces[p]);
             cJSON_AddNumberToObject(x, "img_per_s", round_to(rate[p][0], 0.1));
+            cJSON_AddNumberToObject(x, "img_per_cpu_s", round_to(cpu_rate[p], 0.1));
             cJSON_AddNumberToObject(x, "img_per_s_threads", round_to(rate[p][1], 0.1));
             cJSON_AddItemToArray(pa, x);
         }
@@ -717,6 +772,7 @@ int cmd_bench(int argc, char **argv) {
         cJSON_AddStringToObject(lj, "photo", big_path);
         cJSON_AddNumberToObject(lj, "faces", big_faces);
         cJSON_AddNumberToObject(lj, "ms", round_to(lat[0], 0.01));
+        cJSON_AddNumberToObject(lj, "cpu_ms", round_to(lat_cpu, 0.01));
         cJSON_AddNumberToObject(lj, "ms_threads", round_to(lat[1], 0.01));
         cJSON *tj = cJSON_AddObjectToObject(o, "target");
         cJSON_AddNumberToObject(tj, "img_per_s", 200);
@@ -735,23 +791,28 @@ int cmd_bench(int argc, char **argv) {
                pk.blas_mt, T);
         printf("  reference (the faster): %s, %dx%dx%d\n\n", pk.ref_name ? pk.ref_name : "none",
                pk.shape[0], pk.shape[1], pk.shape[2]);
-        printf("%-16s %-20s %5s %8s %9s %8s %6s %9s %8s %6s\n", "model", "role", "input", "GFLOP",
-               "ms 1t", "GFLOP/s", "peak", "ms all", "GFLOP/s", "peak");
+        printf("%-16s %-20s %5s %7s %8s %8s %8s %6s %5s %9s %8s %6s %5s\n", "model", "role",
+               "input", "GFLOP", "ms 1t", "wall", "GFLOP/s", "peak", "of it", "ms all", "GFLOP/s",
+               "peak", "of it");
         for (int i = 0; i < N_MODELS; i++) {
             if (!mr[i].ok) continue;
             double g1 = mr[i].gflop / mr[i].ms * 1e3, gt = mr[i].gflop / mr[i].ms_mt * 1e3;
-            printf("%-16s %-20s %5d %8.3f %9.2f %8.1f %5.0f%% %9.2f %8.1f %5.0f%%\n",
+            printf("%-16s %-20s %5d %7.3f %8.2f %8.2f %8.1f %6.1f %4.0f%% %9.2f %8.1f %6.1f %4.0f%%\n",
                    bench_models[i].name, bench_models[i].role, bench_models[i].size, mr[i].gflop,
-                   mr[i].ms, g1, 100 * g1 / pk.ref, mr[i].ms_mt, gt, 100 * gt / pk.ref_mt);
+                   mr[i].ms, mr[i].wall_ms, g1, mr[i].peak, 100 * g1 / mr[i].peak, mr[i].ms_mt, gt,
+                   mr[i].peak_mt, 100 * gt / mr[i].peak_mt);
         }
-        printf("(GFLOP: 2 x multiply-adds of the convolutions and fully connected layers; medians)\n\n");
+        printf("(GFLOP: 2 x multiply-adds of the convolutions and fully connected layers; medians;\n"
+               " ms 1t: the thread's CPU time, wall: the wall clock; peak: the reference GEMM timed\n"
+               " on the same clock just before and after each model)\n\n");
         if (ps.n) {
             printf("end to end, %d %s photos in memory (decode, detect, refine, embed the largest face):\n",
                    ps.n, ps.source);
-            printf("  %-14s %9s %10s %10s  %s\n", "pipeline", "GFLOP/img", "img/s 1t", "img/s all", "what");
+            printf("  %-14s %9s %11s %10s %10s  %s\n", "pipeline", "GFLOP/img", "img/cpu-s 1t",
+                   "img/s 1t", "img/s all", "what");
             for (int p = 0; p < N_PIPELINES; p++)
-                printf("  %-14s %9.3f %10.1f %10.1f  %s\n", pipelines[p].name, pl_gflop[p],
-                       rate[p][0], rate[p][1], pipelines[p].what);
+                printf("  %-14s %9.3f %11.1f %10.1f %10.1f  %s\n", pipelines[p].name, pl_gflop[p],
+                       cpu_rate[p], rate[p][0], rate[p][1], pipelines[p].what);
             printf("  The issue's 200 img/s was set for MobileFaceNet (%.3f GFLOP per face); the\n"
                    "  default embedder is dlib's ResNet (%.3f GFLOP per face, run twice with the\n"
                    "  mirrored face).\n\n",
@@ -760,9 +821,9 @@ int cmd_bench(int argc, char **argv) {
             printf("end to end: no photos found under %s nor the demo photos\n\n", root);
         }
         if (lat[0] > 0)
-            printf("one big photo (%s, %d faces, default pipeline): %.1f ms on 1 thread, %.1f ms "
-                   "with %d threads inside the layers\n",
-                   big_path, big_faces, lat[0], lat[1], T);
+            printf("one big photo (%s, %d faces, default pipeline): %.1f ms on 1 thread (%.1f ms of "
+                   "CPU time), %.1f ms with %d threads inside the layers\n",
+                   big_path, big_faces, lat[0], lat_cpu, lat[1], T);
     }
     photo_set_free(&ps);
     photo_set_free(&big);

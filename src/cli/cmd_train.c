@@ -38,6 +38,7 @@ static const char train_usage[] =
     "                       verify on pairs of theirs: 10 identity-disjoint folds\n"
     "  --pairs-per-fold N   genuine (and as many impostor) pairs per fold (default 50)\n"
     "  --pairs-out FILE     where the held-out pairs go (default FILE.pairs.txt)\n"
+    "  --no-eval-before     skip the held-out evaluation before training\n"
     "  --cache FILE         crop cache (default crops-NAME.bin beside FILE)\n"
     "  --no-flip-aug        no random horizontal flips\n"
     "Model\n"
@@ -46,6 +47,9 @@ static const char train_usage[] =
     "                       arch), a checkpoint FILE, or none (random; default for small)\n"
     "  --bn-init unit|data  re-inserted batch norms: gamma 1 and the converter's bias (unit,\n"
     "                       default), or the identity on the first batch (data)\n"
+    "  --head-init random|data  class centres N(0, 0.01) (default), or the mean embedding of\n"
+    "                       up to 8 photos of each class (batch statistics): a head that\n"
+    "                       already agrees with the features, for fine-tuning\n"
     "Loss\n"
     "  --loss L             arcface (default), cosface, sphereface, normface, softmax, combined\n"
     "  --scale S            s (default 64)\n"
@@ -74,7 +78,8 @@ static const char train_usage[] =
 
 typedef struct train_opts {
     const char *data, *out, *plot, *cache, *pairs_out, *init;
-    int aligned, min_images, max_per_class, holdout, pairs_per_fold, no_flip;
+    int aligned, min_images, max_per_class, holdout, pairs_per_fold, no_flip, no_eval_before;
+    int head_init_data;      /* class centres from the mean embedding of each class */
     tr_arch arch;
     int arch_set;
     tr_bn_init bn_init;
@@ -114,12 +119,14 @@ static int pi(const char *v, long lo, long hi, int *out) {
  * -3 bad value. */
 static int train_extra(void *ctx, const char *opt, const char *v) {
     train_opts *o = ctx;
-    static const char *const flags[] = {"--aligned", "--no-flip-aug", "--easy-margin"};
+    static const char *const flags[] = {"--aligned", "--no-flip-aug", "--easy-margin",
+                                        "--no-eval-before"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (!strcmp(opt, flags[i])) {
             if (i == 0) o->aligned = 1;
             else if (i == 1) o->no_flip = 1;
-            else o->easy = 1;
+            else if (i == 2) o->easy = 1;
+            else o->no_eval_before = 1;
             return 0;
         }
     static const char *const valued[] = {
@@ -127,7 +134,7 @@ static int train_extra(void *ctx, const char *opt, const char *v) {
         "--max-per-class", "--holdout", "--pairs-per-fold", "--arch", "--bn-init", "--loss",
         "--scale", "--margin", "--m1", "--m2", "--m3", "--sample-rate", "--epochs", "--steps",
         "--batch", "--optimizer", "--lr", "--momentum", "--weight-decay", "--warmup",
-        "--schedule", "--lr-steps", "--lr-gamma", "--seed", "--bench-pfc", "--dim"};
+        "--schedule", "--lr-steps", "--lr-gamma", "--seed", "--bench-pfc", "--dim", "--head-init"};
     int known = 0;
     for (size_t i = 0; i < sizeof valued / sizeof valued[0]; i++) known |= !strcmp(opt, valued[i]);
     if (!known) return -1;
@@ -147,6 +154,10 @@ static int train_extra(void *ctx, const char *opt, const char *v) {
     else if (!strcmp(opt, "--bn-init")) {
         if (!strcmp(v, "unit")) o->bn_init = TR_BN_UNIT;
         else if (!strcmp(v, "data")) o->bn_init = TR_BN_DATA;
+        else ok = 0;
+    } else if (!strcmp(opt, "--head-init")) {
+        if (!strcmp(v, "random")) o->head_init_data = 0;
+        else if (!strcmp(v, "data")) o->head_init_data = 1;
         else ok = 0;
     } else if (!strcmp(opt, "--loss")) ok = tr_loss_from_name(v, &o->loss);
     else if (!strcmp(opt, "--scale")) ok = pf(v, &o->scale) && o->scale > 0, o->scale_set = 1;
@@ -362,6 +373,53 @@ static int eval_holdout(const tr_net *net, tr_arch arch, const tr_crops *crops, 
     return rc ? EXIT_FAIL : EXIT_OK;
 }
 
+/* ==== Class centres from the data ====
+ * The mean (normalised) embedding of up to 8 photos of each class, with batch statistics, as
+ * each rank's share of global batches; every rank then sums the classes of its shard. */
+static int head_from_data(tr_net *net, tr_head *h, const tr_comm *comm, const tr_sample *s, int n,
+                          int n_classes, int Bl, int side, mien_err *e) {
+    const int D = h->dim, Bg = Bl * comm->size, per = 8;
+    int *pick = malloc((size_t)(n ? n : 1) * sizeof *pick), *seen = calloc((size_t)n_classes, sizeof *seen);
+    int *idx = malloc((size_t)Bg * sizeof *idx), *lab = malloc((size_t)Bg * sizeof *lab);
+    float *emb = malloc((size_t)Bg * D * sizeof *emb);
+    double *sum = calloc((size_t)(h->n_local ? h->n_local : 1) * D, sizeof *sum);
+    int rc = pick && seen && idx && lab && emb && sum ? MIEN_OK : mien_err_set(e, MIEN_ENOMEM, "out of memory");
+    int m = 0;
+    for (int i = 0; i < n && !rc; i++)
+        if (seen[s[i].label]++ < per) pick[m++] = i;
+    /* Whole global batches; the last one repeats photos from the start, counted once. */
+    for (int b0 = 0; b0 < m && !rc; b0 += Bg) {
+        for (int i = 0; i < Bl; i++) idx[i] = pick[(b0 + comm->rank * Bl + i) % m];
+        tr_fill_input(s, idx, NULL, Bl, side, tr_input(net, 0));
+        if ((rc = tr_forward(net, e))) break;
+        if (comm->gather_all(comm->ctx, tr_output(net, 0), emb, (int64_t)Bl * D * (int64_t)sizeof(float))) {
+            rc = mien_err_set(e, MIEN_EINTERNAL, "gathering embeddings failed");
+            break;
+        }
+        for (int i = 0; i < Bg; i++) lab[i] = b0 + i < m ? s[pick[b0 + i]].label : -1;
+        for (int i = 0; i < Bg; i++) {
+            int64_t r = lab[i] - h->c0;
+            if (lab[i] < 0 || r < 0 || r >= h->n_local) continue;
+            double ss = 0;
+            for (int k = 0; k < D; k++) ss += (double)emb[i * D + k] * emb[i * D + k];
+            for (int k = 0; k < D; k++) sum[r * D + k] += emb[i * D + k] / sqrt(ss + 1e-20);
+        }
+    }
+    for (int64_t r = 0; r < h->n_local && !rc; r++) {
+        double ss = 0;
+        for (int k = 0; k < D; k++) ss += sum[r * D + k] * sum[r * D + k];
+        if (ss > 0)
+            for (int k = 0; k < D; k++) h->w[r * D + k] = (float)(sum[r * D + k] / sqrt(ss));
+    }
+    free(pick);
+    free(seen);
+    free(idx);
+    free(lab);
+    free(emb);
+    free(sum);
+    return rc;
+}
+
 /* ==== Loss curve ==== */
 
 static int plot_curve(const char *path, const float *loss, const float *acc, int n, const char *title) {
@@ -374,11 +432,15 @@ static int plot_curve(const char *path, const float *loss, const float *acc, int
     img_fill(&img, white);
     float lmax = 0;
     for (int i = 0; i < n; i++) lmax = loss[i] > lmax ? loss[i] : lmax;
-    /* A round top: 1, 2 or 5 times a power of ten. */
-    double top = 1;
-    while (top < lmax) top *= 10;
-    if (top / 5 >= lmax) top /= 5;
-    else if (top / 2 >= lmax) top /= 2;
+    /* A round top: the smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten. */
+    static const double nice[] = {1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10};
+    double dec = 1e-3, top = 1;
+    while (dec * 10 < lmax) dec *= 10;
+    for (size_t k = 0; k < sizeof nice / sizeof nice[0]; k++)
+        if (nice[k] * dec >= lmax) {
+            top = nice[k] * dec;
+            break;
+        }
     char buf[96];
     const int th = img_text_height(1);
     for (int k = 0; k <= 5; k++) {
@@ -690,7 +752,12 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
             goto done;
         }
     }
-    if (root && n_pairs) rc = eval_holdout(net, o.arch, &crops, pairs, n_pairs, c.threads, &acc0, &acc0_std, &thr0);
+    if (o.head_init_data && (rc = head_from_data(net, &head, comm, samples, n_samples, n_train_ids, Bl, S, &e))) {
+        if (root) fprintf(stderr, "mien train: %s\n", e.msg);
+        goto done;
+    }
+    if (root && n_pairs && !o.no_eval_before)
+        rc = eval_holdout(net, o.arch, &crops, pairs, n_pairs, c.threads, &acc0, &acc0_std, &thr0);
     if (rc) goto done;
     if (root && !c.json && !c.quiet) {
         fprintf(stderr, "mien train: %s %s, %d identities (%d photos) for training, %d held out; "

@@ -39,6 +39,7 @@ typedef enum lm_kind {
     LM_FACEMESH,             /* MediaPipe face mesh, 468 points, 192x192 */
     LM_68,                   /* face-api's 68-point net (iBUG 300-W order), 112x112 */
     LM_68_TINY,              /* face-api's tiny 68-point net */
+    LM_MESH68,               /* both the mesh (lm) and the 68-point net (lm2), points averaged */
 } lm_kind;
 
 typedef struct lm_model {
@@ -71,6 +72,7 @@ struct mien_models {
     char errmsg[512];
     det_model det;
     lm_model lm;             /* lm.g NULL when landmarks = "none" */
+    lm_model lm2;            /* LM_MESH68: the 68-point net; else lm2.g NULL */
     emb_model emb;
     /* A fused recognizer ("dlib+faceres"): a second embedder whose normalised embedding is
      * appended, the two weighted so the cosine of the concatenation is
@@ -84,7 +86,7 @@ struct mien_models {
 struct mien_session {
     mien_models *m;
     mien_err err;
-    nn_exec *det, *lm, *emb, *emb2;
+    nn_exec *det, *lm, *lm2, *emb, *emb2;
 };
 
 /* Intersection over union of two boxes given as (x0, y0, x1, y1). */

@@ -11,6 +11,7 @@
 #include "image/image.h"
 
 #include <math.h>
+#include <string.h>
 
 /* Mesh indices (image-left first on an upright face, i.e. the subject's right side). */
 static const int eye_a[] = {33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246};
@@ -28,12 +29,11 @@ enum { P68_EYE_A = 36, P68_EYE_B = 42, P68_NOSE_TIP = 30, P68_MOUTH_A = 48, P68_
 
 /* Run the landmark net on the crop given by m (crop pixel -> image), pixels scaled by
  * `scale`; returns the points output. */
-static const float *run_crop(mien_session *s, const mien_image *img, const float m[6],
-                             float scale, int *rc) {
-    const lm_model *lm = &s->m->lm;
-    img_warp_affine_f32(img, m, lm->size, lm->size, 0.f, scale, nn_exec_input(s->lm, 0));
-    *rc = nn_exec_run(s->lm, &s->err);
-    return *rc ? NULL : nn_exec_output(s->lm, lm->out_points);
+static const float *run_crop(mien_session *s, const lm_model *lm, nn_exec *x,
+                             const mien_image *img, const float m[6], float scale, int *rc) {
+    img_warp_affine_f32(img, m, lm->size, lm->size, 0.f, scale, nn_exec_input(x, 0));
+    *rc = nn_exec_run(x, &s->err);
+    return *rc ? NULL : nn_exec_output(x, lm->out_points);
 }
 
 static void map_point(const float m[6], float u, float v, float *x, float *y) {
@@ -41,8 +41,9 @@ static void map_point(const float m[6], float u, float v, float *x, float *y) {
     *y = m[3] * u + m[4] * v + m[5];
 }
 
-static int refine_mesh(mien_session *s, const mien_image *img, mien_face *f, int *keep) {
-    const float S = (float)s->m->lm.size;
+static int refine_mesh(mien_session *s, const lm_model *lm, nn_exec *net, const mien_image *img,
+                       mien_face *f, int *keep) {
+    const float S = (float)lm->size;
     float cx = f->box[0] + f->box[2] * 0.5f, cy = f->box[1] + f->box[3] * 0.5f;
     float side = fmaxf(f->box[2], f->box[3]) * MESH_ROI_SCALE;
     /* Level the eyes when the detector gave them (BlazeFace); upright otherwise. */
@@ -54,7 +55,7 @@ static int refine_mesh(mien_session *s, const mien_image *img, mien_face *f, int
     /* crop (u, v) -> image: centre + R (u - h, v - h) * side / S */
     float m[6] = {a, -b, cx - (a * h - b * h), b, a, cy - (b * h + a * h)};
     int rc;
-    const float *mesh = run_crop(s, img, m, 1.f / 255.f, &rc);
+    const float *mesh = run_crop(s, lm, net, img, m, 1.f / 255.f, &rc);
     if (!mesh) return rc;
     const int n_eye = (int)(sizeof eye_a / sizeof eye_a[0]);
     float p[5][2] = {{0}}, x, y;
@@ -73,13 +74,14 @@ static int refine_mesh(mien_session *s, const mien_image *img, mien_face *f, int
     f->n_points = 5;
     /* The mesh also says whether it sees a face at all: background that fooled the detector
      * (textures, windows) scores near 0; real faces, even turned away, near 1. */
-    if (s->m->lm.out_flag >= 0 && nn_exec_output(s->lm, s->m->lm.out_flag)[0] < MESH_MIN_PRESENCE)
+    if (lm->out_flag >= 0 && nn_exec_output(net, lm->out_flag)[0] < MESH_MIN_PRESENCE)
         *keep = 0;
     return MIEN_OK;
 }
 
-static int refine_68(mien_session *s, const mien_image *img, mien_face *f) {
-    const float S = (float)s->m->lm.size;
+static int refine_68(mien_session *s, const lm_model *lm, nn_exec *x, const mien_image *img,
+                     mien_face *f) {
+    const float S = (float)lm->size;
     float cx = f->box[0] + f->box[2] * 0.5f, cy = f->box[1] + f->box[3] * 0.5f;
     /* face-api crops its SSD's (looser) boxes as they are; BlazeFace's need a margin. */
     float roi = s->m->det.kind == DET_SSD ? 1.f : P68_ROI_SCALE;
@@ -88,7 +90,7 @@ static int refine_68(mien_session *s, const mien_image *img, mien_face *f) {
     float k = side / S;
     float m[6] = {k, 0, cx - side * 0.5f, 0, k, cy - side * 0.5f};
     int rc;
-    const float *r = run_crop(s, img, m, 1.f, &rc);
+    const float *r = run_crop(s, lm, x, img, m, 1.f, &rc);
     if (!r) return rc;
     float pts[68][2];
     for (int i = 0; i < 68; i++) {
@@ -112,10 +114,25 @@ static int refine_68(mien_session *s, const mien_image *img, mien_face *f) {
 
 int face_refine_landmarks(mien_session *s, const mien_image *img, mien_face *f, int *keep) {
     *keep = 1;
-    switch (s->m->lm.kind) {
-    case LM_FACEMESH: return refine_mesh(s, img, f, keep);
+    const mien_models *m = s->m;
+    switch (m->lm.kind) {
+    case LM_FACEMESH: return refine_mesh(s, &m->lm, s->lm, img, f, keep);
     case LM_68:
-    case LM_68_TINY: return refine_68(s, img, f);
+    case LM_68_TINY: return refine_68(s, &m->lm, s->lm, img, f);
+    case LM_MESH68: {
+        /* Two independent estimates of the same five points: their mean is closer to the
+         * truth than either (bench/lfw_table.sh, landmark table). */
+        int rc = refine_mesh(s, &m->lm, s->lm, img, f, keep);
+        if (rc || !*keep || f->n_points != 5) return rc;
+        float mesh[5][2];
+        memcpy(mesh, f->points, sizeof mesh);
+        if ((rc = refine_68(s, &m->lm2, s->lm2, img, f))) return rc;
+        for (int i = 0; i < 5; i++) {
+            f->points[i][0] = 0.5f * (f->points[i][0] + mesh[i][0]);
+            f->points[i][1] = 0.5f * (f->points[i][1] + mesh[i][1]);
+        }
+        return MIEN_OK;
+    }
     default: return MIEN_OK;
     }
 }

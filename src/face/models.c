@@ -271,6 +271,7 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
     if (ds && ds->kind == DET_SSD && !strcmp(m->cfg.landmarks, "none")) m->cfg.landmarks = "68";
     static const struct { const char *name; lm_kind kind; } lm_names[] = {
         {"none", LM_NONE}, {"facemesh", LM_FACEMESH}, {"68", LM_68}, {"68-tiny", LM_68_TINY},
+        {"facemesh+68", LM_MESH68},
     };
     int lm_found = 0;
     for (size_t i = 0; i < sizeof lm_names / sizeof lm_names[0]; i++)
@@ -280,7 +281,7 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
         }
     if (!lm_found)
         return models_fail(m, MIEN_ENOTFOUND,
-                           "unknown landmark source '%s' (known: none, facemesh, 68, 68-tiny)",
+                           "unknown landmark source '%s' (known: none, facemesh, 68, 68-tiny, facemesh+68)",
                            m->cfg.landmarks);
     if (m->cfg.flip < 0) m->cfg.flip = es->flip;
     /* --model-file: a checkpoint of `mien train` (src/train) replaces the named embedder; it
@@ -326,7 +327,7 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
                               : m->fuse_w * m->emb.threshold + (1 - m->fuse_w) * m->emb2.threshold;
         snprintf(m->fused_name, sizeof m->fused_name, "%s", m->cfg.embedder);
     }
-    if (m->lm.kind == LM_FACEMESH) {
+    if (m->lm.kind == LM_FACEMESH || m->lm.kind == LM_MESH68) {
         m->lm.size = 192;
         if ((rc = load_graph(m, dir, "human/facemesh.json", m->lm.size, NULL, &m->lm.g))) return rc;
         m->lm.out_points = m->lm.out_flag = -1;
@@ -336,16 +337,19 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
             if (n == 1) m->lm.out_flag = i;
         }
         if (m->lm.out_points < 0) return models_fail(m, MIEN_EFORMAT, "facemesh: no 468-point output");
-    } else if (m->lm.kind == LM_68 || m->lm.kind == LM_68_TINY) {
+    }
+    if (m->lm.kind == LM_68 || m->lm.kind == LM_68_TINY || m->lm.kind == LM_MESH68) {
+        lm_model *l68 = m->lm.kind == LM_MESH68 ? &m->lm2 : &m->lm;
         int tiny = m->lm.kind == LM_68_TINY;
         char path[4096];
         mien_err e = {0};
         snprintf(path, sizeof path, "%s/faceapi/face_landmark_68%s_model-weights_manifest.json", dir,
                  tiny ? "_tiny" : "");
-        m->lm.size = NN_FACEAPI_LM_SIZE;
-        m->lm.out_points = 0;
-        m->lm.out_flag = -1;
-        if ((rc = nn_faceapi_landmarks68_load(path, tiny, &m->lm.g, &e)))
+        l68->kind = tiny ? LM_68_TINY : LM_68;
+        l68->size = NN_FACEAPI_LM_SIZE;
+        l68->out_points = 0;
+        l68->out_flag = -1;
+        if ((rc = nn_faceapi_landmarks68_load(path, tiny, &l68->g, &e)))
             return models_fail(m, rc, "%s", e.msg);
     }
     return MIEN_OK;
@@ -360,6 +364,7 @@ void mien_models_close(mien_models *m) {
     nn_graph_free(m->emb.g);
     nn_graph_free(m->emb2.g);
     nn_graph_free(m->lm.g);
+    nn_graph_free(m->lm2.g);
     free(m);
 }
 
@@ -385,6 +390,7 @@ int mien_session_open(mien_models *m, mien_session **out) {
     int rc = nn_exec_create(m->det.g, &m->exec_opts, &s->det, &s->err);
     if (!rc) rc = nn_exec_create(m->emb.g, &m->exec_opts, &s->emb, &s->err);
     if (!rc && m->lm.g) rc = nn_exec_create(m->lm.g, &m->exec_opts, &s->lm, &s->err);
+    if (!rc && m->lm2.g) rc = nn_exec_create(m->lm2.g, &m->exec_opts, &s->lm2, &s->err);
     if (!rc && m->emb2.g) rc = nn_exec_create(m->emb2.g, &m->exec_opts, &s->emb2, &s->err);
     return rc;
 }
@@ -394,6 +400,7 @@ void mien_session_close(mien_session *s) {
     nn_exec_free(s->det);
     nn_exec_free(s->emb);
     nn_exec_free(s->lm);
+    nn_exec_free(s->lm2);
     nn_exec_free(s->emb2);
     free(s);
 }

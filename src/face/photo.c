@@ -234,7 +234,7 @@ int mien_photo_detect(mien_session *s, mien_photo *p, const mien_detect_options 
     int kept = 0;
     const lm_model *lm = &s->m->lm;
     for (int i = 0; s->lm && i < n; i++) {
-        const float roi = lm->kind == LM_FACEMESH ? PHOTO_MESH_ROI : PHOTO_68_ROI;
+        const float roi = lm->kind == LM_FACEMESH || lm->kind == LM_MESH68 ? PHOTO_MESH_ROI : PHOTO_68_ROI;
         const float k = fmaxf(f[i].box[2], f[i].box[3]) * roi / (float)lm->size;
         const int j = crop_level(p, k);
         const mien_image *li;
