@@ -313,6 +313,27 @@ int mien_gallery_search_batch(mien_gallery *g, const float *emb, int n, int dim,
 int mien_gallery_identify(mien_gallery *g, const float *emb, int dim, float threshold,
                           mien_match *best, int *known);
 
+/* One enrolled face, as listed by mien_gallery_faces(). */
+typedef struct mien_gallery_face_info {
+    int64_t id;                          /* face id: assigned at enrollment, never reused */
+    char subject[MIEN_GALLERY_NAME_MAX]; /* its subject */
+    char image_sha256[65];               /* the source photo's sha256, or "" */
+    float box[4];                        /* x, y, w, h in the source photo, or zeros */
+    int64_t created;                     /* Unix seconds */
+} mien_gallery_face_info;
+
+/* The faces of the subject called name (every face when name is NULL), by increasing id.
+ * *out is malloc'd (free with free()); *n may be 0. MIEN_ENOTFOUND for an unknown name. */
+int mien_gallery_faces(mien_gallery *g, const char *name, mien_gallery_face_info **out, int *n);
+
+/* Delete one face by id, from the file and from memory; its subject stays, possibly with no
+ * face. subject (may be NULL) receives the subject's name. MIEN_ENOTFOUND when no face has
+ * that id; MIEN_EUNSUPPORTED when the storage backend cannot delete single faces. */
+int mien_gallery_face_delete(mien_gallery *g, int64_t id, char *subject, size_t size);
+
+/* Create a subject with no face yet; *created (may be NULL) = 0 when it already exists. */
+int mien_gallery_subject_add(mien_gallery *g, const char *name, int *created);
+
 /* Export every subject and face to a portable JSON Lines file (UTF-8): a header line
  * {"format":"mien-gallery","version":1,"model":M,"dim":D}, then one line per subject
  * {"name":N,"created":T,"faces":[{"embedding":[D floats],"box":[x,y,w,h],

@@ -771,3 +771,134 @@ int mien_gallery_identify(mien_gallery *g, const float *emb, int dim, float thre
     *known = n > 0 && best->similarity >= threshold;
     return MIEN_OK;
 }
+
+/* ==== Single faces and empty subjects ====
+ * For services that address faces one by one (the CompreFace-compatible API: every enrolled
+ * example has an id that can be listed and deleted) and create subjects before their faces. */
+
+typedef struct faces_ctx {
+    const mien_gallery *g;
+    mien_gallery_face_info *v;
+    int n, cap;
+} faces_ctx;
+
+static int faces_collect(void *ctx, const gallery_face_rec *f) {
+    faces_ctx *c = ctx;
+    int s = subject_index_by_id(c->g, f->subject);
+    if (s < 0) return MIEN_OK; /* added by another process since we loaded: not searched either */
+    if (c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 64;
+        mien_gallery_face_info *nv = realloc(c->v, (size_t)cap * sizeof *nv);
+        if (!nv) return MIEN_ENOMEM;
+        c->v = nv;
+        c->cap = cap;
+    }
+    mien_gallery_face_info *o = &c->v[c->n++];
+    memset(o, 0, sizeof *o);
+    o->id = f->id;
+    snprintf(o->subject, sizeof o->subject, "%s", c->g->subj[s].name);
+    snprintf(o->image_sha256, sizeof o->image_sha256, "%s", f->sha256);
+    memcpy(o->box, f->box, sizeof o->box);
+    o->created = f->created;
+    return MIEN_OK;
+}
+
+int mien_gallery_faces(mien_gallery *g, const char *name, mien_gallery_face_info **out, int *n) {
+    mien_err e = {0};
+    *out = NULL;
+    *n = 0;
+    faces_ctx c = {g, NULL, 0, 0};
+    pthread_rwlock_rdlock(&g->lock);
+    int64_t sid = 0;
+    int rc = MIEN_OK;
+    if (name) {
+        int s = gallery_subject_index(g, name);
+        if (s < 0) rc = mien_err_set(&e, MIEN_ENOTFOUND, "no subject named '%s'", name);
+        else sid = g->subj[s].id;
+    }
+    if (!rc) {
+        pthread_mutex_lock(&g->store_lock);
+        rc = g->store->ops->scan_faces(g->store, sid, faces_collect, &c, &e);
+        pthread_mutex_unlock(&g->store_lock);
+        if (rc == MIEN_ENOMEM && !e.msg[0]) mien_err_set(&e, rc, "out of memory");
+    }
+    pthread_rwlock_unlock(&g->lock);
+    if (rc) {
+        free(c.v);
+        return gallery_fail_err(g, &e);
+    }
+    *out = c.v;
+    *n = c.n;
+    return MIEN_OK;
+}
+
+int mien_gallery_face_delete(mien_gallery *g, int64_t id, char *subject, size_t size) {
+    mien_err e = {0};
+    if (subject && size) subject[0] = '\0';
+    if (g->opt.read_only) return gallery_fail(g, MIEN_EINVAL, "%s is open read-only", g->path);
+    const gallery_store_ops *ops = g->store->ops;
+    if (!ops->face_delete)
+        return gallery_fail(g, MIEN_EUNSUPPORTED, "the %s store cannot delete single faces",
+                            ops->name);
+    pthread_rwlock_wrlock(&g->lock);
+    long r = row_of(g, id);
+    if (r < 0) {
+        pthread_rwlock_unlock(&g->lock);
+        return gallery_fail(g, MIEN_ENOTFOUND, "no face with id %lld", (long long)id);
+    }
+    pthread_mutex_lock(&g->store_lock);
+    int rc = ops->begin(g->store, &e);
+    if (!rc) rc = ops->face_delete(g->store, id, &e);
+    if (!rc) rc = ops->commit(g->store, &e);
+    if (rc) ops->rollback(g->store);
+    mien_err pe = {0};
+    int purge = rc ? MIEN_OK : ops->purge(g->store, &pe);
+    pthread_mutex_unlock(&g->store_lock);
+    if (!rc) {
+        int s = g->face_subj[r];
+        if (subject && size) snprintf(subject, size, "%s", g->subj[s].name);
+        g->subj[s].n_faces--;
+        if (g->ann) {
+            ghnsw_delete(g->ann, id);
+            g->ann_dirty = 1;
+        }
+        /* Keep the rows in id order: shift the tail down by one. */
+        size_t tail = g->n_faces - (size_t)r - 1, d = (size_t)g->dim;
+        memmove(g->emb + (size_t)r * d, g->emb + ((size_t)r + 1) * d, tail * d * sizeof(float));
+        memmove(g->face_id + r, g->face_id + r + 1, tail * sizeof *g->face_id);
+        memmove(g->face_subj + r, g->face_subj + r + 1, tail * sizeof *g->face_subj);
+        g->n_faces--;
+        memset(g->emb + g->n_faces * d, 0, d * sizeof(float));
+        rc = ann_update(g, &e);
+    }
+    pthread_rwlock_unlock(&g->lock);
+    if (rc) return gallery_fail_err(g, &e);
+    return purge ? gallery_fail_err(g, &pe) : MIEN_OK;
+}
+
+int mien_gallery_subject_add(mien_gallery *g, const char *name, int *created) {
+    mien_err e = {0};
+    if (created) *created = 0;
+    if (g->opt.read_only) return gallery_fail(g, MIEN_EINVAL, "%s is open read-only", g->path);
+    if (gallery_name_check(name, &e)) return gallery_fail_err(g, &e);
+    pthread_rwlock_wrlock(&g->lock);
+    if (gallery_subject_index(g, name) >= 0) {
+        pthread_rwlock_unlock(&g->lock);
+        return MIEN_OK;
+    }
+    pthread_mutex_lock(&g->store_lock);
+    const gallery_store_ops *ops = g->store->ops;
+    int64_t now = (int64_t)time(NULL), sid = 0;
+    int rc = ops->begin(g->store, &e);
+    if (!rc && !(rc = ops->subject_find(g->store, name, &sid, &e)) && !sid)
+        rc = ops->subject_add(g->store, name, now, &sid, &e);
+    if (!rc) rc = ops->commit(g->store, &e);
+    if (rc) ops->rollback(g->store);
+    pthread_mutex_unlock(&g->store_lock);
+    gallery_pending p = {sid, name, now, 0, NULL};
+    if (!rc) rc = gallery_apply_added(g, &p, 1, &e);
+    pthread_rwlock_unlock(&g->lock);
+    if (rc) return gallery_fail_err(g, &e);
+    if (created) *created = 1;
+    return MIEN_OK;
+}

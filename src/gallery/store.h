@@ -72,6 +72,9 @@ typedef struct gallery_store_ops {
     /* After deletions (outside a transaction): make sure the deleted rows cannot be read
      * back from the backend's files. */
     int (*purge)(gallery_store *st, mien_err *e);
+    /* Optional (NULL: mien_gallery_face_delete is MIEN_EUNSUPPORTED): delete one face
+     * (MIEN_ENOTFOUND when absent). */
+    int (*face_delete)(gallery_store *st, int64_t id, mien_err *e);
 } gallery_store_ops;
 
 struct gallery_store {

@@ -254,6 +254,20 @@ static int s_face_add(gallery_store *st, gallery_face_rec *f, int *added, mien_e
     return MIEN_OK;
 }
 
+static int s_face_delete(gallery_store *st, int64_t id, mien_err *e) {
+    sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int rc = prepare(s, "DELETE FROM faces WHERE id = ?1", &q, e);
+    if (rc) return rc;
+    sqlite3_bind_int64(q, 1, id);
+    int r = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (r != SQLITE_DONE) return db_fail(s, r, e, "deleting a face");
+    if (sqlite3_changes(s->db) != 1)
+        return mien_err_set(e, MIEN_ENOTFOUND, "no face with id %lld", (long long)id);
+    return MIEN_OK;
+}
+
 /* ==== Scans ==== */
 
 static int s_scan_subjects(gallery_store *st, gallery_subject_fn fn, void *ctx, mien_err *e) {
@@ -365,6 +379,7 @@ static const gallery_store_ops sqlite_ops = {
     .scan_subjects = s_scan_subjects,
     .scan_faces = s_scan_faces,
     .purge = s_purge,
+    .face_delete = s_face_delete,
 };
 
 /* ==== Open ==== */
