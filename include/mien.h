@@ -331,6 +331,10 @@ int mien_gallery_faces(mien_gallery *g, const char *name, mien_gallery_face_info
  * that id; MIEN_EUNSUPPORTED when the storage backend cannot delete single faces. */
 int mien_gallery_face_delete(mien_gallery *g, int64_t id, char *subject, size_t size);
 
+/* Copy the stored embedding of face id (normalised; dim must be the gallery's) into emb.
+ * MIEN_ENOTFOUND when no face has that id, MIEN_EMISMATCH for another dim. */
+int mien_gallery_face_embedding(mien_gallery *g, int64_t id, float *emb, int dim);
+
 /* Create a subject with no face yet; *created (may be NULL) = 0 when it already exists. */
 int mien_gallery_subject_add(mien_gallery *g, const char *name, int *created);
 

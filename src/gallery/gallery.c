@@ -902,3 +902,15 @@ int mien_gallery_subject_add(mien_gallery *g, const char *name, int *created) {
     if (created) *created = 1;
     return MIEN_OK;
 }
+
+int mien_gallery_face_embedding(mien_gallery *g, int64_t id, float *emb, int dim) {
+    pthread_rwlock_rdlock(&g->lock);
+    long r = row_of(g, id);
+    int rc = r < 0 ? MIEN_ENOTFOUND : dim != g->dim ? MIEN_EMISMATCH : MIEN_OK;
+    if (!rc) memcpy(emb, g->emb + (size_t)r * (size_t)g->dim, (size_t)dim * sizeof(float));
+    int gdim = g->dim;
+    pthread_rwlock_unlock(&g->lock);
+    if (rc == MIEN_ENOTFOUND) return gallery_fail(g, rc, "no face with id %lld", (long long)id);
+    if (rc) return gallery_fail(g, rc, "embedding of dimension %d asked, the gallery holds %d", dim, gdim);
+    return MIEN_OK;
+}
