@@ -30,6 +30,10 @@ PKGS=(build-essential pkg-config libjpeg62-turbo-dev libpng-dev libwebp-dev
 # and its test; python3-torch (above) is also the PyTorch oracle of the training code's
 # gradients, losses and optimizers (tools/torch_ref_train.py, tests only).
 PKGS+=(libopenmpi-dev openmpi-bin)
+# Service tests only: chromium (tests/web/page_test.mjs drives the web page of `mien serve`
+# in headless Chromium through playwright-core, an npm package installed below), wrk (HTTP
+# load generator of bench/load_test.sh and the compat suite's short load test).
+PKGS+=(chromium wrk)
 if [ "${MIEN_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${PKGS[@]}"; do
@@ -72,6 +76,13 @@ else
 fi
 
 grep -v '^#' scripts/models.sha256 > models/SHA256SUMS
+
+# ---- Node package of the web page test (playwright-core: no browser download, it drives the
+# Debian chromium). Pinned by tests/web/package-lock.json; skipped when already installed.
+if [ ! -d tests/web/node_modules/playwright-core ]; then
+  say "installing playwright-core for the web page test"
+  (cd tests/web && npm ci --silent --no-audit --no-fund >/dev/null)
+fi
 
 # ---- Node packages for the oracles (only with --tools: regenerating goldens) ------------------
 if [ "${1:-}" = "--tools" ] && [ ! -d tools/node_modules ]; then

@@ -121,7 +121,7 @@ static int64_t cf_parse_image_id(const char *s) {
     return v;
 }
 
-/* URL-decode one path segment (up to the next '/' or the end) into out; 0 on success. */
+/* Decode the %XX escapes of one path segment (up to the next '/' or the end) into out; 0 on success. */
 static int cf_segment(const char *s, char *out, size_t size, const char **rest) {
     size_t n = 0;
     while (*s && *s != '/') {
@@ -131,8 +131,6 @@ static int cf_segment(const char *s, char *out, size_t size, const char **rest) 
             char hex[3] = {s[0], s[1], 0};
             c = (int)strtol(hex, NULL, 16);
             s += 2;
-        } else if (c == '+') {
-            c = ' ';
         }
         if (c == 0 || n + 1 >= size) return -1;
         out[n++] = (char)c;
