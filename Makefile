@@ -6,9 +6,9 @@
 #   make eval-lfw   LFW 10-fold verification accuracy (needs ../shared/data or MIEN_DATA)
 
 CC      ?= cc
-PKGS    := libjpeg libpng libwebp libcjson sqlite3 libmicrohttpd libprotobuf-c libcrypto check
+PKGS    := libjpeg libpng libwebp libcjson sqlite3 libmicrohttpd libprotobuf-c libcrypto libpq check
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs libjpeg libpng libwebp libcjson sqlite3 libmicrohttpd libprotobuf-c libcrypto 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs libjpeg libpng libwebp libcjson sqlite3 libmicrohttpd libprotobuf-c libcrypto libpq 2>/dev/null)
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 DEFS    := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 INC     := -Iinclude -Isrc
@@ -20,6 +20,13 @@ LIB_SRC := $(sort $(wildcard src/core/*.c src/image/*.c src/nn/*.c src/face/*.c 
                              src/gallery/*.c src/server/*.c))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
+
+# mien serve: the files embedded in the binary (src/server/assets.c .incbin's them), and the
+# CompreFace-compatible routes, compiled in when src/server/compreface.c exists.
+SERVER_ASSETS := src/server/openapi.json src/server/web/index.html
+ifneq ($(wildcard src/server/compreface.c),)
+DEFS += -DMIEN_HAVE_COMPREFACE
+endif
 
 # ---- release build -------------------------------------------------------------------------
 B := build
@@ -88,6 +95,9 @@ $(A)/mien: $(ACLI_OBJ) $(A)/libmien.a
 
 $(A)/run_tests: $(ATEST_OBJ) $(A)/libmien.a
 	$(CC) $(SAN) $(ATEST_OBJ) $(A)/libmien.a $(CHECK_LIBS) $(LIBS) -o $@
+
+$(B)/src/server/assets.o $(A)/src/server/assets.o: $(SERVER_ASSETS)
+$(B)/src/server/routes.o $(A)/src/server/routes.o: $(wildcard src/server/compreface.c)
 
 # ---- C++: the gallery's HNSW shim --------------------------------------------------------------
 # hnswlib (Debian's libhnswlib-dev) is header-only C++, so src/gallery/hnsw_shim.cpp is mien's

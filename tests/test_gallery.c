@@ -1,14 +1,22 @@
 /* The gallery: the SQLite store (enroll, list, rename, forget gone from the file, export and
  * import, model mismatch, damaged files), search (exact top-k against a naive loop, the HNSW
  * index's recall), Chinese whispers on synthetic graphs, and end to end through the CLI:
- * enroll the known people, identify every labelled face, cluster the single-person photos. */
+ * enroll the known people, identify every labelled face, cluster the single-person photos.
+ *
+ * The same cases run again against the PostgreSQL store (the TCases named pg_*): a real
+ * server of the test's own (initdb + pg_ctl in a temporary folder, listening on a Unix socket
+ * there only, stopped when the runner exits) and a fresh database per gallery. Missing
+ * PostgreSQL binaries fail those cases with a message; they are never skipped. */
 #include "testutil.h"
 #include "gallery/cluster.h"
 #include "gallery/sha256.h"
+#include "gallery/store.h"
 #include "mien.h"
 
 #include <cJSON.h>
+#include <libpq-fe.h>
 #include <math.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -16,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 /* ==== Helpers ==== */
@@ -57,14 +66,151 @@ static const char *keep(const char *p) {
     return b;
 }
 
-/* A fresh temporary gallery path (the file does not exist yet). */
+/* ==== The PostgreSQL server of the tests ==== */
+
+/* Set in each test of the pg_* TCases (a checked fixture: it runs in the test's process). */
+static int use_pg;
+static void backend_pg(void) { use_pg = 1; }
+
+static struct {
+    int started;            /* in the runner process, once */
+    pid_t owner;            /* that process: forked tests must not stop the server */
+    char dir[128];          /* temporary folder: data/, the socket, logs */
+    char bin[256];          /* PostgreSQL server binaries */
+    char why[1024];         /* why it could not start, or "" */
+} pg;
+
+/* Run a PostgreSQL program as the postgres user when we are root (initdb and postgres
+ * refuse to run as root), else as ourselves. Returns the exit status. */
+static int pg_run(const char *args) {
+    char cmd[2048];
+    if (geteuid() == 0)
+        snprintf(cmd, sizeof cmd, "runuser -u postgres -- %s/%s", pg.bin, args);
+    else
+        snprintf(cmd, sizeof cmd, "%s/%s", pg.bin, args);
+    int rc = system(cmd);
+    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+static void pg_stop(void) {
+    if (!pg.started || getpid() != pg.owner) return;
+    char args[512];
+    snprintf(args, sizeof args, "pg_ctl -D %s/data -m immediate -w stop >/dev/null 2>&1", pg.dir);
+    pg_run(args);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", pg.dir);
+    if (system(cmd) != 0) { /* a left-over folder in /tmp is harmless */ }
+    pg.started = 0;
+}
+
+/* Unchecked fixture of the pg_* TCases: runs in the runner process, so one server serves
+ * every test and atexit stops it whatever the tests did. */
+static void pg_start(void) {
+    if (pg.started || pg.why[0]) return;
+    const char *bin = getenv("MIEN_PG_BIN") ? getenv("MIEN_PG_BIN") : "/usr/lib/postgresql/15/bin";
+    snprintf(pg.bin, sizeof pg.bin, "%s", bin);
+    char p[512];
+    snprintf(p, sizeof p, "%s/initdb", bin);
+    if (access(p, X_OK) != 0) {
+        snprintf(pg.why, sizeof pg.why, "PostgreSQL server binaries not found (%s): install "
+                 "postgresql-15 (scripts/setup.sh) or set MIEN_PG_BIN", p);
+        return;
+    }
+    struct passwd *pw = NULL;
+    if (geteuid() == 0 && !(pw = getpwnam("postgres"))) {
+        snprintf(pg.why, sizeof pg.why, "running as root, and there is no 'postgres' user to run "
+                 "the PostgreSQL server as");
+        return;
+    }
+    snprintf(pg.dir, sizeof pg.dir, "/tmp/mien-pg-XXXXXX");
+    if (!mkdtemp(pg.dir)) {
+        snprintf(pg.why, sizeof pg.why, "mkdtemp: cannot make a temporary folder");
+        return;
+    }
+    if (pw && chown(pg.dir, pw->pw_uid, pw->pw_gid) != 0) {
+        snprintf(pg.why, sizeof pg.why, "cannot give %s to the postgres user", pg.dir);
+        return;
+    }
+    pg.owner = getpid();
+    pg.started = 1; /* from here on, pg_stop cleans up */
+    atexit(pg_stop);
+    char args[1024];
+    snprintf(args, sizeof args, "initdb -D %s/data -A trust -U mien -E UTF8 --locale=C --no-sync "
+             ">%s/initdb.log 2>&1", pg.dir, pg.dir);
+    if (pg_run(args) != 0) {
+        snprintf(pg.why, sizeof pg.why, "initdb failed: see %s/initdb.log", pg.dir);
+        return;
+    }
+    /* Only a Unix socket in our folder: nothing else on the machine can reach it. Durability
+     * is not what these tests measure. */
+    snprintf(args, sizeof args, "pg_ctl -D %s/data -l %s/server.log -w -t 60 -o \"-c "
+             "listen_addresses='' -k %s -c fsync=off -c synchronous_commit=off -c "
+             "full_page_writes=off\" start >/dev/null 2>&1", pg.dir, pg.dir, pg.dir);
+    if (pg_run(args) != 0) {
+        snprintf(pg.why, sizeof pg.why, "pg_ctl start failed: see %s/server.log", pg.dir);
+        return;
+    }
+}
+
+/* conninfo URI of database db on the test server. */
+static const char *pg_uri(const char *db) {
+    return keep(tu_path("postgresql:///%s?host=%s&user=mien", db, pg.dir));
+}
+
+/* Run constant SQL on database db of the test server (CREATE DATABASE cannot take
+ * parameters; the names here are the test's own). */
+static void pg_admin(const char *db, const char *sql) {
+    PGconn *c = PQconnectdb(pg_uri(db));
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "test server: %s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+                  "%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* One integer from a query on the gallery at uri. */
+static long long pg_query_int(const char *uri, const char *sql) {
+    PGconn *c = PQconnectdb(uri);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1, "%s: %s", sql,
+                  PQresultErrorMessage(r));
+    long long v = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* The database name of a test URI. */
+static const char *pg_db_of(const char *uri) {
+    const char *d = uri + strlen("postgresql:///");
+    return keep(tu_path("%.*s", (int)strcspn(d, "?"), d));
+}
+
+/* A fresh, empty database on the test server. */
+static const char *pg_fresh_db(void) {
+    ck_assert_msg(pg.started && !pg.why[0], "PostgreSQL test server: %s",
+                  pg.why[0] ? pg.why : "not started (pg_start fixture missing)");
+    static int n;
+    char db[64], sql[128];
+    snprintf(db, sizeof db, "g%ld_%d", (long)getpid(), n++);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+    pg_admin("postgres", sql);
+    return pg_uri(db);
+}
+
+/* A fresh gallery location: a temporary path (the file does not exist yet), or with the
+ * PostgreSQL backend a new database. */
 static const char *temp_gallery(void) {
+    if (use_pg) return pg_fresh_db();
     const char *p = keep(tu_temp_file(".db", "", 0));
     remove(p);
     return p;
 }
 
 static void remove_gallery(const char *p) {
+    if (!strncmp(p, "postgresql://", 13)) return; /* the server goes at the end */
     char side[300];
     remove(p);
     const char *sfx[] = {"-wal", "-shm", ".hnsw"};
@@ -223,6 +369,26 @@ START_TEST(forget_is_gone_from_the_file) {
     enroll_ok(g, "kept_person", "m", d, keep, 1, 0);
     enroll_ok(g, "Secret_Person_Name", "m", d, secret, 3, 1);
     mien_gallery_close(g);
+    if (use_pg) {
+        /* Deleted rows are gone from every query (the bytes on disk: see the README). */
+        ck_assert_int_eq(pg_query_int(path, "SELECT count(*) FROM faces"), 4);
+        g = open_ok(path, NULL);
+        ck_assert_int_eq(mien_gallery_forget(g, "Secret_Person_Name"), MIEN_OK);
+        ck_assert_int_eq(mien_gallery_forget(g, "Secret_Person_Name"), MIEN_ENOTFOUND);
+        mien_match best;
+        int known;
+        ck_assert_int_eq(mien_gallery_identify(g, secret, d, -1.0f, &best, &known), MIEN_OK);
+        ck_assert_str_eq(best.name, "kept_person");
+        mien_gallery_close(g);
+        ck_assert_int_eq(pg_query_int(path, "SELECT count(*) FROM faces"), 1);
+        ck_assert_int_eq(pg_query_int(path, "SELECT count(*) FROM subjects WHERE name LIKE 'Secret%'"), 0);
+        /* purge (VACUUM) freed the dead tuples' line pointers: only the kept face's tuple
+         * remains in the table's (one) page. */
+        pg_admin(pg_db_of(path), "CREATE EXTENSION IF NOT EXISTS pageinspect");
+        ck_assert_int_eq(pg_query_int(path, "SELECT count(*) FROM heap_page_items(get_raw_page("
+                                            "'faces', 0)) WHERE t_data IS NOT NULL"), 1);
+        return;
+    }
     size_t n;
     char *bytes = read_all(path, &n);
     ck_assert(bytes && contains(bytes, n, "Secret_Person_Name", 18));
@@ -373,6 +539,7 @@ END_TEST
 
 START_TEST(damaged_files_fail_cleanly) {
     mien_gallery *g;
+    ck_assert_msg(!use_pg, "SQLite files only: pg_errors is the PostgreSQL counterpart");
     /* Not a database. */
     static const char junk_text[] = "this is not an SQLite database, just some text that is long enough";
     const char *junk = keep(tu_temp_file(".db", junk_text, strlen(junk_text)));
@@ -435,6 +602,114 @@ START_TEST(damaged_files_fail_cleanly) {
     ck_assert_msg(strstr(buf, "/.local/share/mien/gallery.db"), "%s", buf);
     if (old_xdg) setenv("XDG_DATA_HOME", old_xdg, 1);
     free(old_xdg);
+}
+END_TEST
+
+START_TEST(pg_errors) {
+    mien_gallery *g;
+    /* A server that is not there: MIEN_EIO with libpq's reason. */
+    int rc = mien_gallery_open("postgresql:///x?host=/nonexistent-mien&connect_timeout=2", NULL, &g);
+    ck_assert_int_eq(rc, MIEN_EIO);
+    ck_assert_msg(strstr(mien_gallery_errmsg(g), "cannot connect") &&
+                  strstr(mien_gallery_errmsg(g), "nonexistent-mien"), "%s", mien_gallery_errmsg(g));
+    mien_gallery_close(g);
+    /* A bad URI; and the password never appears in messages. */
+    rc = mien_gallery_open("postgresql://u:hunter2@/x?nosuchoption=1", NULL, &g);
+    ck_assert_int_eq(rc, MIEN_EIO);
+    ck_assert_msg(strstr(mien_gallery_errmsg(g), "nosuchoption") &&
+                  !strstr(mien_gallery_errmsg(g), "hunter2"), "%s", mien_gallery_errmsg(g));
+    mien_gallery_close(g);
+    char red[256];
+    gallery_store_pg_redact("postgresql://bob:s3cret@db:5432/g?sslmode=require&password=x2&a=b",
+                            red, sizeof red);
+    ck_assert_str_eq(red, "postgresql://bob:***@db:5432/g?sslmode=require&password=***&a=b");
+    /* An existing database without a gallery, not to be created: not found. */
+    const char *uri = temp_gallery();
+    mien_gallery_options o;
+    mien_gallery_options_default(&o);
+    o.create = 0;
+    ck_assert_int_eq(mien_gallery_open(uri, &o, &g), MIEN_ENOTFOUND);
+    mien_gallery_close(g);
+    o.create = 1;
+    o.read_only = 1;
+    ck_assert_int_eq(mien_gallery_open(uri, &o, &g), MIEN_ENOTFOUND);
+    mien_gallery_close(g);
+    /* Tables of the same names that are not a gallery: refused, untouched. */
+    pg_admin(pg_db_of(uri), "CREATE TABLE meta(key text, value text)");
+    ck_assert_int_eq(mien_gallery_open(uri, NULL, &g), MIEN_EFORMAT);
+    ck_assert_msg(strstr(mien_gallery_errmsg(g), "not a mien gallery"), "%s", mien_gallery_errmsg(g));
+    mien_gallery_close(g);
+    /* A face row damaged behind our back. */
+    uri = temp_gallery();
+    float v[8];
+    rng r = {4};
+    random_unit(&r, v, 8);
+    g = open_ok(uri, NULL);
+    enroll_ok(g, "a", "m", 8, v, 1, 0);
+    mien_gallery_close(g);
+    pg_admin(pg_db_of(uri), "ALTER TABLE faces DROP CONSTRAINT faces_dim_check; "
+                            "UPDATE faces SET embedding = '\\x0102'");
+    ck_assert_int_eq(mien_gallery_open(uri, NULL, &g), MIEN_EFORMAT);
+    ck_assert_msg(strstr(mien_gallery_errmsg(g), "damaged"), "%s", mien_gallery_errmsg(g));
+    mien_gallery_close(g);
+}
+END_TEST
+
+/* Two handles on one database (as two `mien serve` on two machines): what one commits, the
+ * other sees at its next read, without reopening. */
+START_TEST(pg_two_handles_sync) {
+    const char *uri = temp_gallery();
+    const int d = 16;
+    rng r = {21};
+    float v[4 * 16];
+    for (int i = 0; i < 4; i++) random_unit(&r, v + i * d, d);
+    mien_gallery *a = open_ok(uri, NULL), *b = open_ok(uri, NULL);
+    mien_match m;
+    int n, known, ns, nf;
+    ck_assert_int_eq(mien_gallery_search(b, v, d, 1, &m, &n), MIEN_OK);
+    ck_assert_int_eq(n, 0);
+    /* A enrolls: B finds the new subject on its next search. */
+    enroll_ok(a, "alice", "m", d, v, 2, 0);
+    ck_assert_int_eq(mien_gallery_identify(b, v, d, 0.9f, &m, &known), MIEN_OK);
+    ck_assert_msg(known && !strcmp(m.name, "alice"), "B did not see alice: %s", m.name);
+    /* More faces for her and a second person (incremental), then B enrolls too. */
+    enroll_ok(a, "alice", "m", d, v + 2 * d, 1, 2);
+    enroll_ok(b, "bob", "m", d, v + 3 * d, 1, 3);
+    mien_gallery_count(b, &ns, &nf);
+    ck_assert_int_eq(ns, 2);
+    ck_assert_int_eq(nf, 4);
+    ck_assert_int_eq(mien_gallery_identify(a, v + 3 * d, d, 0.9f, &m, &known), MIEN_OK);
+    ck_assert_msg(known && !strcmp(m.name, "bob"), "A did not see bob: %s", m.name);
+    mien_gallery_count(a, &ns, &nf);
+    ck_assert_int_eq(nf, 4);
+    /* Renamed by B, seen by A. */
+    ck_assert_int_eq(mien_gallery_rename(b, "bob", "robert"), MIEN_OK);
+    mien_subject *sv;
+    ck_assert_int_eq(mien_gallery_subjects(a, &sv, &n), MIEN_OK);
+    ck_assert_int_eq(n, 2);
+    ck_assert_str_eq(sv[1].name, "robert");
+    free(sv);
+    /* A forgets alice: B no longer finds her. */
+    ck_assert_int_eq(mien_gallery_forget(a, "alice"), MIEN_OK);
+    ck_assert_int_eq(mien_gallery_identify(b, v, d, -1.0f, &m, &known), MIEN_OK);
+    ck_assert_msg(strcmp(m.name, "alice") != 0, "B still finds alice");
+    ck_assert_str_eq(m.name, "robert");
+    mien_gallery_count(b, &ns, &nf);
+    ck_assert_int_eq(ns, 1);
+    ck_assert_int_eq(nf, 1);
+    /* B renames to a name A took meanwhile: refused (B catches up inside its transaction). */
+    enroll_ok(a, "carol", "m", d, v, 1, 10);
+    ck_assert_int_eq(mien_gallery_rename(b, "robert", "carol"), MIEN_EINVAL);
+    /* Emptied by one handle and bound to another model: the other follows. */
+    ck_assert_int_eq(mien_gallery_forget(a, "carol"), MIEN_OK);
+    ck_assert_int_eq(mien_gallery_forget(a, "robert"), MIEN_OK);
+    float w[8];
+    random_unit(&r, w, 8);
+    enroll_ok(a, "dave", "other", 8, w, 1, 20);
+    ck_assert_int_eq(mien_gallery_identify(b, w, 8, 0.9f, &m, &known), MIEN_OK);
+    ck_assert_msg(known && !strcmp(m.name, "dave"), "B did not follow the rebind: %s", m.name);
+    mien_gallery_close(a);
+    mien_gallery_close(b);
 }
 END_TEST
 
@@ -546,6 +821,12 @@ START_TEST(ann_recall_small) {
     int n1;
     ck_assert_int_eq(mien_gallery_search(ga, q, d, 1, &after, &n1), MIEN_OK);
     ck_assert_msg(strcmp(after.name, ma[0].name) != 0, "forgotten subject still found");
+    if (use_pg) { /* no cache file beside a database */
+        mien_gallery_close(ga);
+        mien_gallery_close(ge);
+        free(v), free(q), free(centres), free(me), free(ma), free(ne), free(na);
+        return;
+    }
     mien_gallery_close(ga);
     char cache[300];
     snprintf(cache, sizeof cache, "%s.hnsw", ann_path);
@@ -668,7 +949,7 @@ static const char *known_gallery(void) {
     const char *g = temp_gallery();
     char *out, *err;
     int rc = run_mien(tu_mien_bin_fast(),
-                      tu_path("enroll --gallery %s --from-dir %s/people/examples/knn_examples/train", g,
+                      tu_path("enroll --gallery '%s' --from-dir %s/people/examples/knn_examples/train", g,
                               tu_data_dir()),
                       &out, &err);
     ck_assert_msg(rc == 0, "enroll failed (%d): %s", rc, err);
@@ -683,7 +964,7 @@ START_TEST(identify_labelled_faces) {
     ck_assert(labels != NULL);
     /* One identify run over every labelled photo. */
     char args[16384], *names[64];
-    int n = snprintf(args, sizeof args, "identify --json --gallery %s", g), photos = 0;
+    int n = snprintf(args, sizeof args, "identify --json --gallery '%s'", g), photos = 0;
     char *save = NULL;
     for (char *l = strtok_r(labels, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         if (*l == '#' || !*l) continue;
@@ -740,7 +1021,7 @@ START_TEST(identify_labelled_faces) {
     /* --draw writes a PNG with the names. */
     const char *png = keep(tu_temp_file(".png", "", 0));
     rc = run_mien(tu_mien_bin_fast(),
-                  tu_path("identify --gallery %s --draw %s %s/people/examples/two_people.jpg", g, png,
+                  tu_path("identify --gallery '%s' --draw %s %s/people/examples/two_people.jpg", g, png,
                           tu_data_dir()), &out, &err);
     ck_assert_msg(rc == 0 && strstr(out, "obama") && strstr(out, "biden"), "%s %s", out, err);
     size_t len;
@@ -815,42 +1096,48 @@ START_TEST(cli_errors) {
     char *out, *err;
     const char *g = temp_gallery();
     /* A gallery that does not exist: identify and subjects say so, create nothing. */
-    int rc = run_mien(tu_mien_bin(), tu_path("subjects --gallery %s", g), &out, &err);
+    int rc = run_mien(tu_mien_bin(), tu_path("subjects --gallery '%s'", g), &out, &err);
     ck_assert_msg(rc == 1 && strstr(err, "no gallery"), "exit %d: %s", rc, err);
-    ck_assert(access(g, F_OK) != 0);
+    if (use_pg) {
+        ck_assert_int_eq(pg_query_int(g, "SELECT count(*) FROM pg_tables WHERE tablename = 'faces'"), 0);
+    } else {
+        ck_assert(access(g, F_OK) != 0);
+    }
     free(out), free(err);
     /* A damaged one. */
     static const char junk_text[] = "definitely not a database file, but long enough....";
-    const char *junk = keep(tu_temp_file(".db", junk_text, strlen(junk_text)));
-    rc = run_mien(tu_mien_bin(), tu_path("subjects --gallery %s", junk), &out, &err);
+    const char *junk = use_pg ? "postgresql:///nosuchdb?host=/nonexistent&connect_timeout=2"
+                              : keep(tu_temp_file(".db", junk_text, strlen(junk_text)));
+    rc = run_mien(tu_mien_bin(), tu_path("subjects --gallery '%s'", junk), &out, &err);
     ck_assert_msg(rc == 1 && strlen(err) > 10 && !strstr(err, "Sanitizer"), "exit %d: %s", rc, err);
     free(out), free(err);
-    remove(junk);
+    if (!use_pg) remove(junk);
     /* enroll: a photo without a face is an error for that photo (exit 2). */
     rc = run_mien(tu_mien_bin(),
-                  tu_path("enroll --gallery %s someone %s/dlib_faces/dogs.jpg", g, tu_data_dir()), &out, &err);
+                  tu_path("enroll --gallery '%s' someone %s/dlib_faces/dogs.jpg", g, tu_data_dir()), &out, &err);
     ck_assert_msg(rc == 2 && strstr(err, "no face"), "exit %d: %s", rc, err);
     free(out), free(err);
-    rc = run_mien(tu_mien_bin(), tu_path("forget --gallery %s nobody", g), &out, &err);
+    rc = run_mien(tu_mien_bin(), tu_path("forget --gallery '%s' nobody", g), &out, &err);
     ck_assert_msg(rc == 1 && strstr(err, "nobody"), "exit %d: %s", rc, err);
     free(out), free(err);
-    rc = run_mien(tu_mien_bin(), tu_path("enroll --gallery %s unknown %s/people/examples/obama.jpg", g,
+    rc = run_mien(tu_mien_bin(), tu_path("enroll --gallery '%s' unknown %s/people/examples/obama.jpg", g,
                                          tu_data_dir()), &out, &err);
     ck_assert_msg(rc == 2 && strstr(err, "reserved"), "exit %d: %s", rc, err);
     free(out), free(err);
     /* Export, import, rename, forget through the CLI (sanitizer build). */
-    rc = run_mien(tu_mien_bin(), tu_path("enroll --gallery %s obama %s/people/examples/obama.jpg", g,
+    rc = run_mien(tu_mien_bin(), tu_path("enroll --gallery '%s' obama %s/people/examples/obama.jpg", g,
                                          tu_data_dir()), &out, &err);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
     free(out), free(err);
     const char *ex = keep(tu_temp_file(".jsonl", "", 0)), *g2 = temp_gallery();
-    rc = run_mien(tu_mien_bin(), tu_path("export --gallery %s %s && %s import --gallery %s %s && "
-                                         "%s rename --gallery %s obama barack && %s subjects --json --gallery %s",
+    rc = run_mien(tu_mien_bin(), tu_path("export --gallery '%s' %s && %s import --gallery '%s' %s && "
+                                         "%s rename --gallery '%s' obama barack && "
+                                         "%s subjects --json --gallery '%s'",
                                          g, ex, tu_mien_bin(), g2, ex, tu_mien_bin(), g2, tu_mien_bin(), g2),
                   &out, &err);
     ck_assert_msg(rc == 0 && strstr(out, "\"name\":\"barack\""), "exit %d: %s %s", rc, out, err);
     free(out), free(err);
-    rc = run_mien(tu_mien_bin(), tu_path("forget --gallery %s barack", g2), &out, &err);
+    rc = run_mien(tu_mien_bin(), tu_path("forget --gallery '%s' barack", g2), &out, &err);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
     free(out), free(err);
     /* --help everywhere. */
@@ -891,5 +1178,32 @@ Suite *suite_gallery(void) {
     tcase_add_test(e, cluster_known_people);
     tcase_add_test(e, cli_errors);
     suite_add_tcase(s, e);
+    /* The same cases against PostgreSQL (those about SQLite files have pg_errors instead). */
+    TCase *ps = tcase_create("pg_store");
+    tcase_set_timeout(ps, 120);
+    tcase_add_unchecked_fixture(ps, pg_start, NULL);
+    tcase_add_checked_fixture(ps, backend_pg, NULL);
+    tcase_add_test(ps, enroll_list_rename);
+    tcase_add_test(ps, forget_is_gone_from_the_file);
+    tcase_add_test(ps, export_import_round_trip);
+    tcase_add_test(ps, model_mismatch_refused);
+    tcase_add_test(ps, pg_errors);
+    tcase_add_test(ps, pg_two_handles_sync);
+    suite_add_tcase(s, ps);
+    TCase *pq = tcase_create("pg_search");
+    tcase_set_timeout(pq, 300);
+    tcase_add_unchecked_fixture(pq, pg_start, NULL);
+    tcase_add_checked_fixture(pq, backend_pg, NULL);
+    tcase_add_test(pq, exact_topk_matches_naive);
+    tcase_add_test(pq, ann_recall_small);
+    tcase_add_test(pq, concurrent_readers_one_writer);
+    suite_add_tcase(s, pq);
+    TCase *pe = tcase_create("pg_e2e");
+    tcase_set_timeout(pe, 900);
+    tcase_add_unchecked_fixture(pe, pg_start, NULL);
+    tcase_add_checked_fixture(pe, backend_pg, NULL);
+    tcase_add_test(pe, identify_labelled_faces);
+    tcase_add_test(pe, cli_errors);
+    suite_add_tcase(s, pe);
     return s;
 }

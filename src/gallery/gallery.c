@@ -277,7 +277,10 @@ static int load_subject(void *ctx, const gallery_subject_rec *s) {
 static int load_face(void *ctx, const gallery_face_rec *f) {
     load_ctx *c = ctx;
     mien_gallery *g = c->g;
-    if (!g->model[0]) { /* no metadata: the first face binds */
+    /* No metadata, or (catching up) a gallery emptied and bound again meanwhile by another
+     * process: the first face binds. */
+    if (!g->model[0] || g->n_faces == 0) {
+        if (f->dim != g->dim) gallery_rebind_memory(g, f->dim, c->e);
         snprintf(g->model, sizeof g->model, "%s", f->model);
         g->dim = f->dim;
     }
@@ -297,7 +300,8 @@ static int load_face(void *ctx, const gallery_face_rec *f) {
         if (g->subj[mid].id < f->subject) lo = mid + 1;
         else hi = mid;
     }
-    if (lo == g->n_subj || g->subj[lo].id != f->subject)
+    if (lo == g->n_subj || g->subj[lo].id != f->subject) lo = subject_index_by_id(g, f->subject);
+    if (lo < 0)
         return mien_err_set(c->e, MIEN_EFORMAT, "%s: face %lld belongs to no subject", g->path,
                             (long long)f->id);
     if (g->n_faces && f->id <= g->face_id[g->n_faces - 1])
@@ -324,6 +328,97 @@ static int load(mien_gallery *g, mien_err *e) {
     return rc;
 }
 
+/* ==== Sharing with other processes ==== */
+
+/* Forget everything in memory (before loading it again). */
+static void clear_memory(mien_gallery *g) {
+    free(g->subj);
+    free(g->emb);
+    free(g->face_id);
+    free(g->face_subj);
+    g->subj = NULL;
+    g->emb = NULL;
+    g->face_id = NULL;
+    g->face_subj = NULL;
+    g->n_subj = g->cap_subj = 0;
+    g->n_faces = g->cap_faces = 0;
+    ghnsw_free(g->ann);
+    g->ann = NULL;
+    g->model[0] = '\0';
+    g->dim = 0;
+}
+
+/* Add the rows committed by others since memory was in step: ids only grow, and writers are
+ * serialised, so they are exactly those past the last ids held. */
+static int load_new(mien_gallery *g, mien_err *e) {
+    const gallery_store_ops *ops = g->store->ops;
+    int64_t last_subj = 0, last_face = g->n_faces ? g->face_id[g->n_faces - 1] : 0;
+    for (int i = 0; i < g->n_subj; i++)
+        if (g->subj[i].id > last_subj) last_subj = g->subj[i].id;
+    size_t first = g->n_faces;
+    load_ctx c = {g, e, NULL};
+    int rc = ops->scan_subjects_after(g->store, last_subj, load_subject, &c, e);
+    if (!rc) rc = ops->scan_faces_after(g->store, last_face, load_face, &c, e);
+    free(c.tmp);
+    if (!rc && g->ann && g->n_faces > first) {
+        char err[512];
+        rc = ghnsw_add(g->ann, g->emb + first * (size_t)g->dim, g->face_id + first,
+                       g->n_faces - first, 1, err, sizeof err);
+        if (rc) rc = mien_err_set(e, rc, "updating the search index: %s", err);
+    }
+    return rc;
+}
+
+int gallery_catch_up(mien_gallery *g, mien_err *e) {
+    const gallery_store_ops *ops = g->store->ops;
+    if (!ops->version) return MIEN_OK;
+    int64_t gen, reset;
+    int rc = ops->version(g->store, &gen, &reset, e);
+    if (rc || gen == g->gen) return rc;
+    if (g->gen < 0 || reset > g->gen || gen < g->gen) { /* deletions or renames: all again */
+        clear_memory(g);
+        rc = load(g, e);
+    } else {
+        rc = load_new(g, e);
+    }
+    if (!rc) rc = ann_update(g, e);
+    /* A failed load leaves memory partial: the next call starts from scratch. */
+    g->gen = rc ? -1 : gen;
+    /* Every announcement so far is of a generation <= gen: writers wait for our lock. */
+    g->announced = g->gen;
+    return rc;
+}
+
+void gallery_committed(mien_gallery *g) {
+    if (g->store->ops->version && g->gen >= 0) g->gen++;
+}
+
+/* Before reading memory: catch up with what other processes committed. Without news (the
+ * usual case) this reads the socket without a round trip. Caller holds no lock. */
+static int sync_reads(mien_gallery *g) {
+    const gallery_store_ops *ops = g->store ? g->store->ops : NULL;
+    if (!ops || !ops->poll) return MIEN_OK;
+    mien_err e = {0};
+    int64_t seen = 0;
+    pthread_mutex_lock(&g->store_lock);
+    int rc = ops->poll(g->store, &seen, &e);
+    if (seen > g->announced) g->announced = seen;
+    int stale = g->announced > g->gen;
+    pthread_mutex_unlock(&g->store_lock);
+    if (rc) return gallery_fail_err(g, &e);
+    if (!stale) return MIEN_OK;
+    pthread_rwlock_wrlock(&g->lock);
+    pthread_mutex_lock(&g->store_lock);
+    if (g->announced > g->gen) { /* another thread may have caught up meanwhile */
+        rc = ops->begin(g->store, &e);
+        if (!rc) rc = gallery_catch_up(g, &e);
+        ops->rollback(g->store); /* nothing written: only the writer lock to let go */
+    }
+    pthread_mutex_unlock(&g->store_lock);
+    pthread_rwlock_unlock(&g->lock);
+    return rc ? gallery_fail_err(g, &e) : MIEN_OK;
+}
+
 int mien_gallery_open(const char *path, const mien_gallery_options *o, mien_gallery **out) {
     *out = NULL;
     mien_gallery *g = calloc(1, sizeof *g);
@@ -339,16 +434,30 @@ int mien_gallery_open(const char *path, const mien_gallery_options *o, mien_gall
     g->threads = g->opt.threads > 0 ? g->opt.threads : ncpu > 0 ? (int)ncpu : 1;
     if (!path || !*path) return gallery_fail(g, MIEN_EINVAL, "no gallery path");
     if (strlen(path) >= sizeof g->path) return gallery_fail(g, MIEN_EINVAL, "gallery path too long");
-    snprintf(g->path, sizeof g->path, "%s", path);
-    if (!strncmp(path, "postgres://", 11) || !strncmp(path, "postgresql://", 13))
-        return gallery_fail(g, MIEN_EUNSUPPORTED, "%s: the PostgreSQL backend is not built in", path);
     mien_err e = {0};
-    int rc = gallery_store_open_sqlite(path, g->opt.read_only, g->opt.create, &g->store, &e);
-    if (!rc) rc = load(g, &e);
+    int rc;
+    g->gen = g->announced = -1;
+    if (gallery_store_is_pg(path)) {
+        /* Messages name the database without its password; the index is kept in memory
+         * only (no file beside a database). */
+        gallery_store_pg_redact(path, g->path, sizeof g->path);
+        g->opt.ann_cache = 0;
+        rc = gallery_store_open_pg(path, g->opt.read_only, g->opt.create, &g->store, &e);
+    } else {
+        snprintf(g->path, sizeof g->path, "%s", path);
+        rc = gallery_store_open_sqlite(path, g->opt.read_only, g->opt.create, &g->store, &e);
+    }
+    if (!rc && g->store->ops->version) { /* one consistent state, and its generation */
+        rc = g->store->ops->begin(g->store, &e);
+        if (!rc) rc = gallery_catch_up(g, &e);
+        g->store->ops->rollback(g->store);
+    } else if (!rc) {
+        rc = load(g, &e);
+    }
     if (!rc && g->opt.model && g->model[0] && g->n_faces > 0 &&
         (strcmp(g->opt.model, g->model) != 0 || (g->opt.dim > 0 && g->opt.dim != g->dim)))
         rc = mien_err_set(&e, MIEN_EMISMATCH, "%s holds '%s' embeddings (%d-d) but this run uses "
-                          "'%s' (%d-d): choose the same embedder or another gallery", path,
+                          "'%s' (%d-d): choose the same embedder or another gallery", g->path,
                           g->model, g->dim, g->opt.model, g->opt.dim);
     if (!rc) rc = ann_update(g, &e);
     return rc ? gallery_fail_err(g, &e) : MIEN_OK;
@@ -370,14 +479,16 @@ void mien_gallery_close(mien_gallery *g) {
 }
 
 int mien_gallery_model(mien_gallery *g, char *name, size_t size, int *dim) {
+    int rc = sync_reads(g);
     pthread_rwlock_rdlock(&g->lock);
     if (name && size) snprintf(name, size, "%s", g->n_faces ? g->model : "");
     if (dim) *dim = g->n_faces ? g->dim : 0;
     pthread_rwlock_unlock(&g->lock);
-    return MIEN_OK;
+    return rc;
 }
 
 void mien_gallery_count(mien_gallery *g, int *n_subjects, int *n_faces) {
+    sync_reads(g); /* a failure is on the handle; the counts are those in memory */
     pthread_rwlock_rdlock(&g->lock);
     if (n_subjects) *n_subjects = g->n_subj;
     if (n_faces) *n_faces = (int)g->n_faces;
@@ -486,6 +597,7 @@ int mien_gallery_enroll(mien_gallery *g, const char *name, const char *model, in
     int64_t now = (int64_t)time(NULL), sid = 0;
     size_t m = 0;
     int rc = ops->begin(g->store, &e);
+    if (!rc) rc = gallery_catch_up(g, &e);
     if (!rc) rc = gallery_bind_model(g, model, dim, &e);
     if (!rc) rc = gallery_rebind_memory(g, dim, &e);
     int s = gallery_subject_index(g, name);
@@ -508,6 +620,7 @@ int mien_gallery_enroll(mien_gallery *g, const char *name, const char *model, in
         pend[m++] = (gallery_pending){sid, name, now, 0, NULL};
     if (!rc) rc = ops->commit(g->store, &e);
     if (rc) ops->rollback(g->store);
+    else gallery_committed(g);
     pthread_mutex_unlock(&g->store_lock);
     if (!rc) {
         if (g->n_faces == 0) {
@@ -530,19 +643,19 @@ int mien_gallery_rename(mien_gallery *g, const char *old_name, const char *new_n
     if (!old_name) return gallery_fail(g, MIEN_EINVAL, "rename: no name");
     if (gallery_name_check(new_name, &e)) return gallery_fail_err(g, &e);
     pthread_rwlock_wrlock(&g->lock);
-    int s = gallery_subject_index(g, old_name), rc = MIEN_OK;
-    if (s < 0) rc = mien_err_set(&e, MIEN_ENOTFOUND, "no subject named '%s'", old_name);
-    else if (strcmp(old_name, new_name) != 0 && gallery_subject_index(g, new_name) >= 0)
+    pthread_mutex_lock(&g->store_lock);
+    const gallery_store_ops *ops = g->store->ops;
+    int s = -1, rc = ops->begin(g->store, &e);
+    if (!rc) rc = gallery_catch_up(g, &e);
+    if (!rc && (s = gallery_subject_index(g, old_name)) < 0)
+        rc = mien_err_set(&e, MIEN_ENOTFOUND, "no subject named '%s'", old_name);
+    else if (!rc && strcmp(old_name, new_name) != 0 && gallery_subject_index(g, new_name) >= 0)
         rc = mien_err_set(&e, MIEN_EINVAL, "a subject named '%s' already exists", new_name);
-    if (!rc) {
-        pthread_mutex_lock(&g->store_lock);
-        const gallery_store_ops *ops = g->store->ops;
-        rc = ops->begin(g->store, &e);
-        if (!rc) rc = ops->subject_rename(g->store, g->subj[s].id, new_name, &e);
-        if (!rc) rc = ops->commit(g->store, &e);
-        if (rc) ops->rollback(g->store);
-        pthread_mutex_unlock(&g->store_lock);
-    }
+    if (!rc) rc = ops->subject_rename(g->store, g->subj[s].id, new_name, &e);
+    if (!rc) rc = ops->commit(g->store, &e);
+    if (rc) ops->rollback(g->store);
+    else gallery_committed(g);
+    pthread_mutex_unlock(&g->store_lock);
     if (!rc) snprintf(g->subj[s].name, sizeof g->subj[s].name, "%s", new_name);
     pthread_rwlock_unlock(&g->lock);
     return rc ? gallery_fail_err(g, &e) : MIEN_OK;
@@ -555,15 +668,17 @@ int mien_gallery_forget(mien_gallery *g, const char *name) {
     pthread_rwlock_wrlock(&g->lock);
     pthread_mutex_lock(&g->store_lock);
     const gallery_store_ops *ops = g->store->ops;
+    int rc = ops->begin(g->store, &e);
+    if (!rc) rc = gallery_catch_up(g, &e);
     int s = gallery_subject_index(g, name);
     int64_t sid = s >= 0 ? g->subj[s].id : 0;
-    int rc = ops->begin(g->store, &e);
     /* Also a subject another process added since we opened: it must go from the file. */
     if (!rc && !sid && !(rc = ops->subject_find(g->store, name, &sid, &e)) && !sid)
         rc = mien_err_set(&e, MIEN_ENOTFOUND, "no subject named '%s'", name);
     if (!rc) rc = ops->subject_delete(g->store, sid, &e);
     if (!rc) rc = ops->commit(g->store, &e);
     if (rc) ops->rollback(g->store);
+    else gallery_committed(g);
     mien_err pe = {0};
     int purge = rc ? MIEN_OK : ops->purge(g->store, &pe);
     pthread_mutex_unlock(&g->store_lock);
@@ -607,6 +722,8 @@ static int cmp_subject_name(const void *a, const void *b) {
 int mien_gallery_subjects(mien_gallery *g, mien_subject **out, int *n) {
     *out = NULL;
     *n = 0;
+    int rc = sync_reads(g);
+    if (rc) return rc;
     pthread_rwlock_rdlock(&g->lock);
     mien_subject *v = malloc((size_t)(g->n_subj ? g->n_subj : 1) * sizeof *v);
     if (!v) {
@@ -681,8 +798,9 @@ int mien_gallery_search_batch(mien_gallery *g, const float *emb, int n, int dim,
         return gallery_fail(g, MIEN_EINVAL, "search: bad arguments");
     for (int i = 0; i < n; i++) n_out[i] = 0;
     if (n == 0) return MIEN_OK;
+    int rc = sync_reads(g);
+    if (rc) return rc;
     pthread_rwlock_rdlock(&g->lock);
-    int rc = MIEN_OK;
     const size_t nf = g->n_faces;
     if (nf == 0) goto done;
     if (dim != g->dim) {

@@ -44,6 +44,10 @@ struct mien_gallery {
     ghnsw *ann;
     int ann_dirty;               /* changed since loaded from / saved to the cache file */
     int threads;                 /* for building the index */
+    /* Sharing with other processes (stores with version/poll: PostgreSQL). Both under
+     * store_lock; gen also changes only under lock held exclusively. */
+    int64_t gen;                 /* the store generation that memory reflects; -1: not loaded */
+    int64_t announced;           /* the newest generation other processes announced */
 };
 
 /* Record a failure on the handle (thread-safe) and return status. */
@@ -78,6 +82,14 @@ int gallery_rebind_memory(mien_gallery *g, int dim, mien_err *e);
 /* Apply committed additions to memory (subjects created as needed, rows appended, index
  * updated). Caller holds lock exclusively. */
 int gallery_apply_added(mien_gallery *g, const gallery_pending *p, size_t n, mien_err *e);
+
+/* Inside a write transaction (which serialises writers): bring memory up to the store's
+ * generation, reading only the new rows when nothing was deleted or renamed meanwhile.
+ * Caller holds lock exclusively and store_lock. No-op for stores without version. */
+int gallery_catch_up(mien_gallery *g, mien_err *e);
+
+/* After a successful commit by this handle: memory reflects one generation more. */
+void gallery_committed(mien_gallery *g);
 
 /* L2-normalise src (dim,) into dst; MIEN_EINVAL for a zero, NaN or infinite vector. */
 int gallery_normalise(const float *src, int dim, float *dst);

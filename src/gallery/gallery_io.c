@@ -366,6 +366,7 @@ int mien_gallery_import(mien_gallery *g, const char *path, int *n_subjects, int 
     pthread_mutex_lock(&g->store_lock);
     const gallery_store_ops *ops = g->store->ops;
     int rc = ops->begin(g->store, &e), header = 0;
+    if (!rc) rc = gallery_catch_up(g, &e);
     while (!rc && (len = getline(&line, &cap, f)) >= 0) {
         st.line++;
         if ((size_t)len > IMPORT_MAX_LINE) {
@@ -387,6 +388,7 @@ int mien_gallery_import(mien_gallery *g, const char *path, int *n_subjects, int 
     if (!rc && !header) rc = mien_err_set(&e, MIEN_EFORMAT, "%s: empty file", path);
     if (!rc) rc = ops->commit(g->store, &e);
     if (rc) ops->rollback(g->store);
+    else gallery_committed(g);
     pthread_mutex_unlock(&g->store_lock);
     if (!rc) {
         for (size_t i = 0; i < st.n_pend; i++)

@@ -72,6 +72,22 @@ typedef struct gallery_store_ops {
     /* After deletions (outside a transaction): make sure the deleted rows cannot be read
      * back from the backend's files. */
     int (*purge)(gallery_store *st, mien_err *e);
+
+    /* Sharing one gallery between processes (optional: NULL where the backend has none, as
+     * SQLite, whose handles see the file as it was when they loaded it).
+     *   version: inside a transaction, the store's generation (every commit() adds exactly
+     *     one, and commits are serialised by begin()) and the generation of the latest commit
+     *     that deleted or renamed a subject (after which adding the new rows is not enough).
+     *   poll: the newest generation that other connections announced since the last call, 0
+     *     when none; it must not wait, nor make a round trip when nothing arrived. INT64_MAX
+     *     when the connection was lost and made again (announcements may have been missed).
+     *   scan_subjects_after / scan_faces_after: the rows with id > after, by id. */
+    int (*version)(gallery_store *st, int64_t *gen, int64_t *reset, mien_err *e);
+    int (*poll)(gallery_store *st, int64_t *announced, mien_err *e);
+    int (*scan_subjects_after)(gallery_store *st, int64_t after, gallery_subject_fn fn, void *ctx,
+                               mien_err *e);
+    int (*scan_faces_after)(gallery_store *st, int64_t after, gallery_face_fn fn, void *ctx,
+                            mien_err *e);
     /* Optional (NULL: mien_gallery_face_delete is MIEN_EUNSUPPORTED): delete one face
      * (MIEN_ENOTFOUND when absent). */
     int (*face_delete)(gallery_store *st, int64_t id, mien_err *e);
@@ -85,5 +101,18 @@ struct gallery_store {
  * file when missing. A new file gets the schema. */
 int gallery_store_open_sqlite(const char *path, int read_only, int create, gallery_store **out,
                               mien_err *e);
+
+/* 1 when path names a PostgreSQL database (a postgresql:// or postgres:// conninfo URI). */
+int gallery_store_is_pg(const char *path);
+
+/* The URI with its password (user:PASSWORD@, or password=... among the query parameters)
+ * replaced by "***", for messages. */
+void gallery_store_pg_redact(const char *uri, char *buf, size_t size);
+
+/* Open the PostgreSQL store at uri: same read_only and create semantics (the "file" is the
+ * schema: tables meta, subjects, faces in the connection's search_path). The connection
+ * LISTENs for the changes other connections commit (poll). */
+int gallery_store_open_pg(const char *uri, int read_only, int create, gallery_store **out,
+                          mien_err *e);
 
 #endif
