@@ -118,6 +118,13 @@ int cli_embed_photos(mien_models *m, const cli_common *c, cli_photo *photos, int
                      cli_faces_rule rule, const char *label);
 void cli_photos_free(cli_photo *p, int n);
 
+/* The gallery at path (NULL: the default one), as the gallery commands open it: write may
+ * create it (and its folder), m binds it to the models' embedder. Prints why and returns NULL
+ * on failure. (cmd_gallery.c) */
+mien_gallery *cli_open_gallery(const char *cmd, const char *path, int write, mien_models *m);
+/* mkdir -p of the folder that will hold path. */
+void cli_make_parent_dirs(const char *path);
+
 /* Commands. */
 int cmd_detect(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
@@ -139,5 +146,7 @@ int cmd_import(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
 int cmd_eval_identify(int argc, char **argv);
 int cmd_eval_cluster(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
 
 #endif

@@ -1021,3 +1021,12 @@ done:
     cli_free_strings(paths, n);
     return status;
 }
+
+/* ==== For other commands (mien serve) ==== */
+
+mien_gallery *cli_open_gallery(const char *cmd, const char *path, int write, mien_models *m) {
+    gal_opts o = {.gallery = path};
+    return open_gallery(cmd, &o, write, m, 1);
+}
+
+void cli_make_parent_dirs(const char *path) { make_parent_dirs(path); }

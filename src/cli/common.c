@@ -1,5 +1,6 @@
 /* Shared pieces of the command-line tool. */
 #include "cli/cli.h"
+#include "server/server.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -235,23 +236,8 @@ int cli_pick_central(const mien_face *f, int n, int w, int h) {
     return best;
 }
 
-static cJSON *num_array(const float *v, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(roundf(v[i] * 100) / 100));
-    return a;
-}
-
-cJSON *cli_face_json(const mien_face *f) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "box", num_array(f->box, 4));
-    cJSON_AddNumberToObject(o, "score", roundf(f->score * 10000) / 10000);
-    cJSON *lm = cJSON_AddArrayToObject(o, "landmarks");
-    for (int i = 0; i < f->n_landmarks; i++) cJSON_AddItemToArray(lm, num_array(f->landmarks[i], 2));
-    cJSON *pts = cJSON_AddArrayToObject(o, "points");
-    for (int i = 0; i < 5; i++) cJSON_AddItemToArray(pts, num_array(f->points[i], 2));
-    cJSON_AddBoolToObject(o, "mouth_corners", f->n_points == 5);
-    return o;
-}
+/* One definition of the face JSON for the CLI and the service. */
+cJSON *cli_face_json(const mien_face *f) { return srv_face_json(f); }
 
 /* ==== Parallel jobs ==== */
 

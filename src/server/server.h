@@ -64,8 +64,11 @@ void srv_close(srv *s);
 const char *srv_req_method(const srv_req *r);   /* "GET", "POST", ... */
 /* The path as sent, without the query string, not URL-decoded ("/v1/subjects/Ana%20B"). */
 const char *srv_req_path(const srv_req *r);
-/* Query parameter (URL-decoded by MHD), or NULL when absent. */
+/* Query parameter, URL-decoded ('+' and %XX), or NULL when absent. */
 const char *srv_req_query(srv_req *r, const char *key);
+/* Decode %XX escapes of in[0..n) into out (NUL-terminated). Returns the length, or -1 when
+ * it does not fit in size, has a bad escape or decodes to a NUL byte. */
+int srv_url_decode(const char *in, size_t n, char *out, size_t size);
 /* Request header, case-insensitive name, or NULL. */
 const char *srv_req_header(srv_req *r, const char *name);
 /* The raw body (NUL-terminated one byte past *len; never NULL; *len 0 when none). */

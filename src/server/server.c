@@ -1,0 +1,851 @@
+/* mien serve, HTTP plumbing: the libmicrohttpd daemon (a pool of worker threads), request
+ * bodies with their size limit, multipart parts, replies, the session pool, metrics and the
+ * graceful stop. The routes are in routes.c. */
+#include "server/srv_int.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <limits.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ==== Metrics ==== */
+
+#define SRV_ROUTE_MAX 96
+static const double hist_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define N_BOUNDS ((int)(sizeof hist_bounds / sizeof hist_bounds[0]))
+
+typedef struct metric_count {
+    char route[SRV_ROUTE_MAX];
+    char method[8];
+    int status;
+    uint64_t n;
+} metric_count;
+
+typedef struct metric_hist {
+    char route[SRV_ROUTE_MAX];
+    uint64_t buckets[N_BOUNDS + 1]; /* (N_BOUNDS + 1,) counts per bucket, last = +Inf */
+    uint64_t n;
+    double sum;                     /* seconds */
+} metric_hist;
+
+/* ==== The server ==== */
+
+#define MAX_RESP_HEADERS 8
+
+struct srv {
+    struct MHD_Daemon *daemon;
+    mien_models *models;
+    mien_gallery *gallery;
+    srv_keys *keys;
+    srv_config cfg;
+    mien_detect_options det;
+    float threshold;
+    int port;
+    char msg[512];
+
+    /* Session pool: one per worker; free[] holds the indices of idle ones. */
+    mien_session **sessions;   /* (workers,) */
+    int *free_ids;             /* (workers,) stack */
+    int n_free;
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cond;
+
+    atomic_int inflight;       /* requests between their first call and completion */
+    int stopped;
+
+    pthread_mutex_t metric_lock;
+    metric_count *counts;
+    int n_counts, cap_counts;
+    metric_hist *hists;
+    int n_hists, cap_hists;
+};
+
+struct srv_req {
+    srv *s;
+    struct MHD_Connection *conn;
+    const char *method, *url;
+    double t0;
+
+    unsigned char *body;       /* (len + 1,) raw body, NUL-terminated */
+    size_t len, cap;
+    int too_big;               /* the body passed max_body: 413 */
+
+    srv_part *parts;           /* (n_parts,) */
+    int n_parts, cap_parts;
+    int parts_bad;             /* the post processor refused the body */
+
+    cJSON *json;
+    char **strings;            /* (n_strings,) decoded query values, freed at the end */
+    int n_strings;
+
+    int session_id;            /* index in the pool, or -1 */
+    char route[SRV_ROUTE_MAX];
+    int replied, status;
+    enum MHD_Result queued;
+
+    char *hdr_name[MAX_RESP_HEADERS], *hdr_val[MAX_RESP_HEADERS];
+    int n_hdr;
+};
+
+static int fail(srv *s, int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->msg, sizeof s->msg, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void srv_config_default(srv_config *c) {
+    memset(c, 0, sizeof *c);
+    c->host = "127.0.0.1";
+    c->port = 8080;
+    c->workers = 2;
+    c->max_body = SRV_DEFAULT_MAX_BODY;
+    c->timeout_s = 30;
+    c->threshold = -3;
+}
+
+/* ==== Requests: reading ==== */
+
+const char *srv_req_method(const srv_req *r) { return r->method; }
+const char *srv_req_path(const srv_req *r) { return r->url; }
+
+int srv_url_decode(const char *in, size_t n, char *out, size_t size) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        if (c == '%') {
+            if (i + 2 >= n) return -1;
+            if (!isxdigit((unsigned char)in[i + 1]) || !isxdigit((unsigned char)in[i + 2])) return -1;
+            char hex[3] = {in[i + 1], in[i + 2], 0};
+            c = (char)strtol(hex, NULL, 16);
+            i += 2;
+            if (c == '\0') return -1;
+        }
+        if (o + 1 >= size) return -1;
+        out[o++] = c;
+    }
+    if (size == 0) return -1;
+    out[o] = '\0';
+    return (int)o;
+}
+
+static char *keep_string(srv_req *r, char *s) {
+    if (!s) return NULL;
+    char **v = realloc(r->strings, (size_t)(r->n_strings + 1) * sizeof *v);
+    if (!v) {
+        free(s);
+        return NULL;
+    }
+    r->strings = v;
+    v[r->n_strings++] = s;
+    return s;
+}
+
+const char *srv_req_query(srv_req *r, const char *key) {
+    /* The daemon keeps query values escaped (see no_unescape): decode here. MHD has already
+     * turned '+' into ' '. */
+    const char *raw = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+    if (!raw) return NULL;
+    size_t n = strlen(raw);
+    char *out = malloc(n + 1);
+    if (!out || srv_url_decode(raw, n, out, n + 1) < 0) {
+        free(out);
+        return NULL;
+    }
+    return keep_string(r, out);
+}
+
+const char *srv_req_header(srv_req *r, const char *name) {
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const unsigned char *srv_req_body(const srv_req *r, size_t *len) {
+    static const unsigned char empty[1] = {0};
+    *len = r->body ? r->len : 0;
+    return r->body ? r->body : empty;
+}
+
+int srv_req_n_parts(const srv_req *r) { return r->n_parts; }
+const srv_part *srv_req_part(const srv_req *r, int i) {
+    return i >= 0 && i < r->n_parts ? &r->parts[i] : NULL;
+}
+const srv_part *srv_req_find_part(const srv_req *r, const char *name) {
+    for (int i = 0; i < r->n_parts; i++)
+        if (!strcmp(r->parts[i].name, name)) return &r->parts[i];
+    return NULL;
+}
+
+/* Content-Type without parameters, lower case, into buf. "" when absent. */
+static const char *media_type(srv_req *r, char *buf, size_t size) {
+    const char *ct = srv_req_header(r, "Content-Type");
+    size_t n = 0;
+    if (ct) {
+        while (*ct == ' ') ct++;
+        while (ct[n] && ct[n] != ';' && ct[n] != ' ' && n + 1 < size) {
+            buf[n] = (char)tolower((unsigned char)ct[n]);
+            n++;
+        }
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static int is_form(srv_req *r) {
+    char mt[128];
+    media_type(r, mt, sizeof mt);
+    return !strcmp(mt, "multipart/form-data") || !strcmp(mt, "application/x-www-form-urlencoded");
+}
+
+int srv_req_image(srv_req *r, int n, const char *const *names, const unsigned char **data,
+                  size_t *len) {
+    char mt[128];
+    media_type(r, mt, sizeof mt);
+    if (is_form(r)) {
+        const srv_part *p = names && names[n] ? srv_req_find_part(r, names[n]) : NULL;
+        if (!p) {
+            /* The n-th file part, or the n-th part named image / file. */
+            int seen = 0;
+            for (int i = 0; i < r->n_parts && !p; i++) {
+                const srv_part *q = &r->parts[i];
+                if (q->filename || !strcmp(q->name, "image") || !strcmp(q->name, "file")) {
+                    if (seen++ == n) p = q;
+                }
+            }
+        }
+        if (!p || p->len == 0) {
+            srv_reply_error(r, 400, "the form has no %s image (send a file field named %s)",
+                            n == 0 ? "first" : "second",
+                            names && names[n] ? names[n] : "image");
+            return -1;
+        }
+        *data = p->data;
+        *len = p->len;
+        return 0;
+    }
+    if (mt[0] && strncmp(mt, "image/", 6) != 0 && strcmp(mt, "application/octet-stream") != 0) {
+        srv_reply_error(r, 415,
+                        "Content-Type %s: send the photo as the raw body (image/jpeg, image/png, "
+                        "image/webp or application/octet-stream) or as multipart/form-data", mt);
+        return -1;
+    }
+    if (n > 0) {
+        srv_reply_error(r, 400, "two images are needed: send them as multipart/form-data "
+                                "(fields image1 and image2)");
+        return -1;
+    }
+    if (r->len == 0) {
+        srv_reply_error(r, 400, "empty body: send a JPEG, PNG or WebP photo");
+        return -1;
+    }
+    *data = r->body;
+    *len = r->len;
+    return 0;
+}
+
+cJSON *srv_req_json(srv_req *r) {
+    if (r->json) return r->json;
+    if (r->len == 0) {
+        srv_reply_error(r, 400, "empty body: a JSON object is expected");
+        return NULL;
+    }
+    const char *end = NULL;
+    r->json = cJSON_ParseWithLengthOpts((const char *)r->body, r->len, &end, 0);
+    if (!r->json) {
+        size_t at = end && end >= (const char *)r->body ? (size_t)(end - (const char *)r->body) : 0;
+        srv_reply_error(r, 400, "malformed JSON body (near byte %zu)", at);
+        return NULL;
+    }
+    return r->json;
+}
+
+const char *srv_req_api_key(srv_req *r) {
+    const char *k = srv_req_header(r, "X-API-Key");
+    if (k && *k) return k;
+    const char *a = srv_req_header(r, "Authorization");
+    if (a && !strncasecmp(a, "Bearer ", 7)) {
+        a += 7;
+        while (*a == ' ') a++;
+        if (*a) return a;
+    }
+    return NULL;
+}
+
+srv_role srv_req_role(srv_req *r) { return srv_keys_check(r->s->keys, srv_req_api_key(r)); }
+
+int srv_req_require(srv_req *r, srv_role need) {
+    const char *key = srv_req_api_key(r);
+    if (!key) {
+        srv_reply_header(r, "WWW-Authenticate", "Bearer");
+        srv_reply_error(r, 401, "an API key is required: send it in the X-API-Key header "
+                                "(create one with 'mien keys add')");
+        return 0;
+    }
+    srv_role role = srv_keys_check(r->s->keys, key);
+    if (role == SRV_ROLE_NONE) {
+        srv_reply_header(r, "WWW-Authenticate", "Bearer");
+        srv_reply_error(r, 401, "unknown API key");
+        return 0;
+    }
+    if (role < need) {
+        srv_reply_error(r, 403, "this API key has the %s role; %s needs an %s key",
+                        srv_role_name(role), r->route, srv_role_name(need));
+        return 0;
+    }
+    return 1;
+}
+
+void srv_req_set_route(srv_req *r, const char *label) {
+    snprintf(r->route, sizeof r->route, "%s", label);
+}
+
+/* ==== Requests: replying ==== */
+
+int srv_http_status(int st) {
+    switch (st) {
+    case MIEN_OK: return 200;
+    case MIEN_EINVAL: case MIEN_EFORMAT: return 400;
+    case MIEN_EUNSUPPORTED: return 415;
+    case MIEN_ETOOBIG: return 413;
+    case MIEN_ENOFACE: return 422;
+    case MIEN_ENOTFOUND: return 404;
+    case MIEN_EMISMATCH: return 409;
+    case MIEN_ENOMEM: return 503;
+    default: return 500;
+    }
+}
+
+void srv_reply_header(srv_req *r, const char *name, const char *value) {
+    if (r->n_hdr >= MAX_RESP_HEADERS) return;
+    char *n = strdup(name), *v = strdup(value);
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return;
+    }
+    r->hdr_name[r->n_hdr] = n;
+    r->hdr_val[r->n_hdr++] = v;
+}
+
+int srv_reply_bytes(srv_req *r, int status, const char *content_type, const void *data,
+                    size_t len) {
+    if (r->replied) return -1;
+    r->replied = 1;
+    r->status = status;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (!resp) {
+        r->queued = MHD_NO;
+        return -1;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    for (int i = 0; i < r->n_hdr; i++) MHD_add_response_header(resp, r->hdr_name[i], r->hdr_val[i]);
+    if (r->too_big || status == 413) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    r->queued = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return r->queued == MHD_YES ? 0 : -1;
+}
+
+int srv_reply_json(srv_req *r, int status, cJSON *body) {
+    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
+    if (!text) {
+        static const char oom[] = "{\"error\":\"out of memory\"}";
+        return srv_reply_bytes(r, 503, "application/json", oom, sizeof oom - 1);
+    }
+    int rc = srv_reply_bytes(r, status, "application/json", text, strlen(text));
+    free(text);
+    return rc;
+}
+
+int srv_reply_error(srv_req *r, int status, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", msg);
+    return srv_reply_json(r, status, o);
+}
+
+/* ==== Shared state ==== */
+
+srv *srv_of(srv_req *r) { return r->s; }
+mien_models *srv_models(srv_req *r) { return r->s->models; }
+mien_gallery *srv_gallery(srv_req *r) { return r->s->gallery; }
+float srv_threshold(srv_req *r) { return r->s->threshold; }
+const mien_detect_options *srv_detect_options(srv_req *r) { return &r->s->det; }
+srv_keys *srv_keys_of(srv_req *r) { return r->s->keys; }
+
+mien_session *srv_session(srv_req *r) {
+    srv *s = r->s;
+    if (r->session_id >= 0) return s->sessions[r->session_id];
+    /* At most `workers` handlers run at once (one per MHD thread), so the wait is short. */
+    pthread_mutex_lock(&s->pool_lock);
+    while (s->n_free == 0) pthread_cond_wait(&s->pool_cond, &s->pool_lock);
+    r->session_id = s->free_ids[--s->n_free];
+    pthread_mutex_unlock(&s->pool_lock);
+    return s->sessions[r->session_id];
+}
+
+static void session_release(srv_req *r) {
+    srv *s = r->s;
+    if (r->session_id < 0) return;
+    pthread_mutex_lock(&s->pool_lock);
+    s->free_ids[s->n_free++] = r->session_id;
+    pthread_cond_signal(&s->pool_cond);
+    pthread_mutex_unlock(&s->pool_lock);
+    r->session_id = -1;
+}
+
+cJSON *srv_face_json(const mien_face *f) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *box = cJSON_AddArrayToObject(o, "box");
+    for (int i = 0; i < 4; i++) cJSON_AddItemToArray(box, cJSON_CreateNumber(round((double)f->box[i] * 100) / 100));
+    cJSON_AddNumberToObject(o, "score", round((double)f->score * 10000) / 10000);
+    cJSON *lm = cJSON_AddArrayToObject(o, "landmarks");
+    for (int i = 0; i < f->n_landmarks; i++) {
+        cJSON *p = cJSON_CreateArray();
+        for (int j = 0; j < 2; j++) cJSON_AddItemToArray(p, cJSON_CreateNumber(round((double)f->landmarks[i][j] * 100) / 100));
+        cJSON_AddItemToArray(lm, p);
+    }
+    cJSON *pts = cJSON_AddArrayToObject(o, "points");
+    for (int i = 0; i < 5; i++) {
+        cJSON *p = cJSON_CreateArray();
+        for (int j = 0; j < 2; j++) cJSON_AddItemToArray(p, cJSON_CreateNumber(round((double)f->points[i][j] * 100) / 100));
+        cJSON_AddItemToArray(pts, p);
+    }
+    cJSON_AddBoolToObject(o, "mouth_corners", f->n_points == 5);
+    return o;
+}
+
+/* ==== Metrics ==== */
+
+static void metrics_record(srv *s, const srv_req *r) {
+    double dt = now_s() - r->t0;
+    pthread_mutex_lock(&s->metric_lock);
+    metric_count *c = NULL;
+    for (int i = 0; i < s->n_counts && !c; i++)
+        if (s->counts[i].status == r->status && !strcmp(s->counts[i].route, r->route) &&
+            !strcmp(s->counts[i].method, r->method))
+            c = &s->counts[i];
+    if (!c && s->n_counts == s->cap_counts) {
+        int cap = s->cap_counts ? 2 * s->cap_counts : 32;
+        metric_count *v = realloc(s->counts, (size_t)cap * sizeof *v);
+        if (v) s->counts = v, s->cap_counts = cap;
+    }
+    if (!c && s->n_counts < s->cap_counts) {
+        c = &s->counts[s->n_counts++];
+        memset(c, 0, sizeof *c);
+        snprintf(c->route, sizeof c->route, "%s", r->route);
+        snprintf(c->method, sizeof c->method, "%s", r->method);
+        c->status = r->status;
+    }
+    if (c) c->n++;
+    metric_hist *h = NULL;
+    for (int i = 0; i < s->n_hists && !h; i++)
+        if (!strcmp(s->hists[i].route, r->route)) h = &s->hists[i];
+    if (!h && s->n_hists == s->cap_hists) {
+        int cap = s->cap_hists ? 2 * s->cap_hists : 16;
+        metric_hist *v = realloc(s->hists, (size_t)cap * sizeof *v);
+        if (v) s->hists = v, s->cap_hists = cap;
+    }
+    if (!h && s->n_hists < s->cap_hists) {
+        h = &s->hists[s->n_hists++];
+        memset(h, 0, sizeof *h);
+        snprintf(h->route, sizeof h->route, "%s", r->route);
+    }
+    if (h) {
+        int b = 0;
+        while (b < N_BOUNDS && dt > hist_bounds[b]) b++;
+        h->buckets[b]++;
+        h->n++;
+        h->sum += dt;
+    }
+    pthread_mutex_unlock(&s->metric_lock);
+}
+
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+    int oom;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->p && (size_t)k < b->cap - b->n) {
+            b->n += (size_t)k;
+            return;
+        }
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap - b->n <= (size_t)k) cap *= 2;
+        char *q = realloc(b->p, cap);
+        if (!q) {
+            b->oom = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+}
+
+/* Route labels are router templates or compreface labels; escape for the label syntax. */
+static void sb_label(sbuf *b, const char *s) {
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') sb_printf(b, "\\%c", *s);
+        else if (*s == '\n') sb_printf(b, "\\n");
+        else sb_printf(b, "%c", *s);
+    }
+}
+
+char *srv_metrics_text(srv *s) {
+    sbuf b = {0};
+    int ns = 0, nf = 0;
+    mien_gallery_count(s->gallery, &ns, &nf);
+    sb_printf(&b, "# HELP mien_http_requests_total HTTP requests answered, by route, method and status.\n"
+                  "# TYPE mien_http_requests_total counter\n");
+    pthread_mutex_lock(&s->metric_lock);
+    for (int i = 0; i < s->n_counts; i++) {
+        sb_printf(&b, "mien_http_requests_total{route=\"");
+        sb_label(&b, s->counts[i].route);
+        sb_printf(&b, "\",method=\"%s\",code=\"%d\"} %llu\n", s->counts[i].method, s->counts[i].status,
+                  (unsigned long long)s->counts[i].n);
+    }
+    sb_printf(&b, "# HELP mien_http_request_duration_seconds Time from the request's headers to its "
+                  "completion, by route.\n"
+                  "# TYPE mien_http_request_duration_seconds histogram\n");
+    for (int i = 0; i < s->n_hists; i++) {
+        const metric_hist *h = &s->hists[i];
+        uint64_t cum = 0;
+        for (int k = 0; k <= N_BOUNDS; k++) {
+            cum += h->buckets[k];
+            sb_printf(&b, "mien_http_request_duration_seconds_bucket{route=\"");
+            sb_label(&b, h->route);
+            if (k < N_BOUNDS) sb_printf(&b, "\",le=\"%g\"} %llu\n", hist_bounds[k], (unsigned long long)cum);
+            else sb_printf(&b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+        }
+        sb_printf(&b, "mien_http_request_duration_seconds_sum{route=\"");
+        sb_label(&b, h->route);
+        sb_printf(&b, "\"} %.6f\n", h->sum);
+        sb_printf(&b, "mien_http_request_duration_seconds_count{route=\"");
+        sb_label(&b, h->route);
+        sb_printf(&b, "\"} %llu\n", (unsigned long long)h->n);
+    }
+    pthread_mutex_unlock(&s->metric_lock);
+    sb_printf(&b, "# HELP mien_gallery_subjects Subjects in the gallery.\n"
+                  "# TYPE mien_gallery_subjects gauge\nmien_gallery_subjects %d\n"
+                  "# HELP mien_gallery_faces Faces enrolled in the gallery.\n"
+                  "# TYPE mien_gallery_faces gauge\nmien_gallery_faces %d\n"
+                  "# HELP mien_http_requests_in_flight Requests being handled.\n"
+                  "# TYPE mien_http_requests_in_flight gauge\nmien_http_requests_in_flight %d\n",
+              ns, nf, atomic_load(&s->inflight));
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* ==== The daemon's callbacks ==== */
+
+/* Keep the path and the query values as sent: a subject name may contain an escaped '/', so
+ * the router splits the path first and decodes each segment after. */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s) { return strlen(s); }
+
+static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *filename, const char *content_type,
+                               const char *transfer_encoding, const char *data, uint64_t off,
+                               size_t size) {
+    srv_req *r = cls;
+    srv_part *last = r->n_parts ? &r->parts[r->n_parts - 1] : NULL;
+    /* Later pieces of the same field come with off > 0. */
+    int more = last && off > 0 && off == last->len && !strcmp(last->name, key ? key : "");
+    if (!more) {
+        if (r->n_parts == r->cap_parts) {
+            if (r->cap_parts > 1000) return MHD_NO; /* a form of thousands of fields: refuse */
+            int cap = r->cap_parts ? 2 * r->cap_parts : 4;
+            srv_part *v = realloc(r->parts, (size_t)cap * sizeof *v);
+            if (!v) return MHD_NO;
+            r->parts = v;
+            r->cap_parts = cap;
+        }
+        last = &r->parts[r->n_parts++];
+        memset(last, 0, sizeof *last);
+        last->name = strdup(key ? key : "");
+        last->filename = filename ? strdup(filename) : NULL;
+        last->content_type = content_type ? strdup(content_type) : NULL;
+        last->data = calloc(1, 1);
+        if (!last->name || !last->data || (filename && !last->filename) ||
+            (content_type && !last->content_type))
+            return MHD_NO;
+    }
+    if (size == 0) return MHD_YES;
+    /* The parts together never exceed the body, which is bounded by max_body; still, check
+     * the sum. */
+    if (size > SIZE_MAX - 1 - last->len) return MHD_NO;
+    unsigned char *d = realloc((void *)last->data, last->len + size + 1);
+    if (!d) return MHD_NO;
+    memcpy(d + last->len, data, size);
+    last->len += size;
+    d[last->len] = '\0';
+    last->data = d;
+    return MHD_YES;
+}
+
+static void parse_parts(srv_req *r) {
+    struct MHD_PostProcessor *pp = MHD_create_post_processor(r->conn, 64 * 1024, on_part, r);
+    if (!pp) {
+        r->parts_bad = 1;
+        return;
+    }
+    if (MHD_post_process(pp, (const char *)r->body, r->len) != MHD_YES) r->parts_bad = 1;
+    if (MHD_destroy_post_processor(pp) != MHD_YES) r->parts_bad = 1;
+}
+
+static void req_free(srv_req *r) {
+    for (int i = 0; i < r->n_parts; i++) {
+        free((void *)r->parts[i].name);
+        free((void *)r->parts[i].filename);
+        free((void *)r->parts[i].content_type);
+        free((void *)r->parts[i].data);
+    }
+    free(r->parts);
+    for (int i = 0; i < r->n_strings; i++) free(r->strings[i]);
+    free(r->strings);
+    for (int i = 0; i < r->n_hdr; i++) {
+        free(r->hdr_name[i]);
+        free(r->hdr_val[i]);
+    }
+    cJSON_Delete(r->json);
+    free(r->body);
+    free(r);
+}
+
+/* Strict decimal Content-Length; -1 when malformed. */
+static int parse_length(const char *s, unsigned long long *out) {
+    unsigned long long v = 0;
+    if (!*s) return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return -1;
+        if (v > (ULLONG_MAX - 9) / 10) return -1;
+        v = v * 10 + (unsigned)(*s - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+    srv *s = cls;
+    srv_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        r->s = s;
+        r->conn = conn;
+        r->method = method;
+        r->url = url;
+        r->t0 = now_s();
+        r->session_id = -1;
+        snprintf(r->route, sizeof r->route, "other");
+        *con_cls = r;
+        atomic_fetch_add(&s->inflight, 1);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        unsigned long long n = 0;
+        if (cl && parse_length(cl, &n) == 0 && n > s->cfg.max_body) {
+            /* Refuse before reading the body: MHD then discards it and closes. */
+            r->too_big = 1;
+            srv_reply_error(r, 413, "request body of %llu bytes is over the limit of %zu bytes",
+                            n, s->cfg.max_body);
+            return r->queued;
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->replied || r->too_big) return MHD_YES;
+        if (n > s->cfg.max_body || r->len > s->cfg.max_body - n) {
+            /* Chunked uploads have no Content-Length: stop keeping the bytes. */
+            r->too_big = 1;
+            free(r->body);
+            r->body = NULL;
+            r->len = r->cap = 0;
+            return MHD_YES;
+        }
+        if (r->len + n + 1 > r->cap) {
+            size_t cap = r->cap ? r->cap : 16384;
+            while (cap < r->len + n + 1) cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
+            unsigned char *b = realloc(r->body, cap);
+            if (!b) {
+                srv_reply_error(r, 503, "out of memory reading the body");
+                return r->queued;
+            }
+            r->body = b;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload_data, n);
+        r->len += n;
+        r->body[r->len] = '\0';
+        return MHD_YES;
+    }
+    if (r->replied) return r->queued;
+    if (r->too_big) {
+        srv_reply_error(r, 413, "request body is over the limit of %zu bytes", s->cfg.max_body);
+        return r->queued;
+    }
+    if (r->len > 0 && is_form(r)) {
+        parse_parts(r);
+        if (r->parts_bad) {
+            srv_reply_error(r, 400, "malformed form body (multipart/form-data expected with a "
+                                    "boundary, or application/x-www-form-urlencoded)");
+            return r->queued;
+        }
+    }
+    srv_dispatch(r);
+    if (!r->replied) srv_reply_error(r, 500, "internal error: no reply");
+    /* The session is no longer needed once the reply is queued. */
+    session_release(r);
+    return r->queued;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    srv *s = cls;
+    srv_req *r = *con_cls;
+    if (!r) return;
+    *con_cls = NULL;
+    if (r->replied) metrics_record(s, r);
+    session_release(r);
+    req_free(r);
+    atomic_fetch_sub(&s->inflight, 1);
+}
+
+/* ==== Opening and closing ==== */
+
+int srv_open(mien_models *m, mien_gallery *g, srv_keys *k, const srv_config *c, srv **out) {
+    *out = NULL;
+    srv *s = calloc(1, sizeof *s);
+    if (!s) return MIEN_ENOMEM;
+    *out = s;
+    pthread_mutex_init(&s->pool_lock, NULL);
+    pthread_cond_init(&s->pool_cond, NULL);
+    pthread_mutex_init(&s->metric_lock, NULL);
+    atomic_init(&s->inflight, 0);
+    s->models = m;
+    s->gallery = g;
+    s->keys = k;
+    if (c) s->cfg = *c;
+    else srv_config_default(&s->cfg);
+    if (!m || !g || !k) return fail(s, MIEN_EINVAL, "models, gallery and keys are needed");
+    if (s->cfg.workers < 1 || s->cfg.workers > 256) return fail(s, MIEN_EINVAL, "workers must be 1 to 256");
+    if (s->cfg.port < 0 || s->cfg.port > 65535) return fail(s, MIEN_EINVAL, "port must be 0 to 65535");
+    if (s->cfg.max_body == 0) s->cfg.max_body = SRV_DEFAULT_MAX_BODY;
+    if (s->cfg.timeout_s <= 0) s->cfg.timeout_s = 30;
+    if (s->cfg.det) s->det = *s->cfg.det;
+    else mien_detect_options_default(&s->det);
+    s->cfg.det = &s->det;
+    s->threshold = s->cfg.threshold > -2 ? s->cfg.threshold : mien_models_threshold(m);
+
+    int nw = s->cfg.workers;
+    s->sessions = calloc((size_t)nw, sizeof *s->sessions);
+    s->free_ids = calloc((size_t)nw, sizeof *s->free_ids);
+    if (!s->sessions || !s->free_ids) return fail(s, MIEN_ENOMEM, "out of memory");
+    for (int i = 0; i < nw; i++) {
+        int rc = mien_session_open(m, &s->sessions[i]);
+        if (rc) return fail(s, rc, "cannot open a session: %s", mien_errmsg(s->sessions[i]));
+        s->free_ids[s->n_free++] = i;
+    }
+
+    /* Resolve the address to bind. */
+    const char *host = s->cfg.host && *s->cfg.host ? s->cfg.host : "127.0.0.1";
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->cfg.port);
+    int gai = getaddrinfo(host, port, &hints, &ai);
+    if (gai != 0 || !ai) return fail(s, MIEN_EINVAL, "cannot resolve host %s: %s", host, gai_strerror(gai));
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_AUTO;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)nw,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(64 * nw > 1024 ? 1024 : 64 * nw),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
+        MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->daemon)
+        return fail(s, MIEN_EIO, "cannot listen on %s port %d (address in use, or not allowed)",
+                    host, s->cfg.port);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : s->cfg.port;
+    return MIEN_OK;
+}
+
+int srv_port(const srv *s) { return s->port; }
+const char *srv_errmsg(const srv *s) { return s ? s->msg : "out of memory"; }
+
+void srv_shutdown(srv *s, double grace_s) {
+    if (!s || !s->daemon || s->stopped) return;
+    s->stopped = 1;
+    /* Stop accepting; connections already open keep being served until their requests
+     * finish (or the grace period ends). */
+    MHD_socket ls = MHD_quiesce_daemon(s->daemon);
+    double end = now_s() + grace_s;
+    while (atomic_load(&s->inflight) > 0 && now_s() < end) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(s->daemon);
+    s->daemon = NULL;
+    if (ls != MHD_INVALID_SOCKET) close(ls);
+}
+
+void srv_close(srv *s) {
+    if (!s) return;
+    srv_shutdown(s, 30);
+    for (int i = 0; s->sessions && i < s->cfg.workers; i++) mien_session_close(s->sessions[i]);
+    free(s->sessions);
+    free(s->free_ids);
+    free(s->counts);
+    free(s->hists);
+    pthread_mutex_destroy(&s->pool_lock);
+    pthread_cond_destroy(&s->pool_cond);
+    pthread_mutex_destroy(&s->metric_lock);
+    free(s);
+}

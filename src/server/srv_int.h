@@ -1,0 +1,22 @@
+/* Internals shared by server.c (HTTP plumbing, pool, metrics) and routes.c (the router). */
+#ifndef MIEN_SERVER_SRV_INT_H
+#define MIEN_SERVER_SRV_INT_H
+
+#include "server/server.h"
+
+/* Answer one complete request (routes.c). Must reply. */
+void srv_dispatch(srv_req *r);
+
+/* The server a request belongs to. */
+srv *srv_of(srv_req *r);
+
+/* Prometheus text of the metrics (malloc'd, NUL-terminated), or NULL when out of memory. */
+char *srv_metrics_text(srv *s);
+
+/* The embedded files (assets.c): start and size. */
+extern const char srv_asset_openapi[];
+extern const char srv_asset_openapi_end[];
+extern const char srv_asset_index[];
+extern const char srv_asset_index_end[];
+
+#endif
