@@ -451,12 +451,15 @@ static int cf_recognize(cf_ctx *c) {
     mien_match *m = malloc((size_t)p.n * (size_t)k * sizeof *m);
     int *nm = malloc((size_t)p.n * sizeof *nm);
     int st = !m || !nm ? MIEN_ENOMEM : MIEN_OK;
-    int n_subjects = 0;
-    mien_gallery_count(g, &n_subjects, NULL);
     int n_faces = 0;
     mien_gallery_count(g, NULL, &n_faces);
-    if (!st && n_faces > 0) st = mien_gallery_search_batch(g, p.emb, p.n, p.dim, k, m, nm);
-    else if (!st) memset(nm, 0, (size_t)p.n * sizeof *nm);
+    /* One search per face (a photo has few): the results of each are then simply its first
+     * nm[i] entries, whatever the number of subjects. */
+    for (int i = 0; !st && i < p.n; i++) {
+        nm[i] = 0;
+        if (n_faces > 0)
+            st = mien_gallery_search(g, p.emb + (size_t)i * p.dim, p.dim, k, m + (size_t)i * k, &nm[i]);
+    }
     if (st) {
         cf_fail(r, st, "searching the gallery", mien_gallery_errmsg(g));
     } else {

@@ -276,6 +276,11 @@ def main():
     st, _, _ = call("DELETE", R + "/subjects/biden", key=ARGS.key)
     check(st == 404, "delete a deleted subject: expected 404, got %d" % st)
     left = ok("GET", R + "/subjects")["subjects"]
+    # more predictions asked than there are subjects: every subject once, real names
+    body = ok("POST", R + "/recognize", query={"prediction_count": 10}, files=[("file", "two.jpg", two)])
+    for f in body["result"]:
+        check(sorted(x["subject"] for x in f["subjects"]) == sorted(left),
+              "prediction_count=10 with %d subjects: %s" % (len(left), f["subjects"]))
     check(ok("DELETE", R + "/subjects") == {"deleted": len(left)}, "delete all subjects")
     check(ok("GET", R + "/subjects")["subjects"] == [], "subjects after delete all")
     print("compreface_client: OK (%d checks)" % CHECKS)
