@@ -238,6 +238,9 @@ void mien_gallery_options_default(mien_gallery_options *o);
 int mien_gallery_default_path(char *buf, size_t size);
 
 /* Open (or create) the gallery at path and load it into memory. o may be NULL (defaults).
+ * A path starting with postgresql:// or postgres:// is a libpq URI: the gallery is kept in
+ * that database (created on first use) and the handle follows what other processes commit
+ * there (README, Identification: PostgreSQL); a server that cannot be reached is MIEN_EIO.
  * On failure *out may still hold a handle whose mien_gallery_errmsg() says why; close it.
  * A missing file with read_only or create == 0 is MIEN_ENOTFOUND; a file that is not a
  * mien gallery (or is damaged) is MIEN_EFORMAT. */

@@ -30,6 +30,10 @@ PKGS=(build-essential pkg-config libjpeg62-turbo-dev libpng-dev libwebp-dev
 # and its test; python3-torch (above) is also the PyTorch oracle of the training code's
 # gradients, losses and optimizers (tools/torch_ref_train.py, tests only).
 PKGS+=(libopenmpi-dev openmpi-bin)
+# PostgreSQL gallery backend (--gallery postgresql://...): libpq-dev to build against libpq,
+# postgresql (the server, postgresql-15 on bookworm) because the gallery tests start a real
+# server of their own.
+PKGS+=(libpq-dev postgresql)
 # Service tests only: chromium (tests/web/page_test.mjs drives the web page of `mien serve`
 # in headless Chromium through playwright-core, an npm package installed below), wrk (HTTP
 # load generator of bench/load_test.sh and the compat suite's short load test).

@@ -647,7 +647,7 @@ START_TEST(pg_errors) {
     g = open_ok(uri, NULL);
     enroll_ok(g, "a", "m", 8, v, 1, 0);
     mien_gallery_close(g);
-    pg_admin(pg_db_of(uri), "ALTER TABLE faces DROP CONSTRAINT faces_dim_check; "
+    pg_admin(pg_db_of(uri), "ALTER TABLE faces DROP CONSTRAINT faces_check; "
                             "UPDATE faces SET embedding = '\\x0102'");
     ck_assert_int_eq(mien_gallery_open(uri, NULL, &g), MIEN_EFORMAT);
     ck_assert_msg(strstr(mien_gallery_errmsg(g), "damaged"), "%s", mien_gallery_errmsg(g));

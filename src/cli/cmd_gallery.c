@@ -281,7 +281,7 @@ static int gal_extra(void *ctx, const char *opt, const char *val) {
 
 #define GALLERY_OPT_HELP                                                                       \
     "  --gallery PATH    the gallery file (default $XDG_DATA_HOME/mien/gallery.db, else\n"     \
-    "                    ~/.local/share/mien/gallery.db)\n"
+    "                    ~/.local/share/mien/gallery.db), or a postgresql:// URI\n"
 
 /* mkdir -p of the folder that will hold path. */
 static void make_parent_dirs(const char *path) {

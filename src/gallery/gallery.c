@@ -374,7 +374,11 @@ int gallery_catch_up(mien_gallery *g, mien_err *e) {
     if (!ops->version) return MIEN_OK;
     int64_t gen, reset;
     int rc = ops->version(g->store, &gen, &reset, e);
-    if (rc || gen == g->gen) return rc;
+    if (rc) return rc;
+    if (gen == g->gen) { /* up to date (after a reconnection, say): nothing pending */
+        g->announced = gen;
+        return MIEN_OK;
+    }
     if (g->gen < 0 || reset > g->gen || gen < g->gen) { /* deletions or renames: all again */
         clear_memory(g);
         rc = load(g, e);
