@@ -325,7 +325,9 @@ START_TEST(malformed_requests) {
     };
     for (size_t i = 0; i < sizeof raw / sizeof *raw; i++) {
         int st = http_raw(s.port, raw[i], strlen(raw[i]), NULL, 10);
-        ck_assert_msg(st == -1 || (st >= 400 && st < 500), "raw request %zu: got %d", i, st);
+        /* 505 is the right answer to an unknown HTTP version. */
+        ck_assert_msg(st == -1 || (st >= 400 && st < 500) || (i == 1 && st == 505),
+                      "raw request %zu: got %d", i, st);
         ck_assert_msg(healthy(&s), "raw request %zu killed the server", i);
     }
     /* A truncated body: the client goes away mid-upload. */
