@@ -549,6 +549,12 @@ static const struct route {
 };
 #define N_ROUTES ((int)(sizeof routes / sizeof routes[0]))
 
+const char *srv_route_path(int i, const char **method) {
+    if (i < 0 || i >= N_ROUTES) return NULL;
+    if (method) *method = routes[i].method;
+    return routes[i].path;
+}
+
 /* Does path fit the template? Fills a->name for {name}. -1: fits but {name} is malformed. */
 static int match(const char *tmpl, const char *path, route_args *a) {
     if (!strcmp(tmpl, "/")) return !strcmp(path, "/");
@@ -568,6 +574,20 @@ static int match(const char *tmpl, const char *path, route_args *a) {
         t += tn, p += pn, seg++;
     }
     return !*t && !*p;
+}
+
+void srv_route_classify(srv_req *r) {
+    const char *path = srv_req_path(r);
+    route_args a;
+    if (!strncmp(path, "/api/v1/", 8)) {
+        srv_req_set_route(r, "/api/v1/other");
+        return;
+    }
+    for (int i = 0; i < N_ROUTES; i++)
+        if (match(routes[i].path, path, &a) != 0) {
+            srv_req_set_route(r, routes[i].path);
+            return;
+        }
 }
 
 void srv_dispatch(srv_req *r) {

@@ -685,6 +685,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         unsigned long long n = 0;
         if (cl && parse_length(cl, &n) == 0 && n > s->cfg.max_body) {
+            srv_route_classify(r);
             /* Refuse before reading the body: MHD then discards it and closes. */
             r->too_big = 1;
             srv_reply_error(r, 413, "request body of %llu bytes is over the limit of %zu bytes",

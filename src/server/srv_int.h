@@ -7,6 +7,13 @@
 /* Answer one complete request (routes.c). Must reply. */
 void srv_dispatch(srv_req *r);
 
+/* Set the metrics label of a request from its path alone (before the body is read). */
+void srv_route_classify(srv_req *r);
+
+/* The i-th route of the router's table (path template, e.g. "/v1/subjects/{name}"), and its
+ * method in *method; NULL past the end. For tests and documentation checks. */
+const char *srv_route_path(int i, const char **method);
+
 /* The server a request belongs to. */
 srv *srv_of(srv_req *r);
 
