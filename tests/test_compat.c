@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -33,6 +34,7 @@
 /* ==== A server under test ==== */
 
 typedef struct server {
+    const char *bin;      /* the mien binary serving */
     pid_t pid;
     int port;
     char dir[256];        /* temp folder: gallery.db, keys, server.log */
@@ -151,12 +153,14 @@ static void server_spawn(server *s) {
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
+        /* A failed check ends the test process: the server must not outlive it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         FILE *log = fopen(tu_path("%s/server.log", s->dir), "a");
         if (log) {
             dup2(fileno(log), 1);
             dup2(fileno(log), 2);
         }
-        const char *bin = tu_mien_bin_fast();
+        const char *bin = s->bin;
         execl(bin, bin, "serve", "--port", port, "--gallery", tu_path("%s/gallery.db", s->dir),
               "--keys", tu_path("%s/keys.db", s->dir), "--models", tu_models_dir(), "--workers",
               "2", (char *)NULL);
@@ -177,8 +181,10 @@ static void server_spawn(server *s) {
     ck_abort_msg("mien serve did not answer /healthz on port %d in 60 s", s->port);
 }
 
-static void server_start(server *s) {
+/* Start bin (tu_mien_bin(), the sanitizer build, where speed allows; else the release one). */
+static void server_start(server *s, const char *bin) {
     memset(s, 0, sizeof *s);
+    s->bin = bin;
     snprintf(s->dir, sizeof s->dir, "/tmp/mien-compat-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(s->dir));
     add_key(s, "admin", "admin", s->admin, sizeof s->admin);
@@ -186,17 +192,26 @@ static void server_start(server *s) {
     server_spawn(s);
 }
 
-static void server_kill(server *s, int sig) {
-    if (s->pid <= 0) return;
+/* Send sig and wait: the exit status (128 + signal when killed by one). */
+static int server_kill(server *s, int sig) {
+    if (s->pid <= 0) return -1;
     kill(s->pid, sig);
     int st;
     waitpid(s->pid, &st, 0);
     s->pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* Stop gracefully: the server must exit 0 and, for the sanitizer build, report nothing (a
+ * leak or a UBSan finding makes the exit status 86 or leaves a report in the log). */
 static void server_stop(server *s) {
-    server_kill(s, SIGTERM);
+    int rc = server_kill(s, SIGTERM);
+    char *log = NULL;
+    tu_run(tu_path("cat %s/server.log", s->dir), &log);
+    int clean = rc == 0 && !strstr(log, "Sanitizer") && !strstr(log, "runtime error");
     tu_run(tu_path("rm -rf %s", s->dir), NULL);
+    ck_assert_msg(clean, "mien serve exited with %d:\n%s", rc, log);
+    free(log);
 }
 
 static int healthy(const server *s) {
@@ -274,7 +289,7 @@ END_TEST
 
 START_TEST(compreface_client) {
     server s;
-    server_start(&s);
+    server_start(&s, tu_mien_bin());
     char *out = NULL;
     int rc = tu_run(tu_path("/usr/bin/python3 tests/compat/compreface_client.py --url http://127.0.0.1:%d "
                             "--key %s --read-key %s --data %s 2>&1", s.port, s.admin, s.read,
@@ -295,7 +310,7 @@ START_TEST(web_page_chromium) {
     ck_assert_msg(access("tests/web/node_modules/playwright-core/package.json", R_OK) == 0,
                   "playwright-core is missing: run `make setup` (cd tests/web && npm ci)");
     server s;
-    server_start(&s);
+    server_start(&s, tu_mien_bin_fast());
     char *out = NULL;
     int rc = tu_run(tu_path("MIEN_URL=http://127.0.0.1:%d MIEN_KEY=%s MIEN_DATA=%s node tests/web/page_test.mjs 2>&1",
                             s.port, s.admin, tu_data_dir()), &out);
@@ -314,7 +329,7 @@ static void expect_4xx(server *s, const char *what, int st) {
 
 START_TEST(malformed_requests) {
     server s;
-    server_start(&s);
+    server_start(&s, tu_mien_bin());
     char *body = NULL;
     /* Not HTTP at all, a bad request line, a bad header, a lying Content-Length. */
     static const char *raw[] = {
@@ -366,12 +381,12 @@ START_TEST(malformed_requests) {
     st = http(s.port, "PUT", "/api/v1/recognition/subjects/x", s.admin, "application/json", "{}", 2, NULL);
     expect_4xx(&s, "rename without subject", st);
     /* A multipart body with a broken boundary, and one with no file part. */
-    const char *mp = "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\nxyz";
-    st = http(s.port, "POST", "/api/v1/detection/detect", s.admin, "multipart/form-data; boundary=b", mp,
+    const char *mp = "--mienBoundary42\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\nxyz";
+    st = http(s.port, "POST", "/api/v1/detection/detect", s.admin, "multipart/form-data; boundary=mienBoundary42", mp,
               strlen(mp), NULL);
     expect_4xx(&s, "truncated multipart", st);
-    const char *mp2 = "--b\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nxyz\r\n--b--\r\n";
-    st = http(s.port, "POST", "/api/v1/detection/detect", s.admin, "multipart/form-data; boundary=b", mp2,
+    const char *mp2 = "--mienBoundary42\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nxyz\r\n--mienBoundary42--\r\n";
+    st = http(s.port, "POST", "/api/v1/detection/detect", s.admin, "multipart/form-data; boundary=mienBoundary42", mp2,
               strlen(mp2), NULL);
     expect_4xx(&s, "multipart without file", st);
     /* Bad query options, unknown routes, wrong methods, bad ids. */
@@ -389,9 +404,9 @@ START_TEST(malformed_requests) {
     st = http(s.port, "DELETE", "/api/v1/recognition/subjects/%zz", s.admin, NULL, NULL, 0, NULL);
     expect_4xx(&s, "bad escape in the path", st);
     /* Not an image, in multipart. */
-    const char *mp3 = "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n"
-                      "GIF89a garbage\r\n--b--\r\n";
-    st = http(s.port, "POST", "/api/v1/recognition/faces?subject=x", s.admin, "multipart/form-data; boundary=b",
+    const char *mp3 = "--mienBoundary42\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n"
+                      "GIF89a garbage\r\n--mienBoundary42--\r\n";
+    st = http(s.port, "POST", "/api/v1/recognition/faces?subject=x", s.admin, "multipart/form-data; boundary=mienBoundary42",
               mp3, strlen(mp3), &body);
     expect_4xx(&s, "garbage image", st);
     ck_assert_msg(strstr(body, "\"message\""), "garbage image: %s", body);
@@ -455,7 +470,7 @@ static void *enroll_loop(void *arg) {
 
 START_TEST(kill9_bulk_enroll) {
     server s;
-    server_start(&s);
+    server_start(&s, tu_mien_bin_fast());
     /* Distinct photos, one face each: the first photo of LFW people in name order. */
     enroller *e = calloc(1, sizeof *e);
     e->paths = calloc(KILL_MAX, sizeof *e->paths);
