@@ -407,7 +407,8 @@ END_TEST
 
 START_TEST(test_verify_detect) {
     ck_assert_msg(srv_port_no > 0, "server not running");
-    const char *ex = tu_path("%s/people/examples", tu_data_dir());
+    char ex[1024];
+    snprintf(ex, sizeof ex, "%s/people/examples", tu_data_dir());
     size_t n;
     char *body = form2(tu_path("%s/obama.jpg", ex), tu_path("%s/obama2.jpg", ex), &n);
     resp r = http("POST", "/v1/verify", read_key, "Content-Type: multipart/form-data; boundary=XyZb\r\n", body, n);
@@ -449,6 +450,25 @@ START_TEST(test_verify_detect) {
     const cJSON *f0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "faces"), 0);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(f0, "embedding")),
                      cJSON_GetObjectItem(j, "dim")->valueint);
+    cJSON_Delete(j);
+    resp_free(&r);
+    /* curl --data-binary's default Content-Type is taken as a raw photo. */
+    size_t pn;
+    unsigned char *pd = read_all(tu_path("%s/obama.jpg", ex), &pn);
+    r = http("POST", "/v1/detect", read_key, "Content-Type: application/x-www-form-urlencoded\r\n", pd, pn);
+    free(pd);
+    ck_assert_int_eq(r.status, 200);
+    j = json_of(&r);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "faces")), 1);
+    cJSON_Delete(j);
+    resp_free(&r);
+    /* A form with one file: identify reads the first file part. */
+    body = form2(tu_path("%s/two_people.jpg", ex), tu_path("%s/obama.jpg", ex), &n);
+    r = http("POST", "/v1/identify", read_key, "Content-Type: multipart/form-data; boundary=XyZb\r\n", body, n);
+    free(body);
+    ck_assert_int_eq(r.status, 200);
+    j = json_of(&r);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "faces")), 2);
     cJSON_Delete(j);
     resp_free(&r);
     /* No face to enroll: 422. */

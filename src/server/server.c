@@ -212,7 +212,7 @@ static const char *media_type(srv_req *r, char *buf, size_t size) {
 static int is_form(srv_req *r) {
     char mt[128];
     media_type(r, mt, sizeof mt);
-    return !strcmp(mt, "multipart/form-data") || !strcmp(mt, "application/x-www-form-urlencoded");
+    return !strcmp(mt, "multipart/form-data");
 }
 
 int srv_req_image(srv_req *r, int n, const char *const *names, const unsigned char **data,
@@ -241,7 +241,10 @@ int srv_req_image(srv_req *r, int n, const char *const *names, const unsigned ch
         *len = p->len;
         return 0;
     }
-    if (mt[0] && strncmp(mt, "image/", 6) != 0 && strcmp(mt, "application/octet-stream") != 0) {
+    /* application/x-www-form-urlencoded is what curl --data-binary sends by default: a photo
+     * cannot be a urlencoded form, so it is taken as the raw photo. */
+    if (mt[0] && strncmp(mt, "image/", 6) != 0 && strcmp(mt, "application/octet-stream") != 0 &&
+        strcmp(mt, "application/x-www-form-urlencoded") != 0) {
         srv_reply_error(r, 415,
                         "Content-Type %s: send the photo as the raw body (image/jpeg, image/png, "
                         "image/webp or application/octet-stream) or as multipart/form-data", mt);
@@ -730,8 +733,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->len > 0 && is_form(r)) {
         parse_parts(r);
         if (r->parts_bad) {
-            srv_reply_error(r, 400, "malformed form body (multipart/form-data expected with a "
-                                    "boundary, or application/x-www-form-urlencoded)");
+            srv_reply_error(r, 400, "malformed multipart/form-data body (or no boundary)");
             return r->queued;
         }
     }

@@ -74,8 +74,8 @@ const char *srv_req_header(srv_req *r, const char *name);
 /* The raw body (NUL-terminated one byte past *len; never NULL; *len 0 when none). */
 const unsigned char *srv_req_body(const srv_req *r, size_t *len);
 
-/* multipart/form-data and application/x-www-form-urlencoded bodies are parsed into parts
- * (MHD's post processor), in the order they came. */
+/* multipart/form-data bodies are parsed into parts (MHD's post processor), in the order they
+ * came. Other bodies (application/x-www-form-urlencoded included) are not: read the raw body. */
 typedef struct srv_part {
     const char *name;          /* form field name ("" when missing) */
     const char *filename;      /* file name of a file field, or NULL */
@@ -91,7 +91,8 @@ const srv_part *srv_req_find_part(const srv_req *r, const char *name); /* first,
 /* The n-th image of the request (n = 0 or 1): with a multipart body, the part named
  * names[n] when present, else the n-th file part (filename set) or part named "image",
  * "file"; with a raw body (Content-Type image/... or application/octet-stream or none), the
- * body itself for n == 0. Returns 0 and sets data/len, or replies with a 4xx error itself
+ * body itself for n == 0 (application/x-www-form-urlencoded counts as raw: curl --data-binary
+ * sends that type by default). Returns 0 and sets data/len, or replies with a 4xx error itself
  * (415 for another Content-Type, 400 when missing) and returns -1. names may be NULL. */
 int srv_req_image(srv_req *r, int n, const char *const *names, const unsigned char **data,
                   size_t *len);
