@@ -269,6 +269,16 @@ START_TEST(gallery_faces_by_id) {
     ck_assert(m.face_id == id2);
     ck_assert_int_eq(mien_gallery_identify(g, e[1], 4, 0.9f, &m, &known), MIEN_OK);
     ck_assert_int_eq(known, 0);
+    /* More results asked than there are subjects: each query's row is still k apart. */
+    mien_match mm[2 * 5];
+    int nm[2];
+    float q2[2][4] = {{0, 0, 1, 0}, {1, 0, 0, 0}};
+    ck_assert_int_eq(mien_gallery_search_batch(g, &q2[0][0], 2, 4, 5, mm, nm), MIEN_OK);
+    ck_assert_int_eq(nm[0], 2);
+    ck_assert_int_eq(nm[1], 2);
+    ck_assert_str_eq(mm[0].name, "bo");
+    ck_assert_str_eq(mm[5].name, "ana");
+    ck_assert_str_eq(mm[6].name, "bo");
     ck_assert_int_eq(mien_gallery_faces(g, "nobody", &fi, &n), MIEN_ENOTFOUND);
     mien_gallery_close(g);
     /* And after reopening: the deletion is in the file. */

@@ -812,6 +812,8 @@ int mien_gallery_search_batch(mien_gallery *g, const float *emb, int n, int dim,
                           "embeddings", dim, g->dim, g->model);
         goto done;
     }
+    /* out is (n, k) as the caller sized it: its rows stay k apart when fewer subjects exist. */
+    const size_t stride = (size_t)k;
     if (k > g->n_subj) k = g->n_subj;
     /* Queries normalised; scores of a block of queries against every face. With the index,
      * the candidates of one query at a time. */
@@ -850,7 +852,7 @@ int mien_gallery_search_batch(mien_gallery *g, const float *emb, int n, int dim,
                 long r = row_of(g, labels[j]);
                 if (r >= 0) best_offer(&b, g->face_subj[r], sims[j], r);
             }
-            n_out[q0] = best_take(g, &b, k, out + (size_t)q0 * k);
+            n_out[q0] = best_take(g, &b, k, out + (size_t)q0 * stride);
             continue;
         }
         if (nq == 1)
@@ -862,7 +864,7 @@ int mien_gallery_search_batch(mien_gallery *g, const float *emb, int n, int dim,
         for (int i = 0; i < nq; i++) {
             const float *si = sims + (size_t)i * nf;
             for (size_t r = 0; r < nf; r++) best_offer(&b, g->face_subj[r], si[r], (long)r);
-            n_out[q0 + i] = best_take(g, &b, k, out + (size_t)(q0 + i) * k);
+            n_out[q0 + i] = best_take(g, &b, k, out + (size_t)(q0 + i) * stride);
         }
     }
 free_all:
