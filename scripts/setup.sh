@@ -85,7 +85,7 @@ grep -v '^#' scripts/models.sha256 > models/SHA256SUMS
 # Debian chromium). Pinned by tests/web/package-lock.json; skipped when already installed.
 if [ ! -d tests/web/node_modules/playwright-core ]; then
   say "installing playwright-core for the web page test"
-  (cd tests/web && npm ci --silent --no-audit --no-fund >/dev/null)
+  (cd tests/web && npm ci --prefer-offline --silent --no-audit --no-fund >/dev/null)
 fi
 
 # ---- Node packages for the oracles (only with --tools: regenerating goldens) ------------------
