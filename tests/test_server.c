@@ -46,11 +46,9 @@ static void resp_free(resp *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* Send the bytes as they are, read until the server closes; parse status and body. */
-static resp http_raw(const void *req, size_t n) {
-    resp r = {0};
+static int connect_server(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return r;
+    if (fd < 0) return -1;
     struct timeval tv = {120, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -58,8 +56,15 @@ static resp http_raw(const void *req, size_t n) {
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         close(fd);
-        return r;
+        return -1;
     }
+    return fd;
+}
+
+/* Send the rest of a request on fd, read until the server closes; parse status and body. */
+static resp http_finish(int fd, const void *req, size_t n) {
+    resp r = {0};
+    if (fd < 0) return r;
     const char *p = req;
     size_t off = 0;
     while (off < n) {
@@ -92,6 +97,9 @@ static resp http_raw(const void *req, size_t n) {
     free(buf);
     return r;
 }
+
+/* Send the bytes as they are, read until the server closes. */
+static resp http_raw(const void *req, size_t n) { return http_finish(connect_server(), req, n); }
 
 /* A request with an optional key (X-API-Key), extra header lines (each ending "\r\n") and body. */
 static resp http(const char *method, const char *path, const char *key, const char *extra,
@@ -560,7 +568,28 @@ END_TEST
 /* Last: SIGTERM stops the server with status 0, and the gallery file is sound. */
 START_TEST(test_sigterm) {
     ck_assert_msg(srv_pid > 0 && srv_port_no > 0, "server not running");
+    /* A request in flight when the signal comes is finished: its headers and half its body
+     * are sent before SIGTERM, the rest after. */
+    size_t n = 0;
+    unsigned char *jpg = read_all(tu_path("%s/people/examples/two_people.jpg", tu_data_dir()), &n);
+    ck_assert(jpg != NULL);
+    char head[512];
+    int h = snprintf(head, sizeof head, "POST /v1/identify HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "X-API-Key: %s\r\nContent-Type: image/jpeg\r\nContent-Length: %zu\r\n\r\n", read_key, n);
+    int fd = connect_server();
+    ck_assert(fd >= 0);
+    ck_assert(send(fd, head, (size_t)h, MSG_NOSIGNAL) == h);
+    ck_assert(send(fd, jpg, n / 2, MSG_NOSIGNAL) == (ssize_t)(n / 2));
+    usleep(500000);
     ck_assert_int_eq(kill(srv_pid, SIGTERM), 0);
+    usleep(500000);
+    /* New connections are refused from now on. */
+    resp late = http("GET", "/healthz", NULL, NULL, NULL, 0);
+    ck_assert_int_eq(late.status, 0);
+    resp r = http_finish(fd, jpg + n / 2, n - n / 2);
+    free(jpg);
+    ck_assert_msg(r.status == 200, "request in flight at SIGTERM: %d %s", r.status, r.body ? r.body : "");
+    resp_free(&r);
     int st = -1;
     for (int i = 0; i < 600 && st < 0; i++) {
         FILE *f = fopen(tu_path("%s/serve.status", dir), "r");

@@ -829,6 +829,10 @@ void srv_shutdown(srv *s, double grace_s) {
     /* Stop accepting; connections already open keep being served until their requests
      * finish (or the grace period ends). */
     MHD_socket ls = MHD_quiesce_daemon(s->daemon);
+    /* The socket may be closed only after MHD_stop_daemon, but new clients should be refused
+     * now rather than wait in the backlog: on Linux, shutdown() of a listening socket stops
+     * it listening while the descriptor stays valid. */
+    if (ls != MHD_INVALID_SOCKET) shutdown(ls, SHUT_RDWR);
     double end = now_s() + grace_s;
     while (atomic_load(&s->inflight) > 0 && now_s() < end) {
         struct timespec ts = {0, 10 * 1000 * 1000};
