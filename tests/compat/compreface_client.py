@@ -44,7 +44,9 @@ def multipart(fields):
 def call(method, path, query=None, key=None, json_body=None, files=None, raw=None, ctype=None):
     """One request; returns (status, parsed JSON or None, raw bytes)."""
     url = ARGS.url.rstrip("/") + path
-    if query:
+    if isinstance(query, str):  # as the Python SDK builds it: "?&key=value&..."
+        url += query
+    elif query:
         url += "?" + urllib.parse.urlencode(query)
     headers = {}
     if key is not None:
@@ -191,7 +193,7 @@ def main():
     body = ok("POST", R + "/recognize", query={"limit": 1}, files=[("file", "two.jpg", two)])
     check(len(body["result"]) == 1 and len(body["result"][0]["subjects"]) == 1,
           "limit=1, default prediction_count: %s" % body)
-    body = ok("POST", R + "/recognize", query={"face_plugins": "landmarks,calculator,age", "status": "true"},
+    body = ok("POST", R + "/recognize", query="?&limit=0&face_plugins=landmarks,calculator,age&status=True",
               json_body={"file": base64.b64encode(two).decode()})
     f0 = body["result"][0]
     check(len(body["result"]) == 2, "two_people: %d faces" % len(body["result"]))
