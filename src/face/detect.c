@@ -23,6 +23,11 @@
 #include <string.h>
 
 #define NMS_IOU 0.3f
+/* BlazeFace anchors are blended by the weighted NMS from this score up (MediaPipe's
+ * min_score_thresh for this model), whatever the reporting threshold: the caller's
+ * min_score is applied to the merged faces, so raising it drops weak faces without moving
+ * the boxes and landmarks of the others. */
+#define BLAZE_BLEND_MIN_SCORE 0.5f
 #define MAX_CANDIDATES 20000
 
 typedef struct cand {
@@ -250,9 +255,11 @@ int face_detect(mien_session *s, const mien_image *img, const mien_detect_option
     const int S = s->m->det.size;
     cand *c = NULL;
     int n = 0, cap = 0, rc;
+    const float cand_min = s->m->det.kind == DET_SSD ? opt->min_score
+                                                     : fminf(opt->min_score, BLAZE_BLEND_MIN_SCORE);
     /* The whole photo, letterboxed (centred). */
-    rc = detect_region(s, img, (W - side) * 0.5f, (H - side) * 0.5f, side, opt->min_score, &c,
-                       &n, &cap);
+    rc = detect_region(s, img, (W - side) * 0.5f, (H - side) * 0.5f, side, cand_min, &c, &n,
+                       &cap);
     /* Tiles: halve the tile side down to 1.4 times the network input, with a quarter overlap
      * so a face too small for the coarser level lies wholly inside some tile. Measured by
      * bench/tiling.py: 9 of 43 small faces without tiles, 42 with. */
@@ -262,7 +269,7 @@ int face_detect(mien_session *s, const mien_image *img, const mien_detect_option
             float y0 = fminf(ty, fmaxf(H - t, 0.f));
             for (float tx = 0; !rc; tx += step) {
                 float x0 = fminf(tx, fmaxf(W - t, 0.f));
-                rc = detect_region(s, img, x0, y0, t, opt->min_score, &c, &n, &cap);
+                rc = detect_region(s, img, x0, y0, t, cand_min, &c, &n, &cap);
                 if (x0 + t >= W) break;
             }
             if (y0 + t >= H) break;
@@ -285,7 +292,8 @@ int face_detect(mien_session *s, const mien_image *img, const mien_detect_option
         f->box[1] = c[i].box[1];
         f->box[2] = c[i].box[2] - c[i].box[0];
         f->box[3] = c[i].box[3] - c[i].box[1];
-        if (fmaxf(f->box[2], f->box[3]) < opt->min_size || f->box[2] <= 0 || f->box[3] <= 0)
+        if (fmaxf(f->box[2], f->box[3]) < opt->min_size || f->box[2] <= 0 || f->box[3] <= 0 ||
+            c[i].score < opt->min_score)
             continue;
         f->score = c[i].score;
         if (s->m->det.kind == DET_SSD) { /* boxes only: a landmark network fills the points */
