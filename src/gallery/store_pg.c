@@ -345,6 +345,22 @@ static int p_subject_delete(gallery_store *st, int64_t id, mien_err *e) {
 
 /* ==== Faces ==== */
 
+static int p_face_delete(gallery_store *st, int64_t id, mien_err *e) {
+    pg_store *s = P(st);
+    char i[32];
+    snprintf(i, sizeof i, "%lld", (long long)id);
+    const char *v[1] = {i};
+    PGresult *r;
+    int rc = run(s, e, "deleting a face", "DELETE FROM faces WHERE id = $1", 1, v, NULL, NULL, 0,
+                 &r);
+    if (rc) return rc;
+    int one = !strcmp(PQcmdTuples(r), "1");
+    PQclear(r);
+    if (!one) return mien_err_set(e, MIEN_ENOTFOUND, "no face with id %lld", (long long)id);
+    s->reset_pending = 1;    /* other processes reload: a row left the middle of the id order */
+    return MIEN_OK;
+}
+
 static int p_face_add(gallery_store *st, gallery_face_rec *f, int *added, mien_err *e) {
     pg_store *s = P(st);
     size_t bytes = (size_t)f->dim * sizeof(float);
@@ -552,6 +568,7 @@ static const gallery_store_ops pg_ops = {
     .subject_find = p_subject_find,
     .subject_rename = p_subject_rename,
     .subject_delete = p_subject_delete,
+    .face_delete = p_face_delete,
     .face_add = p_face_add,
     .scan_subjects = p_scan_subjects,
     .scan_faces = p_scan_faces,
