@@ -116,17 +116,10 @@ static int http(int port, const char *method, const char *path, const char *key,
     return st;
 }
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    b[n] = 0;
-    *len = (size_t)n;
+
+static char *read_file_ok(const char *path, size_t *len) {
+    char *b = tu_read_file(path, len);
+    ck_assert_msg(b != NULL, "cannot read %s", path);
     return b;
 }
 
@@ -467,7 +460,7 @@ static void *enroll_loop(void *arg) {
     enroller *e = kill_state;
     for (int i = c; i < e->n_paths && !kill_stop; i += KILL_CLIENTS) {
         size_t len;
-        char *img = read_file(e->paths[i], &len);
+        char *img = read_file_ok(e->paths[i], &len);
         char path[128];
         snprintf(path, sizeof path, "/v1/subjects/p%04d/faces", i);
         int st = http(e->port, "POST", path, e->key, "image/jpeg", img, len, NULL);
@@ -548,7 +541,7 @@ START_TEST(kill9_bulk_enroll) {
     ck_assert_msg(present <= acked + KILL_CLIENTS, "%d present but %d acknowledged", present, acked);
     /* And it still takes changes. */
     size_t len;
-    char *img = read_file(e->paths[e->n_paths - 1], &len);
+    char *img = read_file_ok(e->paths[e->n_paths - 1], &len);
     st = http(s.port, "POST", "/v1/subjects/after_restart/faces", s.admin, "image/jpeg", img, len, NULL);
     free(img);
     ck_assert_msg(st >= 200 && st < 300, "enroll after the restart: %d", st);

@@ -13,28 +13,12 @@
 
 /* ==== Helpers ==== */
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    if (len) *len = (size_t)n;
-    return b;
-}
 
 /* Run the CLI; stdout in *out, stderr in *err (both malloc'd). */
 static int run_mien(const char *bin, const char *args, char **out, char **err) {
     const char *ef = tu_temp_file(".err", "", 0);
     int rc = tu_run(tu_path("%s %s 2>%s", bin, args, ef), out);
-    *err = read_all(ef, NULL);
+    *err = tu_read_file(ef, NULL);
     remove(ef);
     if (!*err) *err = strdup("");
     return rc;
@@ -199,7 +183,7 @@ END_TEST
 /* ==== Detection: labelled group photos, and a photo without people ==== */
 
 START_TEST(labelled_faces_found) {
-    char *labels = read_all(tu_path("%s/people/labels.tsv", tu_data_dir()), NULL);
+    char *labels = tu_read_file(tu_path("%s/people/labels.tsv", tu_data_dir()), NULL);
     ck_assert_msg(labels != NULL, "no labels.tsv under %s/people", tu_data_dir());
     char *save = NULL;
     int photos = 0;
@@ -253,7 +237,7 @@ START_TEST(draw_writes_png) {
                       &out, &err);
     ck_assert_msg(rc == 0, "%s", err);
     size_t n;
-    char *b = read_all(png, &n);
+    char *b = tu_read_file(png, &n);
     ck_assert_msg(b && n > 1000 && !memcmp(b, "\x89PNG", 4), "no PNG written");
     free(b), free(out), free(err);
     remove(png);
@@ -271,7 +255,7 @@ static void expect_bad_image(const char *path, const char *what) {
 
 START_TEST(bad_inputs) {
     size_t n;
-    char *jpg = read_all(tu_path("%s/demo/sample1.jpg", tu_models_dir()), &n);
+    char *jpg = tu_read_file(tu_path("%s/demo/sample1.jpg", tu_models_dir()), &n);
     ck_assert(jpg != NULL);
     const char *p = tu_temp_file(".jpg", jpg, n / 2);
     expect_bad_image(p, "truncated JPEG");

@@ -377,16 +377,8 @@ static void remove_copy(const char *dir, const char *base) {
 }
 
 static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(s);
-    ck_assert_int_eq(fread(s, 1, (size_t)n, f), n);
-    s[n] = 0;
-    fclose(f);
+    char *s = tu_read_file(path, NULL);
+    ck_assert_msg(s != NULL, "cannot read %s", path);
     return s;
 }
 

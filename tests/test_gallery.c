@@ -256,25 +256,6 @@ static void enroll_ok(mien_gallery *g, const char *name, const char *model, int 
     ck_assert_int_eq(added, n);
 }
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (len) *len = 0;
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    if (len) *len = (size_t)n;
-    return b;
-}
 
 static int contains(const char *hay, size_t n, const void *needle, size_t m) {
     for (size_t i = 0; m <= n && i + m <= n; i++)
@@ -397,7 +378,7 @@ START_TEST(forget_is_gone_from_the_file) {
         return;
     }
     size_t n;
-    char *bytes = read_all(path, &n);
+    char *bytes = tu_read_file(path, &n);
     ck_assert(bytes && contains(bytes, n, "Secret_Person_Name", 18));
     ck_assert(contains(bytes, n, secret + d, (size_t)d * 4)); /* the embedding as stored */
     free(bytes);
@@ -414,7 +395,7 @@ START_TEST(forget_is_gone_from_the_file) {
     snprintf(wal, sizeof wal, "%s-wal", path);
     const char *files[] = {path, wal};
     for (int f = 0; f < 2; f++) {
-        bytes = read_all(files[f], &n);
+        bytes = tu_read_file(files[f], &n);
         if (!bytes) continue;
         ck_assert_msg(!contains(bytes, n, "Secret_Person_Name", 18), "name left in %s", files[f]);
         for (int i = 0; i < 3; i++)
@@ -478,7 +459,7 @@ START_TEST(export_import_round_trip) {
     }
     mien_gallery_close(g);
     size_t la, lb;
-    char *ta = read_all(ea, &la), *tb = read_all(eb, &lb);
+    char *ta = tu_read_file(ea, &la), *tb = tu_read_file(eb, &lb);
     ck_assert(ta && tb);
     ck_assert_msg(la == lb && !memcmp(ta, tb, la), "exports differ:\n%s\n---\n%s", ta, tb);
     ck_assert(strstr(ta, "\"format\":\"mien-gallery\""));
@@ -624,7 +605,7 @@ START_TEST(damaged_files_fail_cleanly) {
     }
     mien_gallery_close(g);
     size_t n;
-    char *bytes = read_all(path, &n);
+    char *bytes = tu_read_file(path, &n);
     ck_assert(bytes && n > 8192);
     const char *half = keep(tu_temp_file(".db", bytes, n / 2));
     int rc = mien_gallery_open(half, NULL, &g);
@@ -1000,7 +981,7 @@ END_TEST
 static int run_mien(const char *bin, const char *args, char **out, char **err) {
     const char *ef = tu_temp_file(".err", "", 0);
     int rc = tu_run(tu_path("%s %s 2>%s", bin, args, ef), out);
-    *err = read_all(ef, NULL);
+    *err = tu_read_file(ef, NULL);
     remove(ef);
     if (!*err) *err = strdup("");
     return rc;
@@ -1021,7 +1002,7 @@ static const char *known_gallery(void) {
 
 START_TEST(identify_labelled_faces) {
     const char *g = known_gallery();
-    char *labels = read_all(tu_path("%s/people/labels.tsv", tu_data_dir()), NULL);
+    char *labels = tu_read_file(tu_path("%s/people/labels.tsv", tu_data_dir()), NULL);
     ck_assert(labels != NULL);
     /* One identify run over every labelled photo. */
     char args[16384], *names[64];
@@ -1086,7 +1067,7 @@ START_TEST(identify_labelled_faces) {
                           tu_data_dir()), &out, &err);
     ck_assert_msg(rc == 0 && strstr(out, "obama") && strstr(out, "biden"), "%s %s", out, err);
     size_t len;
-    char *b = read_all(png, &len);
+    char *b = tu_read_file(png, &len);
     ck_assert_msg(b && len > 1000 && !memcmp(b, "\x89PNG", 4), "no PNG written");
     free(b), free(out), free(err);
     remove(png);

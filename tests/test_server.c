@@ -117,22 +117,11 @@ static resp http(const char *method, const char *path, const char *key, const ch
     return r;
 }
 
-static unsigned char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *d = malloc(sz > 0 ? (size_t)sz : 1);
-    *n = fread(d, 1, (size_t)(sz > 0 ? sz : 0), f);
-    fclose(f);
-    return d;
-}
 
 /* POST the photo at path as a raw image/jpeg body. */
 static resp post_photo(const char *route, const char *key, const char *path) {
     size_t n = 0;
-    unsigned char *d = read_all(path, &n);
+    unsigned char *d = (unsigned char *)tu_read_file(path, &n);
     ck_assert_msg(d != NULL, "cannot read %s", path);
     resp r = http("POST", route, key, "Content-Type: application/octet-stream\r\n", d, n);
     free(d);
@@ -142,7 +131,7 @@ static resp post_photo(const char *route, const char *key, const char *path) {
 /* A multipart/form-data body of two files. */
 static char *form2(const char *f1, const char *f2, size_t *len) {
     size_t n1, n2;
-    unsigned char *d1 = read_all(f1, &n1), *d2 = read_all(f2, &n2);
+    unsigned char *d1 = (unsigned char *)tu_read_file(f1, &n1), *d2 = (unsigned char *)tu_read_file(f2, &n2);
     ck_assert(d1 && d2);
     char *b = malloc(n1 + n2 + 1024);
     size_t o = 0;
@@ -462,7 +451,7 @@ START_TEST(test_verify_detect) {
     resp_free(&r);
     /* curl --data-binary's default Content-Type is taken as a raw photo. */
     size_t pn;
-    unsigned char *pd = read_all(tu_path("%s/obama.jpg", ex), &pn);
+    unsigned char *pd = (unsigned char *)tu_read_file(tu_path("%s/obama.jpg", ex), &pn);
     r = http("POST", "/v1/detect", read_key, "Content-Type: application/x-www-form-urlencoded\r\n", pd, pn);
     free(pd);
     ck_assert_int_eq(r.status, 200);
@@ -488,7 +477,7 @@ END_TEST
 START_TEST(test_bad_input) {
     ck_assert_msg(srv_port_no > 0, "server not running");
     size_t n;
-    unsigned char *jpg = read_all(tu_path("%s/people/examples/obama.jpg", tu_data_dir()), &n);
+    unsigned char *jpg = (unsigned char *)tu_read_file(tu_path("%s/people/examples/obama.jpg", tu_data_dir()), &n);
     ck_assert(jpg != NULL && n > 1000);
     resp r = http("POST", "/v1/detect", read_key, "Content-Type: image/jpeg\r\n", jpg, 600);
     ck_assert_msg(r.status >= 400 && r.status < 500, "truncated JPEG: %d %s", r.status, r.body);
@@ -571,7 +560,7 @@ START_TEST(test_sigterm) {
     /* A request in flight when the signal comes is finished: its headers and half its body
      * are sent before SIGTERM, the rest after. */
     size_t n = 0;
-    unsigned char *jpg = read_all(tu_path("%s/people/examples/two_people.jpg", tu_data_dir()), &n);
+    unsigned char *jpg = (unsigned char *)tu_read_file(tu_path("%s/people/examples/two_people.jpg", tu_data_dir()), &n);
     ck_assert(jpg != NULL);
     char head[512];
     int h = snprintf(head, sizeof head, "POST /v1/identify HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"

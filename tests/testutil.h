@@ -21,6 +21,9 @@ const char *tu_mien_bin_fast(void);
 const char *tu_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Run a shell command, capture stdout (malloc'd, NUL-terminated) and the exit status. */
 int tu_run(const char *cmd, char **out);
+/* The whole file, malloc'd with a NUL after its bytes (*len, when len is not NULL, gets its
+ * size), or NULL when it cannot be read. */
+char *tu_read_file(const char *path, size_t *len);
 /* Write len bytes to a new temporary file; returns its path (static rotating buffer). */
 const char *tu_temp_file(const char *suffix, const void *data, size_t len);
 
