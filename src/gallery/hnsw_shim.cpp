@@ -106,10 +106,14 @@ struct ghnsw {
 
 extern "C" {
 
+/* bench/bench_gallery on a million faces modelled on LFW's (README): ef_search 64 finds the
+ * exact best face for 95.4% of the queries, 128 for 98.6%, 256 for 99.4% at 1.2 ms per query
+ * (exact search: 43.5 ms). The index serves only galleries of MIEN_GALLERY_ANN_MIN_FACES and
+ * more, so the recall target decides. */
 void ghnsw_params_default(ghnsw_params *p) {
     p->M = 16;
     p->ef_construction = 100;
-    p->ef_search = 64;
+    p->ef_search = 256;
     p->seed = 100;
 }
 
