@@ -23,9 +23,10 @@ for r in $runs; do
       --loss "$r" --epochs 1 --lr 0.05 --out "out/train/mfn-$r.ckpt" > "out/train/mfn-$r.json"
     name=mfn-$r
   fi
-  tail -n 1 "out/train/$name.json" | /usr/bin/python3 -c '
+  /usr/bin/python3 - "out/train/$name.json" <<'PY'
 import json, sys
-s = json.load(sys.stdin)
-print(f"| {s[\"arch\"]} | {s[\"loss\"]} | {s[\"steps\"]} | {s[\"loss_first\"]:.2f} -> {s[\"loss_last\"]:.2f} "
-      f"| {100*s[\"holdout_accuracy_before\"]:.1f}% | {100*s[\"holdout_accuracy_after\"]:.1f}% |")'
+s = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+print(f"| {s['arch']} | {s['loss']} | {s['steps']} | {s['loss_first']:.2f} -> {s['loss_last']:.2f} "
+      f"| {100*s['holdout_accuracy_before']:.1f}% | {100*s['holdout_accuracy_after']:.1f}% |")
+PY
 done
