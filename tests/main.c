@@ -48,6 +48,15 @@ char *tu_read_file(const char *path, size_t *len) {
     return b;
 }
 
+int tu_run_mien(const char *bin, const char *args, char **out, char **err) {
+    const char *ef = tu_temp_file(".err", "", 0);
+    int rc = tu_run(tu_path("%s %s 2>%s", bin, args, ef), out);
+    *err = tu_read_file(ef, NULL);
+    remove(ef);
+    if (!*err) *err = strdup("");
+    return rc;
+}
+
 const char *tu_path(const char *fmt, ...) {
     static char bufs[8][4096];
     static int next;

@@ -14,15 +14,6 @@
 /* ==== Helpers ==== */
 
 
-/* Run the CLI; stdout in *out, stderr in *err (both malloc'd). */
-static int run_mien(const char *bin, const char *args, char **out, char **err) {
-    const char *ef = tu_temp_file(".err", "", 0);
-    int rc = tu_run(tu_path("%s %s 2>%s", bin, args, ef), out);
-    *err = tu_read_file(ef, NULL);
-    remove(ef);
-    if (!*err) *err = strdup("");
-    return rc;
-}
 
 /* Exit statuses of a run that the sanitizers stopped (Makefile: exitcode=86). */
 static void assert_clean_failure(int rc, const char *err, const char *what) {
@@ -76,7 +67,7 @@ static float *embed_people(int *dim) {
     for (int i = 0; i < N_PEOPLE; i++)
         n += snprintf(args + n, sizeof args - (size_t)n, " %s/%s", tu_data_dir(), people[i].path);
     char *out, *err;
-    int rc = run_mien(tu_mien_bin_fast(), args, &out, &err);
+    int rc = tu_run_mien(tu_mien_bin_fast(), args, &out, &err);
     ck_assert_msg(rc == 0, "mien embed failed (%d): %s", rc, err);
     float *emb = NULL;
     int line = 0;
@@ -110,7 +101,7 @@ static float *embed_people(int *dim) {
 
 static float default_threshold(void) {
     char *out, *err;
-    int rc = run_mien(tu_mien_bin_fast(),
+    int rc = tu_run_mien(tu_mien_bin_fast(),
                       tu_path("verify --json %s/%s %s/%s", tu_data_dir(), people[1].path,
                               tu_data_dir(), people[2].path),
                       &out, &err);
@@ -154,7 +145,7 @@ END_TEST
 START_TEST(verify_command) {
     char *out, *err;
     /* Same person across resolutions; different people. */
-    int rc = run_mien(tu_mien_bin_fast(),
+    int rc = tu_run_mien(tu_mien_bin_fast(),
                       tu_path("verify --json %s/people/examples/obama-240p.jpg %s/people/examples/obama-1080p.jpg",
                               tu_data_dir(), tu_data_dir()), &out, &err);
     ck_assert_msg(rc == 0, "%s", err);
@@ -163,7 +154,7 @@ START_TEST(verify_command) {
     ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(o, "similarity")));
     cJSON_Delete(o);
     free(out), free(err);
-    rc = run_mien(tu_mien_bin_fast(),
+    rc = tu_run_mien(tu_mien_bin_fast(),
                   tu_path("verify --json %s/people/examples/biden.jpg %s/people/examples/obama.jpg",
                           tu_data_dir(), tu_data_dir()), &out, &err);
     ck_assert_msg(rc == 0, "%s", err);
@@ -172,7 +163,7 @@ START_TEST(verify_command) {
     cJSON_Delete(o);
     free(out), free(err);
     /* Plain text names the decision and the threshold. */
-    rc = run_mien(tu_mien_bin_fast(),
+    rc = tu_run_mien(tu_mien_bin_fast(),
                   tu_path("verify %s/people/examples/biden.jpg %s/people/examples/obama.jpg",
                           tu_data_dir(), tu_data_dir()), &out, &err);
     ck_assert_msg(rc == 0 && strstr(out, "different people") && strstr(out, "threshold"), "%s", out);
@@ -195,7 +186,7 @@ START_TEST(labelled_faces_found) {
         int want = 1;
         for (char *c = tab + 1; *c; c++) want += *c == ',';
         char *out, *err;
-        int rc = run_mien(tu_mien_bin_fast(), tu_path("detect --json %s/people/%s", tu_data_dir(), l),
+        int rc = tu_run_mien(tu_mien_bin_fast(), tu_path("detect --json %s/people/%s", tu_data_dir(), l),
                           &out, &err);
         ck_assert_msg(rc == 0, "%s: %s", l, err);
         cJSON *o = cJSON_Parse(out);
@@ -212,7 +203,7 @@ END_TEST
 
 START_TEST(no_face_in_dogs) {
     char *out, *err;
-    int rc = run_mien(tu_mien_bin_fast(), tu_path("detect --json %s/dlib_faces/dogs.jpg", tu_data_dir()),
+    int rc = tu_run_mien(tu_mien_bin_fast(), tu_path("detect --json %s/dlib_faces/dogs.jpg", tu_data_dir()),
                       &out, &err);
     ck_assert_msg(rc == 0, "%s", err);
     cJSON *o = cJSON_Parse(out);
@@ -221,7 +212,7 @@ START_TEST(no_face_in_dogs) {
     cJSON_Delete(o);
     free(out), free(err);
     /* verify with a face-less photo is an error with exit status 2, not a guess */
-    rc = run_mien(tu_mien_bin_fast(),
+    rc = tu_run_mien(tu_mien_bin_fast(),
                   tu_path("verify %s/dlib_faces/dogs.jpg %s/people/examples/obama.jpg", tu_data_dir(),
                           tu_data_dir()), &out, &err);
     ck_assert_msg(rc == 2 && strstr(err, "no face"), "exit %d: %s", rc, err);
@@ -232,7 +223,7 @@ END_TEST
 START_TEST(draw_writes_png) {
     const char *png = tu_temp_file(".png", "", 0);
     char *out, *err;
-    int rc = run_mien(tu_mien_bin_fast(),
+    int rc = tu_run_mien(tu_mien_bin_fast(),
                       tu_path("detect --draw %s %s/people/examples/two_people.jpg", png, tu_data_dir()),
                       &out, &err);
     ck_assert_msg(rc == 0, "%s", err);
@@ -248,7 +239,7 @@ END_TEST
 
 static void expect_bad_image(const char *path, const char *what) {
     char *out, *err;
-    int rc = run_mien(tu_mien_bin(), tu_path("detect %s", path), &out, &err);
+    int rc = tu_run_mien(tu_mien_bin(), tu_path("detect %s", path), &out, &err);
     assert_clean_failure(rc, err, what);
     free(out), free(err);
 }
@@ -280,7 +271,7 @@ START_TEST(bad_inputs) {
     memcpy(png + 33, iend, 12);
     p = tu_temp_file(".png", png, sizeof png);
     char *out, *err;
-    int rc = run_mien(tu_mien_bin(), tu_path("detect %s", p), &out, &err);
+    int rc = tu_run_mien(tu_mien_bin(), tu_path("detect %s", p), &out, &err);
     assert_clean_failure(rc, err, "100000x100000 PNG");
     ck_assert_msg(strstr(err, "100000"), "message should name the size: %s", err);
     free(out), free(err);
@@ -291,7 +282,7 @@ END_TEST
 START_TEST(bad_models) {
     char *out, *err;
     const char *img = tu_path("%s/people/examples/obama.jpg", tu_data_dir());
-    int rc = run_mien(tu_mien_bin(), tu_path("detect --models /nonexistent/models %s", img), &out, &err);
+    int rc = tu_run_mien(tu_mien_bin(), tu_path("detect --models /nonexistent/models %s", img), &out, &err);
     assert_clean_failure(rc, err, "missing models folder");
     ck_assert_msg(strstr(err, "make setup"), "should say how to get the models: %s", err);
     free(out), free(err);
@@ -301,14 +292,14 @@ START_TEST(bad_models) {
     rc = tu_run(tu_path("cp -r %s/human %s/faceapi %s/ && head -c 1000 %s/human/blazeface.bin > %s/human/blazeface.bin",
                         tu_models_dir(), tu_models_dir(), dir, tu_models_dir(), dir), NULL);
     ck_assert_int_eq(rc, 0);
-    rc = run_mien(tu_mien_bin(), tu_path("detect --models %s %s", dir, img), &out, &err);
+    rc = tu_run_mien(tu_mien_bin(), tu_path("detect --models %s %s", dir, img), &out, &err);
     assert_clean_failure(rc, err, "truncated model weights");
     ck_assert_msg(strstr(err, "blazeface"), "should name the model: %s", err);
     free(out), free(err);
     rc = tu_run(tu_path("cp %s/human/blazeface.bin %s/human/ && printf '{\"modelTopology\": [1, 2' > %s/human/blazeface.json",
                         tu_models_dir(), dir, dir), NULL);
     ck_assert_int_eq(rc, 0);
-    rc = run_mien(tu_mien_bin(), tu_path("detect --models %s %s", dir, img), &out, &err);
+    rc = tu_run_mien(tu_mien_bin(), tu_path("detect --models %s %s", dir, img), &out, &err);
     assert_clean_failure(rc, err, "corrupt model JSON");
     free(out), free(err);
     tu_run(tu_path("rm -rf %s", dir), NULL);
@@ -317,16 +308,16 @@ END_TEST
 
 START_TEST(usage_errors) {
     char *out, *err;
-    int rc = run_mien(tu_mien_bin(), "verify onlyone.jpg", &out, &err);
+    int rc = tu_run_mien(tu_mien_bin(), "verify onlyone.jpg", &out, &err);
     ck_assert_int_eq(rc, 2);
     free(out), free(err);
-    rc = run_mien(tu_mien_bin(), "detect --min-score banana x.jpg", &out, &err);
+    rc = tu_run_mien(tu_mien_bin(), "detect --min-score banana x.jpg", &out, &err);
     ck_assert_msg(rc == 2 && strstr(err, "banana"), "%s", err);
     free(out), free(err);
-    rc = run_mien(tu_mien_bin(), "frobnicate", &out, &err);
+    rc = tu_run_mien(tu_mien_bin(), "frobnicate", &out, &err);
     ck_assert_int_eq(rc, 2);
     free(out), free(err);
-    rc = run_mien(tu_mien_bin(), "detect --help", &out, &err);
+    rc = tu_run_mien(tu_mien_bin(), "detect --help", &out, &err);
     ck_assert_msg(rc == 0 && strstr(out, "usage: mien detect"), "%s", out);
     free(out), free(err);
 }

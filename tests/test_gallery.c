@@ -978,19 +978,11 @@ END_TEST
 
 /* ==== End to end: the known people through the CLI ==== */
 
-static int run_mien(const char *bin, const char *args, char **out, char **err) {
-    const char *ef = tu_temp_file(".err", "", 0);
-    int rc = tu_run(tu_path("%s %s 2>%s", bin, args, ef), out);
-    *err = tu_read_file(ef, NULL);
-    remove(ef);
-    if (!*err) *err = strdup("");
-    return rc;
-}
 
 static const char *known_gallery(void) {
     const char *g = temp_gallery();
     char *out, *err;
-    int rc = run_mien(tu_mien_bin_fast(),
+    int rc = tu_run_mien(tu_mien_bin_fast(),
                       tu_path("enroll --gallery '%s' --from-dir %s/people/examples/knn_examples/train", g,
                               tu_data_dir()),
                       &out, &err);
@@ -1018,7 +1010,7 @@ START_TEST(identify_labelled_faces) {
     }
     ck_assert_int_ge(photos, 20);
     char *out, *err;
-    int rc = run_mien(tu_mien_bin_fast(), args, &out, &err);
+    int rc = tu_run_mien(tu_mien_bin_fast(), args, &out, &err);
     ck_assert_msg(rc == 0, "identify failed (%d): %s", rc, err);
     const char *gallery_people[] = {"alex_lacamoire", "biden", "kit_harington", "obama", "rose_leslie"};
     int line = 0, faces = 0, unknown_ok = 0;
@@ -1062,7 +1054,7 @@ START_TEST(identify_labelled_faces) {
     free(out), free(err), free(labels);
     /* --draw writes a PNG with the names. */
     const char *png = keep(tu_temp_file(".png", "", 0));
-    rc = run_mien(tu_mien_bin_fast(),
+    rc = tu_run_mien(tu_mien_bin_fast(),
                   tu_path("identify --gallery '%s' --draw %s %s/people/examples/two_people.jpg", g, png,
                           tu_data_dir()), &out, &err);
     ck_assert_msg(rc == 0 && strstr(out, "obama") && strstr(out, "biden"), "%s %s", out, err);
@@ -1101,7 +1093,7 @@ START_TEST(cluster_known_people) {
     for (int i = 0; i < n; i++)
         len += snprintf(args + len, sizeof args - (size_t)len, " %s/people/%s", tu_data_dir(), ph[i].path);
     char *out, *err;
-    int rc = run_mien(tu_mien_bin_fast(), args, &out, &err);
+    int rc = tu_run_mien(tu_mien_bin_fast(), args, &out, &err);
     ck_assert_msg(rc == 0, "cluster failed (%d): %s", rc, err);
     cJSON *o = cJSON_Parse(out);
     ck_assert_msg(o != NULL, "not JSON: %s", out);
@@ -1138,7 +1130,7 @@ START_TEST(cli_errors) {
     char *out, *err;
     const char *g = temp_gallery();
     /* A gallery that does not exist: identify and subjects say so, create nothing. */
-    int rc = run_mien(tu_mien_bin(), tu_path("subjects --gallery '%s'", g), &out, &err);
+    int rc = tu_run_mien(tu_mien_bin(), tu_path("subjects --gallery '%s'", g), &out, &err);
     ck_assert_msg(rc == 1 && strstr(err, "no gallery"), "exit %d: %s", rc, err);
     if (use_pg) {
         ck_assert_int_eq(pg_query_int(g, "SELECT count(*) FROM pg_tables WHERE tablename = 'faces'"), 0);
@@ -1150,43 +1142,43 @@ START_TEST(cli_errors) {
     static const char junk_text[] = "definitely not a database file, but long enough....";
     const char *junk = use_pg ? "postgresql:///nosuchdb?host=/nonexistent&connect_timeout=2"
                               : keep(tu_temp_file(".db", junk_text, strlen(junk_text)));
-    rc = run_mien(tu_mien_bin(), tu_path("subjects --gallery '%s'", junk), &out, &err);
+    rc = tu_run_mien(tu_mien_bin(), tu_path("subjects --gallery '%s'", junk), &out, &err);
     ck_assert_msg(rc == 1 && strlen(err) > 10 && !strstr(err, "Sanitizer"), "exit %d: %s", rc, err);
     free(out), free(err);
     if (!use_pg) remove(junk);
     /* enroll: a photo without a face is an error for that photo (exit 2). */
-    rc = run_mien(tu_mien_bin(),
+    rc = tu_run_mien(tu_mien_bin(),
                   tu_path("enroll --gallery '%s' someone %s/dlib_faces/dogs.jpg", g, tu_data_dir()), &out, &err);
     ck_assert_msg(rc == 2 && strstr(err, "no face"), "exit %d: %s", rc, err);
     free(out), free(err);
-    rc = run_mien(tu_mien_bin(), tu_path("forget --gallery '%s' nobody", g), &out, &err);
+    rc = tu_run_mien(tu_mien_bin(), tu_path("forget --gallery '%s' nobody", g), &out, &err);
     ck_assert_msg(rc == 1 && strstr(err, "nobody"), "exit %d: %s", rc, err);
     free(out), free(err);
-    rc = run_mien(tu_mien_bin(), tu_path("enroll --gallery '%s' unknown %s/people/examples/obama.jpg", g,
+    rc = tu_run_mien(tu_mien_bin(), tu_path("enroll --gallery '%s' unknown %s/people/examples/obama.jpg", g,
                                          tu_data_dir()), &out, &err);
     ck_assert_msg(rc == 2 && strstr(err, "reserved"), "exit %d: %s", rc, err);
     free(out), free(err);
     /* Export, import, rename, forget through the CLI (sanitizer build). */
-    rc = run_mien(tu_mien_bin(), tu_path("enroll --gallery '%s' obama %s/people/examples/obama.jpg", g,
+    rc = tu_run_mien(tu_mien_bin(), tu_path("enroll --gallery '%s' obama %s/people/examples/obama.jpg", g,
                                          tu_data_dir()), &out, &err);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
     free(out), free(err);
     const char *ex = keep(tu_temp_file(".jsonl", "", 0)), *g2 = temp_gallery();
-    rc = run_mien(tu_mien_bin(), tu_path("export --gallery '%s' %s && %s import --gallery '%s' %s && "
+    rc = tu_run_mien(tu_mien_bin(), tu_path("export --gallery '%s' %s && %s import --gallery '%s' %s && "
                                          "%s rename --gallery '%s' obama barack && "
                                          "%s subjects --json --gallery '%s'",
                                          g, ex, tu_mien_bin(), g2, ex, tu_mien_bin(), g2, tu_mien_bin(), g2),
                   &out, &err);
     ck_assert_msg(rc == 0 && strstr(out, "\"name\":\"barack\""), "exit %d: %s %s", rc, out, err);
     free(out), free(err);
-    rc = run_mien(tu_mien_bin(), tu_path("forget --gallery '%s' barack", g2), &out, &err);
+    rc = tu_run_mien(tu_mien_bin(), tu_path("forget --gallery '%s' barack", g2), &out, &err);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
     free(out), free(err);
     /* --help everywhere. */
     const char *cmds[] = {"enroll", "identify", "subjects", "forget", "rename", "export", "import",
                           "cluster", "eval identify", "eval cluster"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-        rc = run_mien(tu_mien_bin(), tu_path("%s --help", cmds[i]), &out, &err);
+        rc = tu_run_mien(tu_mien_bin(), tu_path("%s --help", cmds[i]), &out, &err);
         ck_assert_msg(rc == 0 && strstr(out, "usage: mien"), "%s --help: %d", cmds[i], rc);
         free(out), free(err);
     }

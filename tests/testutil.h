@@ -24,6 +24,8 @@ int tu_run(const char *cmd, char **out);
 /* The whole file, malloc'd with a NUL after its bytes (*len, when len is not NULL, gets its
  * size), or NULL when it cannot be read. */
 char *tu_read_file(const char *path, size_t *len);
+/* Run `bin args`: stdout in *out, stderr in *err (both malloc'd), and the exit status. */
+int tu_run_mien(const char *bin, const char *args, char **out, char **err);
 /* Write len bytes to a new temporary file; returns its path (static rotating buffer). */
 const char *tu_temp_file(const char *suffix, const void *data, size_t len);
 

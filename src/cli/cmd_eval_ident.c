@@ -103,6 +103,27 @@ static int pp_load(const char *root, int min_photos, person_photos *pp) {
 
 /* ==== eval identify ==== */
 
+/* What both evaluations start with: the people of o->root with min_photos photos or more,
+ * the models, the threshold, and every photo's faces embedded (*t_embed seconds). Returns 0,
+ * or the exit status after printing why. */
+static int eval_embed_people(cli_common *c, const ident_opts *o, int min_photos,
+                             const char *cmd, person_photos *pp, mien_models **m, float *thr,
+                             double *t_embed) {
+    if (pp_load(o->root, min_photos, pp)) return EXIT_FAIL;
+    if (pp->n_people == 0) {
+        fprintf(stderr, "mien %s: nobody in %s has %d photo%s\n", cmd, o->root, min_photos,
+                min_photos == 1 ? "" : "s");
+        return EXIT_USAGE;
+    }
+    c->cfg.threads = 1;
+    if (!(*m = cli_open_models(c))) return EXIT_FAIL;
+    *thr = o->has_threshold ? o->threshold : mien_models_threshold(*m);
+    double t0 = cli_now();
+    if (cli_embed_photos(*m, c, pp->ph, pp->n, o->pick, "embedding")) return EXIT_FAIL;
+    *t_embed = cli_now() - t0;
+    return 0;
+}
+
 static const char identify_usage[] =
     "usage: mien eval identify --root DIR [--json] [options]\n"
     "\n"
@@ -144,19 +165,14 @@ int cmd_eval_identify(int argc, char **argv) {
     int *probe_ph = NULL, *same = NULL;
     ve_set set = {0};
     mien_err e = {0};
-    if (pp_load(o.root, 1, &pp)) goto done;
-    if (pp.n_people == 0) {
-        fprintf(stderr, "mien eval identify: no folders in %s\n", o.root);
-        status = EXIT_USAGE;
+    float thr;
+    double t_embed;
+    int st = eval_embed_people(&c, &o, 1, "eval identify", &pp, &m, &thr, &t_embed);
+    if (st) {
+        status = st;
         goto done;
     }
-    c.cfg.threads = 1;
-    if (!(m = cli_open_models(&c))) goto done;
     const int dim = mien_models_embedding_dim(m);
-    const float thr = o.has_threshold ? o.threshold : mien_models_threshold(m);
-    double t0 = cli_now();
-    if (cli_embed_photos(m, &c, pp.ph, pp.n, o.pick, "embedding")) goto done;
-    double t_embed = cli_now() - t0;
     int unreadable = 0, no_face = 0;
     for (int i = 0; i < pp.n; i++) {
         unreadable += pp.ph[i].failed;
@@ -184,7 +200,7 @@ int cmd_eval_identify(int argc, char **argv) {
         goto done;
     }
     int n_probe = 0, n_gallery = 0, n_genuine = 0, n_distractor = 0;
-    t0 = cli_now();
+    double t0 = cli_now();
     for (int p = 0; p < pp.n_people; p++) {
         int lo = pp.first[p], hi = pp.first[p + 1], gi = -1;
         if (hi - lo >= 2)
@@ -419,19 +435,14 @@ int cmd_eval_cluster(int argc, char **argv) {
     float *emb = NULL;
     int *labels = NULL, *person = NULL;
     cl_pair *cp = NULL;
-    if (pp_load(o.root, o.min_photos, &pp)) goto done;
-    if (pp.n_people == 0) {
-        fprintf(stderr, "mien eval cluster: nobody in %s has %d photos\n", o.root, o.min_photos);
-        status = EXIT_USAGE;
+    float thr;
+    double t_embed;
+    int st = eval_embed_people(&c, &o, o.min_photos, "eval cluster", &pp, &m, &thr, &t_embed);
+    if (st) {
+        status = st;
         goto done;
     }
-    c.cfg.threads = 1;
-    if (!(m = cli_open_models(&c))) goto done;
     const int dim = mien_models_embedding_dim(m);
-    const float thr = o.has_threshold ? o.threshold : mien_models_threshold(m);
-    double t0 = cli_now();
-    if (cli_embed_photos(m, &c, pp.ph, pp.n, o.pick, "embedding")) goto done;
-    double t_embed = cli_now() - t0;
     int n = 0, missing = 0;
     emb = malloc((size_t)pp.n * dim * sizeof *emb);
     labels = malloc((size_t)pp.n * sizeof *labels);
@@ -446,7 +457,7 @@ int cmd_eval_cluster(int argc, char **argv) {
         memcpy(emb + (size_t)n * dim, pp.ph[i].emb, (size_t)dim * sizeof *emb);
         person[n++] = pp.who[i];
     }
-    t0 = cli_now();
+    double t0 = cli_now();
     cl_score sc;
     if (cluster_score(emb, n, dim, thr, person, pp.n_people, labels, cp, &sc)) goto done;
     double t_cluster = cli_now() - t0;

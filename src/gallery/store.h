@@ -18,6 +18,21 @@
 #include "core/err.h"
 
 #include <stdint.h>
+#include <string.h>
+
+/* Embeddings are little-endian float32 in every backend whatever the host: copy n floats
+ * between host order and that order (the same swap both ways). */
+static inline void gallery_le_copy(float *dst, const void *src, int n) {
+    memcpy(dst, src, (size_t)n * sizeof(float));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    for (int i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &dst[i], 4);
+        u = __builtin_bswap32(u);
+        memcpy(&dst[i], &u, 4);
+    }
+#endif
+}
 
 typedef struct gallery_store gallery_store;
 

@@ -170,19 +170,6 @@ static float get_f32(const PGresult *r, int row, int col) {
     return f;
 }
 
-/* Embeddings are little-endian float32 in the database whatever the host. */
-static void le_copy(float *dst, const void *src, int n) {
-    memcpy(dst, src, (size_t)n * sizeof(float));
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    for (int i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &dst[i], 4);
-        u = __builtin_bswap32(u);
-        memcpy(&dst[i], &u, 4);
-    }
-#endif
-}
-
 /* ==== Transactions and metadata ==== */
 
 static int p_begin(gallery_store *st, mien_err *e) {
@@ -366,7 +353,7 @@ static int p_face_add(gallery_store *st, gallery_face_rec *f, int *added, mien_e
     size_t bytes = (size_t)f->dim * sizeof(float);
     float *le = malloc(bytes ? bytes : 1);
     if (!le) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
-    le_copy(le, f->emb, f->dim); /* the same swap both ways */
+    gallery_le_copy(le, f->emb, f->dim); /* the same swap both ways */
     char subj[32], dim[16], box[4][32], created[32];
     snprintf(subj, sizeof subj, "%lld", (long long)f->subject);
     snprintf(dim, sizeof dim, "%d", f->dim);
@@ -478,7 +465,7 @@ static int scan_faces_from(gallery_store *st, int64_t subject, int64_t after, ga
                 buf = nb;
                 cap = dim;
             }
-            le_copy(buf, PQgetvalue(r, i, 2), dim);
+            gallery_le_copy(buf, PQgetvalue(r, i, 2), dim);
             f.emb = buf;
             f.dim = dim;
             f.model = PQgetvalue(r, i, 3);

@@ -96,19 +96,6 @@ static int query_int(sqlite_store *s, const char *sql, int64_t *out, mien_err *e
     return (r == SQLITE_ROW || r == SQLITE_DONE) ? MIEN_OK : db_fail(s, r, e, sql);
 }
 
-/* Embeddings are little-endian float32 on disk whatever the host. */
-static void le_copy(float *dst, const void *src, int n) {
-    memcpy(dst, src, (size_t)n * sizeof(float));
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    for (int i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &dst[i], 4);
-        u = __builtin_bswap32(u);
-        memcpy(&dst[i], &u, 4);
-    }
-#endif
-}
-
 /* ==== Transactions and metadata ==== */
 
 static int s_begin(gallery_store *st, mien_err *e) {
@@ -236,7 +223,7 @@ static int s_face_add(gallery_store *st, gallery_face_rec *f, int *added, mien_e
         sqlite3_finalize(q);
         return mien_err_set(e, MIEN_ENOMEM, "out of memory");
     }
-    le_copy(le, f->emb, f->dim); /* the same swap both ways */
+    gallery_le_copy(le, f->emb, f->dim); /* the same swap both ways */
     sqlite3_bind_int64(q, 1, f->subject);
     sqlite3_bind_blob(q, 2, le, (int)bytes, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, f->model, -1, SQLITE_STATIC);
@@ -326,7 +313,7 @@ static int s_scan_faces(gallery_store *st, int64_t subject, gallery_face_fn fn, 
             buf = nb;
             cap = (int)dim;
         }
-        le_copy(buf, blob, (int)dim);
+        gallery_le_copy(buf, blob, (int)dim);
         f.emb = buf;
         f.dim = (int)dim;
         f.model = model ? model : "";

@@ -359,22 +359,30 @@ static void h_subject_delete(srv_req *r, const route_args *a) {
     }
 }
 
-static void h_subject_rename(srv_req *r, const route_args *a) {
+/* The string "name" of a JSON body, or NULL with a 400 (usage says what was expected)
+ * already sent. Owned by the request. */
+static const char *json_name(srv_req *r, const char *usage) {
     cJSON *j = srv_req_json(r);
-    if (!j) return;
+    if (!j) return NULL;
     const cJSON *nn = cJSON_GetObjectItemCaseSensitive(j, "name");
     if (!cJSON_IsString(nn)) {
-        srv_reply_error(r, 400, "expected {\"name\": NEW_NAME}");
-        return;
+        srv_reply_error(r, 400, "%s", usage);
+        return NULL;
     }
+    return nn->valuestring;
+}
+
+static void h_subject_rename(srv_req *r, const route_args *a) {
+    const char *nn = json_name(r, "expected {\"name\": NEW_NAME}");
+    if (!nn) return;
     mien_gallery *g = srv_gallery(r);
-    int rc = mien_gallery_rename(g, a->name, nn->valuestring);
+    int rc = mien_gallery_rename(g, a->name, nn);
     if (rc) {
         srv_reply_error(r, srv_http_status(rc), "%s", mien_gallery_errmsg(g));
         return;
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", nn->valuestring);
+    cJSON_AddStringToObject(o, "name", nn);
     cJSON_AddStringToObject(o, "old_name", a->name);
     srv_reply_json(r, 200, o);
 }
@@ -466,21 +474,16 @@ static void h_subject_create(srv_req *r, const route_args *a) {
         enroll(r, (const char *)np->data);
         return;
     }
-    cJSON *j = srv_req_json(r);
-    if (!j) return;
-    const cJSON *nn = cJSON_GetObjectItemCaseSensitive(j, "name");
-    if (!cJSON_IsString(nn)) {
-        srv_reply_error(r, 400, "expected {\"name\": NAME}");
-        return;
-    }
+    const char *nn = json_name(r, "expected {\"name\": NAME}");
+    if (!nn) return;
     mien_gallery *g = srv_gallery(r);
-    int created = 0, rc = mien_gallery_subject_add(g, nn->valuestring, &created);
+    int created = 0, rc = mien_gallery_subject_add(g, nn, &created);
     if (rc) {
         srv_reply_error(r, srv_http_status(rc), "%s", mien_gallery_errmsg(g));
         return;
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", nn->valuestring);
+    cJSON_AddStringToObject(o, "name", nn);
     cJSON_AddBoolToObject(o, "created", created);
     srv_reply_json(r, created ? 201 : 200, o);
 }
