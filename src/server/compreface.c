@@ -325,6 +325,20 @@ typedef struct cf_photo {
     double detect_ms, embed_ms;
 } cf_photo;
 
+/* The cosine similarity of each of p's faces to ref (sim, n) and the faces best first
+ * (order, n): an insertion sort, photos have few faces. */
+static void cf_rank_faces(const cf_photo *p, const float *ref, float *sim, int *order) {
+    for (int i = 0; i < p->n; i++) {
+        sim[i] = mien_similarity(ref, p->emb + (size_t)i * p->dim, p->dim);
+        int j = i;
+        while (j > 0 && sim[order[j - 1]] < sim[i]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+}
+
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -521,15 +535,7 @@ static int cf_verify_example(cf_ctx *c, int64_t id) {
         cf_photo_free(&p);
         return cf_error(r, 503, CF_CODE_GENERIC, "out of memory");
     }
-    for (int i = 0; i < p.n; i++) {
-        sim[i] = mien_similarity(ref, p.emb + (size_t)i * dim, dim);
-        int j = i;
-        while (j > 0 && sim[order[j - 1]] < sim[i]) {
-            order[j] = order[j - 1];
-            j--;
-        }
-        order[j] = i;
-    }
+    cf_rank_faces(&p, ref, sim, order);
     cJSON *out = cJSON_CreateObject();
     cJSON *res = cJSON_AddArrayToObject(out, "result");
     for (int j = 0; j < p.n; j++) {
@@ -843,15 +849,7 @@ static int cf_verification(cf_ctx *c) {
         cf_photo_free(&tp);
         return cf_error(r, 503, CF_CODE_GENERIC, "out of memory");
     }
-    for (int i = 0; i < tp.n; i++) {
-        sim[i] = mien_similarity(src, tp.emb + (size_t)i * tp.dim, tp.dim);
-        int j = i;
-        while (j > 0 && sim[order[j - 1]] < sim[i]) {
-            order[j] = order[j - 1];
-            j--;
-        }
-        order[j] = i;
-    }
+    cf_rank_faces(&tp, src, sim, order);
     cJSON *out = cJSON_CreateObject();
     cJSON *res = cJSON_AddArrayToObject(out, "result");
     cJSON *item = cJSON_CreateObject();
