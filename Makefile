@@ -6,15 +6,29 @@
 #   make eval-lfw   LFW 10-fold verification accuracy (needs ../shared/data or MIEN_DATA)
 
 CC      ?= cc
-PKGS    := libjpeg libpng libwebp libcjson sqlite3 libmicrohttpd libprotobuf-c libcrypto libpq check
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs libjpeg libpng libwebp libcjson sqlite3 libmicrohttpd libprotobuf-c libcrypto libpq 2>/dev/null)
+# Libraries found through pkg-config, each as NAME:DEBIAN-PACKAGE (the package is named in the
+# message when one is missing), and those without a pkg-config file as HEADER:DEBIAN-PACKAGE.
+# The release build needs REL_PKGS and REL_HEADERS; only the tests need TEST_PKGS.
+REL_PKGS    := libjpeg:libjpeg62-turbo-dev libpng:libpng-dev libwebp:libwebp-dev \
+               libcjson:libcjson-dev sqlite3:libsqlite3-dev libmicrohttpd:libmicrohttpd-dev \
+               libprotobuf-c:libprotobuf-c-dev libcrypto:libssl-dev libpq:libpq-dev
+REL_HEADERS := xnnpack.h:libxnnpack-dev pthreadpool.h:libpthreadpool-dev cblas.h:libopenblas-dev \
+               hnswlib/hnswlib.h:libhnswlib-dev
+TEST_PKGS   := check:check
+pc_names = $(foreach p,$(1),$(firstword $(subst :, ,$(p))))
+# Flags are read when make reads this file; `make demo` installs the packages first and then
+# runs a new make for the build, so that on a new machine the flags are those of the installed
+# packages. A missing package stops the build with its name (target `deps`), not with a compiler
+# error about a header.
+PKG_CFLAGS := $(shell pkg-config --cflags $(call pc_names,$(REL_PKGS)) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(call pc_names,$(REL_PKGS)) 2>/dev/null)
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 DEFS    := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 INC     := -Iinclude -Isrc
 OPT     ?= -O2 -g
 LIBS    := $(PKG_LIBS) -lXNNPACK -lpthreadpool -lopenblas -lm -lpthread
-CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null) -lz
+CHECK_CFLAGS := $(shell pkg-config --cflags $(call pc_names,$(TEST_PKGS)) 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs $(call pc_names,$(TEST_PKGS)) 2>/dev/null) -lz
 
 LIB_SRC := $(sort $(wildcard src/core/*.c src/image/*.c src/nn/*.c src/face/*.c src/train/*.c \
                              src/gallery/*.c src/server/*.c))
@@ -35,6 +49,22 @@ LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
 
 all: $(B)/mien
+
+# Every package the build needs, checked before the first compile: the message names the
+# Debian packages to install (`make setup` installs them all).
+# Checks one list of NAME:PACKAGE pairs ($(1)) with the command $(2) run on NAME.
+check_pkgs = missing=; for x in $(1); do $(2) "$${x%%:*}" >/dev/null 2>&1 || missing="$$missing $${x\#*:}"; done
+has_header = f() { printf '\#include <%s>\n' "$$1" | $(CXX) -E -x c++ - >/dev/null 2>&1; }; f
+deps:
+	@command -v pkg-config >/dev/null || { echo "mien: missing Debian package: pkg-config (run 'make setup')" >&2; exit 2; }
+	@$(call check_pkgs,$(REL_PKGS),pkg-config --exists); m1=$$missing; \
+	 $(has_header) x; $(call check_pkgs,$(REL_HEADERS),f); missing="$$m1$$missing"; \
+	 if [ -n "$$missing" ]; then \
+	   echo "mien: missing Debian packages:$$missing" >&2; \
+	   echo "mien: run 'make setup' (or apt-get install$$missing)" >&2; exit 2; fi
+test-deps: deps
+	@$(call check_pkgs,$(TEST_PKGS),pkg-config --exists); if [ -n "$$missing" ]; then \
+	   echo "mien: the tests need the Debian packages:$$missing (run 'make setup')" >&2; exit 2; fi
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -77,7 +107,7 @@ $(B)/peer_mien: $(B)/bench/peer_mien.o $(B)/libmien.a
 # ---- sanitizer build and tests ----------------------------------------------------------------
 A := build-asan
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-CFLAGS_ASAN := $(WARN) $(DEFS) $(INC) $(PKG_CFLAGS) -O1 -g $(SAN) -MMD -MP
+CFLAGS_ASAN := $(WARN) $(DEFS) $(INC) $(PKG_CFLAGS) $(CHECK_CFLAGS) -O1 -g $(SAN) -MMD -MP
 ALIB_OBJ := $(LIB_SRC:%.c=$(A)/%.o)
 ACLI_OBJ := $(CLI_SRC:%.c=$(A)/%.o)
 ATEST_OBJ := $(TEST_SRC:%.c=$(A)/%.o)
@@ -145,7 +175,10 @@ goldens: tools all
 	bash tools/make_goldens.sh
 	bash tools/make_goldens_faceapi.sh
 
-demo: setup all
+# A new make for the build: this one read the Makefile (and its pkg-config flags) before setup
+# installed the packages.
+demo: setup
+	$(MAKE) all
 	bash scripts/demo.sh
 
 eval-lfw: all
@@ -166,5 +199,9 @@ install: all
 clean:
 	rm -rf $(B) $(A)
 
-.PHONY: all test setup tools goldens demo eval-lfw install clean proto
+# Nothing compiles before its packages are checked.
+$(LIB_OBJ) $(CLI_OBJ) $(LIB_CXX_SRC:%.cpp=$(B)/%.o): | deps
+$(ALIB_OBJ) $(ACLI_OBJ) $(ATEST_OBJ) $(LIB_CXX_SRC:%.cpp=$(A)/%.o): | test-deps
+
+.PHONY: all deps test-deps test setup tools goldens demo eval-lfw install clean proto
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ALIB_OBJ:.o=.d) $(ACLI_OBJ:.o=.d) $(ATEST_OBJ:.o=.d)

