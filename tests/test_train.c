@@ -10,6 +10,7 @@
 #include "nn/exec.h"
 #include "nn/tfjs.h"
 #include "train/head.h"
+#include "train/kern.h"
 #include "train/train.h"
 
 #include <cJSON.h>
@@ -816,6 +817,347 @@ START_TEST(reference_kernels) {
 }
 END_TEST
 
+/* ==== Fast kernels against the reference kernels ====
+ * The fast kernels (train/kern.h) on every instruction set this CPU has (MIEN_TRAIN_ISA picks
+ * a lower one) and on 1 and 2 threads, against the reference kernels (checked against
+ * PyTorch above) on the same graphs: outputs, input and parameter gradients and running
+ * statistics within 1e-4 of the largest value. */
+
+static const char *const isa_names[] = {"scalar", "avx2", "avx512"};
+
+/* Set MIEN_TRAIN_ISA to isa i; 0 if this CPU does not have it (a kernel set would fall back). */
+static int use_isa(int i) {
+    setenv("MIEN_TRAIN_ISA", isa_names[i], 1);
+    tr_kern *k = tr_kern_create(1);
+    ck_assert(k);
+    int ok = (int)tr_kern_isa(k) == i;
+    tr_kern_free(k);
+    return ok;
+}
+
+static void expect_close(const char *what, const float *got, const float *want, int64_t n, double tol) {
+    double mx = 0, worst = 0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < n; i++) mx = fmax(mx, fabs(want[i]));
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (d > worst) worst = d, at = i;
+    }
+    ck_assert_msg(worst <= tol * fmax(mx, 1e-6), "%s: differs by %g at %lld (%g vs %g; largest %g)", what,
+                  worst, (long long)at, n ? (double)got[at] : 0.0, n ? (double)want[at] : 0.0, mx);
+}
+
+START_TEST(fast_gemm) {
+    static const int64_t shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {50, 33, 300}, {13, 70, 2100},
+                                        {400, 40, 64}, {64, 300, 100}, {6, 32, 257}};
+    rng r = {77};
+    for (int isa = 0; isa < 3; isa++) {
+        if (!use_isa(isa)) continue;
+        for (int th = 1; th <= 2; th++) {
+            tr_kern *k = tr_kern_create(th);
+            ck_assert(k);
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+                for (int v = 0; v < 8; v++) {
+                    const int ta = v & 1, tb = (v >> 1) & 1, acc = v >> 2;
+                    const int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                    const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+                    float *A = randn(&r, (ta ? K : M) * lda, 1.f), *B = randn(&r, (tb ? N : K) * ldb, 1.f);
+                    float *C = randn(&r, M * ldc, 1.f), *want = malloc((size_t)(M * ldc) * sizeof *want);
+                    for (int64_t i = 0; i < M; i++)
+                        for (int64_t j = 0; j < ldc; j++) {
+                            double d = j < N && acc ? C[i * ldc + j] : 0;
+                            for (int64_t q = 0; q < K && j < N; q++)
+                                d += (double)(ta ? A[q * lda + i] : A[i * lda + q]) * (tb ? B[j * ldb + q] : B[q * ldb + j]);
+                            want[i * ldc + j] = j < N ? (float)d : C[i * ldc + j]; /* padding untouched */
+                        }
+                    ck_assert_int_eq(tr_gemm(k, ta, tb, M, N, K, A, lda, B, ldb, acc, C, ldc), 0);
+                    char what[128];
+                    snprintf(what, sizeof what, "gemm %s %d threads %lldx%lldx%lld ta %d tb %d acc %d",
+                             isa_names[isa], th, (long long)M, (long long)N, (long long)K, ta, tb, acc);
+                    expect_close(what, C, want, M * ldc, 1e-5 * sqrt((double)K));
+                    free(A);
+                    free(B);
+                    free(C);
+                    free(want);
+                }
+            tr_kern_free(k);
+        }
+    }
+    unsetenv("MIEN_TRAIN_ISA");
+}
+END_TEST
+
+/* Case `which` as a graph, its weights from `seed`. */
+static opcase op_case_graph(int which, uint64_t seed, const char **name) {
+    mien_err e = {0};
+    rng r = {seed};
+    nn_conv_params p;
+    nn_conv_params_default(&p);
+    static const struct { const char *name; int kind; int64_t xd[4], wd[4]; int s, same, groups, bias; nn_act act; } cs[] = {
+        {"conv 3x3 s2 same bias prelu", 0, {2, 9, 8, 5}, {3, 3, 5, 12}, 2, 1, 1, 1, NN_ACT_PRELU},
+        {"conv 1x1 bias relu", 0, {3, 5, 4, 20}, {1, 1, 20, 19}, 1, 1, 1, 1, NN_ACT_RELU},
+        {"conv 5x3 valid", 0, {2, 9, 7, 3}, {5, 3, 3, 4}, 2, 0, 1, 0, NN_ACT_NONE},
+        {"conv grouped", 0, {2, 6, 5, 4}, {3, 3, 2, 6}, 1, 1, 2, 1, NN_ACT_PRELU},
+        {"dw 3x3 s2 prelu", 1, {2, 9, 9, 13}, {3, 3, 13, 1}, 2, 1, 1, 1, NN_ACT_PRELU},
+        {"dw 7x7 valid", 1, {3, 7, 7, 24}, {7, 7, 24, 1}, 1, 0, 1, 0, NN_ACT_NONE},
+        {"dw multiplier 2", 1, {2, 5, 6, 3}, {3, 3, 3, 2}, 1, 1, 1, 0, NN_ACT_RELU},
+        /* MobileFaceNet's sizes: whole vectors, no channel tails */
+        {"conv 1x1 64 -> 128 bias prelu", 0, {2, 14, 14, 64}, {1, 1, 64, 128}, 1, 1, 1, 1, NN_ACT_PRELU},
+        {"dw 3x3 128 prelu", 1, {2, 14, 14, 128}, {3, 3, 128, 1}, 1, 1, 1, 1, NN_ACT_PRELU},
+    };
+    const int n_conv = (int)(sizeof cs / sizeof cs[0]);
+    opcase c;
+    if (which < n_conv) {
+        c = new_case(4, cs[which].xd);
+        int w = oc_param(&c, &r, "w", 4, cs[which].wd, 0.4f, 0);
+        int64_t co = cs[which].kind ? cs[which].wd[2] * cs[which].wd[3] : cs[which].wd[3];
+        int b = cs[which].bias ? oc_param(&c, &r, "b", 1, &co, 0.3f, 0) : -1;
+        int al = cs[which].act == NN_ACT_PRELU ? oc_param(&c, &r, "alpha", 1, &co, 0.2f, 0.2f) : -1;
+        p.stride[0] = p.stride[1] = cs[which].s;
+        p.padding = cs[which].same ? NN_PAD_SAME : NN_PAD_VALID;
+        p.groups = cs[which].groups;
+        p.act = cs[which].act;
+        int y = cs[which].kind ? nn_add_dwconv2d(c.g, "y", c.x, w, b, al, &p, &e)
+                               : nn_add_conv2d(c.g, "y", c.x, w, b, al, &p, &e);
+        ck_assert_msg(y >= 0, "%s", e.msg);
+        *name = cs[which].name;
+        return c;
+    }
+    which -= n_conv;
+    int64_t xd[4] = {2, 5, 5, 19}, C = 19;
+    if (which >= 8) { /* the batch norms again with 64 channels */
+        which -= 4;
+        xd[1] = xd[2] = 9;
+        xd[3] = C = 64;
+    }
+    switch (which) {
+    case 0: {
+        int64_t fx[2] = {6, 37}, wd[2] = {37, 29}, m = 29;
+        c = new_case(2, fx);
+        int w = oc_param(&c, &r, "w", 2, wd, 0.4f, 0);
+        int b = oc_param(&c, &r, "b", 1, &m, 0.3f, 0);
+        int al = oc_param(&c, &r, "alpha", 1, &m, 0.2f, 0.2f);
+        ck_assert_int_ge(nn_add_fc(c.g, "y", c.x, w, b, al, NN_ACT_PRELU, &e), 0);
+        *name = "fc bias prelu";
+        return c;
+    }
+    case 1: {
+        c = new_case(4, xd);
+        int al = oc_param(&c, &r, "alpha", 1, &C, 0.3f, 0.1f);
+        ck_assert_int_ge(nn_add_prelu(c.g, "y", c.x, al, &e), 0);
+        *name = "prelu";
+        return c;
+    }
+    case 2:
+    case 3: {
+        c = new_case(4, xd);
+        int b = which == 2 ? oc_param(&c, &r, "b", 4, xd, 1.f, 0) : oc_param(&c, &r, "b", 1, &C, 1.f, 0);
+        /* x feeds two nodes: its gradient collects both */
+        int y = nn_add_binary(c.g, NN_OP_ADD, "s", c.x, b, &e);
+        ck_assert_int_ge(nn_add_binary(c.g, NN_OP_ADD, "y", y, c.x, &e), 0);
+        *name = which == 2 ? "add" : "add broadcast";
+        return c;
+    }
+    case 4:
+    case 5:
+    case 6: {
+        static const nn_act acts[] = {NN_ACT_PRELU, NN_ACT_NONE, NN_ACT_RELU};
+        c = new_case(4, xd);
+        int gm = oc_param(&c, &r, "gamma", 1, &C, 0.5f, 1.f);
+        int bt = oc_param(&c, &r, "beta", 1, &C, 0.5f, 0.f);
+        int al = acts[which - 4] == NN_ACT_PRELU ? oc_param(&c, &r, "alpha", 1, &C, 0.2f, 0.2f) : -1;
+        ck_assert_int_ge(nn_add_batchnorm_train(c.g, "y", c.x, gm, bt, al, acts[which - 4], 1e-5f, &e), 0);
+        *name = which == 4 ? "batch norm prelu" : which == 5 ? "batch norm" : "batch norm relu (eval)";
+        return c;
+    }
+    case 7: {
+        int64_t fx[2] = {5, 8};
+        c = new_case(2, fx);
+        ck_assert_int_ge(nn_add_l2norm(c.g, "y", c.x, 1e-10f, &e), 0);
+        *name = "l2norm";
+        return c;
+    }
+    }
+    c.g = NULL;
+    return c;
+}
+
+/* Forward and backward of net on x and dy; copies of the output, input gradient, every
+ * parameter gradient and running statistics, concatenated; seg[] their sizes. */
+#define MAX_SEG 512
+static float *run_fb(tr_net *net, const float *x, const float *dy, int64_t *n_out, int64_t *seg, int *n_seg) {
+    mien_err e = {0};
+    const nn_graph *g = net->g;
+    const int64_t nx = g->t[g->inputs[0]].n, ny = g->t[g->outputs[0]].n;
+    memcpy(tr_input(net, 0), x, (size_t)nx * sizeof(float));
+    ck_assert_msg(tr_forward(net, &e) == 0, "%s", e.msg);
+    const float *dout[1] = {dy};
+    ck_assert_msg(tr_backward(net, dout, &e) == 0, "%s", e.msg);
+    int64_t n = ny + nx + tr_num_params(net);
+    for (int i = 0; i < net->n_bn; i++) n += 2 * net->bn[i].c;
+    float *v = malloc((size_t)n * sizeof *v), *o = v;
+    *n_seg = 0;
+    seg[(*n_seg)++] = ny;
+    seg[(*n_seg)++] = nx;
+    for (int i = 0; i < net->n_p && *n_seg < MAX_SEG; i++) seg[(*n_seg)++] = net->p[i].n;
+    for (int i = 0; i < net->n_bn && *n_seg + 1 < MAX_SEG; i++) {
+        seg[(*n_seg)++] = net->bn[i].c;
+        seg[(*n_seg)++] = net->bn[i].c;
+    }
+    memcpy(o, tr_output(net, 0), (size_t)ny * sizeof(float));
+    o += ny;
+    if (tr_input_grad(net, 0)) memcpy(o, tr_input_grad(net, 0), (size_t)nx * sizeof(float));
+    else memset(o, 0, (size_t)nx * sizeof(float));
+    o += nx;
+    memcpy(o, net->gbuf, (size_t)net->gbuf_n * sizeof(float));
+    o += net->gbuf_n;
+    for (int i = 0; i < net->n_bn; i++) {
+        memcpy(o, net->bn[i].run_mean, (size_t)net->bn[i].c * sizeof(float));
+        memcpy(o + net->bn[i].c, net->bn[i].run_var, (size_t)net->bn[i].c * sizeof(float));
+        o += 2 * net->bn[i].c;
+    }
+    *n_out = n;
+    return v;
+}
+
+/* Segment by segment. */
+static void expect_segments(const char *what, const float *got, const float *want, const int64_t *seg, int n_seg,
+                            double tol) {
+    int64_t at = 0;
+    for (int i = 0; i < n_seg; i++) {
+        char w[200];
+        snprintf(w, sizeof w, "%s, part %d", what, i);
+        expect_close(w, got + at, want + at, seg[i], tol);
+        at += seg[i];
+    }
+}
+
+START_TEST(fast_kernels_match_reference) {
+    mien_err e = {0};
+    for (int which = 0; which < 20; which++) {
+        const char *name = NULL;
+        float *ref = NULL, *x = NULL, *dy = NULL;
+        int64_t n_ref = 0;
+        for (int run = 0; run < 7; run++) { /* 0: reference; then 3 ISAs x 1, 2 threads */
+            const int isa = (run - 1) / 2, th = 1 + (run - 1) % 2;
+            if (run > 0 && !use_isa(isa)) continue;
+            opcase c = op_case_graph(which, 1000 + (uint64_t)which, &name);
+            int y = c.g->nodes[c.g->n_nodes - 1].out;
+            ck_assert_int_eq(nn_mark_output(c.g, y, &e), 0);
+            tr_net *net;
+            tr_net_opts no = {.input_grad = 1, .reference = run == 0, .threads = th};
+            ck_assert_msg(tr_net_create(c.g, c.params, NULL, c.n_params, &no, &net, &e) == 0, "%s", e.msg);
+            net->training = strstr(name, "eval") == NULL;
+            if (!x) {
+                rng r = {5000 + (uint64_t)which};
+                x = randn(&r, net->g->t[c.x].n, 1.5f);
+                for (int64_t i = 0; i < net->g->t[c.x].n; i++) x[i] += 0.7f; /* means off zero */
+                dy = randn(&r, net->g->t[y].n, 1.f);
+            }
+            int64_t n, seg[MAX_SEG];
+            int n_seg;
+            float *got = run_fb(net, x, dy, &n, seg, &n_seg);
+            if (run == 0) {
+                ref = got;
+                n_ref = n;
+            } else {
+                ck_assert_int_eq(n, n_ref);
+                char what[160];
+                snprintf(what, sizeof what, "%s on %s, %d thread%s", name, isa_names[isa], th, th > 1 ? "s" : "");
+                expect_segments(what, got, ref, seg, n_seg, 1e-4);
+                free(got);
+            }
+            tr_net_free(net);
+        }
+        free(ref);
+        free(x);
+        free(dy);
+    }
+    /* Whole networks, one step with the ArcFace head: the small one on every ISA, MobileFaceNet
+     * on the two best. Here rounding differences (the fast GEMM's fused multiply-adds) can move
+     * a pre-activation across a PReLU's kink, which changes that element's gradient by a
+     * quarter, and the change travels back through every earlier layer: in MobileFaceNet a few
+     * such flips leave 0.2-0.3% of the gradient's norm different, which is rounding, not a wrong
+     * kernel (a wrong one is off by the whole gradient). So: the loss and the embeddings within
+     * 1e-5 and 1e-4, each gradient tensor within 1e-4 of the network's largest gradient for
+     * the small network, and within 5% (each tensor, or 1e-4 of the largest gradient per
+     * element for the tiny ones) and 1% (all of them) in norm for MobileFaceNet. A batch of 8: with fewer images the last batch norms, which see one value
+     * per image, turn rounding into differences of their own. */
+    for (int arch = 0; arch < 2; arch++) {
+        float *ref = NULL;
+        int64_t n_ref = 0;
+        double loss_ref = 0;
+        const int B = 8;
+        for (int run = 0; run < 7; run++) {
+            const int isa = (run - 1) / 2, th = 1 + (run - 1) % 2;
+            if (run > 0 && (!use_isa(isa) || (arch == 1 && (isa < 1 || (th == 2 && isa < 2))))) continue;
+            tr_build_opts bo = {.arch = arch ? TR_ARCH_MOBILEFACENET : TR_ARCH_SMALL, .batch = B, .normalize = 1,
+                                .seed = 3, .threads = th, .reference = run == 0};
+            tr_net *net;
+            ck_assert_msg(tr_build_train(&bo, &net, &e) == 0, "%s", e.msg);
+            const int S = tr_arch_input(bo.arch), D = tr_arch_dim(bo.arch);
+            tr_margin m;
+            tr_margin_default(&m, TR_LOSS_ARCFACE);
+            tr_head h;
+            ck_assert_int_eq(tr_head_init(&h, &m, 7, D, 1.f, 1, tr_comm_single(), &e), 0);
+            rng r = {42};
+            float *x = randn(&r, (int64_t)B * S * S * 3, 1.f), *dx = malloc((size_t)B * D * sizeof *dx);
+            int lab[8] = {0, 3, 6, 3, 1, 2, 5, 0};
+            int64_t n = 0, seg[MAX_SEG];
+            int n_seg = 0;
+            double loss = 0, acc;
+            memcpy(tr_input(net, 0), x, (size_t)B * S * S * 3 * sizeof(float));
+            ck_assert_int_eq(tr_forward(net, &e), 0);
+            ck_assert_int_eq(tr_head_step(&h, tr_comm_single(), 0, tr_output(net, 0), lab, B, dx, &loss, &acc, &e), 0);
+            /* again from the same running statistics' start: run_fb's forward updates them once more */
+            float *got = run_fb(net, x, dx, &n, seg, &n_seg);
+            if (run == 0) {
+                ref = got;
+                n_ref = n;
+                loss_ref = loss;
+            } else {
+                ck_assert_int_eq(n, n_ref);
+                char what[160];
+                snprintf(what, sizeof what, "%s on %s, %d thread%s", arch ? "mobilefacenet" : "small",
+                         isa_names[isa], th, th > 1 ? "s" : "");
+                ck_assert_msg(fabs(loss - loss_ref) <= 1e-5 * loss_ref, "%s: loss %.8g vs %.8g", what, loss, loss_ref);
+                expect_close(what, got, ref, seg[0], 1e-4);
+                double gmax = 0, d2 = 0, r2 = 0;
+                int64_t at = seg[0] + seg[1];
+                for (int64_t i = at; i < at + net->gbuf_n; i++) gmax = fmax(gmax, fabs(ref[i]));
+                for (int q = 2; q < 2 + net->n_p; q++) {
+                    double td = 0, tr = 0, worst = 0;
+                    for (int64_t i = at; i < at + seg[q]; i++) {
+                        const double d = (double)got[i] - ref[i];
+                        td += d * d;
+                        tr += (double)ref[i] * ref[i];
+                        worst = fmax(worst, fabs(d));
+                    }
+                    d2 += td;
+                    r2 += tr;
+                    const char *pn = net->g->t[net->p[q - 2].t].name;
+                    if (arch == 0)
+                        ck_assert_msg(worst <= 1e-4 * gmax, "%s: gradient of %s differs by %g (largest gradient %g)",
+                                      what, pn, worst, gmax);
+                    else
+                        ck_assert_msg(sqrt(td) <= 0.05 * sqrt(tr) + 1e-4 * gmax * sqrt((double)seg[q]),
+                                      "%s: gradient of %s differs by %.3g in norm", what, pn, sqrt(td / fmax(tr, 1e-30)));
+                    at += seg[q];
+                }
+                ck_assert_msg(d2 <= 1e-4 * r2, "%s: the gradient differs by %.3g in norm", what, sqrt(d2 / r2));
+                free(got);
+            }
+            free(x);
+            free(dx);
+            tr_head_free(&h);
+            tr_net_free(net);
+        }
+        free(ref);
+    }
+    unsetenv("MIEN_TRAIN_ISA");
+}
+END_TEST
+
 /* ==== The command line ==== */
 
 /* A folder per class of synthetic aligned 112x112 crops: a class colour, a class stripe
@@ -999,6 +1341,8 @@ Suite *suite_train(void) {
     tcase_add_test(t, partial_fc_sampling);
     tcase_add_test(t, schedule);
     tcase_add_test(t, reference_kernels);
+    tcase_add_test(t, fast_gemm);
+    tcase_add_test(t, fast_kernels_match_reference);
     tcase_add_test(t, small_net_gradients_and_checkpoint);
     tcase_add_test(t, mobilefacenet_weights_map);
     tcase_add_test(t, cli_small_converges);

@@ -12,6 +12,7 @@
 #include "nn/exec.h"
 #include "train/data.h"
 #include "train/head.h"
+#include "train/kern.h"
 #include "train/train.h"
 
 #include <cblas.h>
@@ -19,6 +20,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static const char train_usage[] =
@@ -68,12 +70,17 @@ static const char train_usage[] =
     "  --schedule S         cosine (default), step or const\n"
     "  --lr-steps E1,E2     epochs where step decay multiplies by --lr-gamma (default 0.1)\n"
     "  --seed N             (default 1)\n"
+    "  --kernels K          fast (default: own GEMM, vectorised, threaded) or reference (the\n"
+    "                       plain loops the fast ones are tested against)\n"
     "Output\n"
     "  --out FILE           checkpoint (required)\n"
     "  --plot FILE          loss curve PNG (default FILE.loss.png)\n"
     "  --json               a JSON object per step, then a summary with loss_first, loss_last\n"
     "  --bench-pfc C        time Partial FC alone: C classes (--dim D, --batch, --sample-rate,\n"
     "                       --steps) on random features, and exit\n"
+    "  --bench-step C       time whole training steps (forward, head over C classes, backward,\n"
+    "                       update) of --arch on random images (--batch, --loss, --steps), and\n"
+    "                       exit: images/s, time per op, peak memory\n"
     "Common: --models DIR --detector --landmarks --threads N --quiet\n";
 
 typedef struct train_opts {
@@ -95,7 +102,8 @@ typedef struct train_opts {
     tr_sched_kind sched;
     int lr_steps[8], n_lr_steps;
     uint64_t seed;
-    long bench_pfc;
+    long bench_pfc, bench_step;
+    int reference;           /* --kernels reference */
     int dim;
 } train_opts;
 
@@ -134,7 +142,8 @@ static int train_extra(void *ctx, const char *opt, const char *v) {
         "--max-per-class", "--holdout", "--pairs-per-fold", "--arch", "--bn-init", "--loss",
         "--scale", "--margin", "--m1", "--m2", "--m3", "--sample-rate", "--epochs", "--steps",
         "--batch", "--optimizer", "--lr", "--momentum", "--weight-decay", "--warmup",
-        "--schedule", "--lr-steps", "--lr-gamma", "--seed", "--bench-pfc", "--dim", "--head-init"};
+        "--schedule", "--lr-steps", "--lr-gamma", "--seed", "--bench-pfc", "--dim", "--head-init",
+        "--bench-step", "--kernels"};
     int known = 0;
     for (size_t i = 0; i < sizeof valued / sizeof valued[0]; i++) known |= !strcmp(opt, valued[i]);
     if (!known) return -1;
@@ -202,6 +211,14 @@ static int train_extra(void *ctx, const char *opt, const char *v) {
         int cls;
         ok = pi(v, 1, 1 << 30, &cls);
         o->bench_pfc = cls;
+    } else if (!strcmp(opt, "--kernels")) {
+        if (!strcmp(v, "fast")) o->reference = 0;
+        else if (!strcmp(v, "reference")) o->reference = 1;
+        else ok = 0;
+    } else if (!strcmp(opt, "--bench-step")) {
+        int cls;
+        ok = pi(v, 1, 1 << 30, &cls);
+        o->bench_step = cls;
     } else if (!strcmp(opt, "--dim")) ok = pi(v, 1, 65536, &o->dim);
     return ok ? 1 : -3;
 }
@@ -477,6 +494,8 @@ static int plot_curve(const char *path, const float *loss, const float *acc, int
 
 /* ==== Partial FC benchmark ==== */
 
+static void set_margin(const train_opts *o, tr_margin *m);
+
 static int bench_pfc(const cli_common *c, const train_opts *o, const tr_comm *comm) {
     mien_err e = {0};
     const int D = o->dim > 0 ? o->dim : 512, B = o->batch, steps = o->steps > 0 ? o->steps : 5;
@@ -539,6 +558,106 @@ static int bench_pfc(const cli_common *c, const train_opts *o, const tr_comm *co
     return rc;
 }
 
+/* ==== Whole-step benchmark ====
+ * Forward, head, backward and update of --arch on random images and labels: what
+ * bench/train_speed.sh sets beside PyTorch. Step 0 warms the buffers up and is not timed. */
+static int bench_step(const cli_common *c, const train_opts *o) {
+    mien_err e = {0};
+    const int B = o->batch, steps = o->steps > 0 ? o->steps : 5, S = tr_arch_input(o->arch);
+    const int D = tr_arch_dim(o->arch);
+    tr_margin m;
+    set_margin(o, &m);
+    tr_build_opts bo = {.arch = o->arch, .batch = B, .normalize = tr_loss_normalized(o->loss),
+                        .seed = o->seed, .bn_eps = 1e-5f, .threads = c->threads,
+                        .reference = o->reference};
+    tr_net *net = NULL;
+    tr_head h = {0};
+    float *dx = malloc((size_t)B * D * sizeof *dx);
+    int *lab = malloc((size_t)B * sizeof *lab);
+    int rc = dx && lab ? MIEN_OK : mien_err_set(&e, MIEN_ENOMEM, "out of memory");
+    if (!rc) rc = tr_build_train(&bo, &net, &e);
+    if (!rc) rc = tr_head_init(&h, &m, o->bench_step, D, o->sample_rate, o->seed, tr_comm_single(), &e);
+    tr_optim opt;
+    tr_optim_default(&opt, o->opt);
+    opt.lr = 1e-3f; /* small: the weights stay sane over the timed steps */
+    double t_total = 0, t_head = 0, t_opt = 0, loss = 0, acc = 0, loss0 = 0;
+    for (int s = 0; s <= steps && !rc; s++) {
+        float *in = tr_input(net, 0);
+        for (int64_t i = 0; i < (int64_t)B * S * S * 3; i++)
+            in[i] = (float)(tr_uniform(o->seed, (uint64_t)s, (uint64_t)i) * 2 - 1);
+        for (int i = 0; i < B; i++)
+            lab[i] = (int)(tr_hash3(o->seed, (uint64_t)s, (uint64_t)i) % (uint64_t)o->bench_step);
+        if (s == 1) { /* the per-op times count the timed steps only */
+            memset(net->t_fwd, 0, sizeof net->t_fwd);
+            memset(net->t_bwd, 0, sizeof net->t_bwd);
+        }
+        const float *dout[1] = {dx};
+        double t0 = cli_now();
+        if ((rc = tr_forward(net, &e))) break;
+        double t1 = cli_now();
+        if ((rc = tr_head_step(&h, tr_comm_single(), s, tr_output(net, 0), lab, B, dx, &loss, &acc, &e))) break;
+        double t2 = cli_now();
+        if ((rc = tr_backward(net, dout, &e))) break;
+        double t3 = cli_now();
+        tr_optim_tick(&opt);
+        if ((rc = tr_optim_step_net(&opt, net, &e)) || (rc = tr_head_update(&h, &opt, &e))) break;
+        double t4 = cli_now();
+        if (s == 0) {
+            loss0 = loss;
+            continue;
+        }
+        t_total += t4 - t0;
+        t_head += t2 - t1;
+        t_opt += t4 - t3;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    if (!rc) {
+        const double ips = steps * B / (t_total + 1e-12);
+        if (c->json) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "arch", tr_arch_name(o->arch));
+            cJSON_AddStringToObject(j, "loss", tr_loss_name(o->loss));
+            cJSON_AddNumberToObject(j, "batch", B);
+            cJSON_AddNumberToObject(j, "classes", (double)o->bench_step);
+            cJSON_AddNumberToObject(j, "threads", c->threads);
+            cJSON_AddStringToObject(j, "kernels", net->kern ? tr_isa_name(tr_kern_isa(net->kern)) : "reference");
+            cJSON_AddNumberToObject(j, "steps", steps);
+            cJSON_AddNumberToObject(j, "images_per_s", ips);
+            cJSON_AddNumberToObject(j, "ms_per_step", 1000 * t_total / steps);
+            cJSON_AddNumberToObject(j, "ms_head", 1000 * t_head / steps);
+            cJSON_AddNumberToObject(j, "ms_update", 1000 * t_opt / steps);
+            cJSON_AddNumberToObject(j, "loss_first", loss0);
+            cJSON_AddNumberToObject(j, "loss_last", loss);
+            cJSON_AddNumberToObject(j, "peak_rss_bytes", (double)ru.ru_maxrss * 1024);
+            cJSON_AddNumberToObject(j, "train_bytes", (double)tr_net_bytes(net) + (double)h.step_bytes);
+            cJSON *f = cJSON_AddObjectToObject(j, "ms_forward"), *b = cJSON_AddObjectToObject(j, "ms_backward");
+            for (int k = 0; k < NN_OP_COUNT; k++) {
+                if (net->t_fwd[k] > 0) cJSON_AddNumberToObject(f, nn_op_name((nn_op)k), 1000 * net->t_fwd[k] / steps);
+                if (net->t_bwd[k] > 0) cJSON_AddNumberToObject(b, nn_op_name((nn_op)k), 1000 * net->t_bwd[k] / steps);
+            }
+            cli_print_json(j);
+        } else {
+            printf("%s, %s over %ld classes, batch %d, %d thread%s: %.1f images/s (%.0f ms per step: "
+                   "head %.0f, update %.0f), peak memory %.0f MiB\n",
+                   tr_arch_name(o->arch), tr_loss_name(o->loss), o->bench_step, B, c->threads,
+                   c->threads > 1 ? "s" : "", ips, 1000 * t_total / steps, 1000 * t_head / steps,
+                   1000 * t_opt / steps, ru.ru_maxrss / 1024.0);
+            for (int k = 0; k < NN_OP_COUNT; k++)
+                if (net->t_fwd[k] > 0 || net->t_bwd[k] > 0)
+                    printf("  %-16s forward %7.1f ms  backward %7.1f ms\n", nn_op_name((nn_op)k),
+                           1000 * net->t_fwd[k] / steps, 1000 * net->t_bwd[k] / steps);
+        }
+    } else {
+        fprintf(stderr, "mien train: %s\n", e.msg);
+    }
+    tr_head_free(&h);
+    tr_net_free(net);
+    free(dx);
+    free(lab);
+    return rc ? EXIT_FAIL : EXIT_OK;
+}
+
 /* ==== Training ==== */
 
 static void set_margin(const train_opts *o, tr_margin *m) {
@@ -567,7 +686,7 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
                     .epochs = 1, .batch = 64, .opt = TR_SGD, .lr_gamma = 0.1f, .warmup = -1, .seed = 1};
     if (cli_parse(&c, &argc, argv, train_extra, &o, train_usage)) return EXIT_USAGE;
     const int root = comm->rank == 0;
-    if (argc != 1 || (!o.bench_pfc && (!o.data || !o.out))) {
+    if (argc != 1 || (!o.bench_pfc && !o.bench_step && (!o.data || !o.out))) {
         if (root) fputs(train_usage, stderr);
         return EXIT_USAGE;
     }
@@ -582,6 +701,13 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
         if (o.batch == 64 && !o.steps) o.batch = 128 / comm->size;
         else o.batch /= comm->size;
         return bench_pfc(&c, &o, comm);
+    }
+    if (o.bench_step) {
+        if (comm->size > 1) {
+            if (root) fprintf(stderr, "mien train: --bench-step runs in one process\n");
+            return EXIT_USAGE;
+        }
+        return bench_step(&c, &o);
     }
 
     mien_err e = {0};
@@ -720,7 +846,8 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
     tr_margin margin;
     set_margin(&o, &margin);
     tr_build_opts bo = {.arch = o.arch, .batch = Bl, .normalize = tr_loss_normalized(o.loss),
-                        .init = init.n ? &init : NULL, .seed = o.seed, .bn_eps = 1e-5f};
+                        .init = init.n ? &init : NULL, .seed = o.seed, .bn_eps = 1e-5f,
+                        .threads = blas > 0 ? blas : 1, .reference = o.reference};
     if (!rc) rc = tr_build_train(&bo, &net, &e);
     if (!rc) net->comm = comm;
     const int D = tr_arch_dim(o.arch);

@@ -313,7 +313,8 @@ int tr_build_train(const tr_build_opts *o, tr_net **out, mien_err *e) {
         arch_b_free(&b);
         return b.rc;
     }
-    int rc = tr_net_create(b.g, b.params, b.decay, b.n_params, NULL, out, e);
+    tr_net_opts no = {.threads = o->threads, .reference = o->reference};
+    int rc = tr_net_create(b.g, b.params, b.decay, b.n_params, &no, out, e);
     if (!rc && o->init) {
         /* Restore running statistics saved with the weights. */
         char nm[300];

@@ -1,11 +1,17 @@
 /* Reverse-mode gradients over an nn_graph: the forward pass keeps every activation, the
  * backward pass walks the nodes in reverse (the node list is the tape) and adds each node's
- * input gradients. Dense products go through OpenBLAS (1x1 convolutions straight on the NHWC
+ * input gradients.
+ *
+ * Two sets of kernels. The fast ones (train/kern.h, the default): the own GEMM for every
+ * product, vectorised and threaded per-channel passes, and gradient buffers written by their
+ * first contributor rather than zeroed and added to. The reference ones (tr_net_opts.reference),
+ * kept as the oracle: dense products through OpenBLAS (1x1 convolutions straight on the NHWC
  * activations, other convolutions through im2col); depthwise convolution, batch norm and the
- * elementwise ops are loops whose innermost index runs over contiguous channels. */
+ * elementwise ops as loops whose innermost index runs over contiguous channels. */
 #include "train/train.h"
 
 #include "nn/backend_ref.h"
+#include "train/kern.h"
 
 #include <cblas.h>
 
@@ -36,11 +42,12 @@ typedef struct tr_pool {
     int count, cap;
 } tr_pool;
 
-static float *pool_get(tr_pool *p, int64_t n) {
+/* A free buffer of n floats, zeroed when zero is set (else its contents are stale). */
+static float *pool_get(tr_pool *p, int64_t n, int zero) {
     for (int i = 0; i < p->count; i++)
         if (!p->busy[i] && p->n[i] == n) {
             p->busy[i] = 1;
-            memset(p->buf[i], 0, (size_t)n * sizeof(float));
+            if (zero) memset(p->buf[i], 0, (size_t)n * sizeof(float));
             return p->buf[i];
         }
     if (p->count == p->cap) {
@@ -139,6 +146,8 @@ void tr_net_free(tr_net *net) {
     free(net->bn);
     free(net->bn_of);
     free(net->col);
+    free(net->fresh);
+    tr_kern_free(net->kern);
     nn_graph_free(net->g);
     free(net);
 }
@@ -163,8 +172,11 @@ int tr_net_create(nn_graph *g, const int *params, const int *decay, int n_params
     net->p = calloc((size_t)(n_params ? n_params : 1), sizeof *net->p);
     net->bn_of = malloc((size_t)(nn ? nn : 1) * sizeof *net->bn_of);
     net->pool = calloc(1, sizeof *net->pool);
+    net->fresh = calloc((size_t)nt, 1);
     if (!net->val || !net->grad || !net->pre || !net->needs || !net->p || !net->bn_of ||
-        !net->pool)
+        !net->pool || !net->fresh)
+        goto oom;
+    if (!(o && o->reference) && !(net->kern = tr_kern_create(o && o->threads > 0 ? o->threads : 1)))
         goto oom;
 
     /* Parameters: constants of the graph; their gradients share one block. */
@@ -897,10 +909,210 @@ static void l2_backward(tr_net *net, const nn_node *n, const float *dy, float *d
     }
 }
 
+/* ==== Fast kernels (train/kern.h) ==== */
+
+static tr_conv kconv_of(const nn_graph *g, const nn_node *n) {
+    const nn_tensor *tx = &g->t[n->in[0]], *tw = &g->t[n->in[1]], *ty = &g->t[n->out];
+    tr_conv c = {tx->dims[0], tx->dims[1], tx->dims[2], tx->dims[3], ty->dims[1], ty->dims[2],
+                 ty->dims[3], (int)tw->dims[0], (int)tw->dims[1], {n->stride[0], n->stride[1]},
+                 {n->dilation[0], n->dilation[1]}, n->pad[0], n->pad[2]};
+    return c;
+}
+
+static int oom(mien_err *e) { return mien_err_set(e, MIEN_ENOMEM, "out of memory (training kernels)"); }
+
+static int conv_forward_fast(tr_net *net, const nn_node *n, float *y, mien_err *e) {
+    const conv_geom c = conv_geom_of(net->g, n);
+    const float *x = net->val[n->in[0]], *w = net->val[n->in[1]];
+    const int64_t P = c.N * c.OH * c.OW;
+    if (c.G != 1) return conv_forward(net, n, y, e);
+    if (is_pointwise(n, &c))
+        return tr_gemm(net->kern, 0, 0, P, c.CO, c.CI, x, c.CI, w, c.CO, 0, y, c.CO) ? oom(e) : MIEN_OK;
+    const tr_conv kg = kconv_of(net->g, n);
+    const int64_t RC = chunk_rows(&c);
+    float *col = col_scratch(net, (size_t)(RC < P ? RC : P) * (size_t)c.K);
+    if (!col) return oom(e);
+    for (int64_t p0 = 0; p0 < P; p0 += RC) {
+        const int64_t R = P - p0 < RC ? P - p0 : RC;
+        tr_im2col(net->kern, &kg, x, p0, R, col);
+        if (tr_gemm(net->kern, 0, 0, R, c.CO, c.K, col, c.K, w, c.CO, 0, y + p0 * c.CO, c.CO)) return oom(e);
+    }
+    return MIEN_OK;
+}
+
+/* dx (acc: add to it) and dw (added to) of a convolution with groups 1. */
+static int conv_backward_fast(tr_net *net, const nn_node *n, const float *dz, float *dx, int acc,
+                              float *dw, mien_err *e) {
+    const conv_geom c = conv_geom_of(net->g, n);
+    const float *x = net->val[n->in[0]], *w = net->val[n->in[1]];
+    const int64_t P = c.N * c.OH * c.OW;
+    tr_kern *k = net->kern;
+    if (is_pointwise(n, &c)) {
+        if (dw && tr_gemm(k, 1, 0, c.CI, c.CO, P, x, c.CI, dz, c.CO, 1, dw, c.CO)) return oom(e);
+        if (dx && tr_gemm(k, 0, 1, P, c.CI, c.CO, dz, c.CO, w, c.CO, acc, dx, c.CI)) return oom(e);
+        return MIEN_OK;
+    }
+    const tr_conv kg = kconv_of(net->g, n);
+    const int64_t RC = chunk_rows(&c), R0 = RC < P ? RC : P;
+    float *col = col_scratch(net, (size_t)R0 * (size_t)c.K * 2);
+    if (!col) return oom(e);
+    float *dcol = col + R0 * c.K;
+    if (dx && !acc) memset(dx, 0, (size_t)net->g->t[n->in[0]].n * sizeof(float));
+    for (int64_t p0 = 0; p0 < P; p0 += RC) {
+        const int64_t R = P - p0 < RC ? P - p0 : RC;
+        const float *dzr = dz + p0 * c.CO;
+        if (dw) {
+            tr_im2col(k, &kg, x, p0, R, col);
+            if (tr_gemm(k, 1, 0, c.K, c.CO, R, col, c.K, dzr, c.CO, 1, dw, c.CO)) return oom(e);
+        }
+        if (dx) {
+            if (tr_gemm(k, 0, 1, R, c.K, c.CO, dzr, c.CO, w, c.CO, 0, dcol, c.K)) return oom(e);
+            tr_col2im_add(k, &kg, dcol, p0, R, dx);
+        }
+    }
+    return MIEN_OK;
+}
+
+static int dw_fast_ok(const nn_graph *g, const nn_node *n) { return g->t[n->in[1]].dims[3] == 1; }
+
+static int fc_forward_fast(tr_net *net, const nn_node *n, float *y, mien_err *e) {
+    const nn_tensor *tw = &net->g->t[n->in[1]];
+    const int64_t K = tw->dims[0], M = tw->dims[1], R = net->g->t[n->out].n / M;
+    return tr_gemm(net->kern, 0, 0, R, M, K, net->val[n->in[0]], K, net->val[n->in[1]], M, 0, y, M)
+               ? oom(e) : MIEN_OK;
+}
+
+static int fc_backward_fast(tr_net *net, const nn_node *n, const float *dz, float *dx, int acc,
+                            float *dw, mien_err *e) {
+    const nn_tensor *tw = &net->g->t[n->in[1]];
+    const int64_t K = tw->dims[0], M = tw->dims[1], R = net->g->t[n->out].n / M;
+    if (dw && tr_gemm(net->kern, 1, 0, K, M, R, net->val[n->in[0]], K, dz, M, 1, dw, M)) return oom(e);
+    if (dx && tr_gemm(net->kern, 0, 1, R, K, M, dz, M, net->val[n->in[1]], M, acc, dx, K)) return oom(e);
+    return MIEN_OK;
+}
+
+/* Batch statistics in one pass: moments about the running mean (the same on every rank, and
+ * close to the batch mean once training runs), then a second pass about the batch mean for
+ * the channels where the first would lose digits to cancellation (mean far from the shift
+ * against the spread), which the first steps from a fresh running mean need. */
+static int bn_forward_fast(tr_net *net, const nn_node *n, float *y, int init_from_data, mien_err *e) {
+    tr_bn *b = &net->bn[net->bn_of[n - net->g->nodes]];
+    const float *x = net->val[n->in[0]];
+    float *gamma = net->val[n->in[1]], *beta = net->val[n->in[2]];
+    const int64_t C = b->c, R = net->g->t[n->out].n / C;
+    double *acc = calloc((size_t)C * 2, sizeof *acc);
+    float *a = malloc((size_t)C * 3 * sizeof *a);
+    if (!acc || !a) {
+        free(acc);
+        free(a);
+        return oom(e);
+    }
+    float *sh = a + C, *shift = a + 2 * C;
+    int rc = MIEN_OK;
+    if (net->training || init_from_data) {
+        const double cnt = (double)R * net->comm->size;
+        memcpy(shift, b->run_mean, (size_t)C * sizeof(float));
+        for (int pass = 0; pass < 2; pass++) {
+            if (tr_col_moments(net->kern, x, R, C, shift, acc, acc + C)) {
+                rc = MIEN_ENOMEM;
+                break;
+            }
+            if ((rc = net->comm->sum_d(net->comm->ctx, acc, 2 * C))) break;
+            int again = 0;
+            for (int64_t k = 0; k < C; k++) {
+                const double m1 = acc[k] / cnt, m2 = acc[C + k] / cnt;
+                again |= m1 * m1 > 0.9 * m2 && m2 > 0;
+            }
+            if (!again || pass == 1) break;
+            for (int64_t k = 0; k < C; k++) shift[k] += (float)(acc[k] / cnt);
+        }
+        if (rc) goto done;
+        const float mom = net->bn_momentum;
+        for (int64_t k = 0; k < C; k++) {
+            const double m1 = acc[k] / cnt;
+            double var = acc[C + k] / cnt - m1 * m1;
+            if (var < 0) var = 0;
+            b->mean[k] = (float)(shift[k] + m1);
+            b->invstd[k] = (float)(1.0 / sqrt(var + n->eps));
+            if (init_from_data) {
+                gamma[k] = (float)sqrt(var + n->eps);
+                beta[k] = b->mean[k];
+                b->run_mean[k] = b->mean[k];
+                b->run_var[k] = (float)var;
+            } else {
+                double unbiased = cnt > 1 ? var * cnt / (cnt - 1) : var;
+                b->run_mean[k] = (1 - mom) * b->run_mean[k] + mom * b->mean[k];
+                b->run_var[k] = (float)((1 - mom) * b->run_var[k] + mom * unbiased);
+            }
+            a[k] = b->invstd[k] * gamma[k];
+            sh[k] = beta[k] - b->mean[k] * a[k];
+        }
+    } else {
+        for (int64_t k = 0; k < C; k++) {
+            a[k] = gamma[k] / sqrtf(b->run_var[k] + n->eps);
+            sh[k] = beta[k] - b->run_mean[k] * a[k];
+        }
+    }
+    tr_scale_shift_act(net->kern, x, y, R, C, a, sh, n->act, alpha_of(net, n));
+done:
+    free(acc);
+    free(a);
+    if (rc == MIEN_ENOMEM) return oom(e);
+    if (rc) return mien_err_set(e, rc, "batch norm: collective failed");
+    return MIEN_OK;
+}
+
+static int bn_backward_fast(tr_net *net, const nn_node *n, const float *dy, float *dx, int acc_dx,
+                            float *dgamma, float *dbeta, float *dalpha, mien_err *e) {
+    tr_bn *b = &net->bn[net->bn_of[n - net->g->nodes]];
+    const float *x = net->val[n->in[0]], *gamma = net->val[n->in[1]], *beta = net->val[n->in[2]];
+    const float *al = alpha_of(net, n);
+    const int64_t C = b->c, R = net->g->t[n->out].n / C;
+    double *s = calloc((size_t)C * 3, sizeof *s);
+    float *mean = malloc((size_t)C * 7 * sizeof *mean);
+    if (!s || !mean) {
+        free(s);
+        free(mean);
+        return oom(e);
+    }
+    float *invstd = mean + C, *a = mean + 2 * C, *sh = mean + 3 * C;
+    float *c1 = mean + 4 * C, *c2 = mean + 5 * C, *c3 = mean + 6 * C;
+    for (int64_t k = 0; k < C; k++) {
+        mean[k] = net->training ? b->mean[k] : b->run_mean[k];
+        invstd[k] = net->training ? b->invstd[k] : 1.f / sqrtf(b->run_var[k] + n->eps);
+        a[k] = invstd[k] * gamma[k];
+        sh[k] = beta[k] - mean[k] * a[k];
+    }
+    double *sdy = s, *sdx = s + C, *sal = s + 2 * C;
+    int rc = tr_bn_grad_sums(net->kern, x, dy, R, C, a, sh, mean, n->act, al, sdy, sdx, sal) ? MIEN_ENOMEM : MIEN_OK;
+    for (int64_t k = 0; k < C && !rc; k++) {
+        if (dbeta) dbeta[k] += (float)sdy[k];
+        if (dgamma) dgamma[k] += (float)(sdx[k] * invstd[k]);
+        if (dalpha) dalpha[k] += (float)sal[k];
+    }
+    if (!rc && dx) {
+        if (net->training && (rc = net->comm->sum_d(net->comm->ctx, s, 2 * C))) goto done;
+        const double cnt = (double)R * net->comm->size;
+        for (int64_t k = 0; k < C; k++) {
+            c1[k] = a[k];
+            c2[k] = net->training ? (float)(a[k] * sdy[k] / cnt) : 0.f;
+            c3[k] = net->training ? (float)(a[k] * sdx[k] * invstd[k] * invstd[k] / cnt) : 0.f;
+        }
+        tr_bn_grad_input(net->kern, x, dy, dx, acc_dx, R, C, a, sh, mean, n->act, al, c1, c2, c3);
+    }
+done:
+    free(s);
+    free(mean);
+    if (rc == MIEN_ENOMEM) return oom(e);
+    if (rc) return mien_err_set(e, rc, "batch norm: collective failed");
+    return MIEN_OK;
+}
+
 /* ==== Passes ==== */
 
 static int forward_impl(tr_net *net, int init_bn, mien_err *e) {
     const nn_graph *g = net->g;
+    tr_kern *k = net->kern;
     for (int i = 0; i < g->n_nodes; i++) {
         const nn_node *n = &g->nodes[i];
         float *y = net->val[n->out];
@@ -910,16 +1122,38 @@ static int forward_impl(tr_net *net, int init_bn, mien_err *e) {
         case NN_OP_INPUT:
         case NN_OP_RESHAPE:
             continue;
-        case NN_OP_CONV2D: rc = conv_forward(net, n, y, e); break;
-        case NN_OP_DWCONV2D: dw_forward(net, n, y); break;
-        case NN_OP_FC: fc_forward(net, n, y); break;
-        case NN_OP_ADD: add_forward(net, n, y); break;
-        case NN_OP_BATCHNORM_TRAIN: rc = bn_forward(net, n, y, init_bn, e); break;
-        case NN_OP_PRELU: prelu_forward(net, n, y); break;
+        case NN_OP_CONV2D: rc = k ? conv_forward_fast(net, n, y, e) : conv_forward(net, n, y, e); break;
+        case NN_OP_DWCONV2D:
+            if (k && dw_fast_ok(g, n)) {
+                const tr_conv kg = kconv_of(g, n);
+                rc = tr_dw_forward(k, &kg, net->val[n->in[0]], net->val[n->in[1]], y) ? oom(e) : MIEN_OK;
+            } else {
+                dw_forward(net, n, y);
+            }
+            break;
+        case NN_OP_FC: if (k) rc = fc_forward_fast(net, n, y, e); else fc_forward(net, n, y); break;
+        case NN_OP_ADD:
+            if (k && same_shape(&g->t[n->in[0]], &g->t[n->out]) && same_shape(&g->t[n->in[1]], &g->t[n->out]))
+                tr_add(k, net->val[n->in[0]], net->val[n->in[1]], y, g->t[n->out].n);
+            else
+                add_forward(net, n, y);
+            break;
+        case NN_OP_BATCHNORM_TRAIN:
+            rc = k ? bn_forward_fast(net, n, y, init_bn, e) : bn_forward(net, n, y, init_bn, e);
+            break;
+        case NN_OP_PRELU:
+            if (k) {
+                const int64_t c = g->t[n->in[1]].n;
+                tr_copy_acc(k, net->val[n->in[0]], y, g->t[n->out].n, 0);
+                tr_bias_act(k, y, NULL, g->t[n->out].n / c, c, NULL, NN_ACT_PRELU, net->val[n->in[1]]);
+            } else {
+                prelu_forward(net, n, y);
+            }
+            break;
         case NN_OP_L2NORM: l2_forward(net, n, y); break;
         default: {
             const float *in[64];
-            for (int k = 0; k < n->n_in && k < 64; k++) in[k] = net->val[n->in[k]];
+            for (int q = 0; q < n->n_in && q < 64; q++) in[q] = net->val[n->in[q]];
             rc = nn_ref_eval(g, n, in, y, e);
             if (rc) return mien_err_prefix(e, "%s", g->t[n->out].name);
             net->t_fwd[n->op] += now_s() - t0;
@@ -933,19 +1167,24 @@ static int forward_impl(tr_net *net, int init_bn, mien_err *e) {
         }
         const int64_t cnt = g->t[n->out].n, c = last_dim(&g->t[n->out]);
         int b = n->op == NN_OP_ADD ? -1 : bias_input(n);
+        if (!act_supported(n->act))
+            return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: activation not supported in training",
+                                g->t[n->out].name);
+        if (k) {
+            tr_bias_act(k, y, net->pre[i], cnt / c, c, b >= 0 ? net->val[b] : NULL, n->act, alpha_of(net, n));
+            net->t_fwd[n->op] += now_s() - t0;
+            continue;
+        }
         if (b >= 0) {
             const float *bias = net->val[b];
             for (int64_t r = 0; r < cnt / c; r++)
-                for (int64_t k = 0; k < c; k++) y[r * c + k] += bias[k];
+                for (int64_t q = 0; q < c; q++) y[r * c + q] += bias[q];
         }
         if (n->act == NN_ACT_NONE) {
             net->t_fwd[n->op] += now_s() - t0;
             continue;
         }
         if (net->pre[i]) memcpy(net->pre[i], y, (size_t)cnt * sizeof(float));
-        if (!act_supported(n->act))
-            return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: activation not supported in training",
-                                g->t[n->out].name);
         act_forward(n, alpha_of(net, n), y, cnt, c);
         net->t_fwd[n->op] += now_s() - t0;
     }
@@ -956,24 +1195,129 @@ int tr_forward(tr_net *net, mien_err *e) { return forward_impl(net, 0, e); }
 
 int tr_bn_init_from_data(tr_net *net, mien_err *e) { return forward_impl(net, 1, e); }
 
-/* The gradient buffer of tensor t, made (zeroed) on first use; NULL if t needs none. */
+static int is_param(const tr_net *net, int t) {
+    return net->g->t[t].data != NULL && net->needs[t];
+}
+
+/* The gradient buffer of tensor t, made on first use; NULL if t needs none. The reference
+ * kernels get it zeroed; with the fast kernels it is marked fresh (its first writer writes). */
 static float *grad_of(tr_net *net, int t, mien_err *e, int *rc) {
     if (!net->needs[t]) return NULL;
     if (!net->grad[t]) {
-        net->grad[t] = pool_get(net->pool, net->g->t[t].n);
+        net->grad[t] = pool_get(net->pool, net->g->t[t].n, !net->kern);
         if (!net->grad[t]) *rc = mien_err_set(e, MIEN_ENOMEM, "out of memory (gradients)");
+        else net->fresh[t] = net->kern != NULL;
     }
     return net->grad[t];
 }
 
-static int is_param(const tr_net *net, int t) {
-    return net->g->t[t].data != NULL && net->needs[t];
+/* Zero t's gradient if nothing has written it yet (for kernels that only add). */
+static void ensure_zero(tr_net *net, int t) {
+    if (net->grad[t] && net->fresh[t]) {
+        memset(net->grad[t], 0, (size_t)net->g->t[t].n * sizeof(float));
+        net->fresh[t] = 0;
+    }
 }
 
 static int is_input(const nn_graph *g, int t) {
     for (int i = 0; i < g->n_inputs; i++)
         if (g->inputs[i] == t) return 1;
     return 0;
+}
+
+/* Pass gradient buffer dz of node n's output on to input tensor t when t's own buffer is
+ * still fresh (same size): no copy. Returns 1 if it did. */
+static int hand_over(tr_net *net, const nn_node *n, int t, float *dz) {
+    if (!net->kern || !net->grad[t] || !net->fresh[t] || is_param(net, t) || dz != net->grad[n->out] ||
+        net->g->t[t].n != net->g->t[n->out].n || is_input(net->g, n->out))
+        return 0;
+    pool_put(net->pool, net->grad[t]);
+    net->grad[t] = dz;
+    net->fresh[t] = 0;
+    net->grad[n->out] = NULL;
+    return 1;
+}
+
+/* One node's backward with the fast kernels. dz = dL/d(output) after the fused activation. */
+static int backward_fast(tr_net *net, const nn_node *n, float *dz, mien_err *e) {
+    const nn_graph *g = net->g;
+    tr_kern *k = net->kern;
+    int rc = MIEN_OK;
+    float *d0 = grad_of(net, n->in[0], e, &rc);
+    float *d1 = n->n_in > 1 && !rc ? grad_of(net, n->in[1], e, &rc) : NULL;
+    if (rc) return rc;
+    const int a0 = d0 && !net->fresh[n->in[0]];
+    const int64_t cnt = g->t[n->out].n;
+    switch (n->op) {
+    case NN_OP_CONV2D:
+        if (conv_geom_of(g, n).G != 1) {
+            ensure_zero(net, n->in[0]);
+            rc = conv_backward(net, n, dz, d0, d1, e);
+        } else {
+            rc = conv_backward_fast(net, n, dz, d0, a0, d1, e);
+        }
+        break;
+    case NN_OP_DWCONV2D:
+        if (dw_fast_ok(g, n)) {
+            const tr_conv kg = kconv_of(g, n);
+            rc = tr_dw_backward(k, &kg, net->val[n->in[0]], net->val[n->in[1]], dz, d0, a0, d1) ? oom(e) : MIEN_OK;
+        } else {
+            ensure_zero(net, n->in[0]);
+            dw_backward(net, n, dz, d0, d1);
+        }
+        break;
+    case NN_OP_FC: rc = fc_backward_fast(net, n, dz, d0, a0, d1, e); break;
+    case NN_OP_ADD: {
+        const nn_tensor *ty = &g->t[n->out];
+        for (int q = 1; q >= 0; q--) { /* in[1] first: in[0] may then take dz's buffer */
+            const int t = n->in[q];
+            float *d = q ? d1 : d0;
+            if (!d) continue;
+            if (!same_shape(&g->t[t], ty)) {
+                ensure_zero(net, t);
+                bcast_backward(&g->t[t], ty, dz, d);
+            } else if (!(q == 0 && n->in[0] != n->in[1] && hand_over(net, n, t, dz))) {
+                tr_copy_acc(k, dz, d, cnt, !net->fresh[t]);
+            }
+            net->fresh[t] = 0;
+        }
+        break;
+    }
+    case NN_OP_BATCHNORM_TRAIN: {
+        float *d2 = grad_of(net, n->in[2], e, &rc);
+        float *d3 = !rc && n->act == NN_ACT_PRELU ? grad_of(net, n->in[3], e, &rc) : NULL;
+        if (!rc) rc = bn_backward_fast(net, n, dz, d0, a0, d1, d2, d3, e);
+        break;
+    }
+    case NN_OP_PRELU: {
+        const int64_t c = g->t[n->in[1]].n;
+        if (d0 && !a0) {
+            rc = tr_act_backward(k, net->val[n->in[0]], dz, d0, cnt / c, c, NN_ACT_PRELU,
+                                 net->val[n->in[1]], d1, NULL) ? oom(e) : MIEN_OK;
+        } else {
+            float *tmp = pool_get(net->pool, cnt, 0);
+            if (!tmp) return oom(e);
+            rc = tr_act_backward(k, net->val[n->in[0]], dz, tmp, cnt / c, c, NN_ACT_PRELU,
+                                 net->val[n->in[1]], d1, NULL) ? oom(e) : MIEN_OK;
+            if (d0 && !rc) tr_copy_acc(k, tmp, d0, cnt, 1);
+            pool_put(net->pool, tmp);
+        }
+        break;
+    }
+    case NN_OP_L2NORM:
+        if (d0) {
+            ensure_zero(net, n->in[0]);
+            l2_backward(net, n, dz, d0);
+        }
+        break;
+    case NN_OP_RESHAPE:
+        if (d0 && !hand_over(net, n, n->in[0], dz)) tr_copy_acc(k, dz, d0, cnt, a0);
+        break;
+    default:
+        rc = mien_err_set(e, MIEN_EUNSUPPORTED, "no backward for %s", nn_op_name(n->op));
+    }
+    if (d0 && net->grad[n->in[0]]) net->fresh[n->in[0]] = 0;
+    return rc;
 }
 
 int tr_backward(tr_net *net, const float *const *dout, mien_err *e) {
@@ -991,7 +1335,10 @@ int tr_backward(tr_net *net, const float *const *dout, mien_err *e) {
         if (!dout || !dout[i] || !net->needs[t]) continue;
         float *d = grad_of(net, t, e, &rc);
         if (rc) return rc;
-        for (int64_t k = 0; k < g->t[t].n; k++) d[k] += dout[i][k];
+        if (net->fresh[t]) memcpy(d, dout[i], (size_t)g->t[t].n * sizeof(float));
+        else
+            for (int64_t k = 0; k < g->t[t].n; k++) d[k] += dout[i][k];
+        net->fresh[t] = 0;
     }
     for (int i = g->n_nodes - 1; i >= 0 && !rc; i--) {
         const nn_node *n = &g->nodes[i];
@@ -1000,51 +1347,68 @@ int tr_backward(tr_net *net, const float *const *dout, mien_err *e) {
         const nn_tensor *ty = &g->t[n->out];
         float *dy = net->grad[n->out], *dz = dy, *tmp = NULL;
         const int64_t cnt = ty->n, c = last_dim(ty);
-        if (own_act(n->op) && n->act != NN_ACT_NONE) {
-            tmp = pool_get(net->pool, cnt);
-            if (!tmp) return mien_err_set(e, MIEN_ENOMEM, "out of memory (gradients)");
-            float *dal = n->act == NN_ACT_PRELU ? grad_of(net, n->in[n->n_in - 1], e, &rc) : NULL;
+        if (net->kern) {
+            if (own_act(n->op)) {
+                const int b = n->op == NN_OP_ADD ? -1 : bias_input(n);
+                float *dal = n->act == NN_ACT_PRELU ? grad_of(net, n->in[n->n_in - 1], e, &rc) : NULL;
+                float *db = b >= 0 && !rc ? grad_of(net, b, e, &rc) : NULL;
+                if (rc) break;
+                /* dz in place of dy: this node is dy's last reader. */
+                if ((n->act != NN_ACT_NONE || db) &&
+                    tr_act_backward(net->kern, net->pre[i], dy, dy, cnt / c, c, n->act,
+                                    alpha_of(net, n), dal, db)) {
+                    rc = oom(e);
+                    break;
+                }
+            }
+            rc = backward_fast(net, n, dz, e);
+        } else {
+            if (own_act(n->op) && n->act != NN_ACT_NONE) {
+                tmp = pool_get(net->pool, cnt, 1);
+                if (!tmp) return mien_err_set(e, MIEN_ENOMEM, "out of memory (gradients)");
+                float *dal = n->act == NN_ACT_PRELU ? grad_of(net, n->in[n->n_in - 1], e, &rc) : NULL;
+                if (rc) break;
+                act_backward(n, net->pre[i], alpha_of(net, n), dy, tmp, dal, cnt, c);
+                dz = tmp;
+            }
+            if (own_act(n->op) && n->op != NN_OP_ADD) {
+                int b = bias_input(n);
+                float *db = b >= 0 ? grad_of(net, b, e, &rc) : NULL;
+                if (rc) break;
+                if (db)
+                    for (int64_t r = 0; r < cnt / c; r++)
+                        for (int64_t k = 0; k < c; k++) db[k] += dz[r * c + k];
+            }
+            float *d0 = grad_of(net, n->in[0], e, &rc);
+            float *d1 = n->n_in > 1 && !rc ? grad_of(net, n->in[1], e, &rc) : NULL;
             if (rc) break;
-            act_backward(n, net->pre[i], alpha_of(net, n), dy, tmp, dal, cnt, c);
-            dz = tmp;
+            switch (n->op) {
+            case NN_OP_CONV2D: rc = conv_backward(net, n, dz, d0, d1, e); break;
+            case NN_OP_DWCONV2D: dw_backward(net, n, dz, d0, d1); break;
+            case NN_OP_FC: fc_backward(net, n, dz, d0, d1); break;
+            case NN_OP_ADD:
+                if (d0) bcast_backward(&g->t[n->in[0]], ty, dz, d0);
+                if (d1) bcast_backward(&g->t[n->in[1]], ty, dz, d1);
+                break;
+            case NN_OP_BATCHNORM_TRAIN: {
+                float *d2 = grad_of(net, n->in[2], e, &rc);
+                float *d3 = !rc && n->act == NN_ACT_PRELU ? grad_of(net, n->in[3], e, &rc) : NULL;
+                if (!rc) rc = bn_backward(net, n, dz, d0, d1, d2, d3, e);
+                break;
+            }
+            case NN_OP_PRELU: prelu_backward(net, n, dz, d0, d1); break;
+            case NN_OP_L2NORM: if (d0) l2_backward(net, n, dz, d0); break;
+            case NN_OP_RESHAPE:
+                if (d0)
+                    for (int64_t k = 0; k < cnt; k++) d0[k] += dz[k];
+                break;
+            default:
+                rc = mien_err_set(e, MIEN_EUNSUPPORTED, "no backward for %s", nn_op_name(n->op));
+            }
+            if (tmp) pool_put(net->pool, tmp);
         }
-        if (own_act(n->op) && n->op != NN_OP_ADD) {
-            int b = bias_input(n);
-            float *db = b >= 0 ? grad_of(net, b, e, &rc) : NULL;
-            if (rc) break;
-            if (db)
-                for (int64_t r = 0; r < cnt / c; r++)
-                    for (int64_t k = 0; k < c; k++) db[k] += dz[r * c + k];
-        }
-        float *d0 = grad_of(net, n->in[0], e, &rc);
-        float *d1 = n->n_in > 1 && !rc ? grad_of(net, n->in[1], e, &rc) : NULL;
-        if (rc) break;
-        switch (n->op) {
-        case NN_OP_CONV2D: rc = conv_backward(net, n, dz, d0, d1, e); break;
-        case NN_OP_DWCONV2D: dw_backward(net, n, dz, d0, d1); break;
-        case NN_OP_FC: fc_backward(net, n, dz, d0, d1); break;
-        case NN_OP_ADD:
-            if (d0) bcast_backward(&g->t[n->in[0]], ty, dz, d0);
-            if (d1) bcast_backward(&g->t[n->in[1]], ty, dz, d1);
-            break;
-        case NN_OP_BATCHNORM_TRAIN: {
-            float *d2 = grad_of(net, n->in[2], e, &rc);
-            float *d3 = !rc && n->act == NN_ACT_PRELU ? grad_of(net, n->in[3], e, &rc) : NULL;
-            if (!rc) rc = bn_backward(net, n, dz, d0, d1, d2, d3, e);
-            break;
-        }
-        case NN_OP_PRELU: prelu_backward(net, n, dz, d0, d1); break;
-        case NN_OP_L2NORM: if (d0) l2_backward(net, n, dz, d0); break;
-        case NN_OP_RESHAPE:
-            if (d0)
-                for (int64_t k = 0; k < cnt; k++) d0[k] += dz[k];
-            break;
-        default:
-            rc = mien_err_set(e, MIEN_EUNSUPPORTED, "no backward for %s", nn_op_name(n->op));
-        }
-        if (tmp) pool_put(net->pool, tmp);
-        /* This tensor's gradient is complete and used: give it back. */
-        if (!is_input(g, n->out)) {
+        /* This tensor's gradient is complete and used: give it back (unless handed on). */
+        if (net->grad[n->out] && !is_input(g, n->out)) {
             pool_put(net->pool, net->grad[n->out]);
             net->grad[n->out] = NULL;
         }

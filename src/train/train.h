@@ -11,6 +11,10 @@
  * PRELU, ADD (numpy broadcasting), L2NORM, RESHAPE, each with its fused activation (none,
  * relu, prelu). Other ops run forward only.
  *
+ * Kernels: the fast ones of train/kern.h (own GEMM, vectorised and threaded per-channel
+ * passes) unless the net is created with `reference`, which runs the plain loops below (and
+ * OpenBLAS for the products): the oracle the fast kernels are tested against.
+ *
  * Shapes: tensors are float32 NHWC as everywhere in the engine; conv weights HWIO, depthwise
  * [KH,KW,C,M], FC [K,M]. */
 #ifndef MIEN_TRAIN_H
@@ -60,6 +64,9 @@ typedef struct tr_net {
     const tr_comm *comm;     /* batch norm statistics across ranks (SyncBN); single by default */
     /* Pool of gradient buffers, reused across tensors of the same size. */
     struct tr_pool *pool;
+    unsigned char *fresh;    /* (n_t) 1: the gradient buffer holds nothing yet (fast kernels
+                              * write it instead of adding to it) */
+    struct tr_kern *kern;    /* fast kernels; NULL: the reference kernels */
     float *col;              /* im2col scratch */
     size_t col_n;
     double t_fwd[NN_OP_COUNT], t_bwd[NN_OP_COUNT]; /* seconds spent per op, summed over passes */
@@ -67,6 +74,8 @@ typedef struct tr_net {
 
 typedef struct tr_net_opts {
     int input_grad;          /* 1: also compute the gradient of the graph inputs */
+    int reference;           /* 1: the reference kernels (plain loops), not the fast ones */
+    int threads;             /* fast kernels' threads (0: 1) */
 } tr_net_opts;
 
 /* Wrap graph g (ownership passes to the net, also on failure) whose trainable tensors are
@@ -185,6 +194,8 @@ typedef struct tr_build_opts {
     const tr_tensors *init;  /* weights by name (NULL or missing names: random He init) */
     uint64_t seed;           /* random init */
     float bn_eps;            /* 1e-5 */
+    int threads;             /* fast kernels' threads (0: 1) */
+    int reference;           /* the reference kernels */
 } tr_build_opts;
 
 /* The training graph: input (batch, S, S, 3) in (pixel - 127.5) / 128, output 0 the
