@@ -683,7 +683,7 @@ START_TEST(small_net_gradients_and_checkpoint) {
     tr_tensors_free(&ts);
     nn_graph *g;
     tr_embedder_info info;
-    ck_assert_msg(tr_ckpt_load_embedder(ck, &g, &info, &e) == 0, "%s", e.msg);
+    ck_assert_msg(tr_ckpt_load_embedder(ck, NULL, &g, &info, &e) == 0, "%s", e.msg);
     ck_assert_int_eq(info.dim, D);
     ck_assert_int_eq(info.size, S);
     net->training = 0;

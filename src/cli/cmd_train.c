@@ -46,7 +46,13 @@ static const char train_usage[] =
     "Model\n"
     "  --arch A             mobilefacenet (112, 192-d) or small (112, 128-d)\n"
     "  --init I             mobilefacenet (human's pretrained weights; the default for that\n"
-    "                       arch), a checkpoint FILE, or none (random; default for small)\n"
+    "                       arch), a checkpoint FILE, none (random; default for small), or a\n"
+    "                       model file (.onnx, TFJS model.json) to fine-tune as it is: its\n"
+    "                       convolutions, PReLUs and fully connected layers are trained, batch\n"
+    "                       norm stays folded, a new margin head is made\n"
+    "  --input-size N --input-mean M --input-scale S\n"
+    "                       a model file's input: N x N ArcFace crops (default 112), pixels\n"
+    "                       (x - M) * S (default 127.5 and 1/127.5, InsightFace's)\n"
     "  --bn-init unit|data  re-inserted batch norms: gamma 1 and the converter's bias (unit,\n"
     "                       default), or the identity on the first batch (data)\n"
     "  --head-init random|data  class centres N(0, 0.01) (default), or the mean embedding of\n"
@@ -104,6 +110,9 @@ typedef struct train_opts {
     uint64_t seed;
     long bench_pfc, bench_step;
     int reference;           /* --kernels reference */
+    int input_size;          /* loaded models */
+    float input_mean, input_scale;
+    int input_mean_set, input_scale_set;
     int dim;
 } train_opts;
 
@@ -143,7 +152,7 @@ static int train_extra(void *ctx, const char *opt, const char *v) {
         "--scale", "--margin", "--m1", "--m2", "--m3", "--sample-rate", "--epochs", "--steps",
         "--batch", "--optimizer", "--lr", "--momentum", "--weight-decay", "--warmup",
         "--schedule", "--lr-steps", "--lr-gamma", "--seed", "--bench-pfc", "--dim", "--head-init",
-        "--bench-step", "--kernels"};
+        "--bench-step", "--kernels", "--input-size", "--input-mean", "--input-scale"};
     int known = 0;
     for (size_t i = 0; i < sizeof valued / sizeof valued[0]; i++) known |= !strcmp(opt, valued[i]);
     if (!known) return -1;
@@ -211,7 +220,10 @@ static int train_extra(void *ctx, const char *opt, const char *v) {
         int cls;
         ok = pi(v, 1, 1 << 30, &cls);
         o->bench_pfc = cls;
-    } else if (!strcmp(opt, "--kernels")) {
+    } else if (!strcmp(opt, "--input-size")) ok = pi(v, 16, 1024, &o->input_size);
+    else if (!strcmp(opt, "--input-mean")) ok = pf(v, &o->input_mean), o->input_mean_set = 1;
+    else if (!strcmp(opt, "--input-scale")) ok = pf(v, &o->input_scale) && o->input_scale != 0, o->input_scale_set = 1;
+    else if (!strcmp(opt, "--kernels")) {
         if (!strcmp(v, "fast")) o->reference = 0;
         else if (!strcmp(v, "reference")) o->reference = 1;
         else ok = 0;
@@ -319,22 +331,46 @@ static int ensure_crops(cli_common *c, const train_opts *o, const tr_listing *l,
     return rc;
 }
 
+/* ==== The network being trained ==== */
+
+/* One of the coded architectures, or a model file loaded as it is (train/loaded.c). */
+typedef struct net_desc {
+    int loaded;
+    tr_arch arch;
+    tr_loaded_opts lo;       /* loaded: path, side, mean, scale */
+    int S, D;                /* input side, embedding size */
+    float mean, scale;       /* input = (pixel - mean) * scale */
+    const char *models_dir;
+} net_desc;
+
+static const char *desc_name(const net_desc *d) { return d->loaded ? d->lo.path : tr_arch_name(d->arch); }
+
+static int desc_export(const tr_net *net, const net_desc *d, tr_tensors *ts, mien_err *e) {
+    return d->loaded ? tr_export_loaded(net, &d->lo, ts, e) : tr_export(net, d->arch, ts, e);
+}
+
+/* The inference graph (batch 1) of the net's current weights. */
+static int desc_inference(const tr_net *net, const net_desc *d, nn_graph **g, mien_err *e) {
+    tr_tensors ts;
+    int rc = desc_export(net, d, &ts, e);
+    if (!rc) rc = d->loaded ? tr_build_inference_loaded(&ts, d->models_dir, g, e) : tr_build_inference(&ts, g, e);
+    if (!rc) tr_tensors_free(&ts);
+    return rc;
+}
+
 /* ==== Held-out verification ==== */
 
 /* Embed the held-out crops with the net's current weights (folded inference graph on the
  * fast backend, mirrored face added as the pipeline does) and measure 10-fold accuracy. */
-static int eval_holdout(const tr_net *net, tr_arch arch, const tr_crops *crops, const tr_pair *pairs,
+static int eval_holdout(const tr_net *net, const net_desc *nd, const tr_crops *crops, const tr_pair *pairs,
                         int n_pairs, int threads, double *acc, double *acc_std, double *thr) {
     mien_err e = {0};
-    tr_tensors ts;
     nn_graph *g = NULL;
     nn_exec *x = NULL;
-    int rc = tr_export(net, arch, &ts, &e);
-    if (!rc) rc = tr_build_inference(&ts, &g, &e);
-    tr_tensors_free(&ts);
+    int rc = desc_inference(net, nd, &g, &e);
     nn_exec_opts xo = {.backend = NN_BACKEND_FAST, .threads = threads};
     if (!rc) rc = nn_exec_create(g, &xo, &x, &e);
-    const int S = tr_arch_input(arch), D = tr_arch_dim(arch);
+    const int S = nd->S, D = nd->D;
     float *emb = rc ? NULL : calloc((size_t)crops->n * D, sizeof *emb);
     unsigned char *done = rc ? NULL : calloc((size_t)crops->n, 1);
     float *score = rc ? NULL : malloc((size_t)n_pairs * sizeof *score);
@@ -350,7 +386,7 @@ static int eval_holdout(const tr_net *net, tr_arch arch, const tr_crops *crops, 
                 tr_sample smp = {crops->pix[i], 0};
                 int idx = 0;
                 unsigned char fl = (unsigned char)flip;
-                tr_fill_input(&smp, &idx, &fl, 1, S, nn_exec_input(x, 0));
+                tr_fill_input_norm(&smp, &idx, &fl, 1, S, nd->mean, nd->scale, nn_exec_input(x, 0));
                 if (!(rc = nn_exec_run(x, &e))) {
                     const float *y = nn_exec_output(x, 0);
                     for (int d = 0; d < D; d++) v[d] += y[d];
@@ -394,7 +430,8 @@ static int eval_holdout(const tr_net *net, tr_arch arch, const tr_crops *crops, 
  * The mean (normalised) embedding of up to 8 photos of each class, with batch statistics, as
  * each rank's share of global batches; every rank then sums the classes of its shard. */
 static int head_from_data(tr_net *net, tr_head *h, const tr_comm *comm, const tr_sample *s, int n,
-                          int n_classes, int Bl, int side, mien_err *e) {
+                          int n_classes, int Bl, const net_desc *d, mien_err *e) {
+    const int side = d->S;
     const int D = h->dim, Bg = Bl * comm->size, per = 8;
     int *pick = malloc((size_t)(n ? n : 1) * sizeof *pick), *seen = calloc((size_t)n_classes, sizeof *seen);
     int *idx = malloc((size_t)Bg * sizeof *idx), *lab = malloc((size_t)Bg * sizeof *lab);
@@ -407,7 +444,7 @@ static int head_from_data(tr_net *net, tr_head *h, const tr_comm *comm, const tr
     /* Whole global batches; the last one repeats photos from the start, counted once. */
     for (int b0 = 0; b0 < m && !rc; b0 += Bg) {
         for (int i = 0; i < Bl; i++) idx[i] = pick[(b0 + comm->rank * Bl + i) % m];
-        tr_fill_input(s, idx, NULL, Bl, side, tr_input(net, 0));
+        tr_fill_input_norm(s, idx, NULL, Bl, side, d->mean, d->scale, tr_input(net, 0));
         if ((rc = tr_forward(net, e))) break;
         if (comm->gather_all(comm->ctx, tr_output(net, 0), emb, (int64_t)Bl * D * (int64_t)sizeof(float))) {
             rc = mien_err_set(e, MIEN_EINTERNAL, "gathering embeddings failed");
@@ -577,6 +614,7 @@ static int bench_step(const cli_common *c, const train_opts *o) {
     int rc = dx && lab ? MIEN_OK : mien_err_set(&e, MIEN_ENOMEM, "out of memory");
     if (!rc) rc = tr_build_train(&bo, &net, &e);
     if (!rc) rc = tr_head_init(&h, &m, o->bench_step, D, o->sample_rate, o->seed, tr_comm_single(), &e);
+    if (!rc) h.kern = net->kern;
     tr_optim opt;
     tr_optim_default(&opt, o->opt);
     opt.lr = 1e-3f; /* small: the weights stay sane over the timed steps */
@@ -683,6 +721,7 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
     cli_common c;
     cli_common_init(&c);
     train_opts o = {.min_images = 2, .pairs_per_fold = 50, .loss = TR_LOSS_ARCFACE, .sample_rate = 1.f,
+                    .input_size = 112, .input_mean = 127.5f, .input_scale = 1.f / 127.5f,
                     .epochs = 1, .batch = 64, .opt = TR_SGD, .lr_gamma = 0.1f, .warmup = -1, .seed = 1};
     if (cli_parse(&c, &argc, argv, train_extra, &o, train_usage)) return EXIT_USAGE;
     const int root = comm->rank == 0;
@@ -726,7 +765,65 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
     double acc0 = NAN, acc0_std = NAN, acc1 = NAN, acc1_std = NAN, thr0 = NAN, thr1 = NAN;
 
     if (!o.init) o.init = o.arch == TR_ARCH_MOBILEFACENET ? "mobilefacenet" : "none";
-    const int S = tr_arch_input(o.arch);
+    /* What is trained: a model file as loaded, a checkpoint of either kind, or an architecture. */
+    net_desc nd = {.arch = o.arch, .models_dir = c.models_dir, .mean = 127.5f, .scale = 1.f / 128.f};
+    char base_path[4096];
+    if (tr_is_model_file(o.init)) {
+        nd.loaded = 1;
+        nd.lo.path = o.init;
+    } else if (strcmp(o.init, "mobilefacenet") && strcmp(o.init, "none")) {
+        if ((rc = tr_ckpt_load(o.init, &init, &e))) {
+            if (root) fprintf(stderr, "mien train: %s\n", e.msg);
+            return EXIT_FAIL;
+        }
+        const char *an = tr_tensors_meta(&init, "arch");
+        tr_arch a;
+        if (tr_tensors_meta(&init, "graph")) {
+            /* A checkpoint of a loaded model: the same base, its weights. */
+            nn_graph *tmp = NULL;
+            const char *fnd = tr_tensors_meta(&init, "base");
+            snprintf(base_path, sizeof base_path, "%s", fnd ? fnd : "");
+            if ((rc = tr_build_inference_loaded(&init, c.models_dir, &tmp, &e))) {
+                if (root) fprintf(stderr, "mien train: %s: %s\n", o.init, e.msg);
+                tr_tensors_free(&init);
+                return EXIT_FAIL;
+            }
+            nn_graph_free(tmp);
+            if (access(base_path, R_OK)) snprintf(base_path, sizeof base_path, "%s/%s", c.models_dir, tr_tensors_meta(&init, "base_rel"));
+            nd.loaded = 1;
+            nd.lo.path = base_path;
+            const char *v;
+            if ((v = tr_tensors_meta(&init, "mean"))) nd.mean = strtof(v, NULL);
+            if ((v = tr_tensors_meta(&init, "scale"))) nd.scale = strtof(v, NULL);
+            if ((v = tr_tensors_meta(&init, "input"))) o.input_size = atoi(v);
+            if (!o.input_mean_set) o.input_mean = nd.mean;
+            if (!o.input_scale_set) o.input_scale = nd.scale;
+        } else if (an && tr_arch_from_name(an, &a)) {
+            if (o.arch_set && a != o.arch) {
+                if (root) fprintf(stderr, "mien train: %s is a %s checkpoint, not --arch %s\n", o.init, an, tr_arch_name(o.arch));
+                tr_tensors_free(&init);
+                return EXIT_USAGE;
+            }
+            o.arch = nd.arch = a;
+        }
+    }
+    if (nd.loaded) {
+        if (o.bn_init == TR_BN_DATA) {
+            if (root) fprintf(stderr, "mien train: --bn-init data: a loaded model's batch norms are folded\n");
+            tr_tensors_free(&init);
+            return EXIT_USAGE;
+        }
+        nd.S = o.input_size;
+        nd.mean = o.input_mean;
+        nd.scale = o.input_scale;
+        nd.lo.side = nd.S;
+        nd.lo.mean = nd.mean;
+        nd.lo.scale = nd.scale;
+    } else {
+        nd.S = tr_arch_input(o.arch);
+        nd.D = tr_arch_dim(o.arch);
+    }
+    const int S = nd.S;
 
     if ((rc = tr_list_identities(o.data, o.min_images, o.max_per_class, &l, &e))) {
         if (root) fprintf(stderr, "mien train: %s\n", e.msg);
@@ -828,30 +925,36 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
     }
 
     /* The network and its initial weights. */
-    if (!strcmp(o.init, "mobilefacenet")) {
+    if (!nd.loaded && !strcmp(o.init, "mobilefacenet")) {
         char mj[4096];
         snprintf(mj, sizeof mj, "%s/human/mobilefacenet.json", c.models_dir);
         rc = tr_load_tfjs_mobilefacenet(mj, &init, &e);
         if (o.arch != TR_ARCH_MOBILEFACENET && !rc)
             rc = mien_err_set(&e, MIEN_EINVAL, "--init mobilefacenet needs --arch mobilefacenet");
-    } else if (strcmp(o.init, "none")) {
-        rc = tr_ckpt_load(o.init, &init, &e);
-        const char *an = rc ? NULL : tr_tensors_meta(&init, "arch");
-        tr_arch a;
-        if (an && tr_arch_from_name(an, &a)) {
-            if (o.arch_set && a != o.arch) rc = mien_err_set(&e, MIEN_EINVAL, "%s is a %s checkpoint, not --arch %s", o.init, an, tr_arch_name(o.arch));
-            o.arch = a;
-        }
     }
     tr_margin margin;
     set_margin(&o, &margin);
-    tr_build_opts bo = {.arch = o.arch, .batch = Bl, .normalize = tr_loss_normalized(o.loss),
-                        .init = init.n ? &init : NULL, .seed = o.seed, .bn_eps = 1e-5f,
-                        .threads = blas > 0 ? blas : 1, .reference = o.reference};
-    if (!rc) rc = tr_build_train(&bo, &net, &e);
+    if (!rc && nd.loaded) {
+        nd.lo.batch = Bl;
+        nd.lo.normalize = tr_loss_normalized(o.loss);
+        nd.lo.init = init.n ? &init : NULL;
+        nd.lo.threads = blas > 0 ? blas : 1;
+        nd.lo.reference = o.reference;
+        if (!(rc = tr_build_loaded(&nd.lo, &net, &e))) {
+            const nn_tensor *ty = &net->g->t[net->g->outputs[0]];
+            nd.D = (int)ty->dims[ty->ndim - 1];
+        }
+        nd.lo.init = NULL;
+    } else if (!rc) {
+        tr_build_opts bo = {.arch = o.arch, .batch = Bl, .normalize = tr_loss_normalized(o.loss),
+                            .init = init.n ? &init : NULL, .seed = o.seed, .bn_eps = 1e-5f,
+                            .threads = blas > 0 ? blas : 1, .reference = o.reference};
+        rc = tr_build_train(&bo, &net, &e);
+    }
     if (!rc) net->comm = comm;
-    const int D = tr_arch_dim(o.arch);
+    const int D = nd.D;
     if (!rc) rc = tr_head_init(&head, &margin, n_train_ids, D, o.sample_rate, o.seed, comm, &e);
+    if (!rc) head.kern = net->kern;
     if (rc) {
         if (root) fprintf(stderr, "mien train: %s\n", e.msg);
         rc = EXIT_FAIL;
@@ -872,24 +975,24 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
     if (o.bn_init == TR_BN_DATA) {
         tr_epoch_order(o.seed, 0, n_samples, order);
         for (int i = 0; i < Bl; i++) idx[i] = order[comm->rank * Bl + i];
-        tr_fill_input(samples, idx, NULL, Bl, S, tr_input(net, 0));
+        tr_fill_input_norm(samples, idx, NULL, Bl, S, nd.mean, nd.scale, tr_input(net, 0));
         if (tr_bn_init_from_data(net, &e)) {
             if (root) fprintf(stderr, "mien train: %s\n", e.msg);
             rc = EXIT_FAIL;
             goto done;
         }
     }
-    if (o.head_init_data && (rc = head_from_data(net, &head, comm, samples, n_samples, n_train_ids, Bl, S, &e))) {
+    if (o.head_init_data && (rc = head_from_data(net, &head, comm, samples, n_samples, n_train_ids, Bl, &nd, &e))) {
         if (root) fprintf(stderr, "mien train: %s\n", e.msg);
         goto done;
     }
     if (root && n_pairs && !o.no_eval_before)
-        rc = eval_holdout(net, o.arch, &crops, pairs, n_pairs, c.threads, &acc0, &acc0_std, &thr0);
+        rc = eval_holdout(net, &nd, &crops, pairs, n_pairs, c.threads, &acc0, &acc0_std, &thr0);
     if (rc) goto done;
     if (root && !c.json && !c.quiet) {
         fprintf(stderr, "mien train: %s %s, %d identities (%d photos) for training, %d held out; "
                         "%lld steps of %d (%d process%s)\n",
-                tr_arch_name(o.arch), tr_loss_name(o.loss), n_train_ids, n_samples, n_hold,
+                desc_name(&nd), tr_loss_name(o.loss), n_train_ids, n_samples, n_hold,
                 (long long)total_steps, B, comm->size, comm->size > 1 ? "es" : "");
         if (n_pairs) fprintf(stderr, "mien train: held-out accuracy before: %.2f%% +- %.2f (%d pairs)\n",
                              100 * acc0, 100 * acc0_std, n_pairs);
@@ -917,7 +1020,7 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
                 lab[i] = samples[idx[i]].label;
                 flip[i] = !o.no_flip && (tr_hash3(o.seed ^ 0xf11bULL, (uint64_t)epoch, (uint64_t)idx[i]) & 1);
             }
-            tr_fill_input(samples, idx, flip, Bl, S, tr_input(net, 0));
+            tr_fill_input_norm(samples, idx, flip, Bl, S, nd.mean, nd.scale, tr_input(net, 0));
             opt.lr = tr_sched_lr(&sch, step);
             double loss = 0, acc = 0;
             const float *dout[1] = {dx};
@@ -970,9 +1073,9 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
     }
     /* Held-out accuracy after, the checkpoint, the curve. */
     if (root) {
-        if (n_pairs) rc = eval_holdout(net, o.arch, &crops, pairs, n_pairs, c.threads, &acc1, &acc1_std, &thr1);
+        if (n_pairs) rc = eval_holdout(net, &nd, &crops, pairs, n_pairs, c.threads, &acc1, &acc1_std, &thr1);
         tr_tensors ts;
-        if (!rc && !(rc = tr_export(net, o.arch, &ts, &e))) {
+        if (!rc && !(rc = desc_export(net, &nd, &ts, &e))) {
             char v[64];
             tr_tensors_set_meta(&ts, "loss", tr_loss_name(o.loss), &e);
             snprintf(v, sizeof v, "%.4f", n_pairs ? thr1 : 0.3);
@@ -984,7 +1087,8 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
         }
         if (rc) fprintf(stderr, "mien train: %s\n", e.msg);
         char title[160];
-        snprintf(title, sizeof title, "mien train: %s, %s", tr_arch_name(o.arch), tr_loss_name(o.loss));
+        const char *tn = strrchr(desc_name(&nd), '/');
+        snprintf(title, sizeof title, "mien train: %s, %s", tn ? tn + 1 : desc_name(&nd), tr_loss_name(o.loss));
         if (!rc) rc = plot_curve(plot_path, losses, accs, (int)step, title);
     }
     if (root && !rc) {
@@ -992,7 +1096,8 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
         if (c.json) {
             cJSON *j = cJSON_CreateObject();
             cJSON_AddBoolToObject(j, "summary", 1);
-            cJSON_AddStringToObject(j, "arch", tr_arch_name(o.arch));
+            cJSON_AddStringToObject(j, "arch", nd.loaded ? "loaded" : tr_arch_name(o.arch));
+            if (nd.loaded) cJSON_AddStringToObject(j, "base", nd.lo.path);
             cJSON_AddStringToObject(j, "loss", tr_loss_name(o.loss));
             cJSON_AddNumberToObject(j, "processes", comm->size);
             cJSON_AddNumberToObject(j, "identities", n_train_ids);
@@ -1017,7 +1122,7 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
             cli_print_json(j);
         } else {
             printf("trained %s with %s: %lld steps of %d, loss %.4f -> %.4f, %.1f images/s\n",
-                   tr_arch_name(o.arch), tr_loss_name(o.loss), (long long)step, B, (double)losses[0],
+                   desc_name(&nd), tr_loss_name(o.loss), (long long)step, B, (double)losses[0],
                    (double)losses[step - 1], ips);
             if (n_pairs)
                 printf("held-out accuracy %.2f%% -> %.2f%% +- %.2f (%d pairs in %s)\n", 100 * acc0,

@@ -190,7 +190,7 @@ static int open_embedder(mien_models *m, const char *dir, const emb_spec *es, co
     if (es->loader == LOAD_CHECKPOINT) {
         tr_embedder_info info;
         mien_err e = {0};
-        if ((rc = tr_ckpt_load_embedder(es->file, &em->g, &info, &e))) return models_fail(m, rc, "%s", e.msg);
+        if ((rc = tr_ckpt_load_embedder(es->file, dir, &em->g, &info, &e))) return models_fail(m, rc, "%s", e.msg);
         ck_spec = *es;
         ck_spec.size = info.size;
         ck_spec.mean = info.mean;

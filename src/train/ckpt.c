@@ -213,13 +213,15 @@ int tr_ckpt_load(const char *path, tr_tensors *out, mien_err *e) {
     return rc;
 }
 
-int tr_ckpt_load_embedder(const char *path, nn_graph **g, tr_embedder_info *info, mien_err *e) {
+int tr_ckpt_load_embedder(const char *path, const char *models_dir, nn_graph **g,
+                          tr_embedder_info *info, mien_err *e) {
     *g = NULL;
     memset(info, 0, sizeof *info);
     tr_tensors ck;
     int rc = tr_ckpt_load(path, &ck, e);
     if (rc) return rc;
-    rc = tr_build_inference(&ck, g, e);
+    rc = tr_tensors_meta(&ck, "graph") ? tr_build_inference_loaded(&ck, models_dir, g, e)
+                                       : tr_build_inference(&ck, g, e);
     if (!rc) {
         const char *v;
         info->size = (v = tr_tensors_meta(&ck, "input")) ? atoi(v) : 112;

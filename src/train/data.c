@@ -282,7 +282,12 @@ void tr_epoch_order(uint64_t seed, int64_t epoch, int n, int *order) {
 
 void tr_fill_input(const tr_sample *s, const int *idx, const unsigned char *flip, int batch,
                    int side, float *input) {
-    const float inv = 1.f / 128.f;
+    tr_fill_input_norm(s, idx, flip, batch, side, 127.5f, 1.f / 128.f, input);
+}
+
+void tr_fill_input_norm(const tr_sample *s, const int *idx, const unsigned char *flip, int batch,
+                        int side, float mean, float scale, float *input) {
+    const float inv = scale;
     for (int b = 0; b < batch; b++) {
         const uint8_t *p = s[idx[b]].pix;
         float *o = input + (size_t)b * side * side * 3;
@@ -290,9 +295,9 @@ void tr_fill_input(const tr_sample *s, const int *idx, const unsigned char *flip
             for (int x = 0; x < side; x++) {
                 const uint8_t *q = p + ((size_t)y * side + (flip && flip[b] ? side - 1 - x : x)) * 3;
                 float *r = o + ((size_t)y * side + x) * 3;
-                r[0] = ((float)q[0] - 127.5f) * inv;
-                r[1] = ((float)q[1] - 127.5f) * inv;
-                r[2] = ((float)q[2] - 127.5f) * inv;
+                r[0] = ((float)q[0] - mean) * inv;
+                r[1] = ((float)q[1] - mean) * inv;
+                r[2] = ((float)q[2] - mean) * inv;
             }
     }
 }

@@ -65,6 +65,9 @@ void tr_epoch_order(uint64_t seed, int64_t epoch, int n, int *order);
  * idx[0..batch-1], mirrored where flip[i]. */
 void tr_fill_input(const tr_sample *s, const int *idx, const unsigned char *flip, int batch,
                    int side, float *input);
+/* The same with input = (pixel - mean) * scale. */
+void tr_fill_input_norm(const tr_sample *s, const int *idx, const unsigned char *flip, int batch,
+                        int side, float mean, float scale, float *input);
 
 /* ==== Held-out pairs ====
  * Identities ids[0..n_ids-1] are dealt round-robin to n_folds folds; each fold gets

@@ -1,6 +1,8 @@
 /* Margin-based softmax losses over sharded, sampled class centres (see head.h). */
 #include "train/head.h"
 
+#include "train/kern.h"
+
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
@@ -78,6 +80,15 @@ double tr_margin_psi(const tr_margin *m, double c, double *dpsi) {
 }
 
 /* ==== Head ==== */
+
+/* C (M, N) = op(A) op(B), row-major, on the head's kernels or OpenBLAS. */
+static int head_gemm(const tr_head *h, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                     const float *B, int ldb, float *C, int ldc) {
+    if (h->kern) return tr_gemm(h->kern, ta, tb, M, N, K, A, lda, B, ldb, 0, C, ldc);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
+                1.f, A, lda, B, ldb, 0.f, C, ldc);
+    return MIEN_OK;
+}
 
 void tr_head_free(tr_head *h) {
     if (!h) return;
@@ -255,9 +266,8 @@ int tr_head_step(tr_head *h, const tr_comm *comm, int64_t step, const float *x,
         for (int k = 0; k < D; k++) o[k] = wr[k] / nrm;
     }
     float *z = h->logits;
-    if (S > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Bg, (int)S, D, 1.f, h->xg, D, h->wn,
-                    D, 0.f, z, (int)S);
+    if (S > 0 && head_gemm(h, 0, 1, Bg, (int)S, D, h->xg, D, h->wn, D, z, (int)S))
+        return mien_err_set(e, MIEN_ENOMEM, "out of memory (head)");
 
     /* Margin on the target, scale; row maxima with and without the margin. */
     float *rowmax = malloc((size_t)Bg * 5 * sizeof *rowmax);
@@ -321,18 +331,17 @@ int tr_head_step(tr_head *h, const tr_comm *comm, int64_t step, const float *x,
     *loss = red[0] / Bg;
     *acc = red[1] / Bg;
     /* Feature gradient: every rank's share of the centres, summed. */
-    if (S > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Bg, D, (int)S, 1.f, z, (int)S, h->wn,
-                    D, 0.f, h->dxg, D);
-    else
+    if (S > 0) {
+        if (head_gemm(h, 0, 0, Bg, D, (int)S, z, (int)S, h->wn, D, h->dxg, D)) goto oom;
+    } else {
         memset(h->dxg, 0, (size_t)Bg * D * sizeof(float));
+    }
     rc = comm->sum_f(comm->ctx, h->dxg, (int64_t)Bg * D);
     if (rc) goto fail;
     if (dx) memcpy(dx, h->dxg + (int64_t)comm->rank * B * D, (size_t)B * D * sizeof(float));
     /* Centre gradient, through the normalisation: (g - w^ (w^ . g)) / |w|. */
     if (S > 0) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)S, D, Bg, 1.f, z, (int)S, h->xg,
-                    D, 0.f, h->dw, D);
+        if (head_gemm(h, 1, 0, (int)S, D, Bg, z, (int)S, h->xg, D, h->dw, D)) goto oom;
         if (norm)
             for (int64_t j = 0; j < S; j++) {
                 float *g = h->dw + j * D;
@@ -353,6 +362,10 @@ fail:
     free(rowmax);
     free(red);
     return mien_err_set(e, MIEN_EINTERNAL, "head: collective failed");
+oom:
+    free(rowmax);
+    free(red);
+    return mien_err_set(e, MIEN_ENOMEM, "out of memory (head)");
 }
 
 int tr_head_update(tr_head *h, const tr_optim *o, mien_err *e) {

@@ -87,6 +87,8 @@ typedef struct tr_head {
     int64_t cap_sel;         /* rows allocated for wn/dw */
     int batch;               /* global batch the buffers are sized for */
     size_t step_bytes;       /* bytes of the per-step buffers at the last step */
+    struct tr_kern *kern;    /* borrowed: the products on these kernels (train/kern.h); NULL:
+                              * OpenBLAS */
 } tr_head;
 
 /* Centres initialised N(0, 0.01) from (seed, class), the same on any sharding; classes are

@@ -215,6 +215,36 @@ int tr_export(const tr_net *net, tr_arch arch, tr_tensors *out, mien_err *e);
  * PReLU fused, output (1, dim) unnormalised. Runs on either backend. */
 int tr_build_inference(const tr_tensors *ckpt, nn_graph **out, mien_err *e);
 
+/* ==== Networks loaded from model files (train/loaded.c) ====
+ * An ONNX or TFJS embedder as a training net: every convolution, depthwise convolution and
+ * fully connected layer's weights (with weight decay), biases and PReLU slopes are trained;
+ * batch norm stays folded into the convolutions as the loader left it (see loaded.c). */
+
+typedef struct tr_loaded_opts {
+    const char *path;        /* .onnx or TFJS model.json */
+    int batch;               /* N of the input */
+    int side;                /* input side (112) */
+    float mean, scale;       /* input = (pixel - mean) * scale, for the checkpoint */
+    int normalize;           /* end with L2NORM (margin losses) */
+    const tr_tensors *init;  /* NULL, or a checkpoint of the same base: its weights by name */
+    int threads, reference;  /* as tr_net_opts */
+} tr_loaded_opts;
+
+/* 1 if path names a model file (.onnx, .json) rather than a checkpoint. */
+int tr_is_model_file(const char *path);
+/* 64-bit FNV-1a of a file's bytes, and its size. */
+int tr_file_hash(const char *path, uint64_t *hash, int64_t *size, mien_err *e);
+int tr_build_loaded(const tr_loaded_opts *o, tr_net **out, mien_err *e);
+/* The parameters by graph tensor name, with metadata: arch "loaded", graph (onnx, tfjs), base
+ * (the path), base_rel (its last two components), base_fnv1a, base_bytes, input, dim, mean,
+ * scale, crop. */
+int tr_export_loaded(const tr_net *net, const tr_loaded_opts *o, tr_tensors *out, mien_err *e);
+/* Such a checkpoint's inference graph (batch 1): the base loaded again (found at its path,
+ * else base_rel under models_dir; refused if its size or hash differ) with the trained
+ * constants put in. */
+int tr_build_inference_loaded(const tr_tensors *ckpt, const char *models_dir, nn_graph **out,
+                              mien_err *e);
+
 /* ==== Checkpoint file ====
  * Little-endian, all of it:
  *   "MIENCKPT" (8 bytes), u32 version (1), u32 n_meta, u32 n_tensors
@@ -235,7 +265,10 @@ typedef struct tr_embedder_info {
     char arch[32];
 } tr_embedder_info;
 
-int tr_ckpt_load_embedder(const char *path, nn_graph **g, tr_embedder_info *info, mien_err *e);
+/* models_dir: where a loaded-net checkpoint's base model is looked for when its saved path
+ * does not lead to it (may be NULL). */
+int tr_ckpt_load_embedder(const char *path, const char *models_dir, nn_graph **g,
+                          tr_embedder_info *info, mien_err *e);
 
 /* ==== Random numbers ====
  * Counter-based: the same (seed, a, b) gives the same number on every rank and run. */
