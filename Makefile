@@ -205,3 +205,9 @@ $(ALIB_OBJ) $(ACLI_OBJ) $(ATEST_OBJ) $(LIB_CXX_SRC:%.cpp=$(A)/%.o): | test-deps
 
 .PHONY: all deps test-deps test setup tools goldens demo eval-lfw install clean proto
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ALIB_OBJ:.o=.d) $(ACLI_OBJ:.o=.d) $(ATEST_OBJ:.o=.d)
+
+# ---- mixed precision: would bf16 activations speed training up? (bench/mixed_precision.sh) ----
+bench-mixed: $(B)/bench_mixed
+$(B)/bench_mixed: $(B)/bench/bench_mixed.o $(B)/libmien.a
+	$(CC) $^ $(LIBS) -o $@
+.PHONY: bench-mixed

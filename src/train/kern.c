@@ -257,13 +257,37 @@ static int n_ranges(const tr_kern *k, int64_t n, int64_t grain) {
     return (int)s;
 }
 
+/* Denormal numbers off (flushed to zero in and out) while a kernel runs: pretrained weights
+ * hold some (batch norm folded into a near-dead channel), and every multiply-add that meets
+ * one takes a microcode assist a hundred times slower, which made whole layers crawl. The
+ * inference backend runs the same way (XNNPACK's thread pool flag). */
+static unsigned denormals_off(void) {
+#if KERN_X86
+    const unsigned m = _mm_getcsr();
+    _mm_setcsr(m | 0x8040); /* FTZ | DAZ */
+    return m;
+#else
+    return 0;
+#endif
+}
+
+static void denormals_restore(unsigned m) {
+#if KERN_X86
+    _mm_setcsr(m);
+#else
+    (void)m;
+#endif
+}
+
 static void par(tr_kern *k, int s, int64_t n, range_fn fn, void *ctx) {
     if (s <= 1 || !k->pool) {
+        const unsigned m = denormals_off();
         if (n > 0) fn(ctx, 0, 0, n);
+        denormals_restore(m);
         return;
     }
     par_job j = {fn, ctx, n, s};
-    pthreadpool_parallelize_1d(k->pool, par_task, &j, (size_t)s, 0);
+    pthreadpool_parallelize_1d(k->pool, par_task, &j, (size_t)s, PTHREADPOOL_FLAG_DISABLE_DENORMALS);
 }
 
 /* ==== GEMM ==== */
@@ -401,7 +425,9 @@ int tr_gemm(tr_kern *k, int ta, int tb, int64_t M, int64_t N, int64_t K, const f
     if (reserve_pb(k, g.s, pb_need(k, g.split == 2 ? K / g.s + 1 : K, N))) return MIEN_ENOMEM;
     if (g.split == 2 && reserve_cb(k, g.s, (size_t)M * (size_t)N)) return MIEN_ENOMEM;
     if (g.s <= 1) {
+        const unsigned m = denormals_off();
         gemm_region(&g, k->pb[0], 0, M, 0, N, 0, K, acc, C, ldc);
+        denormals_restore(m);
         return MIEN_OK;
     }
     par(k, g.s, items, gemm_task, &g);
