@@ -351,8 +351,9 @@ START_TEST(installed_use) {
     free(out);
 
     /* From another folder, with an empty home and no MIEN_MODELS. */
-    const char *env = tu_path("cd %s && env -u MIEN_MODELS -u XDG_DATA_HOME HOME=%s", dir, dir);
-    rc = tu_run(tu_path("mkdir -p %s/elsewhere && %s/elsewhere %s/usr/bin/mien verify "
+    char env[512];
+    snprintf(env, sizeof env, "cd %s/elsewhere && env -u MIEN_MODELS -u XDG_DATA_HOME HOME=%s", dir, dir);
+    rc = tu_run(tu_path("mkdir -p %s/elsewhere && %s %s/usr/bin/mien verify "
                         "%s/people/examples/biden.jpg %s/people/tests/test_images/biden.jpg 2>&1",
                         dir, env, dir, data, data),
                 &out);
@@ -376,7 +377,7 @@ START_TEST(installed_use) {
     free(out);
 
     /* No models anywhere: exit 1, and the message names every place. */
-    rc = tu_run(tu_path("rm -rf %s/usr/share/mien && %s/elsewhere %s/usr/bin/mien detect "
+    rc = tu_run(tu_path("rm -rf %s/usr/share/mien && %s %s/usr/bin/mien detect "
                         "%s/people/examples/biden.jpg 2>&1", dir, env, dir, data),
                 &out);
     ck_assert_msg(rc == 1, "without models: exit %d: %s", rc, out);

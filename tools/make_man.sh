@@ -30,9 +30,13 @@ echo '.SH COMMANDS'
     done
 done
 cat <<'EOT'
+.SS help
+.nf
+mien help           the list of commands (also mien \-\-help)
+.fi
 .SS version
 .nf
-mien version        print the version
+mien version        print the version (also mien \-\-version)
 .fi
 .SH SEE ALSO
 The README of the source tree: accuracy and speed measured, the C library, the HTTP service,
