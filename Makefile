@@ -68,8 +68,13 @@ deps:
 	 if [ -n "$$missing" ]; then \
 	   echo "mien: missing Debian packages:$$missing" >&2; \
 	   echo "mien: run 'make setup' (or apt-get install$$missing)" >&2; exit 2; fi
+# Python modules the tests import (python/tests), as MODULE:DEBIAN-PACKAGE.
+TEST_PYMODS := pytest:python3-pytest numpy:python3-numpy ensurepip:python3-venv
+has_pymod = f() { /usr/bin/python3 -c "import $$1" 2>/dev/null; }; f
 test-deps: deps
-	@$(call check_pkgs,$(TEST_PKGS),pkg-config --exists); if [ -n "$$missing" ]; then \
+	@$(call check_pkgs,$(TEST_PKGS),pkg-config --exists); m1=$$missing; \
+	 $(has_pymod) x; $(call check_pkgs,$(TEST_PYMODS),f); missing="$$m1$$missing"; \
+	 if [ -n "$$missing" ]; then \
 	   echo "mien: the tests need the Debian packages:$$missing (run 'make setup')" >&2; exit 2; fi
 
 $(B)/%.o: %.c
