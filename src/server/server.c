@@ -108,6 +108,7 @@ struct srv_req {
     char **strings;            /* (n_strings,) decoded query values, freed at the end */
     int n_strings;
 
+    char *path_key;            /* srv_req_set_api_key's, or NULL */
     srv_grant grant;           /* the key's, once grant_done */
     int grant_done;
     mien_gallery *gallery;     /* the request's collection, or NULL for the default */
@@ -302,7 +303,14 @@ cJSON *srv_req_json(srv_req *r) {
     return r->json;
 }
 
+void srv_req_set_api_key(srv_req *r, const char *key) {
+    free(r->path_key);
+    r->path_key = key ? strdup(key) : NULL;
+    r->grant_done = 0;
+}
+
 const char *srv_req_api_key(srv_req *r) {
+    if (r->path_key) return r->path_key;
     const char *k = srv_req_header(r, "X-API-Key");
     if (k && *k) return k;
     const char *a = srv_req_header(r, "Authorization");
@@ -881,6 +889,7 @@ static void req_free(srv_req *r) {
     }
     cJSON_Delete(r->json);
     free(r->body);
+    free(r->path_key);
     free(r);
 }
 

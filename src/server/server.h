@@ -120,6 +120,9 @@ cJSON *srv_req_json(srv_req *r);
 /* The API key the client sent: header X-API-Key (any case), else Authorization: Bearer KEY.
  * NULL when none. */
 const char *srv_req_api_key(srv_req *r);
+/* Take key as the request's API key instead of its headers (CompreFace's static image links
+ * carry the key in the path). Copied; before any srv_req_grant. */
+void srv_req_set_api_key(srv_req *r, const char *key);
 /* The role of the key sent (SRV_ROLE_NONE when none or unknown). */
 srv_role srv_req_role(srv_req *r);
 /* Everything the key sent grants (looked up once per request). */
