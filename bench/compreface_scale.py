@@ -29,6 +29,7 @@ import argparse, json, math, os, socket, subprocess, sys, tempfile, time, urllib
 
 SERVED_A = 13.6
 THRESHOLDS = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
+STORAGE = {}
 
 
 def new_similarity(c, t, a=SERVED_A):
@@ -169,10 +170,19 @@ def known_people(args, model_opts):
                     sys.exit("compreface_scale: mien serve exited, see %s" % log.name)
                 time.sleep(0.2)
         names = sorted(os.listdir(train))
+        crops, photos = [], []
         for n in names:
             for f in sorted(os.listdir(os.path.join(train, n))):
                 with open(os.path.join(train, n, f), "rb") as fh:
-                    post(url + "/faces?subject=" + n, key, fh.read())
+                    data = fh.read()
+                iid = post(url + "/faces?subject=" + n, key, data)["image_id"]
+                # what the server keeps for GET .../img: the aligned crop (default), against
+                # the photo as sent (--store-images photo)
+                req = urllib.request.Request(url + "/faces/%s/img" % iid, headers={"x-api-key": key})
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    crops.append(len(r.read()))
+                photos.append(len(data))
+        STORAGE.update(crops=crops, photos=photos)
         faces = []  # (expected name or None for a stranger, {subject: similarity})
         for line in open(os.path.join(people, "labels.tsv")):
             if line.startswith("#") or not line.strip():
@@ -290,6 +300,12 @@ def main():
                  "99th percentile %.3f (before %.3f)."
                  % (new_similarity(med(gen), t), old_similarity(med(gen), t), new_similarity(med(imp), t),
                     old_similarity(med(imp), t), new_similarity(p99(imp), t), old_similarity(p99(imp), t)))
+    c, p = STORAGE["crops"], STORAGE["photos"]
+    lines.append("")
+    lines.append("Images kept per example (GET /api/v1/recognition/faces/{id}/img), the %d known-people photos: "
+                 "aligned crop (default) %.1f KB on average (%.1f to %.1f); the photo as sent (--store-images photo) "
+                 "%.1f KB on average (%.1f to %.1f)." % (len(c), sum(c) / len(c) / 1024, min(c) / 1024, max(c) / 1024,
+                                                       sum(p) / len(p) / 1024, min(p) / 1024, max(p) / 1024))
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "table.md"), "w") as f:
         f.write(text)

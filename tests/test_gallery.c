@@ -1343,9 +1343,28 @@ START_TEST(cli_errors) {
     rc = tu_run_mien(tu_mien_bin(), tu_path("forget --gallery '%s' barack", g2), &out, &err);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
     free(out), free(err);
+    /* Collections through the CLI: another one beside the default, listed, searched, deleted. */
+    rc = tu_run_mien(tu_mien_bin(), tu_path("enroll --gallery '%s' --collection team biden %s/people/examples/biden.jpg "
+                                         "&& %s collections --json --gallery '%s' && %s identify --gallery '%s' "
+                                         "--collection team %s/people/examples/two_people.jpg", g, tu_data_dir(),
+                                         tu_mien_bin(), g, tu_mien_bin(), g, tu_data_dir()), &out, &err);
+    ck_assert_msg(rc == 0 && strstr(out, "\"name\":\"team\",\"subjects\":1") &&
+                  strstr(out, "\"name\":\"default\",\"subjects\":1") && strstr(out, "biden") &&
+                  !strstr(out, "obama "), "exit %d: %s %s", rc, out, err);
+    free(out), free(err);
+    rc = tu_run_mien(tu_mien_bin(), tu_path("subjects --gallery '%s' --collection nowhere", g), &out, &err);
+    ck_assert_msg(rc == 1 && strstr(err, "nowhere"), "exit %d: %s", rc, err);
+    free(out), free(err);
+    rc = tu_run_mien(tu_mien_bin(), tu_path("collections delete team --gallery '%s' && %s collections --gallery '%s'",
+                                         g, tu_mien_bin(), g), &out, &err);
+    ck_assert_msg(rc == 0 && !strstr(out, "team") && strstr(out, "default"), "exit %d: %s %s", rc, out, err);
+    free(out), free(err);
+    rc = tu_run_mien(tu_mien_bin(), tu_path("collections delete default --gallery '%s'", g), &out, &err);
+    ck_assert_msg(rc == 2, "deleting the default collection: exit %d: %s", rc, err);
+    free(out), free(err);
     /* --help everywhere. */
     const char *cmds[] = {"enroll", "identify", "subjects", "forget", "rename", "export", "import",
-                          "cluster", "eval identify", "eval cluster"};
+                          "cluster", "eval identify", "eval cluster", "collections"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         rc = tu_run_mien(tu_mien_bin(), tu_path("%s --help", cmds[i]), &out, &err);
         ck_assert_msg(rc == 0 && strstr(out, "usage: mien"), "%s --help: %d", cmds[i], rc);
