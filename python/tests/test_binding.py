@@ -257,7 +257,7 @@ def test_gallery_collections(models, tmp_path):
     with mien.Gallery(path, collection="a") as a, mien.Gallery(path, collection="b") as b:
         assert a.enroll(person, f.embedding, models.embedder) == 1
         assert [s.name for s in a.subjects()] == [person] and b.subjects() == []
-        assert not b.identify(f.embedding, models.threshold).known
+        assert b.identify(f.embedding, models.threshold) is None  # b holds nobody
         assert a.identify(f.embedding, models.threshold).known
     with pytest.raises(mien.MienError) as e:
         mien.Gallery(path, collection="absent", create=False)
