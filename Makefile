@@ -177,7 +177,37 @@ fuzz-tflite: $(B)/fuzz_tflite
 
 # The tests run the sanitizer build of the library and of the CLI, and a release build for the
 # slower end-to-end checks. MIEN_DATA points at the shared data (default ../shared/data).
-test: $(A)/run_tests $(A)/mien $(B)/mien $(if $(MPI_LIBS),$(B)/mien-train-mpi)
+# ---- fuzzing: a libFuzzer target per parser (tests/fuzz/fuzz_*.c) ------------------------------
+# `make test` replays every committed input (tests/fuzz/corpus/T/) and every crash input of
+# ../shared/data/fuzz/T/ through the sanitizer build (the `fuzz` test suite runs
+# build-asan/fuzz_replay_T); `make fuzz` builds the targets with clang's libFuzzer into
+# build-fuzz/ and runs a campaign (tools/fuzz.sh: FUZZ_SECONDS per target, FUZZ_TARGETS).
+FUZZ_TARGETS ?= image onnx tfjs faceapi ckpt gallery http
+FUZZ_COMMON := tests/fuzz/fuzz_util.c
+FUZZ_REPLAY := $(FUZZ_TARGETS:%=$(A)/fuzz_replay_%)
+$(A)/fuzz_replay_%: $(A)/tests/fuzz/fuzz_%.o $(A)/tests/fuzz/replay.o $(FUZZ_COMMON:%.c=$(A)/%.o) $(A)/libmien.a
+	$(CC) $(SAN) $^ $(LIBS) -o $@
+FZ := build-fuzz
+FZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FZ_CFLAGS := -std=c11 -g -O1 $(DEFS) $(INC) $(PKG_CFLAGS) $(FZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP
+FZ_LIB_OBJ := $(LIB_SRC:%.c=$(FZ)/%.o) $(LIB_CXX_SRC:%.cpp=$(FZ)/%.o)
+$(FZ)/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	clang $(FZ_CFLAGS) -c $< -o $@
+$(FZ)/%.o: %.cpp | deps
+	@mkdir -p $(dir $@)
+	clang++ -std=c++17 -g -O1 $(DEFS) $(INC) $(FZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+$(FZ)/libmien.a: $(FZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(FZ)/fuzz_%: $(FZ)/tests/fuzz/fuzz_%.o $(FUZZ_COMMON:%.c=$(FZ)/%.o) $(FZ)/libmien.a
+	clang++ $(FZ_SAN) -fsanitize=fuzzer $^ $(LIBS) -o $@
+fuzz-build: $(FUZZ_TARGETS:%=$(FZ)/fuzz_%)
+fuzz: fuzz-build
+	FUZZ_TARGETS="$(FUZZ_TARGETS)" bash tools/fuzz.sh
+.PHONY: fuzz fuzz-build
+
+test: $(A)/run_tests $(A)/mien $(B)/mien $(if $(MPI_LIBS),$(B)/mien-train-mpi) $(FUZZ_REPLAY)
 	@[ -d models ] || { echo "models/ missing: run 'make setup' first" >&2; exit 2; }
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 UBSAN_OPTIONS=print_stacktrace=1:exitcode=86 \
 	  MIEN_BIN=$(A)/mien MIEN_BIN_FAST=$(B)/mien $(A)/run_tests
@@ -220,7 +250,7 @@ install: all
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mien.pc
 
 clean:
-	rm -rf $(B) $(A)
+	rm -rf $(B) $(A) $(FZ)
 
 # Nothing compiles before its packages are checked.
 $(LIB_OBJ) $(CLI_OBJ) $(LIB_CXX_SRC:%.cpp=$(B)/%.o): | deps
@@ -228,3 +258,4 @@ $(ALIB_OBJ) $(ACLI_OBJ) $(ATEST_OBJ) $(LIB_CXX_SRC:%.cpp=$(A)/%.o): | test-deps
 
 .PHONY: all deps test-deps test setup tools goldens demo eval-lfw install clean proto
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ALIB_OBJ:.o=.d) $(ACLI_OBJ:.o=.d) $(ATEST_OBJ:.o=.d)
+-include $(wildcard $(A)/tests/fuzz/*.d $(FZ)/src/*/*.d $(FZ)/tests/fuzz/*.d)

@@ -39,6 +39,8 @@ PKGS+=(libpq-dev postgresql)
 # load generator of bench/load_test.sh and the compat suite's short load test), curl (the
 # load test's warm-up and readiness checks).
 PKGS+=(chromium wrk curl)
+# Fuzzing (`make fuzz`, tests/fuzz/): clang with libFuzzer and its sanitizer runtimes.
+PKGS+=(clang libclang-rt-14-dev)
 if [ "${MIEN_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${PKGS[@]}"; do
