@@ -152,29 +152,6 @@ $(B)/bench_gallery: $(B)/bench/bench_gallery.o $(B)/libmien.a
 	$(CC) $^ $(LIBS) -o $@
 .PHONY: bench-gallery
 
-# ---- fuzzing the TFLite reader: build/fuzz_tflite (clang's libFuzzer; tests/fuzz/fuzz_tflite.c) --
-# `make fuzz-tflite` runs it for FUZZ_SECONDS on a corpus seeded with expo's .tflite files, the
-# synthetic models of tools/tflite_make_tests.py and tests/fuzz/tflite/ (inputs that crashed
-# it once; the test suite replays them). Crashes land in build/fuzz-tflite-crash-*.
-FUZZ_SECONDS ?= 600
-FUZZ_CC ?= clang
-FUZZ_SRC := tests/fuzz/fuzz_tflite.c src/nn/tflite.c src/nn/flatbuf.c src/nn/graph.c \
-            src/nn/graph_opt.c src/nn/backend_ref.c src/nn/exec.c src/nn/backend_xnnpack.c \
-            src/nn/backend_xnnpack_own.c $(wildcard src/core/*.c)
-$(B)/fuzz_tflite: $(FUZZ_SRC) $(wildcard src/nn/*.h src/core/*.h)
-	@mkdir -p $(B)
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	  -std=c11 $(DEFS) $(INC) $(FUZZ_SRC) -lXNNPACK -lpthreadpool -lm -lpthread -o $@
-fuzz-tflite: $(B)/fuzz_tflite
-	@mkdir -p $(B)/fuzz-tflite-corpus $(B)/fuzz-tflite-seeds
-	cp models/expo/*.tflite tests/fuzz/tflite/* $(B)/fuzz-tflite-seeds/
-	-/usr/bin/python3 tools/tflite_make_tests.py $(B)/fuzz-tflite-synth >/dev/null && \
-	  cp $(B)/fuzz-tflite-synth/*.tflite $(B)/fuzz-tflite-seeds/
-	$(B)/fuzz_tflite -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2048 \
-	  -print_final_stats=1 -artifact_prefix=$(B)/fuzz-tflite-crash- \
-	  $(B)/fuzz-tflite-corpus $(B)/fuzz-tflite-seeds
-.PHONY: fuzz-tflite
-
 # The tests run the sanitizer build of the library and of the CLI, and a release build for the
 # slower end-to-end checks. MIEN_DATA points at the shared data (default ../shared/data).
 # ---- fuzzing: a libFuzzer target per parser (tests/fuzz/fuzz_*.c) ------------------------------
@@ -182,7 +159,7 @@ fuzz-tflite: $(B)/fuzz_tflite
 # ../shared/data/fuzz/T/ through the sanitizer build (the `fuzz` test suite runs
 # build-asan/fuzz_replay_T); `make fuzz` builds the targets with clang's libFuzzer into
 # build-fuzz/ and runs a campaign (tools/fuzz.sh: FUZZ_SECONDS per target, FUZZ_TARGETS).
-FUZZ_TARGETS ?= image onnx tfjs faceapi ckpt gallery http
+FUZZ_TARGETS ?= image onnx tfjs tflite faceapi ckpt gallery http
 FUZZ_COMMON := tests/fuzz/fuzz_util.c
 FUZZ_REPLAY := $(FUZZ_TARGETS:%=$(A)/fuzz_replay_%)
 $(A)/fuzz_replay_%: $(A)/tests/fuzz/fuzz_%.o $(A)/tests/fuzz/replay.o $(FUZZ_COMMON:%.c=$(A)/%.o) $(A)/libmien.a

