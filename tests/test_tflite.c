@@ -51,6 +51,9 @@ static double run_case(const golden_case *c, nn_backend_kind backend) {
             maxref = fmax(maxref, fabs(ref[i]));
             maxd = fmax(maxd, fabs((double)y[i] - ref[i]));
         }
+        if (getenv("MIEN_TFLITE_REPORT"))
+            fprintf(stderr, "%s %s %s: %.3g\n", c->name, t->name, backend ? "fast" : "ref",
+                    maxd / maxref);
         worst = fmax(worst, maxd / maxref);
         free(ref);
     }
