@@ -30,7 +30,7 @@ seeds() {
     image)
         cp "$DATA"/people/examples/obama_small.jpg "$DATA"/people/examples/obama-240p.jpg "$d"/ 2>/dev/null || true
         find "$DATA"/people "$DATA"/dlib_faces -name '*.png' -size -300k -exec cp {} "$d"/ \; 2>/dev/null || true
-        find "$DATA"/lfw -name '*_0001.jpg' 2>/dev/null | head -20 | xargs -r cp -t "$d"/ ;;
+        find "$DATA"/lfw -name '*_0001.jpg' 2>/dev/null | head -20 | xargs -r cp -t "$d"/ || true ;;
     onnx)
         cp "$MODELS"/faceplugin/fr_age.onnx "$MODELS"/faceplugin/fr_eye.onnx "$MODELS"/faceplugin/fr_gender.onnx "$d"/ 2>/dev/null || true
         cp build-asan/onnx-tests/*.onnx "$d"/ 2>/dev/null || true ;;
