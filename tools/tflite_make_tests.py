@@ -67,6 +67,11 @@ class Model:
         self.ops.append(dict(code=self.codes.index(code), ins=ins, outs=outs, opt_type=opt_type, opt=opt))
         return outs[0]
 
+    def external(self, offset, size):
+        """A buffer whose data lies outside the flatbuffer (offset, size from the file's start)."""
+        self.buffers.append((offset, size))
+        return len(self.buffers) - 1
+
     def build(self, inputs, outputs):
         b = flatbuffers.Builder(1 << 16)
 
@@ -103,7 +108,12 @@ class Model:
 
         bufs = []
         for data in self.buffers:
-            if data:
+            if isinstance(data, tuple):
+                b.StartObject(3)
+                b.PrependUint64Slot(1, data[0], 0)
+                b.PrependUint64Slot(2, data[1], 1)
+                bufs.append(b.EndObject())
+            elif data:
                 bufs.append(table([(0, 'o', b.CreateByteVector(data))]))
             else:
                 bufs.append(table([]))
@@ -424,6 +434,19 @@ def bad_files():
     y = m.op(OP['CONV_2D'], [x, w, -1], [m.tensor([1, 4, 4, 2])], BO['Conv2D'],
              opts((0, 'b', SAME), (1, 'i', 0), (2, 'i', 1), (3, 'b', 0)))
     out['bad_stride'] = (m.build([x], [y]), 'bad stride')
+    m = Model()  # a constant of shape (1, 1, 1, 0), its empty data outside the flatbuffer
+    x = m.tensor([1, 4, 4, 1], name='input')
+    c = m.tensor([1, 1, 1, 0], buffer=m.external(8, 0), name='empty')
+    y = m.op(OP['ADD'], [x, c], [m.tensor([1, 4, 4, 0])], BO['Add'], opts((0, 'b', 0)))
+    w = m.const(rnd(2, 1, 1, 1))
+    z = m.op(OP['CONV_2D'], [y, w, -1], [m.tensor([1, 4, 4, 2])], BO['Conv2D'],
+             opts((0, 'b', VALID), (1, 'i', 1), (2, 'i', 1), (3, 'b', 0)))
+    out['bad_empty_const'] = (m.build([x], [z]), 'empty')
+    m = Model()  # external data beyond the end of the file
+    x = m.tensor([1, 4, 4, 3], name='input')
+    c = m.tensor([3], buffer=m.external(1 << 20, 12), name='far')
+    y = m.op(OP['ADD'], [x, c], [m.tensor([1, 4, 4, 3])], BO['Add'], opts((0, 'b', 0)))
+    out['bad_external_data'] = (m.build([x], [y]), 'outside the file')
     # One 256 KB buffer read as 400 constants: 100 MB of floats from a 260 KB file, above
     # 16 x its size + 64 MB.
     m = Model()

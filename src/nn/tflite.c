@@ -362,6 +362,10 @@ static int graph_of(loader *L, int k, tval *v) {
     if (v->t >= 0) return v->t;
     char nm[NAME_MAX_LEN + 16];
     tname(L, k, nm, sizeof nm);
+    if (v->n == 0) {
+        fail(L, MIEN_EUNSUPPORTED, "constant %s is empty (a zero dimension)", nm);
+        return -1;
+    }
     float *d = own_floats(L, v->n);
     if (!d) return -1;
     for (int64_t j = 0; j < v->n; j++) d[j] = (float)cget(v, j);
@@ -465,6 +469,8 @@ static tval *OUT(loader *L, octx *c, int k) {
 
 static int set_tensor(loader *L, octx *c, int t, int boolish) {
     if (t < 0) return L->e->status ? L->e->status : MIEN_EINTERNAL;
+    if (L->g->t[t].n == 0) /* no kernel divides by a zero channel count then */
+        return fail(L, MIEN_EUNSUPPORTED, "%s: the output is empty (a zero dimension)", c->who);
     tval *v = OUT(L, c, 0);
     if (!v) return L->e->status;
     v->state = V_TENSOR;
@@ -593,7 +599,7 @@ static int op_conv(loader *L, octx *c) {
         return fail(L, MIEN_EUNSUPPORTED, "%s: filter of rank %d (4 expected)", c->who, w->ndim);
     const int64_t CO = w->dims[0], KH = w->dims[1], KW = w->dims[2], CIG = w->dims[3];
     const int64_t CI = L->g->t[x->t].dims[3];
-    if (CO < 1 || CIG < 1 || KH < 1 || KW < 1 || KH > 4096 || KW > 4096 || CI % CIG ||
+    if (CO < 1 || CIG < 1 || KH < 1 || KW < 1 || KH > 4096 || KW > 4096 || CI < 1 || CI % CIG ||
         CO % (CI / CIG))
         return fail(L, MIEN_EFORMAT, "%s: filter %lldx%lldx%lldx%lld does not fit %lld input "
                     "channels", c->who, (long long)CO, (long long)KH, (long long)KW,
