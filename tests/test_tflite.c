@@ -32,7 +32,7 @@ static double run_case(const golden_case *c, nn_backend_kind backend) {
     ck_assert_msg(nn_tflite_load(tu_path("%s/%s", tu_models_dir(), c->model), dims, &g, &e) == 0,
                   "%s", e.msg);
     nn_exec *x;
-    nn_exec_opts o = {backend, 1};
+    nn_exec_opts o = {.backend = backend, .threads = 1};
     ck_assert_msg(nn_exec_create(g, &o, &x, &e) == 0, "%s", e.msg);
     memcpy(nn_exec_input(x, 0), in, (size_t)c->side * W * 3 * sizeof(float));
     ck_assert_msg(nn_exec_run(x, &e) == 0, "%s", e.msg);
@@ -260,7 +260,7 @@ static double run_synth(const char *name, nn_backend_kind backend) {
     ck_assert_msg(nn_tflite_load(tu_path("%s/%s.tflite", dir, name), in, &g, &e) == MIEN_OK,
                   "%s: %s", name, e.msg);
     nn_exec *x;
-    nn_exec_opts o = {backend, 1};
+    nn_exec_opts o = {.backend = backend, .threads = 1};
     ck_assert_msg(nn_exec_create(g, &o, &x, &e) == 0, "%s", e.msg);
     size_t len;
     float *xin = (float *)tu_read_file(tu_path("%s/%s.in.f32", dir, name), &len);

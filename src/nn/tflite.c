@@ -185,8 +185,8 @@ static int check_shape(loader *L, const char *what, int nd, const int64_t *dims)
 static int charge(loader *L, int64_t n, size_t esize) {
     size_t b = (size_t)(n ? n : 1) * esize;
     if (b > L->const_cap - L->const_bytes)
-        return fail(L, MIEN_ETOOBIG, "the model's constants need more than %zu bytes (for a "
-                    "file of %zu bytes: min(NN_TFLITE_MAX_CONST_BYTES, %d x size + %zu))",
+        return fail(L, MIEN_ETOOBIG, "too large: the model's constants need more than %zu bytes "
+                    "(for a file of %zu bytes: min(NN_TFLITE_MAX_CONST_BYTES, %d x size + %zu))",
                     L->const_cap, L->r.len, NN_TFLITE_CONST_PER_BYTE,
                     (size_t)NN_TFLITE_CONST_SLACK);
     L->const_bytes += b;
@@ -1439,7 +1439,7 @@ static int graph_input(loader *L, int k, const int64_t *input_dims) {
             return fail(L, MIEN_EINVAL, "input %s: dimension %d is not fixed in the file; give "
                         "the input size", nm, i);
         if (d[i] > 65536)
-            return fail(L, MIEN_ETOOBIG, "input %s: dimension %d is %lld (at most 65536)", nm, i,
+            return fail(L, MIEN_ETOOBIG, "input %s: too large: dimension %d is %lld (at most 65536)", nm, i,
                         (long long)d[i]);
     }
     if ((rc = check_shape(L, nm, nd, d))) return rc;
@@ -1524,10 +1524,10 @@ static int build(loader *L, const int64_t *input_dims) {
     fb_vec outs = fb_vec_field(r, &sg, 2, 4), ops = fb_vec_field(r, &sg, 3, 4);
     if ((rc = check_reader(L))) return rc;
     if (tensors.n > NN_TFLITE_MAX_TENSORS)
-        return fail(L, MIEN_ETOOBIG, "%u tensors (at most %d, NN_TFLITE_MAX_TENSORS)", tensors.n,
+        return fail(L, MIEN_ETOOBIG, "too large: %u tensors (at most %d, NN_TFLITE_MAX_TENSORS)", tensors.n,
                     NN_TFLITE_MAX_TENSORS);
     if (ops.n > NN_TFLITE_MAX_OPS)
-        return fail(L, MIEN_ETOOBIG, "%u operators (at most %d, NN_TFLITE_MAX_OPS)", ops.n,
+        return fail(L, MIEN_ETOOBIG, "too large: %u operators (at most %d, NN_TFLITE_MAX_OPS)", ops.n,
                     NN_TFLITE_MAX_OPS);
     L->n_t = (int)tensors.n;
     L->v = calloc((size_t)(L->n_t ? L->n_t : 1), sizeof *L->v);
@@ -1585,7 +1585,7 @@ int nn_tflite_load_buffer(const void *data, size_t len, const char *name,
                           const int64_t *input_dims, nn_graph **out, mien_err *e) {
     *out = NULL;
     if (len > NN_TFLITE_MAX_FILE)
-        return mien_err_set(e, MIEN_ETOOBIG, "%s: larger than %zu bytes (NN_TFLITE_MAX_FILE)", name,
+        return mien_err_set(e, MIEN_ETOOBIG, "%s: too large: more than %zu bytes (NN_TFLITE_MAX_FILE)", name,
                             (size_t)NN_TFLITE_MAX_FILE);
     loader L = {.e = e};
     fb_init(&L.r, data, len);
