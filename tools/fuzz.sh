@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=${FUZZ_SECONDS:-60}
-T=${FUZZ_TARGETS:-image onnx tfjs faceapi ckpt gallery http}
+T=${FUZZ_TARGETS:-image onnx tfjs tflite faceapi ckpt gallery http}
 DATA=${MIEN_DATA:-../shared/data}
 MODELS=${MIEN_MODELS:-models}
 FZ=build-fuzz
@@ -38,6 +38,10 @@ seeds() {
         for m in blazeface-front liveness emotion age gender; do
             [ -f "$MODELS/human/$m.json" ] && pack "$MODELS/human/$m.json" "$MODELS/human/$m.bin" "$d/$m"
         done ;;
+    tflite)
+        cp "$MODELS"/expo/*.tflite "$d"/ 2>/dev/null || true
+        /usr/bin/python3 tools/tflite_make_tests.py "$FZ/tflite-synth" >/dev/null 2>&1 &&
+            cp "$FZ"/tflite-synth/*.tflite "$d"/ || true ;;
     faceapi)
         for m in face_landmark_68_tiny_model face_landmark_68_model face_recognition_model ssd_mobilenetv1_model; do
             f=$MODELS/faceapi/$m-weights_manifest.json
@@ -67,7 +71,7 @@ seeds() {
 
 max_len() {
     case $1 in
-    onnx) echo 400000 ;; tfjs|faceapi) echo 8000000 ;; ckpt) echo 4000000 ;;
+    onnx) echo 400000 ;; tfjs|faceapi) echo 8000000 ;; tflite) echo 6000000 ;; ckpt) echo 4000000 ;;
     image) echo 65536 ;; *) echo 16384 ;;
     esac
 }
