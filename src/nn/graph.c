@@ -375,7 +375,7 @@ static int broadcast_shape(const nn_tensor *a, const nn_tensor *b, int *ndim, in
 }
 
 int nn_add_binary(nn_graph *g, nn_op op, const char *name, int a, int b, mien_err *e) {
-    assert(op >= NN_OP_ADD && op <= NN_OP_MINIMUM);
+    assert(op >= NN_OP_ADD && op <= NN_OP_GREATER_EQUAL);
     if (!valid_tensor(g, a) || !valid_tensor(g, b)) {
         mien_err_set(e, MIEN_EFORMAT, "%s: missing input", name);
         return -1;
