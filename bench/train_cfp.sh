@@ -68,23 +68,29 @@ done
 /usr/bin/python3 - "$out" $losses <<'PY'
 import json, os, sys
 out, losses = sys.argv[1], sys.argv[2:]
-def ev(name, kind):
-    return json.load(open(os.path.join(out, f"{name}.{kind}.json")))
+def ev(name, kind):  # None when that evaluation has not finished
+    f = os.path.join(out, f"{name}.{kind}.json")
+    return json.load(open(f)) if os.path.exists(f) and os.path.getsize(f) else None
+def acc(r):
+    return f"{100 * r['accuracy']:.2f}% +- {100 * r['accuracy_std']:.2f}" if r else "not run"
 b_cfp, b_lfw = ev("base", "cfp"), ev("base", "lfw")
 print("| model | steps | loss first -> last | CFP fold 2, frontal-profile | LFW |")
 print("|---|---:|---|---:|---:|")
-print(f"| fr_feature as shipped | - | - | {100 * b_cfp['accuracy']:.2f}% +- {100 * b_cfp['accuracy_std']:.2f} "
-      f"| {100 * b_lfw['accuracy']:.2f}% +- {100 * b_lfw['accuracy_std']:.2f} |")
-res = {"base": {"cfp": b_cfp["accuracy"], "cfp_std": b_cfp["accuracy_std"], "lfw": b_lfw["accuracy"]}}
+print(f"| fr_feature as shipped | - | - | {acc(b_cfp)} | {acc(b_lfw)} |")
+res = {"base": {"cfp": b_cfp and b_cfp["accuracy"], "cfp_std": b_cfp and b_cfp["accuracy_std"],
+                "lfw": b_lfw and b_lfw["accuracy"]}}
 for loss in losses:
-    lines = open(os.path.join(out, f"{loss}.train.json")).read().strip().splitlines()
-    s = json.loads(lines[-1])
+    f = os.path.join(out, f"{loss}.train.json")
+    if not (os.path.exists(f) and os.path.getsize(f)):
+        print(f"| fine-tuned, {loss} | not run | | | |")
+        continue
+    s = json.loads(open(f).read().strip().splitlines()[-1])
     c, l = ev(loss, "cfp"), ev(loss, "lfw")
     print(f"| fine-tuned, {loss} | {s['steps']} | {s['loss_first']:.2f} -> {s['loss_last']:.2f} "
-          f"| {100 * c['accuracy']:.2f}% +- {100 * c['accuracy_std']:.2f} "
-          f"| {100 * l['accuracy']:.2f}% +- {100 * l['accuracy_std']:.2f} |")
-    res[loss] = {"cfp": c["accuracy"], "cfp_std": c["accuracy_std"], "lfw": l["accuracy"],
-                 "gain": c["accuracy"] - b_cfp["accuracy"], "lfw_change": l["accuracy"] - b_lfw["accuracy"],
+          f"| {acc(c)} | {acc(l)} |")
+    res[loss] = {"cfp": c and c["accuracy"], "cfp_std": c and c["accuracy_std"], "lfw": l and l["accuracy"],
+                 "gain": c and b_cfp and c["accuracy"] - b_cfp["accuracy"],
+                 "lfw_change": l and b_lfw and l["accuracy"] - b_lfw["accuracy"],
                  "checkpoint": os.path.join(out, f"{loss}.ckpt"), "loss_curve": os.path.join(out, f"{loss}.ckpt.loss.png")}
 print(json.dumps(res))
 PY

@@ -11,15 +11,19 @@
 # is one JSON object:
 #   {"threads": [1, 2], "mien_images_per_s": [a, b], "torch_images_per_s": [c, d]}
 #
-# usage: bench/train_speed.sh            (ROUNDS=3 STEPS=4 by default; about 10 minutes)
+# usage: bench/train_speed.sh            (ROUNDS=3 STEPS=4 by default; about 10 minutes on an
+#                                        idle machine, an hour on a loaded one)
+#        bench/train_speed.sh --report   the table again from out/train_speed, counting only the
+#                                        rounds that finished (an interrupted run's too)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 STEPS=${STEPS:-4}
-make -s build/mien
 out=out/train_speed
+if [ "${1:-}" != --report ]; then
+make -s build/mien
 mkdir -p "$out"
-rm -f "$out"/*.json
+rm -f "$out"/*.json "$out/load.txt"
 for t in 1 2; do
   for r in $(seq "$ROUNDS"); do
     l0=$(cut -d' ' -f1 /proc/loadavg)
@@ -32,6 +36,7 @@ for t in 1 2; do
     echo "$t $r $l0 $l1 $l2" >> "$out/load.txt"
   done
 done
+fi
 /usr/bin/python3 - "$out" "$ROUNDS" <<'PY'
 import json, os, statistics, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
@@ -40,22 +45,29 @@ model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.sta
 loads = [l.split() for l in open(os.path.join(out, "load.txt"))]
 print(f"CPU: {model}, {cpus} cores; load average during the runs "
       f"{min(float(x) for l in loads for x in l[2:]):.1f}-{max(float(x) for l in loads for x in l[2:]):.1f}")
-print("| threads | mien images/s | PyTorch images/s | mien / PyTorch | mien peak memory | PyTorch peak memory |")
-print("|---:|---:|---:|---:|---:|---:|")
+print("| threads | mien images/s | PyTorch images/s | mien / PyTorch | mien peak memory | PyTorch peak memory | rounds |")
+print("|---:|---:|---:|---:|---:|---:|---:|")
 res = {"threads": [], "mien_images_per_s": [], "torch_images_per_s": []}
 for t in (1, 2):
-    m = [json.load(open(os.path.join(out, f"mien-{t}-{r}.json"))) for r in range(1, rounds + 1)]
-    p = [json.load(open(os.path.join(out, f"torch-{t}-{r}.json"))) for r in range(1, rounds + 1)]
+    def rd(f):
+        f = os.path.join(out, f)
+        return json.load(open(f)) if os.path.exists(f) and os.path.getsize(f) else None
+    # a round counts when both of its runs finished
+    done = [r for r in range(1, 100) if rd(f"mien-{t}-{r}.json") and rd(f"torch-{t}-{r}.json")]
+    if not done:
+        continue
+    m = [rd(f"mien-{t}-{r}.json") for r in done]
+    p = [rd(f"torch-{t}-{r}.json") for r in done]
     mi = statistics.median(x["images_per_s"] for x in m)
     ti = statistics.median(x["images_per_s"] for x in p)
     mm = max(x["peak_rss_bytes"] for x in m) / 2**20
     tm = max(x["peak_rss_bytes"] for x in p) / 2**20
-    print(f"| {t} | {mi:.1f} | {ti:.1f} | {mi / ti:.2f}x | {mm:.0f} MiB | {tm:.0f} MiB |")
+    print(f"| {t} | {mi:.2f} | {ti:.2f} | {mi / ti:.2f}x | {mm:.0f} MiB | {tm:.0f} MiB | {len(done)} |")
     res["threads"].append(t)
     res["mien_images_per_s"].append(round(mi, 2))
     res["torch_images_per_s"].append(round(ti, 2))
 k = m[0]
-print(f"mien kernels: {k['kernels']}; per step on {k['threads']} threads (last round): head {k['ms_head']:.0f} ms, "
+print(f"mien kernels: {k['kernels']}; per step on {k['threads']} threads (first round): head {k['ms_head']:.0f} ms, "
       "forward " + ", ".join(f"{o} {v:.0f}" for o, v in k["ms_forward"].items() if v >= 1) +
       " ms; backward " + ", ".join(f"{o} {v:.0f}" for o, v in k["ms_backward"].items() if v >= 1) + " ms")
 print(json.dumps(res))

@@ -1175,6 +1175,14 @@ START_TEST(loaded_model_trains_and_reloads) {
     tr_net *net;
     ck_assert_msg(tr_build_loaded(&lo, &net, &e) == 0, "%s", e.msg);
     ck_assert_int_eq(net->n_p, 133); /* 50 convolutions' weights and biases, 33 PReLUs */
+    { /* --train-layers 2: the last two layers' weights and biases (and any PReLU between) only */
+        tr_loaded_opts l2 = lo;
+        l2.last_layers = 2;
+        tr_net *n2;
+        ck_assert_msg(tr_build_loaded(&l2, &n2, &e) == 0, "%s", e.msg);
+        ck_assert_msg(n2->n_p >= 4 && n2->n_p <= 5, "%d parameters", n2->n_p);
+        tr_net_free(n2);
+    }
     rng r = {31};
     float *x = randn(&r, (int64_t)B * S * S * 3, 0.6f);
     memcpy(tr_input(net, 0), x, (size_t)B * S * S * 3 * sizeof(float));
@@ -1379,6 +1387,14 @@ START_TEST(cli_fine_tune_loaded_model) {
     ck_assert_msg(j, "not JSON: %s", out);
     const cJSON *emb = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "faces"), 0), "embedding");
     ck_assert_int_eq(cJSON_GetArraySize(emb), 512);
+    cJSON_Delete(j);
+    free(out);
+    rc = tu_run(tu_path("%s verify --model-file %s/ft.ckpt --json %s/lfw/Tony_Blair/Tony_Blair_0005.jpg "
+                        "%s/lfw/Tony_Blair/Tony_Blair_0006.jpg", tu_mien_bin_fast(), dir, tu_data_dir(), tu_data_dir()), &out);
+    ck_assert_msg(rc == 0, "mien verify --model-file failed (%d):\n%s", rc, out);
+    j = cJSON_Parse(out);
+    ck_assert_msg(j && cJSON_IsNumber(cJSON_GetObjectItem(j, "similarity")), "%s", out);
+    ck_assert_msg(cJSON_GetObjectItem(j, "similarity")->valuedouble > 0.3, "the same person: %s", out);
     cJSON_Delete(j);
     free(out);
     /* --bn-init data has no batch norm to set in a loaded model */

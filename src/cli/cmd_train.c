@@ -53,6 +53,7 @@ static const char train_usage[] =
     "  --input-size N --input-mean M --input-scale S\n"
     "                       a model file's input: N x N ArcFace crops (default 112), pixels\n"
     "                       (x - M) * S (default 127.5 and 1/127.5, InsightFace's)\n"
+    "  --train-layers N     a model file's last N convolution / FC layers only (default all)\n"
     "  --bn-init unit|data  re-inserted batch norms: gamma 1 and the converter's bias (unit,\n"
     "                       default), or the identity on the first batch (data)\n"
     "  --head-init random|data  class centres N(0, 0.01) (default), or the mean embedding of\n"
@@ -111,6 +112,7 @@ typedef struct train_opts {
     long bench_pfc, bench_step;
     int reference;           /* --kernels reference */
     int input_size;          /* loaded models */
+    int train_layers;        /* > 0: only the last N layers of a loaded model */
     float input_mean, input_scale;
     int input_mean_set, input_scale_set;
     int dim;
@@ -152,7 +154,8 @@ static int train_extra(void *ctx, const char *opt, const char *v) {
         "--scale", "--margin", "--m1", "--m2", "--m3", "--sample-rate", "--epochs", "--steps",
         "--batch", "--optimizer", "--lr", "--momentum", "--weight-decay", "--warmup",
         "--schedule", "--lr-steps", "--lr-gamma", "--seed", "--bench-pfc", "--dim", "--head-init",
-        "--bench-step", "--kernels", "--input-size", "--input-mean", "--input-scale"};
+        "--bench-step", "--kernels", "--input-size", "--input-mean", "--input-scale",
+        "--train-layers"};
     int known = 0;
     for (size_t i = 0; i < sizeof valued / sizeof valued[0]; i++) known |= !strcmp(opt, valued[i]);
     if (!known) return -1;
@@ -221,6 +224,7 @@ static int train_extra(void *ctx, const char *opt, const char *v) {
         ok = pi(v, 1, 1 << 30, &cls);
         o->bench_pfc = cls;
     } else if (!strcmp(opt, "--input-size")) ok = pi(v, 16, 1024, &o->input_size);
+    else if (!strcmp(opt, "--train-layers")) ok = pi(v, 1, 1 << 20, &o->train_layers);
     else if (!strcmp(opt, "--input-mean")) ok = pf(v, &o->input_mean), o->input_mean_set = 1;
     else if (!strcmp(opt, "--input-scale")) ok = pf(v, &o->input_scale) && o->input_scale != 0, o->input_scale_set = 1;
     else if (!strcmp(opt, "--kernels")) {
@@ -939,6 +943,7 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
         nd.lo.batch = Bl;
         nd.lo.normalize = tr_loss_normalized(o.loss);
         nd.lo.init = init.n ? &init : NULL;
+        nd.lo.last_layers = o.train_layers;
         nd.lo.threads = blas > 0 ? blas : 1;
         nd.lo.reference = o.reference;
         if (!(rc = tr_build_loaded(&nd.lo, &net, &e))) {

@@ -90,8 +90,11 @@ static int load_base(const char *path, int batch, int side, nn_graph **out, mien
     return MIEN_OK;
 }
 
-/* Every constant the trainer differentiates: conv/dw/fc weights (decay), biases, PReLU slopes. */
-static int collect_params(const nn_graph *g, int **params, int **decay, int *n, mien_err *e) {
+/* Every constant the trainer differentiates: conv/dw/fc weights (decay), biases, PReLU slopes;
+ * with last_layers > 0 only those of the last that many convolution/FC layers (the earlier ones
+ * stay as they are, and the backward pass stops above them). */
+static int collect_params(const nn_graph *g, int last_layers, int **params, int **decay, int *n,
+                          mien_err *e) {
     int *p = malloc((size_t)(g->n_t ? g->n_t : 1) * sizeof *p), *d = malloc((size_t)(g->n_t ? g->n_t : 1) * sizeof *d);
     unsigned char *seen = calloc((size_t)(g->n_t ? g->n_t : 1), 1);
     if (!p || !d || !seen) {
@@ -100,8 +103,18 @@ static int collect_params(const nn_graph *g, int **params, int **decay, int *n, 
         free(seen);
         return mien_err_set(e, MIEN_ENOMEM, "out of memory");
     }
-    int k = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
+    int k = 0, layers = 0, first = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        layers += g->nodes[i].op == NN_OP_CONV2D || g->nodes[i].op == NN_OP_DWCONV2D || g->nodes[i].op == NN_OP_FC;
+    for (int i = 0, seen_layers = 0; i < g->n_nodes && last_layers > 0; i++) {
+        const nn_op op = g->nodes[i].op;
+        if (op != NN_OP_CONV2D && op != NN_OP_DWCONV2D && op != NN_OP_FC) continue;
+        if (seen_layers++ == layers - last_layers) {
+            first = i;
+            break;
+        }
+    }
+    for (int i = first; i < g->n_nodes; i++) {
         const nn_node *nd = &g->nodes[i];
         int cand[3] = {-1, -1, -1}, dec[3] = {0, 0, 0};
         if (nd->op == NN_OP_CONV2D || nd->op == NN_OP_DWCONV2D || nd->op == NN_OP_FC) {
@@ -148,7 +161,7 @@ int tr_build_loaded(const tr_loaded_opts *o, tr_net **out, mien_err *e) {
         g->outputs[0] = y;
     }
     int *params = NULL, *decay = NULL, n = 0;
-    if ((rc = collect_params(g, &params, &decay, &n, e))) {
+    if ((rc = collect_params(g, o->last_layers, &params, &decay, &n, e))) {
         nn_graph_free(g);
         return rc;
     }

@@ -227,6 +227,7 @@ typedef struct tr_loaded_opts {
     float mean, scale;       /* input = (pixel - mean) * scale, for the checkpoint */
     int normalize;           /* end with L2NORM (margin losses) */
     const tr_tensors *init;  /* NULL, or a checkpoint of the same base: its weights by name */
+    int last_layers;         /* > 0: train only the last N convolution / FC layers */
     int threads, reference;  /* as tr_net_opts */
 } tr_loaded_opts;
 
