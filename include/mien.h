@@ -373,9 +373,10 @@ int mien_cluster(const float *emb, int n, int dim, float threshold, int iteratio
  * and dies after max_lost_s seconds without one; a shot cut (a sudden change of the whole
  * picture) ends every track. Each track is named once from its best faces (by detector score,
  * size and frontality): each is embedded and searched in the gallery, and the track takes the
- * name that at least min_votes of them give with a similarity >= the threshold, and the
- * majority of them have as nearest subject; otherwise it stays "unknown", and it may become
- * known later as better faces arrive (a MIEN_EVENT_NAMED event says when).
+ * name that the majority of them have as nearest subject, when min_votes of them reach it with
+ * a similarity >= the threshold (or one does, and so does the normalised mean of the track's
+ * faces); otherwise it stays "unknown", and it may become known later as better faces arrive
+ * (a MIEN_EVENT_NAMED event says when).
  *
  * Frames are any size (the same within one video is not required); the face models of the
  * session do the detecting and embedding. A tracker is used by one thread at a time, with the

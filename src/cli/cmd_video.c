@@ -548,8 +548,8 @@ static int video_main(int argc, char **argv, int watch) {
             if (rc == MIEN_OK || stop_flag) break;           /* stopped by a signal */
             if (!watch || (rc == VID_END && !live)) break;   /* the end of a file */
             finish_tracks(&r);
-            fprintf(stderr, "mien watch: %s: %s\n", url,
-                    rc == VID_END ? "the stream ended" : e.msg);
+            if (rc == VID_END) fprintf(stderr, "mien watch: %s: the stream ended\n", url);
+            else fprintf(stderr, "mien watch: %s\n", e.msg);
         } else {
             fprintf(stderr, "mien watch: %s\n", e.msg);
         }

@@ -336,7 +336,17 @@ static int decide_name(mien_tracker *t, trk *k, double ts) {
         if (votes > best_votes || (votes == best_votes && votes > 0 && sim > best_sim))
             best = i, best_votes = votes, best_near = near, best_sim = sim;
     }
-    const int known = best >= 0 && best_votes >= t->o.min_votes && 2 * best_near > k->n_faces;
+    int known = best >= 0 && best_votes >= t->o.min_votes && 2 * best_near > k->n_faces;
+    if (!known && best >= 0 && best_votes >= 1 && 2 * best_near > k->n_faces && k->n_faces >= 2) {
+        /* One face over the threshold is enough when the whole track agrees: the mean of its
+         * faces (the track's template) is nearest to the same subject, over the threshold
+         * too. A stranger rarely passes both (a lucky face, and a consistent likeness). */
+        mien_match m;
+        int got = 0;
+        int rc = mien_gallery_search(t->g, k->mean, t->dim, 1, &m, &got);
+        if (rc) return fail(t, rc, "gallery: %s", mien_gallery_errmsg(t->g));
+        known = got > 0 && m.similarity >= t->thr && !strcmp(m.name, k->faces[best].nearest);
+    }
     if (known) {
         const char *name = k->faces[best].nearest;
         k->pub.similarity = best_sim;
@@ -369,7 +379,8 @@ static int add_face(mien_tracker *t, trk *k, const det *d, double ts) {
         slot = 0;
         for (int i = 1; i < k->n_faces; i++)
             if (k->faces[i].q < k->faces[slot].q) slot = i;
-        if (k->faces[slot].q >= d->q) return MIEN_OK;
+        /* A known track keeps its best faces; an unknown one takes the fresh face anyway. */
+        if (k->faces[slot].q >= d->q && strcmp(k->pub.name, "unknown")) return MIEN_OK;
     } else {
         k->n_faces++;
     }
@@ -394,11 +405,15 @@ static int add_face(mien_tracker *t, trk *k, const det *d, double ts) {
 }
 
 /* Whether track k should take (embed) detection d now: while it has fewer than max_faces,
- * every embed_gap_s; then only a face clearly better than its worst kept one. */
+ * every embed_gap_s; then a face clearly better than its worst kept one, and, while the
+ * track is unknown, a fresh face every 4 embed_gap_s (in place of the worst: more chances
+ * for a face that is hard to recognise). */
 static int want_face(const mien_tracker *t, const trk *k, const det *d, double ts) {
     if (!t->embed || d->embedded == -1) return 0;
     if (ts - k->last_embed_t < t->o.embed_gap_s) return 0;
     if (k->n_faces < t->o.max_faces) return 1;
+    if (t->g && !strcmp(k->pub.name, "unknown") && ts - k->last_embed_t >= 4 * t->o.embed_gap_s)
+        return 1;
     float worst = k->faces[0].q;
     for (int i = 1; i < k->n_faces; i++) worst = fminf(worst, k->faces[i].q);
     return d->q > 1.1f * worst + 0.01f;
