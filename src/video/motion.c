@@ -52,11 +52,12 @@ void vid_kf_update(vid_kf *k, float z, float r) {
  *
  * Shortest augmenting paths with row and column potentials (Kuhn-Munkres in the O(n^2 m)
  * form): rows are added one at a time, each by a Dijkstra-like search over the columns with
- * reduced costs. Needs n_rows <= n_cols; the caller's matrix is transposed otherwise. Costs
- * above max_cost are capped there first, so that an impossible pair never steers the
- * assignment of the others, and such pairs are left unassigned at the end. */
+ * reduced costs. Needs n_rows <= n_cols; the caller's matrix is transposed otherwise. Pairs
+ * above max_cost cost `cap`, more than any set of allowed pairs together: the minimum then
+ * has as many allowed pairs as possible, and among those the least cost; the capped pairs
+ * are left unassigned at the end. */
 
-static int hungarian(const float *cost, int n, int m, float cap, int *row_to_col) {
+static int hungarian(const float *cost, int n, int m, float max_cost, float cap, int *row_to_col) {
     /* 1-based arrays as in the textbook form: column 0 is the virtual start. */
     double *u = calloc((size_t)n + 1, sizeof *u), *v = calloc((size_t)m + 1, sizeof *v);
     double *minv = malloc(((size_t)m + 1) * sizeof *minv);
@@ -77,7 +78,7 @@ static int hungarian(const float *cost, int n, int m, float cap, int *row_to_col
             for (int j = 1; j <= m; j++) {
                 if (used[j]) continue;
                 double c = cost[(size_t)(i0 - 1) * m + (j - 1)];
-                if (!(c <= cap)) c = cap; /* NaN and impossible pairs */
+                if (!(c <= max_cost)) c = cap; /* NaN, impossible and too costly pairs */
                 double cur = c - u[i0] - v[j];
                 if (cur < minv[j]) minv[j] = cur, way[j] = j0;
                 if (minv[j] < delta) delta = minv[j], j1 = j;
@@ -104,11 +105,11 @@ static int hungarian(const float *cost, int n, int m, float cap, int *row_to_col
 int vid_assign(const float *cost, int n_rows, int n_cols, float max_cost, int *row_to_col) {
     for (int i = 0; i < n_rows; i++) row_to_col[i] = -1;
     if (n_rows == 0 || n_cols == 0) return MIEN_OK;
-    /* Impossible pairs cost a little more than any possible assignment of all rows. */
+    /* Pairs over max_cost cost more than any assignment of allowed pairs. */
     const float cap = max_cost * (float)(n_rows + n_cols + 1) + 1.f;
     int rc;
     if (n_rows <= n_cols) {
-        rc = hungarian(cost, n_rows, n_cols, cap, row_to_col);
+        rc = hungarian(cost, n_rows, n_cols, max_cost, cap, row_to_col);
     } else {
         float *t = malloc((size_t)n_rows * (size_t)n_cols * sizeof *t);
         int *col_to_row = malloc((size_t)n_cols * sizeof *col_to_row);
@@ -118,7 +119,7 @@ int vid_assign(const float *cost, int n_rows, int n_cols, float max_cost, int *r
         }
         for (int i = 0; i < n_rows; i++)
             for (int j = 0; j < n_cols; j++) t[(size_t)j * n_rows + i] = cost[(size_t)i * n_cols + j];
-        rc = hungarian(t, n_cols, n_rows, cap, col_to_row);
+        rc = hungarian(t, n_cols, n_rows, max_cost, cap, col_to_row);
         if (!rc)
             for (int j = 0; j < n_cols; j++)
                 if (col_to_row[j] >= 0) row_to_col[col_to_row[j]] = j;

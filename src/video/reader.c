@@ -84,6 +84,8 @@ static void ff_init(void) {
     avformat_network_init();
 }
 
+void vid_ffmpeg_init(void) { pthread_once(&ff_once, ff_init); }
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -178,7 +180,7 @@ static int is_text_format(const char *name) {
 }
 
 static int open_common(vid_reader *r, const char *url, mien_err *e) {
-    pthread_once(&ff_once, ff_init);
+    vid_ffmpeg_init();
     last_log[0] = '\0';
     const AVInputFormat *ifmt = NULL;
     const char *fname = r->o.format;

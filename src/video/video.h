@@ -12,6 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Once per process, before any FFmpeg call (the reader and writer call it): FFmpeg's log goes
+ * to a callback that keeps each thread's latest message instead of printing it, and the
+ * devices and network protocols are registered. */
+void vid_ffmpeg_init(void);
+
 /* ==== Reading (reader.c): files, network streams, cameras ==== */
 
 typedef struct vid_reader vid_reader;

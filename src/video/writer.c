@@ -23,6 +23,7 @@ struct vid_writer {
     int w, h;                /* encoded size (even) */
     int header_done;
     int64_t last_pts;
+    int64_t frame_ms;        /* nominal frame duration: the last frame needs one to be shown */
     char path[1024];
 };
 
@@ -48,6 +49,7 @@ static void writer_free(vid_writer *w) {
 int vid_writer_open(const char *path, int width, int height, double fps, int threads,
                     vid_writer **out, mien_err *e) {
     *out = NULL;
+    vid_ffmpeg_init();
     if (width < 2 || height < 2 || width > MIEN_MAX_IMAGE_SIDE || height > MIEN_MAX_IMAGE_SIDE)
         return mien_err_set(e, MIEN_EINVAL, "cannot write a %dx%d video", width, height);
     vid_writer *w = calloc(1, sizeof *w);
@@ -83,6 +85,7 @@ int vid_writer_open(const char *path, int width, int height, double fps, int thr
     c->width = w->w;
     c->height = w->h;
     c->time_base = (AVRational){1, 1000};
+    w->frame_ms = fps > 0 && fps < 1000 ? llround(1000.0 / fps) : 33;
     if (fps > 0 && fps < 1000) c->framerate = av_d2q(fps, 100000);
     c->pix_fmt = AV_PIX_FMT_YUV420P;
     if (codec->pix_fmts) {
@@ -146,6 +149,7 @@ static int encode(vid_writer *w, AVFrame *frame, mien_err *e) {
         ret = avcodec_receive_packet(w->enc, w->pkt);
         if (ret == AVERROR(EAGAIN) || ret == AVERROR_EOF) return MIEN_OK;
         if (ret < 0) return ff_err(e, MIEN_EIO, ret, "cannot encode", w->path);
+        if (w->pkt->duration <= 0) w->pkt->duration = w->frame_ms;
         av_packet_rescale_ts(w->pkt, w->enc->time_base, w->st->time_base);
         w->pkt->stream_index = w->st->index;
         ret = av_interleaved_write_frame(w->oc, w->pkt); /* takes the packet's data */
