@@ -22,6 +22,7 @@ typedef struct video_opts {
     const char *gallery;     /* --gallery */
     const char *out;         /* --out annotated video */
     const char *faces;       /* --faces DIR */
+    const char *mot;         /* --mot FILE: boxes of every frame, MOTChallenge format */
     const char *webhook;     /* --webhook URL (watch) */
     const char *format;      /* --format F */
     int realtime;            /* --realtime */
@@ -45,6 +46,7 @@ static int video_extra(void *ctx, const char *opt, const char *val) {
     const char **str = !strcmp(opt, "--gallery") ? &o->gallery
                      : !strcmp(opt, "--out") && !o->watch ? &o->out
                      : !strcmp(opt, "--faces") ? &o->faces
+                     : !strcmp(opt, "--mot") && !o->watch ? &o->mot
                      : !strcmp(opt, "--webhook") && o->watch ? &o->webhook
                      : !strcmp(opt, "--format") ? &o->format : NULL;
     if (str) {
@@ -103,6 +105,8 @@ static const char video_usage[] =
     "  --out FILE        write the video with boxes, track ids and names (container from the\n"
     "                    name: .mp4, .mkv, .avi, .webm; H.264 where it fits)\n"
     "  --faces DIR       write the best face of each track as DIR/track-ID-NAME.jpg\n"
+    "  --mot FILE        write every frame's boxes in the MOTChallenge format (frame from 1,\n"
+    "                    track id, x, y, w, h, score, -1, -1, -1), for tracking metrics\n"
     "  --detect-every N  run the detector on every N-th frame only (default 1); the motion\n"
     "                    model carries the boxes in between\n"
     "  --realtime        play the input at its own speed and drop frames when behind (as with\n"
@@ -265,6 +269,7 @@ typedef struct run {
     mien_tracker *tracker;
     hook *hook;              /* watch --webhook, or NULL */
     vid_writer *writer;      /* --out, opened at the first frame */
+    FILE *mot;               /* --mot */
     int64_t frames, dropped;
     double t_offset;         /* added to the stream's times (watch: continues across reconnects) */
     double last_t;           /* latest time pushed (with the offset) */
@@ -409,6 +414,14 @@ static int run_input(run *r, vid_reader *rd, cli_progress *prog, mien_err *e) {
         r->wall0 = cli_now();
         r->frames++;
         on_events(r, ev, n);
+        if (r->mot) {
+            const mien_track *at;
+            int na;
+            mien_tracker_active(r->tracker, &at, &na);
+            for (int i = 0; i < na; i++)
+                fprintf(r->mot, "%lld,%d,%.2f,%.2f,%.2f,%.2f,%.4f,-1,-1,-1\n", (long long)r->frames,
+                        at[i].id, at[i].box[0], at[i].box[1], at[i].box[2], at[i].box[3], at[i].score);
+        }
         if (r->o->out) {
             if (!r->writer) {
                 double fps = vid_reader_fps(rd);
@@ -530,6 +543,10 @@ static int video_main(int argc, char **argv, int watch) {
         have_hook = 1;
     }
     run r = {.c = &c, .o = &o, .tracker = tracker, .hook = have_hook ? &hk : NULL};
+    if (o.mot && !(r.mot = fopen(o.mot, "w"))) {
+        fprintf(stderr, "mien %s: cannot write %s: %s\n", cmd, o.mot, strerror(errno));
+        goto done;
+    }
     r.wall_start = r.wall0 = cli_now();
     cli_progress prog;
     cli_progress_start(&prog, watch ? "watch" : "video", 1000000000, c.quiet);
@@ -573,6 +590,12 @@ static int video_main(int argc, char **argv, int watch) {
     if (r.writer && vid_writer_close(r.writer, &e) && (rc == VID_END || rc == MIEN_OK)) {
         fprintf(stderr, "mien %s: %s\n", cmd, e.msg);
         rc = e.status;
+    }
+    if (r.mot && fclose(r.mot) != 0 && (rc == VID_END || rc == MIEN_OK)) {
+        fprintf(stderr, "mien %s: cannot write %s\n", cmd, o.mot);
+        rc = MIEN_EIO;
+        e.status = MIEN_EIO;
+        snprintf(e.msg, sizeof e.msg, "cannot write %s", o.mot);
     }
     if (rc == VID_END || rc == MIEN_OK) status = EXIT_OK;
     else if (watch && r.frames > 0 && o.retries >= 0) status = EXIT_OK; /* ran, then gave up */
