@@ -388,8 +388,11 @@ typedef struct mien_tracker_options {
     int detect_every;     /* run the detector on every N-th frame, the motion model carries the
                            * boxes in between (default 1) */
     float high_score;     /* detections from this score start tracks and are matched first
-                           * (default 0.6, mien_detect's default) */
-    float low_score;      /* weaker detections down to this score only continue tracks (0.35) */
+                           * (default 0.5) */
+    float low_score;      /* weaker detections down to this score only continue tracks (0.3) */
+    float name_score;     /* only faces detected with at least this score are embedded to name
+                           * a track (default 0.6, mien_detect's default: a track is named from
+                           * faces a still photo would have reported) */
     int min_hits;         /* detections in a row before a track is born (default 3) */
     float max_lost_s;     /* a track not detected for this many seconds dies (default 1.0) */
     float cut_threshold;  /* a frame that differs from the previous one by more than this (and

@@ -141,8 +141,9 @@ static void set_name(char dst[MIEN_GALLERY_NAME_MAX], const char *src) {
 void mien_tracker_options_default(mien_tracker_options *o) {
     memset(o, 0, sizeof *o);
     o->detect_every = 1;
-    o->high_score = 0.6f;
-    o->low_score = 0.35f;
+    o->high_score = 0.5f;
+    o->low_score = 0.3f;
+    o->name_score = 0.6f;
     o->min_hits = 3;
     o->max_lost_s = 1.0f;
     o->cut_threshold = 0.12f;
@@ -194,6 +195,8 @@ int mien_tracker_open(mien_session *s, mien_gallery *g, const mien_tracker_optio
         return fail(t, MIEN_EINVAL, "max_faces must be 1 to %d", MAX_FACES_CAP);
     if (p->min_votes < 1 || p->min_votes > p->max_faces)
         return fail(t, MIEN_EINVAL, "min_votes must be 1 to max_faces");
+    if (!(p->name_score >= 0 && p->name_score <= 1))
+        return fail(t, MIEN_EINVAL, "name_score must be in [0, 1]");
     if (!(p->min_face >= 0) || !(p->embed_gap_s >= 0))
         return fail(t, MIEN_EINVAL, "min_face and embed_gap_s must be >= 0");
     t->dim = mien_models_embedding_dim(s->m);
@@ -367,7 +370,7 @@ static int decide_name(mien_tracker *t, trk *k, double ts) {
 /* Add the embedded detection d to track k's faces (replacing the worst one when full),
  * search it in the gallery and decide the name again. */
 static int add_face(mien_tracker *t, trk *k, const det *d, double ts) {
-    if (d->embedded != 1) return MIEN_OK;
+    if (d->embedded != 1 || d->f.score < t->o.name_score) return MIEN_OK;
     const int dim = t->dim;
     if (!k->emb) {
         k->emb = malloc((size_t)t->o.max_faces * (size_t)dim * sizeof *k->emb);
@@ -409,7 +412,7 @@ static int add_face(mien_tracker *t, trk *k, const det *d, double ts) {
  * track is unknown, a fresh face every 4 embed_gap_s (in place of the worst: more chances
  * for a face that is hard to recognise). */
 static int want_face(const mien_tracker *t, const trk *k, const det *d, double ts) {
-    if (!t->embed || d->embedded == -1) return 0;
+    if (!t->embed || d->embedded == -1 || d->f.score < t->o.name_score) return 0;
     if (ts - k->last_embed_t < t->o.embed_gap_s) return 0;
     if (k->n_faces < t->o.max_faces) return 1;
     if (t->g && !strcmp(k->pub.name, "unknown") && ts - k->last_embed_t >= 4 * t->o.embed_gap_s)
