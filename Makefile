@@ -183,7 +183,7 @@ $(B)/bench_gallery: $(B)/bench/bench_gallery.o $(B)/libmien.a
 # ../shared/data/fuzz/T/ through the sanitizer build (the `fuzz` test suite runs
 # build-asan/fuzz_replay_T); `make fuzz` builds the targets with clang's libFuzzer into
 # build-fuzz/ and runs a campaign (tools/fuzz.sh: FUZZ_SECONDS per target, FUZZ_TARGETS).
-FUZZ_TARGETS ?= image onnx tfjs faceapi ckpt gallery http
+FUZZ_TARGETS ?= image onnx tfjs faceapi ckpt gallery http video
 FUZZ_COMMON := tests/fuzz/fuzz_util.c
 FUZZ_REPLAY := $(FUZZ_TARGETS:%=$(A)/fuzz_replay_%)
 $(A)/fuzz_replay_%: $(A)/tests/fuzz/fuzz_%.o $(A)/tests/fuzz/replay.o $(FUZZ_COMMON:%.c=$(A)/%.o) $(A)/libmien.a
