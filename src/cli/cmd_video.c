@@ -340,9 +340,12 @@ static void on_events(run *r, const mien_track_event *ev, int n) {
             printf("%s%s%8.2f s  #%d ", clock, clock[0] ? "  " : "", e.t_s, e.id);
             if (e.type == MIEN_EVENT_APPEARED) printf("appeared\n");
             else if (e.type == MIEN_EVENT_NAMED) printf("named %s (%.3f)\n", e.name, e.similarity);
+            else if (have && tr.nearest[0])
+                printf("left: %s (%.3f), %.2f-%.2f s, %d frames, best face at %.2f s\n", tr.name,
+                       tr.similarity, tr.start_s, tr.end_s, tr.frames, tr.best_s);
             else if (have)
-                printf("left: %s%s%.3f%s, %.2f-%.2f s, %d frames, best face at %.2f s\n", tr.name,
-                       " (", tr.similarity, ")", tr.start_s, tr.end_s, tr.frames, tr.best_s);
+                printf("left: %s, %.2f-%.2f s, %d frames, no face to name\n", tr.name, tr.start_s,
+                       tr.end_s, tr.frames);
             else printf("left\n");
             if (r->hook) {
                 cJSON *o = vid_event_json(&e);
