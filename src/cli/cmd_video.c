@@ -445,7 +445,17 @@ static int run_input(run *r, vid_reader *rd, cli_progress *prog, mien_err *e) {
         }
         vid_source_release(src, f);
         r->dropped = dropped0 + vid_source_dropped(src);
-        cli_progress_update(prog, (int)(r->frames > 1000000000 ? 1000000000 : r->frames));
+        if (prog->enabled && cli_now() - prog->last >= 0.25) {
+            /* The progress line: frames, rate, tracks on screen, frames dropped. */
+            const mien_track *at;
+            int na;
+            mien_tracker_active(r->tracker, &at, &na);
+            prog->last = cli_now();
+            fprintf(stderr, "\r%s: frame %lld, %.1f frames/s, %d track%s shown, %lld dropped   ",
+                    prog->label, (long long)r->frames, (double)r->frames / (prog->last - prog->t0 + 1e-9),
+                    na, na == 1 ? "" : "s", (long long)r->dropped);
+            fflush(stderr);
+        }
     }
     r->dropped = dropped0 + vid_source_dropped(src);
     vid_source_close(src);
@@ -551,8 +561,8 @@ static int video_main(int argc, char **argv, int watch) {
         goto done;
     }
     r.wall_start = r.wall0 = cli_now();
-    cli_progress prog;
-    cli_progress_start(&prog, watch ? "watch" : "video", 1000000000, c.quiet);
+    cli_progress prog; /* its own line (run_input): the number of frames is not known */
+    cli_progress_start(&prog, watch ? "watch" : "video", 0, c.quiet);
     if (rd && !c.json && !watch && !c.quiet && isatty(STDERR_FILENO))
         fprintf(stderr, "%s: %s\n", url, vid_reader_describe(rd));
     int rc = MIEN_OK, fails = 0;
