@@ -203,6 +203,9 @@ $(FZ)/libmien.a: $(FZ_LIB_OBJ)
 	ar rcs $@ $^
 $(FZ)/fuzz_%: $(FZ)/tests/fuzz/fuzz_%.o $(FUZZ_COMMON:%.c=$(FZ)/%.o) $(FZ)/libmien.a
 	clang++ $(FZ_SAN) -fsanitize=fuzzer $^ $(LIBS) -o $@
+# Keep the targets' objects (make deletes intermediate files of pattern chains).
+.SECONDARY: $(FUZZ_TARGETS:%=$(A)/tests/fuzz/fuzz_%.o) $(FUZZ_TARGETS:%=$(FZ)/tests/fuzz/fuzz_%.o) \
+            $(A)/tests/fuzz/replay.o $(FUZZ_COMMON:%.c=$(A)/%.o) $(FUZZ_COMMON:%.c=$(FZ)/%.o)
 fuzz-build: $(FUZZ_TARGETS:%=$(FZ)/fuzz_%)
 fuzz: fuzz-build
 	FUZZ_TARGETS="$(FUZZ_TARGETS)" bash tools/fuzz.sh

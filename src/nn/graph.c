@@ -80,8 +80,8 @@ static int new_tensor(nn_graph *g, const char *name, int ndim, const int64_t *di
     for (int i = 0; i < ndim; i++) {
         if (dims[i] < 0 || (dims[i] > 0 && n > NN_MAX_ELEMS / dims[i])) {
             mien_err_set(e, MIEN_ETOOBIG,
-                         "tensor %s: bad dimension %lld or more than NN_MAX_ELEMS (2^28) "
-                         "elements", name, (long long)dims[i]);
+                         "tensor %s: dimension %lld negative or too large (over NN_MAX_ELEMS, "
+                         "2^28 elements)", name, (long long)dims[i]);
             return -1;
         }
         n *= dims[i];

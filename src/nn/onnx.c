@@ -172,8 +172,8 @@ static int check_shape(loader *L, const char *what, int nd, const int64_t *dims)
     int64_t n = 1;
     for (int i = 0; i < nd; i++) {
         if (dims[i] < 0 || (dims[i] > 0 && n > MAX_ELEMS / dims[i]))
-            return fail(L, MIEN_ETOOBIG, "%s: bad dimension %lld or more than NN_MAX_ELEMS "
-                        "(2^28) elements", what,
+            return fail(L, MIEN_ETOOBIG, "%s: dimension %lld negative or too large (over NN_MAX_ELEMS, "
+                        "2^28 elements)", what,
                         (long long)dims[i]);
         n *= dims[i];
     }
