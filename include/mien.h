@@ -496,6 +496,15 @@ const char *mien_tracker_errmsg(const mien_tracker *t);
 int mien_tracker_push(mien_tracker *t, const mien_image *frame, double t_s,
                       const mien_track_event **events, int *n_events);
 
+/* The same with the frame's detections made by the caller (its own detector, or mien's run
+ * ahead on other threads): faces (n_faces of them, boxes and scores; points when there are;
+ * those under low_score are ignored) are this frame's detections; n_faces < 0 says the
+ * detector did not run on this frame (the motion model carries the boxes). detect_every is
+ * not used: the caller decides. Faces are still embedded with the tracker's session. */
+int mien_tracker_push_faces(mien_tracker *t, const mien_image *frame, double t_s,
+                            const mien_face *faces, int n_faces,
+                            const mien_track_event **events, int *n_events);
+
 /* End of input (or of a stream that dropped): every live track leaves. The tracker can be
  * pushed again afterwards (later frames start new tracks). */
 int mien_tracker_finish(mien_tracker *t, const mien_track_event **events, int *n_events);

@@ -117,7 +117,8 @@ static const char video_usage[] =
     "  --no-cuts         do not end the tracks at shot cuts\n"
     "  --timeout S       give up on an input that does not answer for S seconds (default 10)\n"
     "  --format F        force FFmpeg's input format (v4l2, mpegts, ...)\n"
-    "  --threads N       threads of the networks (default: the idle cores)\n"
+    "  --threads N       with 2 or more, that many frames are detected at once, ahead of the\n"
+    "                    tracker (default: the idle cores)\n"
     "  --quiet           no progress line\n"
     "  (and the model options of mien detect)\n";
 
@@ -277,6 +278,8 @@ typedef struct run {
     double wall_start;
     int n_tracks, n_named;
     int failed;
+    mien_session **workers;  /* detection sessions (n_workers >= 2), else NULL */
+    int n_workers;
 } run;
 
 /* One JSON line to stdout (and the webhook). */
@@ -378,84 +381,232 @@ static void draw_tracks(mien_image *img, const mien_track *t, int n) {
     }
 }
 
+/* ==== Detection ahead, on several threads ====
+ * With more than one thread, frames are detected ahead of the tracker by a pool of workers,
+ * one session each with one thread of its own: several frames at once rather than one frame
+ * on several threads, which scales without the thread pool's synchronisation at every layer
+ * (and without its spinning when the machine is busy). The main thread keeps the frames in
+ * order, decides which are detected (every detect_every-th and every shot cut, as the tracker
+ * would), and feeds the tracker with mien_tracker_push_faces: the same faces, the same tracks
+ * as one thread gives. */
+
+#define RING 16              /* frames in flight, at most */
+
+typedef struct det_job {
+    vid_frame *f;
+    int need;                /* to be detected */
+    int state;               /* 0 waiting, 1 being detected, 2 done */
+    int rc;
+    mien_face *faces;
+    int n;
+    char err[256];
+} det_job;
+
+typedef struct det_pool {
+    float min_score;
+    int n_workers;
+    mien_session **s;        /* (n_workers) */
+    pthread_t *th;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    det_job ring[RING];
+    int head, len, stop;
+} det_pool;
+
+static void *det_main(void *arg) {
+    void **a = arg;
+    det_pool *p = a[0];
+    mien_session *s = a[1];
+    free(arg);
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        det_job *job = NULL;
+        for (int i = 0; i < p->len && !job; i++) {
+            det_job *j = &p->ring[(p->head + i) % RING];
+            if (j->need && j->state == 0) job = j;
+        }
+        if (!job) {
+            if (p->stop) break;
+            pthread_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
+        job->state = 1;
+        pthread_mutex_unlock(&p->mu);
+        mien_face *faces = NULL;
+        int n = 0, rc = vid_detect(s, &job->f->img, p->min_score, &faces, &n);
+        pthread_mutex_lock(&p->mu);
+        job->rc = rc;
+        if (rc) snprintf(job->err, sizeof job->err, "detect: %s", mien_errmsg(s));
+        job->faces = faces;
+        job->n = n;
+        job->state = 2;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static int pool_start(det_pool *p, mien_session **sessions, int n, float min_score) {
+    memset(p, 0, sizeof *p);
+    p->s = sessions;
+    p->n_workers = n;
+    p->min_score = min_score;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    if (!(p->th = calloc((size_t)n, sizeof *p->th))) return -1;
+    for (int i = 0; i < n; i++) {
+        void **a = malloc(2 * sizeof *a);
+        if (!a) return -1;
+        a[0] = p, a[1] = sessions[i];
+        if (pthread_create(&p->th[i], NULL, det_main, a)) {
+            free(a);
+            return -1;
+        }
+        p->started++;
+    }
+    return 0;
+}
+
+static void pool_stop(det_pool *p, vid_source *src) {
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv);
+    /* Jobs not started are dropped; those running finish (a worker holds their frame). */
+    for (int i = 0; i < p->len; i++) {
+        det_job *j = &p->ring[(p->head + i) % RING];
+        if (j->state == 0) j->need = 0;
+    }
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->started; i++) pthread_join(p->th[i], NULL);
+    for (int i = 0; i < p->len; i++) {
+        det_job *j = &p->ring[(p->head + i) % RING];
+        free(j->faces);
+        vid_source_release(src, j->f);
+    }
+    free(p->th);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+}
+
 /* ==== One input, to its end (or until it fails or a signal stops it) ====
  * Returns VID_END at the end of the input, MIEN_OK when a signal stopped it, or the failure's
  * status (with the reason in *e). */
+
+/* The tracker's step for frame f (faces given when n >= 0), and what follows: events, boxes
+ * file, annotated video, progress. Releases nothing. */
+static int track_frame(run *r, vid_reader *rd, vid_frame *f, const mien_face *faces, int n_faces,
+                       int given, int *first, cli_progress *prog, mien_err *e) {
+    if (*first) {
+        /* Watch: a new connection goes on from where the last one ended, after the time that
+         * passed meanwhile. */
+        if (r->frames) r->t_offset = r->last_t + (cli_now() - r->wall0) - f->t_s;
+        *first = 0;
+    }
+    double t = f->t_s + r->t_offset;
+    if (t < r->last_t) t = r->last_t;
+    const mien_track_event *ev;
+    int n, rc;
+    rc = given ? mien_tracker_push_faces(r->tracker, &f->img, t, faces, n_faces, &ev, &n)
+               : mien_tracker_push(r->tracker, &f->img, t, &ev, &n);
+    if (rc) return mien_err_set(e, rc, "%s", mien_tracker_errmsg(r->tracker));
+    r->last_t = t;
+    r->wall0 = cli_now();
+    r->frames++;
+    on_events(r, ev, n);
+    const mien_track *at;
+    int na;
+    mien_tracker_active(r->tracker, &at, &na);
+    if (r->mot)
+        for (int i = 0; i < na; i++)
+            fprintf(r->mot, "%lld,%d,%.2f,%.2f,%.2f,%.2f,%.4f,-1,-1,-1\n", (long long)r->frames,
+                    at[i].id, at[i].box[0], at[i].box[1], at[i].box[2], at[i].box[3], at[i].score);
+    if (r->o->out) {
+        if (!r->writer &&
+            (rc = vid_writer_open(r->o->out, f->img.width, f->img.height, vid_reader_fps(rd), 1,
+                                  &r->writer, e)))
+            return rc;
+        draw_tracks(&f->img, at, na);
+        if ((rc = vid_writer_write(r->writer, &f->img, t, e))) return rc;
+    }
+    if (prog->enabled && cli_now() - prog->last >= 0.25) {
+        /* The progress line: frames, rate, tracks on screen, frames dropped. */
+        prog->last = cli_now();
+        fprintf(stderr, "\r%s: frame %lld, %.1f frames/s, %d track%s shown, %lld dropped   ",
+                prog->label, (long long)r->frames, (double)r->frames / (prog->last - prog->t0 + 1e-9),
+                na, na == 1 ? "" : "s", (long long)r->dropped);
+        fflush(stderr);
+    }
+    return MIEN_OK;
+}
+
 static int run_input(run *r, vid_reader *rd, cli_progress *prog, mien_err *e) {
     vid_source *src;
     int rc = vid_source_open(rd, r->o->realtime || r->o->watch, &src, e);
     if (rc) return rc;
     int first = 1;
     const int64_t dropped0 = r->dropped;
-    for (;;) {
-        if (stop_flag) {
-            rc = MIEN_OK;
-            break;
-        }
-        vid_frame *f;
-        if ((rc = vid_source_next(src, &f, e))) {
-            if (stop_flag) rc = MIEN_OK;
-            break;
-        }
-        if (first) {
-            /* Watch: a new connection goes on from where the last one ended, after the time
-             * that passed meanwhile. */
-            if (r->frames) r->t_offset = r->last_t + (cli_now() - r->wall0) - f->t_s;
-            first = 0;
-        }
-        double t = f->t_s + r->t_offset;
-        if (t < r->last_t) t = r->last_t;
-        const mien_track_event *ev;
-        int n;
-        rc = mien_tracker_push(r->tracker, &f->img, t, &ev, &n);
-        if (rc) {
-            mien_err_set(e, rc, "%s", mien_tracker_errmsg(r->tracker));
-            vid_source_release(src, f);
-            break;
-        }
-        r->last_t = t;
-        r->wall0 = cli_now();
-        r->frames++;
-        on_events(r, ev, n);
-        if (r->mot) {
-            const mien_track *at;
-            int na;
-            mien_tracker_active(r->tracker, &at, &na);
-            for (int i = 0; i < na; i++)
-                fprintf(r->mot, "%lld,%d,%.2f,%.2f,%.2f,%.2f,%.4f,-1,-1,-1\n", (long long)r->frames,
-                        at[i].id, at[i].box[0], at[i].box[1], at[i].box[2], at[i].box[3], at[i].score);
-        }
-        if (r->o->out) {
-            if (!r->writer) {
-                double fps = vid_reader_fps(rd);
-                rc = vid_writer_open(r->o->out, f->img.width, f->img.height, fps, r->c->cfg.threads,
-                                     &r->writer, e);
-            }
-            if (!rc) {
-                const mien_track *at;
-                int na;
-                mien_tracker_active(r->tracker, &at, &na);
-                draw_tracks(&f->img, at, na);
-                rc = vid_writer_write(r->writer, &f->img, t, e);
-            }
-            if (rc) {
-                vid_source_release(src, f);
+    if (r->n_workers < 2) {
+        /* One thread: the tracker detects itself. */
+        for (;;) {
+            vid_frame *f;
+            if (stop_flag || (rc = vid_source_next(src, &f, e))) {
+                if (stop_flag) rc = MIEN_OK;
                 break;
             }
+            rc = track_frame(r, rd, f, NULL, 0, 0, &first, prog, e);
+            vid_source_release(src, f);
+            r->dropped = dropped0 + vid_source_dropped(src);
+            if (rc) break;
         }
-        vid_source_release(src, f);
-        r->dropped = dropped0 + vid_source_dropped(src);
-        if (prog->enabled && cli_now() - prog->last >= 0.25) {
-            /* The progress line: frames, rate, tracks on screen, frames dropped. */
-            const mien_track *at;
-            int na;
-            mien_tracker_active(r->tracker, &at, &na);
-            prog->last = cli_now();
-            fprintf(stderr, "\r%s: frame %lld, %.1f frames/s, %d track%s shown, %lld dropped   ",
-                    prog->label, (long long)r->frames, (double)r->frames / (prog->last - prog->t0 + 1e-9),
-                    na, na == 1 ? "" : "s", (long long)r->dropped);
-            fflush(stderr);
+    } else {
+        det_pool p;
+        if (pool_start(&p, r->workers, r->n_workers, r->o->t.low_score)) {
+            pool_stop(&p, src);
+            vid_source_close(src);
+            return mien_err_set(e, MIEN_ENOMEM, "cannot start the detection threads");
         }
+        vid_cuts cuts = {0};
+        int64_t since = -1;    /* frames since the latest detected one; -1: none yet */
+        int src_rc = MIEN_OK;  /* why the source stopped, once it has */
+        for (;;) {
+            /* Keep the workers busy: enough frames in flight (a few more than workers). */
+            while (!src_rc && !stop_flag && p.len < RING && p.len < 2 * p.n_workers + 1) {
+                vid_frame *f;
+                if ((src_rc = vid_source_next(src, &f, e))) break;
+                const int cut = vid_cut_check(&cuts, &f->img, r->o->t.cut_threshold);
+                const int need = cut || since < 0 || since + 1 >= r->o->t.detect_every;
+                since = need ? 0 : since + 1;
+                pthread_mutex_lock(&p.mu);
+                p.ring[(p.head + p.len) % RING] = (det_job){.f = f, .need = need};
+                p.len++;
+                pthread_cond_broadcast(&p.cv);
+                pthread_mutex_unlock(&p.mu);
+            }
+            if (stop_flag) {
+                rc = MIEN_OK;
+                break;
+            }
+            if (p.len == 0) {
+                rc = src_rc;
+                break;
+            }
+            /* The oldest frame, once detected. */
+            pthread_mutex_lock(&p.mu);
+            det_job *j = &p.ring[p.head];
+            while (j->need && j->state != 2) pthread_cond_wait(&p.cv, &p.mu);
+            det_job job = *j;
+            p.head = (p.head + 1) % RING;
+            p.len--;
+            pthread_mutex_unlock(&p.mu);
+            if (job.need && job.rc) rc = mien_err_set(e, job.rc, "%s", job.err);
+            else rc = track_frame(r, rd, job.f, job.faces, job.need ? job.n : -1, 1, &first, prog, e);
+            free(job.faces);
+            vid_source_release(src, job.f);
+            r->dropped = dropped0 + vid_source_dropped(src);
+            if (rc) break;
+        }
+        pool_stop(&p, src);
     }
     r->dropped = dropped0 + vid_source_dropped(src);
     vid_source_close(src);
@@ -521,7 +672,11 @@ static int video_main(int argc, char **argv, int watch) {
         return EXIT_USAGE;
     }
     const char *url = argv[1];
-    c.cfg.threads = cli_intra_threads(&c, 1);
+    /* Threads: --threads N, else the cores the rest of the machine leaves idle. With 2 or
+     * more, that many workers detect frames ahead of the tracker (one thread each); every
+     * session runs on one thread. */
+    const int threads = c.threads_given ? c.threads : cli_intra_threads(&c, 1);
+    c.cfg.threads = 1;
     mien_err e = {0};
     /* Open the input first: a bad file fails before the models load. */
     catch_signals();
@@ -534,6 +689,8 @@ static int video_main(int argc, char **argv, int watch) {
     mien_session *s = m ? cli_open_session(m) : NULL;
     mien_gallery *g = NULL;
     mien_tracker *tracker = NULL;
+    mien_session **workers = NULL;
+    int n_workers = 0;
     int status = EXIT_FAIL;
     hook hk;
     int have_hook = 0;
@@ -556,6 +713,13 @@ static int video_main(int argc, char **argv, int watch) {
         have_hook = 1;
     }
     run r = {.c = &c, .o = &o, .tracker = tracker, .hook = have_hook ? &hk : NULL};
+    if (threads >= 2) {
+        if (!(workers = calloc((size_t)threads, sizeof *workers))) goto done;
+        for (n_workers = 0; n_workers < threads; n_workers++)
+            if (!(workers[n_workers] = cli_open_session(m))) goto done;
+        r.workers = workers;
+        r.n_workers = n_workers;
+    }
     if (o.mot && !(r.mot = fopen(o.mot, "w"))) {
         fprintf(stderr, "mien %s: cannot write %s: %s\n", cmd, o.mot, strerror(errno));
         goto done;
@@ -615,6 +779,8 @@ static int video_main(int argc, char **argv, int watch) {
     else if (!watch || rc != MIEN_EIO || !r.frames) fprintf(stderr, "mien %s: %s\n", cmd, e.msg);
 done:
     if (have_hook) hook_stop(&hk);
+    for (int i = 0; workers && i < n_workers; i++) mien_session_close(workers[i]);
+    free(workers);
     vid_reader_close(rd);
     mien_tracker_close(tracker);
     mien_gallery_close(g);

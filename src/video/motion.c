@@ -173,3 +173,18 @@ float vid_sig_distance(const vid_sig *a, const vid_sig *b) {
         for (int k = 0; k < 3; k++) t += fabsf(a->thumb[c][k] - b->thumb[c][k]);
     return 0.5f * h + t / (3.f * VID_SIG_CELLS);
 }
+
+int vid_cut_check(vid_cuts *c, const mien_image *img, float threshold) {
+    if (!(threshold > 0)) return 0;
+    vid_sig sig;
+    vid_signature(img, &sig);
+    int cut = 0;
+    if (c->have) {
+        float d = vid_sig_distance(&sig, &c->sig);
+        cut = d > threshold && d > 3.f * c->change;
+        c->change = cut ? c->change : 0.9f * c->change + 0.1f * d;
+    }
+    c->sig = sig;
+    c->have = 1;
+    return cut;
+}

@@ -95,9 +95,7 @@ struct mien_tracker {
     int64_t frame;           /* frames pushed */
     int64_t last_detect;     /* frame of the latest detection run, -1: none */
     double last_t;
-    int have_sig;
-    vid_sig sig;             /* of the previous frame */
-    float change;            /* recent frame-to-frame change (moving average) */
+    vid_cuts cuts;           /* shot-cut detection */
     mien_track_event *ev;
     int n_ev, cap_ev;
     mien_track *active;
@@ -645,14 +643,17 @@ static int by_det_score(const void *a, const void *b) {
     return (x < y) - (x > y);
 }
 
-static int detect_and_match(mien_tracker *t, const mien_image *img, double ts) {
+int vid_detect(mien_session *s, const mien_image *img, float min_score, mien_face **faces,
+               int *n_faces) {
     mien_detect_options dopt;
     mien_detect_options_default(&dopt);
-    dopt.min_score = t->o.low_score;
-    mien_face *faces = NULL;
-    int nf = 0;
-    int rc = face_detect(t->s, img, &dopt, &faces, &nf);
-    if (rc) return fail(t, rc, "detect: %s", mien_errmsg(t->s));
+    dopt.min_score = min_score;
+    return face_detect(s, img, &dopt, faces, n_faces);
+}
+
+/* Match this frame's detections (faces, nf: taken over, freed here) to the tracks. */
+static int match_faces(mien_tracker *t, const mien_image *img, double ts, mien_face *faces, int nf) {
+    int rc;
     if (nf > MAX_DETS) {
         qsort(faces, (size_t)nf, sizeof *faces, by_det_score);
         nf = MAX_DETS;
@@ -822,8 +823,11 @@ static int list_active(mien_tracker *t) {
     return MIEN_OK;
 }
 
-int mien_tracker_push(mien_tracker *t, const mien_image *img, double ts,
-                      const mien_track_event **events, int *n_events) {
+/* One frame: faces (n >= 0) are its detections, given by the caller; n < 0 with
+ * detect = -1: the tracker decides (detect_every, cuts) and runs its detector; n < 0 with
+ * detect = 0: no detection on this frame. */
+static int push_frame(mien_tracker *t, const mien_image *img, double ts, const mien_face *given,
+                      int n_given, int detect, const mien_track_event **events, int *n_events) {
     if (events) *events = NULL;
     if (n_events) *n_events = 0;
     if (!t) return MIEN_EINVAL;
@@ -831,25 +835,15 @@ int mien_tracker_push(mien_tracker *t, const mien_image *img, double ts,
         return fail(t, MIEN_EINVAL, "empty frame");
     if (!isfinite(ts) || ts < t->last_t)
         return fail(t, MIEN_EINVAL, "frame time %.3f s goes back (previous %.3f s)", ts, t->last_t);
+    if (n_given > 0 && !given) return fail(t, MIEN_EINVAL, "no faces given");
     sweep(t, 1);
     t->n_ev = 0;
     int rc = MIEN_OK;
     const float dt = isfinite(t->last_t) ? (float)(ts - t->last_t) * REF_FPS : 0.f;
 
-    /* A shot cut ends every track and makes this a detection frame. The change must also
-     * stand out from the recent ones, so that a long fast pan does not cut at every frame. */
-    int cut = 0;
-    if (t->o.cut_threshold > 0) {
-        vid_sig sig;
-        vid_signature(img, &sig);
-        if (t->have_sig) {
-            float d = vid_sig_distance(&sig, &t->sig);
-            cut = d > t->o.cut_threshold && d > 3.f * t->change;
-            t->change = cut ? t->change : 0.9f * t->change + 0.1f * d;
-        }
-        t->sig = sig;
-        t->have_sig = 1;
-    }
+    /* A shot cut ends every track (and makes this a detection frame when the tracker
+     * detects). */
+    const int cut = vid_cut_check(&t->cuts, img, t->o.cut_threshold);
     if (cut && (rc = end_all(t))) return rc;
 
     for (int i = 0; i < t->n_tr; i++) {
@@ -858,10 +852,27 @@ int mien_tracker_push(mien_tracker *t, const mien_image *img, double ts,
         trk_predict(k, dt);
         trk_box(k, k->pub.box);
     }
-    const int detect = cut || t->last_detect < 0 || t->frame - t->last_detect >= t->o.detect_every;
+    if (n_given >= 0) detect = 1;
+    else if (detect < 0)
+        detect = cut || t->last_detect < 0 || t->frame - t->last_detect >= t->o.detect_every;
     if (detect) {
         t->last_detect = t->frame;
-        if ((rc = detect_and_match(t, img, ts))) return rc;
+        mien_face *faces = NULL;
+        int nf = 0;
+        if (n_given >= 0) {
+            /* The caller's detections, from low_score up, with a usable box. */
+            faces = malloc((size_t)(n_given ? n_given : 1) * sizeof *faces);
+            if (!faces) return fail(t, MIEN_ENOMEM, "out of memory");
+            for (int i = 0; i < n_given; i++) {
+                const float *b = given[i].box;
+                if (given[i].score >= t->o.low_score && isfinite(b[0]) && isfinite(b[1]) &&
+                    b[2] > 0 && b[3] > 0 && b[2] < 1e6f && b[3] < 1e6f)
+                    faces[nf++] = given[i];
+            }
+        } else if ((rc = vid_detect(t->s, img, t->o.low_score, &faces, &nf))) {
+            return fail(t, rc, "detect: %s", mien_errmsg(t->s));
+        }
+        if ((rc = match_faces(t, img, ts, faces, nf))) return rc;
         /* Lost too long: the track leaves. */
         for (int i = 0; i < t->n_tr && !rc; i++) {
             trk *k = t->tr[i];
@@ -888,6 +899,17 @@ int mien_tracker_push(mien_tracker *t, const mien_image *img, double ts,
     return MIEN_OK;
 }
 
+int mien_tracker_push(mien_tracker *t, const mien_image *img, double ts,
+                      const mien_track_event **events, int *n_events) {
+    return push_frame(t, img, ts, NULL, -1, -1, events, n_events);
+}
+
+int mien_tracker_push_faces(mien_tracker *t, const mien_image *img, double ts,
+                            const mien_face *faces, int n_faces, const mien_track_event **events,
+                            int *n_events) {
+    return push_frame(t, img, ts, faces, n_faces < 0 ? -1 : n_faces, 0, events, n_events);
+}
+
 int mien_tracker_finish(mien_tracker *t, const mien_track_event **events, int *n_events) {
     if (events) *events = NULL;
     if (n_events) *n_events = 0;
@@ -897,8 +919,7 @@ int mien_tracker_finish(mien_tracker *t, const mien_track_event **events, int *n
     int rc = end_all(t);
     sweep(t, 0);
     t->n_active = 0;
-    t->have_sig = 0;
-    t->change = 0;
+    memset(&t->cuts, 0, sizeof t->cuts);
     t->last_detect = -1;
     if (rc) return rc;
     if (events) *events = t->ev;

@@ -135,6 +135,23 @@ void vid_signature(const mien_image *img, vid_sig *s);
  * thumbnails (0..1): 0 for the same picture. */
 float vid_sig_distance(const vid_sig *a, const vid_sig *b);
 
+/* Shot-cut detection over a sequence of frames: a cut when a frame differs from the previous
+ * one by more than threshold and by 3 times the recent frame-to-frame change (a moving
+ * average), so that a long fast pan does not cut at every frame. */
+typedef struct vid_cuts {
+    int have;                /* sig holds the previous frame */
+    vid_sig sig;
+    float change;            /* recent frame-to-frame change */
+} vid_cuts;
+/* 1 when img starts a new shot (never for the first frame); threshold 0 disables. */
+int vid_cut_check(vid_cuts *c, const mien_image *img, float threshold);
+
+/* The tracker's detector: mien's detector on img without landmark refinement, faces from
+ * min_score up (*faces malloc'd). Lets callers run detection ahead on other threads and feed
+ * mien_tracker_push_faces. */
+int vid_detect(mien_session *s, const mien_image *img, float min_score, mien_face **faces,
+               int *n_faces);
+
 /* ==== JSON of the timeline (json.c): the lines of `mien video --json` ====
  *   {"type":"event","event":"appeared"|"named"|"left","id","name","similarity","t_s","frame"}
  *   {"type":"track","id","name","similarity","nearest","start_s","end_s","start_frame",
