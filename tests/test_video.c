@@ -441,6 +441,66 @@ START_TEST(test_tracker_moving_face_and_cut) {
 }
 END_TEST
 
+/* mien_tracker_push_faces with mien's own detections (vid_detect) gives what push gives,
+ * frame by frame; n_faces < 0 on the frames in between gives what detect_every does. */
+START_TEST(test_tracker_push_faces) {
+    mien_session *s;
+    mien_models *m = open_models(&s);
+    vid_reader *r;
+    mien_err e = {0};
+    vid_reader_opts ro;
+    vid_reader_opts_default(&ro);
+    ck_assert_msg(vid_reader_open(clip(), &ro, &r, &e) == 0, "%s", e.msg);
+    for (int every = 1; every <= 2; every++) {
+        mien_tracker_options o;
+        mien_tracker_options_default(&o);
+        o.detect_every = every;
+        mien_tracker *a, *b;
+        ck_assert_int_eq(mien_tracker_open(s, NULL, &o, &a), 0);
+        ck_assert_int_eq(mien_tracker_open(s, NULL, &o, &b), 0);
+        const mien_image *img;
+        double t;
+        int64_t idx;
+        /* The close-up (frames 83-120): one face, moving. */
+        vid_reader_close(r);
+        ck_assert_int_eq(vid_reader_open(clip(), &ro, &r, &e), 0);
+        int n_frames = 0;
+        while (vid_reader_next(r, &img, &t, &idx, &e) == 0 && idx < 120) {
+            if (idx < 83) continue;
+            const mien_track_event *ev;
+            int ne, ne2;
+            ck_assert_int_eq(mien_tracker_push(a, img, t, &ev, &ne), 0);
+            if (n_frames % every == 0) {
+                mien_face *f;
+                int nf;
+                ck_assert_int_eq(vid_detect(s, img, o.low_score, &f, &nf), 0);
+                ck_assert_int_eq(mien_tracker_push_faces(b, img, t, f, nf, &ev, &ne2), 0);
+                free(f);
+            } else {
+                ck_assert_int_eq(mien_tracker_push_faces(b, img, t, NULL, -1, &ev, &ne2), 0);
+            }
+            ck_assert_int_eq(ne, ne2);
+            const mien_track *ta, *tb;
+            int na, nb;
+            mien_tracker_active(a, &ta, &na);
+            mien_tracker_active(b, &tb, &nb);
+            ck_assert_int_eq(na, nb);
+            for (int i = 0; i < na; i++) {
+                ck_assert_int_eq(ta[i].id, tb[i].id);
+                for (int k = 0; k < 4; k++) ck_assert(ta[i].box[k] == tb[i].box[k]);
+            }
+            n_frames++;
+        }
+        ck_assert_int_eq(n_frames, 37);
+        mien_tracker_close(a);
+        mien_tracker_close(b);
+    }
+    vid_reader_close(r);
+    mien_session_close(s);
+    mien_models_close(m);
+}
+END_TEST
+
 START_TEST(test_tracker_api_errors) {
     mien_session *s;
     mien_models *m = open_models(&s);
@@ -618,16 +678,28 @@ START_TEST(test_clip_video_command) {
     ck_assert_msg(gallery[0], "could not enroll people/examples");
     const char *d = temp_dir();
     char *out, *err;
-    int rc = tu_run_mien(tu_mien_bin_fast(), tu_path("video %s --gallery %s --json", clip(), gallery), &out, &err);
+    int rc = tu_run_mien(tu_mien_bin_fast(), tu_path("video %s --gallery %s --json --threads 1", clip(), gallery),
+                         &out, &err);
     ck_assert_msg(rc == 0, "mien video: %d: %s", rc, err);
     trk_line tr[64];
     int frames = 0, n = parse_timeline(out, tr, 64, &frames);
     ck_assert_int_eq(frames, 275);
     check_clip(tr, n, "every frame");
+    /* Frames detected ahead on 3 threads: the same timeline, line for line (the summary's
+     * timing aside). */
+    char *out3, *err3;
+    rc = tu_run_mien(tu_mien_bin_fast(), tu_path("video %s --gallery %s --json --threads 3", clip(), gallery),
+                     &out3, &err3);
+    ck_assert_msg(rc == 0, "mien video --threads 3: %d: %s", rc, err3);
+    char *s1 = strstr(out, "{\"type\":\"summary\""), *s3 = strstr(out3, "{\"type\":\"summary\"");
+    ck_assert(s1 && s3);
+    ck_assert_msg(s1 - out == s3 - out3 && !memcmp(out, out3, (size_t)(s1 - out)),
+                  "--threads 3 gave another timeline");
+    free(out3), free(err3);
     free(out), free(err);
 
     /* Detection every third frame, with the annotated video and the best faces. */
-    rc = tu_run_mien(tu_mien_bin_fast(), tu_path("video %s --gallery %s --json --detect-every 3 "
+    rc = tu_run_mien(tu_mien_bin_fast(), tu_path("video %s --gallery %s --json --detect-every 3 --threads 2 "
                                                  "--out %s/a.mp4 --faces %s/faces", clip(), gallery, d, d), &out, &err);
     ck_assert_msg(rc == 0, "mien video --detect-every 3: %d: %s", rc, err);
     n = parse_timeline(out, tr, 64, &frames);
@@ -856,6 +928,7 @@ Suite *suite_video(void) {
     tcase_add_test(u, test_reader_bad_inputs);
     tcase_add_test(u, test_writer_roundtrip);
     tcase_add_test(u, test_tracker_moving_face_and_cut);
+    tcase_add_test(u, test_tracker_push_faces);
     tcase_add_test(u, test_tracker_api_errors);
     tcase_add_test(u, test_bad_inputs_cli);
     tcase_set_timeout(u, 600);
