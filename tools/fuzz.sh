@@ -82,7 +82,7 @@ for t in $T; do
     # -fork keeps a campaign going past a finding (each finding is saved, then the next child
     # starts); the final stats come from the parent.
     set +e
-    MIEN_MODELS=$MODELS "$FZ/fuzz_$t" -max_total_time="$S" -timeout=20 -rss_limit_mb=3000 \
+    MIEN_MODELS=$MODELS "$FZ/fuzz_$t" -max_total_time="$S" -timeout=60 -rss_limit_mb=3000 \
         -max_len="$(max_len "$t")" -print_final_stats=1 -fork=1 -ignore_crashes=1 -ignore_timeouts=1 \
         -ignore_ooms=1 -artifact_prefix="$FZ/crashes/$t/" "$FZ/corpus/$t" "tests/fuzz/corpus/$t" \
         "$FZ/seeds/$t" $( [ -d "$DATA/fuzz/$t" ] && echo "$DATA/fuzz/$t" ) > "$log" 2>&1

@@ -31,6 +31,7 @@ static const struct command {
     {"export", cmd_export, "write the gallery to a portable JSON Lines file"},
     {"import", cmd_import, "merge an exported gallery file"},
     {"cluster", cmd_cluster, "group the faces of unlabelled photos by person"},
+    {"collections", cmd_collections, "the face collections of the gallery (collections delete NAME)"},
     {"video", cmd_video, "follow and name the faces of a video file or stream (--json, --out)"},
     {"watch", cmd_watch, "a live stream until stopped: events as they happen, webhook"},
     {"serve", cmd_serve, "HTTP service: JSON API under /v1, API keys, web page at /"},
@@ -42,7 +43,7 @@ static const struct command {
 static int cmd_help(int argc, char **argv) {
     printf("usage: mien COMMAND [ARGS]   (mien COMMAND --help for details)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        printf("  %-9s %s\n", commands[i].name, commands[i].help);
+        printf("  %-11s %s\n", commands[i].name, commands[i].help);
     printf("\nModels: --models DIR, else the first of these folders that has them: $MIEN_MODELS,\n"
            "./models (a checkout after 'make setup'), $XDG_DATA_HOME/mien/models (else\n"
            "~/.local/share/mien/models), PREFIX/share/mien/models beside the installed program\n"
