@@ -245,6 +245,12 @@ def video():
                            + args + [path], check=True)
             with open(path, "rb") as f:
                 put("video", name, f.read())
+        # POST /v1/video of the server's target (route 20): raw and as a form field.
+        with open(os.path.join(tmp, "h264.mp4"), "rb") as f:
+            mp4 = f.read()
+        put("http", "video-raw", bytes([20, 4]) + mp4)
+        put("http", "video-multipart", bytes([20, 0]) + b"--XyZ\r\nContent-Disposition: form-data; "
+            b"name=\"video\"; filename=\"v.mp4\"\r\nContent-Type: video/mp4\r\n\r\n" + mp4 + b"\r\n--XyZ--\r\n")
 
 
 if __name__ == "__main__":
