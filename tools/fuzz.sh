@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=${FUZZ_SECONDS:-60}
-T=${FUZZ_TARGETS:-image onnx tfjs tflite faceapi ckpt gallery http}
+T=${FUZZ_TARGETS:-image onnx tfjs tflite faceapi ckpt gallery http video}
 DATA=${MIEN_DATA:-../shared/data}
 MODELS=${MIEN_MODELS:-models}
 FZ=build-fuzz
@@ -72,7 +72,7 @@ seeds() {
 max_len() {
     case $1 in
     onnx) echo 400000 ;; tfjs|faceapi) echo 8000000 ;; tflite) echo 6000000 ;; ckpt) echo 4000000 ;;
-    image) echo 65536 ;; *) echo 16384 ;;
+    image|video) echo 65536 ;; *) echo 16384 ;;
     esac
 }
 
