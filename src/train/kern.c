@@ -3,9 +3,25 @@
 
 #include "core/err.h"
 
-#include <pthreadpool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef MIEN_HAVE_XNNPACK
+#include <pthreadpool.h>
+#else
+/* Built without pthreadpool (make XNNPACK=0): the kernels run on the calling thread
+ * (tr_kern_create asks for one), and these stand-ins are never reached with a pool. */
+typedef void *pthreadpool_t;
+#define PTHREADPOOL_FLAG_DISABLE_DENORMALS 0
+static inline pthreadpool_t pthreadpool_create(size_t n) { (void)n; return NULL; }
+static inline void pthreadpool_destroy(pthreadpool_t p) { (void)p; }
+static inline void pthreadpool_parallelize_1d(pthreadpool_t p, void (*f)(void *, size_t), void *c,
+                                              size_t range, uint32_t flags) {
+    (void)p, (void)flags;
+    for (size_t i = 0; i < range; i++) f(c, i);
+}
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -166,6 +182,9 @@ tr_kern *tr_kern_create(int threads) {
     tr_kern *k = calloc(1, sizeof *k);
     if (!k) return NULL;
     k->threads = threads > 0 ? threads : 1;
+#ifndef MIEN_HAVE_XNNPACK
+    k->threads = 1; /* no thread pool in this build */
+#endif
     k->isa = best_isa();
     tr_isa want;
     if (env_isa(&want) && want < k->isa) k->isa = want;
