@@ -56,6 +56,10 @@ static const emb_spec emb_specs[] = {
     /* dlib's ResNet-29 (face-api's FaceRecognitionNet): raw pixels on dlib's 150x150 chip. */
     {"dlib", "faceapi/face_recognition_model-weights_manifest.json", LOAD_FACEAPI_REC, NULL, 150,
      0.f, 1.f, CROP_DLIB, 1.f, 0.9286f, 1},
+    /* faceplugin-face-recognition-js's fr_feature.onnx (MIT, fetched by the setup): 512-d on
+     * the ArcFace 5-point 112x112 crop, RGB, (x - 127) / 128 (its lib/fr_feature.js). */
+    {"frfeature", "faceplugin/fr_feature.onnx", LOAD_ONNX, NULL, 112, 127.f, 1.f / 128.f,
+     CROP_ARCFACE, 1.f, 0.3f, 1},
     /* ONNX files the user brings (README, "Bring your own models"); "NAME:PATH" names the
      * file, else it is looked for under the models folder. InsightFace's ArcFace (buffalo_l's
      * w600k_r50.onnx): RGB, (x - 127.5) / 127.5, 512-d. OpenCV zoo's SFace: RGB, raw pixels,
@@ -264,7 +268,7 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
     }
     const emb_spec *es = find_emb_spec(name1), *es2 = name2[0] ? find_emb_spec(name2) : NULL;
     if (!es || (name2[0] && !es2))
-        return models_fail(m, MIEN_ENOTFOUND, "unknown embedder '%s' (known: mobilefacenet, mobileface, faceres, dlib, arcface, sface, and A+B to fuse two)",
+        return models_fail(m, MIEN_ENOTFOUND, "unknown embedder '%s' (known: dlib, frfeature, mobilefacenet, mobileface, faceres, arcface, sface, and A+B to fuse two)",
                            es ? name2 : name1);
     /* The SSD gives boxes only: the alignment points must come from a landmark network;
      * face-api pairs its SSD with its 68-point net. */
