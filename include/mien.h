@@ -89,10 +89,32 @@ typedef struct mien_config {
 void mien_config_default(mien_config *cfg);
 
 /* Open the model set found in dir (the folder the setup fills: dir/human/..., dir/faceapi/...).
+ * dir NULL searches, in this order:
+ *   1. $MIEN_MODELS (when set and not empty);
+ *   2. ./models (the current directory's, as in a checkout after `make setup`);
+ *   3. the user's data folder: $XDG_DATA_HOME/mien/models, else $HOME/.local/share/mien/models;
+ *   4. the install prefix's PREFIX/share/mien/models (what `make install` fills), PREFIX being
+ *      the folder above the one holding libmien.so, or the program when libmien is linked in
+ *      statically (/usr/local/bin/mien -> /usr/local/share/mien/models);
+ *   5. a build tree's models: when that folder is called build or build-*, ../models beside it
+ *      (build/mien or build/libmien.so of a checkout run from anywhere).
+ * The first folder that exists and opens is used (mien_models_dir() says which); a folder
+ * missing a model file (MIEN_EIO) passes to the next; any other failure (a damaged model, an
+ * unknown model name) stops the search. When no folder opens the message names every place
+ * looked at and why each failed; the status is that of the last folder tried (MIEN_EIO when
+ * none exists).
  * On failure *out may still hold a handle whose mien_models_errmsg() says why; close it. */
 int mien_models_open(const char *dir, const mien_config *cfg, mien_models **out);
 void mien_models_close(mien_models *m);
 const char *mien_models_errmsg(const mien_models *m);
+
+/* The folder the models were read from (dir as given, or the one the search found). */
+const char *mien_models_dir(const mien_models *m);
+
+/* The folder mien_models_open(NULL, ...) would try first: the first place of its search order
+ * that exists, written to buf. MIEN_ENOTFOUND when none exists (buf then holds a message naming
+ * every place looked at); MIEN_ETOOBIG when size is too small. */
+int mien_models_find(char *buf, size_t size);
 
 /* Embedding size and a stable name ("mobilefacenet") of the open embedder. */
 int mien_models_embedding_dim(const mien_models *m);
@@ -140,6 +162,15 @@ void mien_detect_options_default(mien_detect_options *o);
 /* Find faces. *faces is malloc'd (free with free()); *n_faces may be 0. Sorted by score. */
 int mien_detect(mien_session *s, const mien_image *img, const mien_detect_options *o,
                 mien_face **faces, int *n_faces);
+
+/* The landmarks of a face known by its box alone (from another detector, a tracker or a
+ * user): face->box set, face->n_landmarks 0 (or the detector's keypoints, eyes first, which
+ * level the crop). Runs the model set's landmark source on the box as mien_detect does and
+ * fills face->landmarks (68 points with a 68-point source) and face->points, ready for
+ * mien_align and mien_embed. *present (may be NULL) is 0 when the face mesh sees no face in
+ * the box (the points are still filled). With landmarks "none" there is no network to run:
+ * MIEN_EUNSUPPORTED unless the face already has its points. */
+int mien_landmarks(mien_session *s, const mien_image *img, mien_face *face, int *present);
 
 /* ==== Alignment and embedding ==== */
 

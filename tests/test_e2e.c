@@ -323,19 +323,73 @@ START_TEST(usage_errors) {
 }
 END_TEST
 
-/* The README's example program builds against the installed header and library. */
-START_TEST(example_builds_against_install) {
+/* `make install` into a temporary prefix: the README's example program builds against the
+ * installed header and library (pkg-config, the shared library), the installed mien runs
+ * from another folder with no flag and no variable (it finds PREFIX/share/mien/models),
+ * libmien.so exports only the mien_* API, the man page has every command, and without the
+ * models the message names every place looked at. */
+START_TEST(installed_use) {
     char dir[] = "/tmp/mien-prefix-XXXXXX";
     ck_assert(mkdtemp(dir) != NULL);
+    char data[4096];
+    ck_assert_msg(realpath(tu_data_dir(), data) != NULL, "no data folder %s", tu_data_dir());
     char *out;
-    int rc = tu_run(tu_path("make -s install PREFIX=%s >/dev/null 2>&1 && "
-                            "cc -std=c11 -Wall -Werror examples/verify.c "
-                            "$(PKG_CONFIG_PATH=%s/lib/pkgconfig pkg-config --cflags --libs mien) "
-                            "-o %s/verify 2>&1 && %s/verify %s %s/people/examples/obama.jpg "
-                            "%s/people/examples/obama2.jpg 2>&1",
-                            dir, dir, dir, dir, tu_models_dir(), tu_data_dir(), tu_data_dir()),
-                    &out);
-    ck_assert_msg(rc == 0 && strstr(out, "same person"), "exit %d: %s", rc, out);
+    int rc = tu_run(tu_path("make -s install PREFIX=%s/usr 2>&1", dir), &out);
+    ck_assert_msg(rc == 0, "make install: exit %d: %s", rc, out);
+    free(out);
+
+    rc = tu_run(tu_path("cc -std=c11 -Wall -Werror examples/verify.c "
+                        "$(PKG_CONFIG_PATH=%s/usr/lib/pkgconfig pkg-config --cflags --libs mien) "
+                        "-o %s/verify 2>&1 && %s/verify %s/usr/share/mien/models "
+                        "%s/people/examples/obama.jpg %s/people/examples/obama2.jpg 2>&1",
+                        dir, dir, dir, dir, data, data),
+                &out);
+    ck_assert_msg(rc == 0 && strstr(out, "same person"), "example: exit %d: %s", rc, out);
+    free(out);
+    rc = tu_run(tu_path("ldd %s/verify | grep -c 'libmien.so.0 => %s/usr/lib/'", dir, dir), &out);
+    ck_assert_msg(rc == 0, "the example is not linked to the installed libmien.so: %s", out);
+    free(out);
+
+    /* From another folder, with an empty home and no MIEN_MODELS. */
+    char env[512];
+    snprintf(env, sizeof env, "cd %s/elsewhere && env -u MIEN_MODELS -u XDG_DATA_HOME HOME=%s", dir, dir);
+    rc = tu_run(tu_path("mkdir -p %s/elsewhere && %s %s/usr/bin/mien verify "
+                        "%s/people/examples/biden.jpg %s/people/tests/test_images/biden.jpg 2>&1",
+                        dir, env, dir, data, data),
+                &out);
+    ck_assert_msg(rc == 0 && strstr(out, "same person"), "installed mien verify: exit %d: %s", rc, out);
+    free(out);
+
+    rc = tu_run(tu_path("nm -D --defined-only %s/usr/lib/libmien.so | awk '{print $3}' | "
+                        "grep -v '^mien_'", dir), &out);
+    ck_assert_msg(rc == 1 && !*out, "libmien.so exports more than mien_*:\n%s", out);
+    free(out);
+    rc = tu_run(tu_path("nm -D --defined-only %s/usr/lib/libmien.so | grep -c ' mien_detect$'", dir), &out);
+    ck_assert_msg(rc == 0, "libmien.so does not export mien_detect");
+    free(out);
+
+    /* The man page has a section for every command of `mien help`. */
+    rc = tu_run(tu_path("m=%s/usr/share/man/man1/mien.1; %s/usr/bin/mien help | "
+                        "awk '/^commands:/ {on = 1; next} on && /^  [a-z]/ {print $1}' | "
+                        "while read c; do grep -q \"^\\.SS $c\\$\" $m || echo \"$c\"; done", dir, dir),
+                &out);
+    ck_assert_msg(rc == 0 && !*out, "commands missing from the man page: %s", out);
+    free(out);
+
+    /* No models anywhere: exit 1, and the message names every place. */
+    rc = tu_run(tu_path("rm -rf %s/usr/share/mien && %s %s/usr/bin/mien detect "
+                        "%s/people/examples/biden.jpg 2>&1", dir, env, dir, data),
+                &out);
+    ck_assert_msg(rc == 1, "without models: exit %d: %s", rc, out);
+    const char *places[] = {"$MIEN_MODELS", "/elsewhere/models", "/.local/share/mien/models",
+                            "/usr/share/mien/models"};
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(strstr(out, places[i]), "the message does not name %s: %s", places[i], out);
+    free(out);
+
+    rc = tu_run(tu_path("make -s uninstall PREFIX=%s/usr 2>&1 && test ! -e %s/usr/bin/mien && "
+                        "test ! -e %s/usr/lib/libmien.so", dir, dir, dir), &out);
+    ck_assert_msg(rc == 0, "make uninstall: %s", out);
     free(out);
     tu_run(tu_path("rm -rf %s", dir), NULL);
 }
@@ -350,7 +404,7 @@ Suite *suite_e2e(void) {
     tcase_add_test(t, labelled_faces_found);
     tcase_add_test(t, no_face_in_dogs);
     tcase_add_test(t, draw_writes_png);
-    tcase_add_test(t, example_builds_against_install);
+    tcase_add_test(t, installed_use);
     suite_add_tcase(s, t);
     TCase *b = tcase_create("bad_input");
     tcase_set_timeout(b, 900);

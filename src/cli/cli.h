@@ -13,7 +13,8 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 /* Options every model-using command understands. */
 typedef struct cli_common {
-    const char *models_dir;  /* --models DIR (default $MIEN_MODELS or ./models) */
+    const char *models_dir;  /* --models DIR; NULL: the library's search (mien_models_open) */
+    char models_buf[4096];   /* the folder the search found */
     mien_config cfg;         /* --detector, --embedder, --landmarks, --backend, --threads, --no-flip */
     mien_detect_options det; /* --min-score, --min-size, --tile */
     int threads;             /* --threads N (0 = all cores) */
@@ -32,8 +33,12 @@ typedef int (*cli_extra_fn)(void *ctx, const char *opt, const char *val);
 int cli_parse(cli_common *c, int *argc, char **argv, cli_extra_fn extra, void *ctx,
               const char *usage);
 
-/* Open the model set; prints the reason and returns NULL on failure. */
+/* Open the model set; prints the reason and returns NULL on failure. Sets c->models_dir to
+ * the folder used. */
 mien_models *cli_open_models(cli_common *c);
+/* The models folder: --models DIR, else the first place of the library's search that exists
+ * (mien_models_find), else "models". */
+const char *cli_models_dir(cli_common *c);
 mien_session *cli_open_session(mien_models *m);
 
 /* Number of online CPUs. */

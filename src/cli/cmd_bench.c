@@ -54,7 +54,7 @@ static const char bench_usage[] =
     "                    demo photos when there is none)\n"
     "  --time S          seconds of timed runs per model and setting (default 1)\n"
     "  --quick           fewer runs and photos (a smoke test, not figures to quote)\n"
-    "  --models DIR      models folder (default $MIEN_MODELS or ./models)\n";
+    "  --models DIR      models folder (default: searched, see mien help)\n";
 
 typedef struct bench_opts {
     int images;
@@ -605,6 +605,7 @@ int cmd_bench(int argc, char **argv) {
     cli_common_init(&c);
     bench_opts bo = {.images = 300, .seconds = 1.0};
     if (cli_parse(&c, &argc, argv, bench_extra, &bo, bench_usage)) return EXIT_USAGE;
+    cli_models_dir(&c); /* these read model files by name: resolve the search now */
     if (argc != 1) {
         fputs(bench_usage, stderr);
         return EXIT_USAGE;

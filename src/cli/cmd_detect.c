@@ -24,7 +24,7 @@ static const char detect_usage[] =
     "  --tile            also search overlapping tiles of large photos for small faces\n"
     "  --detector NAME   blazeface (256x256, default) or blazeface-front (128x128)\n"
     "  --landmarks SRC   facemesh (default), 68, 68-tiny, or none (the detector's keypoints)\n"
-    "  --models DIR      models folder (default $MIEN_MODELS or ./models)\n"
+    "  --models DIR      models folder (default: searched, see mien help)\n"
     "  --backend B       auto, xnnpack or ref\n"
     "  --threads N       threads: several files run in parallel (default: all cores), one\n"
     "                    file uses them inside the networks (default: the idle cores);\n"

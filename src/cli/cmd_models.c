@@ -71,6 +71,7 @@ int cmd_models(int argc, char **argv) {
     cli_common c;
     cli_common_init(&c);
     if (cli_parse(&c, &argc, argv, NULL, NULL, usage)) return EXIT_USAGE;
+    cli_models_dir(&c); /* these read model files by name: resolve the search now */
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const struct model_row *r = &rows[i];

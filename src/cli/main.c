@@ -41,7 +41,10 @@ static int cmd_help(int argc, char **argv) {
     printf("usage: mien COMMAND [ARGS]   (mien COMMAND --help for details)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         printf("  %-9s %s\n", commands[i].name, commands[i].help);
-    printf("\nModels are read from $MIEN_MODELS or ./models (fetched by 'make setup').\n");
+    printf("\nModels: --models DIR, else the first of these folders that has them: $MIEN_MODELS,\n"
+           "./models (a checkout after 'make setup'), $XDG_DATA_HOME/mien/models (else\n"
+           "~/.local/share/mien/models), PREFIX/share/mien/models beside the installed program\n"
+           "('make install'). 'man mien' has every command's options.\n");
     return EXIT_OK;
 }
 

@@ -7,10 +7,12 @@
 #include "nn/tfjs.h"
 #include "train/train.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ==== Known models ====
  * A table rather than a chain of ifs: name, file under the models folder, input side. */
@@ -229,18 +231,13 @@ static int open_embedder(mien_models *m, const char *dir, const emb_spec *es, co
     return MIEN_OK;
 }
 
-int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **out) {
-    *out = NULL;
-    mien_models *m = calloc(1, sizeof *m);
-    if (!m) return MIEN_ENOMEM;
-    *out = m;
+static int models_open_dir(const char *dir, const mien_config *cfg_in, mien_models *m) {
     mien_config def;
     mien_config_default(&def);
     m->cfg = cfg_in ? *cfg_in : def;
     if (!m->cfg.detector) m->cfg.detector = def.detector;
     if (!m->cfg.embedder) m->cfg.embedder = def.embedder;
     if (!m->cfg.landmarks) m->cfg.landmarks = def.landmarks;
-    if (!dir) return models_fail(m, MIEN_EINVAL, "no models folder given");
 
     const det_spec *ds = NULL;
     for (size_t i = 0; i < sizeof det_specs / sizeof det_specs[0]; i++)
@@ -359,6 +356,60 @@ int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **o
     return MIEN_OK;
 }
 
+int mien_models_open(const char *dir, const mien_config *cfg_in, mien_models **out) {
+    if (!out) return MIEN_EINVAL;
+    *out = NULL;
+    mien_models *m = calloc(1, sizeof *m);
+    if (!m) return MIEN_ENOMEM;
+    *out = m;
+    if (dir) {
+        if (strlen(dir) >= sizeof m->dir) return models_fail(m, MIEN_EINVAL, "models folder name too long");
+        snprintf(m->dir, sizeof m->dir, "%s", dir);
+        return models_open_dir(dir, cfg_in, m);
+    }
+    /* Search (mien.h): the first folder that exists and opens. A folder that lacks a file
+     * (MIEN_EIO) passes to the next; what was wrong with each is kept for the message. */
+    models_place p[MODELS_MAX_PLACES];
+    int n = models_places(p), rc = MIEN_EIO, tried = 0;
+    char why[MODELS_MAX_PLACES][640];
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (!p[i].path[0]) {
+            snprintf(why[i], sizeof why[i], "%.60s (%.100s)", p[i].label, p[i].why);
+            continue;
+        }
+        if (stat(p[i].path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(why[i], sizeof why[i], "%.600s (no such folder)", p[i].path);
+            continue;
+        }
+        mien_models *t = calloc(1, sizeof *t);
+        if (!t) return models_fail(m, MIEN_ENOMEM, "out of memory");
+        tried = 1;
+        rc = models_open_dir(p[i].path, cfg_in, t);
+        if (!rc) {
+            snprintf(t->dir, sizeof t->dir, "%s", p[i].path);
+            free(m);
+            *out = t;
+            return MIEN_OK;
+        }
+        if (rc != MIEN_EIO) { /* not a missing file: say so, whatever the other folders hold */
+            free(m);
+            *out = t;
+            snprintf(t->dir, sizeof t->dir, "%s", p[i].path);
+            return rc;
+        }
+        snprintf(why[i], sizeof why[i], "%.300s (%.320s)", p[i].path, t->errmsg);
+        mien_models_close(t);
+    }
+    size_t len = (size_t)snprintf(m->errmsg, sizeof m->errmsg, "%s; looked in:",
+                                  tried ? "no models folder has every model file" : "no models folder");
+    for (int i = 0; i < n && len < sizeof m->errmsg; i++)
+        len += (size_t)snprintf(m->errmsg + len, sizeof m->errmsg - len, "%s %s", i ? ";" : "", why[i]);
+    return rc;
+}
+
+const char *mien_models_dir(const mien_models *m) { return m ? m->dir : ""; }
+
 void mien_models_close(mien_models *m) {
     if (!m) return;
     nn_graph_free(m->det.g);
@@ -442,5 +493,28 @@ int mien_detect(mien_session *s, const mien_image *img, const mien_detect_option
         if (keep) (*faces)[kept++] = (*faces)[i];
     }
     *n_faces = kept;
+    return MIEN_OK;
+}
+
+int mien_landmarks(mien_session *s, const mien_image *img, mien_face *face, int *present) {
+    if (present) *present = 1;
+    if (!s || !face) return MIEN_EINVAL;
+    if (!img || !img->rgb || img->width <= 0 || img->height <= 0)
+        return mien_err_set(&s->err, MIEN_EINVAL, "no image");
+    const float *b = face->box;
+    if (!isfinite(b[0]) || !isfinite(b[1]) || !(b[2] > 0 && b[2] < 1e6f) || !(b[3] > 0 && b[3] < 1e6f))
+        return mien_err_set(&s->err, MIEN_EINVAL, "face box needs a positive, finite width and height");
+    if (face->n_landmarks < 0 || face->n_landmarks > MIEN_MAX_LANDMARKS) face->n_landmarks = 0;
+    if (face->n_points < 0 || face->n_points > 5) face->n_points = 0;
+    if (!s->lm) {
+        if (face->n_points >= 4) return MIEN_OK;
+        return mien_err_set(&s->err, MIEN_EUNSUPPORTED,
+                            "landmarks \"none\": a face given by its box alone has no alignment points");
+    }
+    int keep = 1, rc = face_refine_landmarks(s, img, face, &keep);
+    if (rc) return rc;
+    if (present) *present = keep;
+    if (face->n_points < 4)
+        return mien_err_set(&s->err, MIEN_ENOFACE, "no landmarks found in the face box");
     return MIEN_OK;
 }

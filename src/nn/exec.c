@@ -111,6 +111,12 @@ static int plan_memory(nn_exec *x, mien_err *e) {
         items[i].offset = best;
         if (best + items[i].bytes > total) total = best + items[i].bytes;
     }
+    if (total > NN_MAX_ARENA_BYTES) {
+        free(root), free(first), free(last), free(items);
+        return mien_err_set(e, MIEN_ETOOBIG,
+                            "the graph needs %zu MB of activations, more than "
+                            "NN_MAX_ARENA_BYTES (2 GiB)", total >> 20);
+    }
     x->arena_bytes = total;
     /* Fast kernels may read (never write) a few bytes past the end of a tensor (XNNPACK's
      * XNN_EXTRA_BYTES, 16): every tensor is padded to 64 bytes and the arena ends with one
