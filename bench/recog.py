@@ -23,7 +23,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 CACHE = os.path.join(ROOT, 'out', 'recog', 'emb')
 DATA = os.environ.get('MIEN_DATA', os.path.join(ROOT, '..', 'shared', 'data'))
 # Embedding size of each embedder, to split a fused dump into its parts.
-DIMS = {'dlib': 128, 'frfeature': 512, 'mobilefacenet': 192, 'mobileface': 256, 'faceres': 1024,
+DIMS = {'dlib': 128, 'frfeature': 512, 'mobilefacenet-tflite': 192, 'mobilefacenet': 192, 'mobileface': 256, 'faceres': 1024,
         'arcface': 512, 'sface': 128}
 
 
@@ -269,7 +269,7 @@ def measure(tag):
         accs, chosen, w1 = fuse_nested(sc[a][0], sc[b][0], yl, fl)
         slf, scf = fused(sc[a][0], sc[b][0], w1), fused(sc[a][1], sc[b][1], w1)
         v = verification(slf, yl, fl)
-        v['accuracy_fixed_w'] = v['accuracy']
+        v["accuracy_at_median_w"] = v["accuracy"]
         v['accuracy'], v['accuracy_std'] = float(np.mean(accs)), float(np.std(accs))
         rows.append({'embedder': f'{a}+{b}', 'landmarks': lm, 'flip': flip == 'flip', 'w1': w1,
                      'w1_per_fold': [round(float(c), 4) for c in chosen], 'lfw': v,
@@ -295,7 +295,7 @@ def main(a):
     speed = {}
     sp = os.path.join(ROOT, 'out', 'recog', 'speed.json')
     if os.path.exists(sp):
-        speed = {k: f"{v:.1f}" for k, v in json.load(open(sp)).items()}
+        speed = {k: f"{v['photos_per_s_2cores']:.0f}" for k, v in json.load(open(sp)).items()}
     rows = [r for t in configs() for r in measure(t)]
     if a[0] == 'json':
         print(json.dumps(rows, indent=1)); return

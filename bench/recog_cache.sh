@@ -16,10 +16,10 @@ mkdir -p out/recog/emb
 tag="$emb@$lm@$flip"
 for set in lfw cfp; do
   dump=out/recog/emb/$tag.$set.jsonl
-  [ -s "$dump.done" ] && continue
+  [ -e "$dump.done" ] && continue
   if [ $set = lfw ]; then pairs=out/recog/lfw_all.tsv root=$DATA/lfw
   else pairs=$DATA/cfp_dev/pairs.tsv root=$DATA/cfp_dev; fi
-  /usr/bin/time -f "%e %U %S" -o "$dump.time" build/mien eval pairs --pairs "$pairs" --root "$root" --embedder "$emb" --landmarks "$lm" \
+  /usr/bin/time -f "%e %U %S" -o "$dump.time" ${MIEN_BIN:-build/mien} eval pairs --pairs "$pairs" --root "$root" --embedder "$emb" --landmarks "$lm" \
     $([ "$flip" = noflip ] && echo --no-flip) --json --quiet --threads "${THREADS:-2}" \
     --dump "$dump" > "$dump.json"
   /usr/bin/python3 bench/recog.py pack "$dump" && rm -f "$dump" && touch "$dump.done"
