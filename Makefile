@@ -181,7 +181,7 @@ $(B)/bench_gallery: $(B)/bench/bench_gallery.o $(B)/libmien.a
 # ../shared/data/fuzz/T/ through the sanitizer build (the `fuzz` test suite runs
 # build-asan/fuzz_replay_T); `make fuzz` builds the targets with clang's libFuzzer into
 # build-fuzz/ and runs a campaign (tools/fuzz.sh: FUZZ_SECONDS per target, FUZZ_TARGETS).
-FUZZ_TARGETS ?= image onnx tfjs faceapi ckpt gallery http
+FUZZ_TARGETS ?= image onnx tfjs tflite faceapi ckpt gallery http
 FUZZ_COMMON := tests/fuzz/fuzz_util.c
 FUZZ_REPLAY := $(FUZZ_TARGETS:%=$(A)/fuzz_replay_%)
 $(A)/fuzz_replay_%: $(A)/tests/fuzz/fuzz_%.o $(A)/tests/fuzz/replay.o $(FUZZ_COMMON:%.c=$(A)/%.o) $(A)/libmien.a
@@ -201,6 +201,9 @@ $(FZ)/libmien.a: $(FZ_LIB_OBJ)
 	ar rcs $@ $^
 $(FZ)/fuzz_%: $(FZ)/tests/fuzz/fuzz_%.o $(FUZZ_COMMON:%.c=$(FZ)/%.o) $(FZ)/libmien.a
 	clang++ $(FZ_SAN) -fsanitize=fuzzer $^ $(LIBS) -o $@
+# Keep the targets' objects (make deletes intermediate files of pattern chains).
+.SECONDARY: $(FUZZ_TARGETS:%=$(A)/tests/fuzz/fuzz_%.o) $(FUZZ_TARGETS:%=$(FZ)/tests/fuzz/fuzz_%.o) \
+            $(A)/tests/fuzz/replay.o $(FUZZ_COMMON:%.c=$(A)/%.o) $(FUZZ_COMMON:%.c=$(FZ)/%.o)
 fuzz-build: $(FUZZ_TARGETS:%=$(FZ)/fuzz_%)
 fuzz: fuzz-build
 	FUZZ_TARGETS="$(FUZZ_TARGETS)" bash tools/fuzz.sh

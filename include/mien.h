@@ -234,7 +234,14 @@ float mien_similarity(const float *a, const float *b, int dim);
  *
  * Model binding: a gallery holds embeddings of one embedder (name and dimension, stored with
  * every face). Enrolling, importing or searching with another model's embeddings fails with
- * MIEN_EMISMATCH. An empty gallery accepts any model. */
+ * MIEN_EMISMATCH. An empty gallery accepts any model.
+ *
+ * Collections: one gallery file (or database) holds any number of named face collections,
+ * each its own namespace of subjects and faces, bound to its own embedder, with its own
+ * in-memory matrix and index. A handle works on one collection (options.collection; the
+ * default one is "default", which is where a gallery made before collections existed keeps
+ * its people: opening such a file upgrades it in place). Face ids are unique across the whole
+ * gallery; a handle sees, searches and changes its own collection's faces only. */
 
 typedef struct mien_gallery mien_gallery;
 
@@ -255,7 +262,13 @@ typedef struct mien_gallery_options {
     int ann_cache;        /* 1 (default): keep the index in PATH.hnsw beside the file, so that
                            * the next open loads it instead of building it again */
     int threads;          /* threads that build the index; 0 = all cores */
+    const char *collection; /* the face collection to work on: 1 to 63 characters of
+                           * A-Z a-z 0-9 . _ - (not starting with '.'); NULL or "" for
+                           * MIEN_GALLERY_DEFAULT_COLLECTION. Created when missing if create is
+                           * set, else MIEN_ENOTFOUND */
 } mien_gallery_options;
+
+#define MIEN_GALLERY_DEFAULT_COLLECTION "default"
 
 /* Where exact search (one BLAS matrix-vector product over all faces) stops paying off
  * against the HNSW index, measured by bench/bench_gallery (see README). */
@@ -371,6 +384,39 @@ int mien_gallery_face_embedding(mien_gallery *g, int64_t id, float *emb, int dim
 
 /* Create a subject with no face yet; *created (may be NULL) = 0 when it already exists. */
 int mien_gallery_subject_add(mien_gallery *g, const char *name, int *created);
+
+/* Keep an image with face id (replacing any): its encoded bytes (len of them), media type
+ * (e.g. "image/jpeg", up to 63 characters) and kind (what it shows, up to 15 characters: mien
+ * serve writes "crop" for the aligned face or "photo" for the source photo). It goes when the
+ * face goes. MIEN_ENOTFOUND when the face is not in this handle's collection. */
+int mien_gallery_face_image_set(mien_gallery *g, int64_t id, const char *kind, const char *type,
+                                const void *data, size_t len);
+
+/* The image kept with face id: *data malloc'd (free with free()), its media type and kind
+ * into type and kind (either may be NULL). MIEN_ENOTFOUND when the face is not in this
+ * handle's collection or has no image. */
+int mien_gallery_face_image(mien_gallery *g, int64_t id, void **data, size_t *len, char *type,
+                            size_t type_size, char *kind, size_t kind_size);
+
+/* The collection this handle works on. */
+const char *mien_gallery_collection(const mien_gallery *g);
+
+/* One collection of the gallery, as listed by mien_gallery_collections(). */
+typedef struct mien_collection {
+    char name[64];
+    char model[64];                      /* embedder bound to it, "" while it has no face */
+    int dim;
+    int64_t n_subjects, n_faces;
+    int64_t created;                     /* Unix seconds */
+} mien_collection;
+
+/* Every collection of the gallery (not only this handle's), sorted by name. *out is malloc'd
+ * (free with free()). */
+int mien_gallery_collections(mien_gallery *g, mien_collection **out, int *n);
+
+/* Delete this handle's collection with every subject, face and image in it (as forget, from
+ * the file too). The handle is empty afterwards and refuses changes; close it. */
+int mien_gallery_drop(mien_gallery *g);
 
 /* Export every subject and face to a portable JSON Lines file (UTF-8): a header line
  * {"format":"mien-gallery","version":1,"model":M,"dim":D}, then one line per subject

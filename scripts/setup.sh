@@ -45,6 +45,9 @@ PKGS+=(chromium wrk curl)
 PKGS+=(python3-venv python3-pip python3-pytest)
 # Fuzzing (`make fuzz`, tests/fuzz/): clang with libFuzzer and its sanitizer runtimes.
 PKGS+=(clang libclang-rt-14-dev)
+# TFLite tests only: python3-flatbuffers (tools/tflite_make_tests.py writes synthetic .tflite
+# models with its Builder; the oracle tools/tflite_oracle.py reads them with its own parser).
+PKGS+=(python3-flatbuffers)
 if [ "${MIEN_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${PKGS[@]}"; do

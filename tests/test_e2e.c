@@ -60,10 +60,15 @@ static const photo people[] = {
 };
 #define N_PEOPLE ((int)(sizeof people / sizeof people[0]))
 
-/* Embedding of the largest face of each photo, from one `mien embed --json` run. */
-static float *embed_people(int *dim) {
+/* The embedders every known-people pair is checked with: the default, and the others whose
+ * thresholds were set on LFW (each at its own threshold). */
+static const char *const pair_embedders[] = {"", "--embedder mobilefacenet-tflite"};
+
+/* Embedding of the largest face of each photo, from one `mien embed --json` run (opt: more
+ * options, such as --embedder). */
+static float *embed_people(int *dim, const char *opt) {
     char args[16384];
-    int n = snprintf(args, sizeof args, "embed --json");
+    int n = snprintf(args, sizeof args, "embed --json %s", opt);
     for (int i = 0; i < N_PEOPLE; i++)
         n += snprintf(args + n, sizeof args - (size_t)n, " %s/%s", tu_data_dir(), people[i].path);
     char *out, *err;
@@ -99,10 +104,10 @@ static float *embed_people(int *dim) {
     return emb;
 }
 
-static float default_threshold(void) {
+static float default_threshold(const char *opt) {
     char *out, *err;
     int rc = tu_run_mien(tu_mien_bin_fast(),
-                      tu_path("verify --json %s/%s %s/%s", tu_data_dir(), people[1].path,
+                      tu_path("verify --json %s %s/%s %s/%s", opt, tu_data_dir(), people[1].path,
                               tu_data_dir(), people[2].path),
                       &out, &err);
     ck_assert_msg(rc == 0, "mien verify failed: %s", err);
@@ -118,8 +123,9 @@ static float default_threshold(void) {
 
 START_TEST(known_people_pairs) {
     int dim = 0;
-    float *emb = embed_people(&dim);
-    float thr = default_threshold();
+    const char *opt = pair_embedders[_i];
+    float *emb = embed_people(&dim, opt);
+    float thr = default_threshold(opt);
     int wrong = 0, pairs = 0;
     char report[3000] = "";
     size_t rl = 0;
@@ -137,8 +143,8 @@ START_TEST(known_people_pairs) {
             }
         }
     free(emb);
-    ck_assert_msg(wrong == 0, "%d of %d known-people pairs wrong at threshold %.3f:%s", wrong, pairs,
-                  thr, report);
+    ck_assert_msg(wrong == 0, "%s: %d of %d known-people pairs wrong at threshold %.3f:%s",
+                  *opt ? opt : "default", wrong, pairs, thr, report);
 }
 END_TEST
 
@@ -399,7 +405,7 @@ Suite *suite_e2e(void) {
     Suite *s = suite_create("e2e");
     TCase *t = tcase_create("people");
     tcase_set_timeout(t, 900);
-    tcase_add_test(t, known_people_pairs);
+    tcase_add_loop_test(t, known_people_pairs, 0, (int)(sizeof pair_embedders / sizeof pair_embedders[0]));
     tcase_add_test(t, verify_command);
     tcase_add_test(t, labelled_faces_found);
     tcase_add_test(t, no_face_in_dogs);

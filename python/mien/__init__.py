@@ -543,13 +543,15 @@ GalleryFace = namedtuple("GalleryFace", "id subject image_sha256 box created")
 class Gallery:
     """A gallery of known people (mien_gallery): one SQLite file (or a postgresql:// URI).
 
-    Gallery(path=None, read_only=False, create=True, model=None, dim=0, ann=-1)
+    Gallery(path=None, read_only=False, create=True, model=None, dim=0, ann=-1, collection=None)
 
     path None is the default gallery ($XDG_DATA_HOME/mien/gallery.db, else
     ~/.local/share/mien/gallery.db; its folder is created). model/dim: the embedder the caller
-    will use (e.g. Models.embedder, Models.embedding_dim): a gallery of another is refused."""
+    will use (e.g. Models.embedder, Models.embedding_dim): a gallery of another is refused.
+    collection: the face collection to work on (None: "default"; made when missing if create)."""
 
-    def __init__(self, path=None, *, read_only=False, create=True, model=None, dim=0, ann=-1):
+    def __init__(self, path=None, *, read_only=False, create=True, model=None, dim=0, ann=-1,
+                 collection=None):
         self._h = None
         if path is None:
             buf = ctypes.create_string_buffer(4096)
@@ -568,6 +570,8 @@ class Gallery:
         o.model = self._model
         o.dim = int(dim)
         o.ann = int(ann)
+        self._collection = collection.encode() if isinstance(collection, str) else collection
+        o.collection = self._collection
         h = ctypes.c_void_p()
         rc = _lib.gallery_open(_path_bytes(self.path), ctypes.byref(o), ctypes.byref(h))
         if rc:

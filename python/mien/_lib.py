@@ -86,7 +86,7 @@ class GalleryOptions(ctypes.Structure):
     _fields_ = [("read_only", ctypes.c_int), ("create", ctypes.c_int),
                 ("model", ctypes.c_char_p), ("dim", ctypes.c_int), ("ann", ctypes.c_int),
                 ("ann_min_faces", ctypes.c_int), ("ann_cache", ctypes.c_int),
-                ("threads", ctypes.c_int)]
+                ("threads", ctypes.c_int), ("collection", ctypes.c_char_p)]
 
 
 class GalleryFace(ctypes.Structure):

@@ -249,6 +249,24 @@ def test_gallery(models, tmp_path):
     assert e.value.code == "ENOTFOUND"
 
 
+def test_gallery_collections(models, tmp_path):
+    """Two face collections of one gallery file keep their people apart."""
+    train = _train_embeddings(models)
+    path = str(tmp_path / "two.db")
+    person, _, f = train[0]
+    with mien.Gallery(path, collection="a") as a, mien.Gallery(path, collection="b") as b:
+        assert a.enroll(person, f.embedding, models.embedder) == 1
+        assert [s.name for s in a.subjects()] == [person] and b.subjects() == []
+        assert b.identify(f.embedding, models.threshold) is None  # b holds nobody
+        assert a.identify(f.embedding, models.threshold).known
+    with pytest.raises(mien.MienError) as e:
+        mien.Gallery(path, collection="absent", create=False)
+    assert e.value.code == "ENOTFOUND"
+    with pytest.raises(mien.MienError) as e:
+        mien.Gallery(path, collection="../x")
+    assert e.value.code == "EINVAL"
+
+
 def test_cluster(models):
     train = _train_embeddings(models)
     emb = np.stack([f.embedding for _, _, f in train])

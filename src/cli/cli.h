@@ -129,6 +129,11 @@ void cli_photos_free(cli_photo *p, int n);
 mien_gallery *cli_open_gallery(const char *cmd, const char *path, int write, mien_models *m);
 /* mkdir -p of the folder that will hold path. */
 void cli_make_parent_dirs(const char *path);
+/* The gallery path of --gallery path_in (NULL: the default one) into path, and the options
+ * the gallery commands open it with (collection: --collection, or NULL). Prints why and
+ * returns -1 when there is no default path. (cmd_gallery.c) */
+int cli_gallery_options(const char *cmd, const char *path_in, const char *collection, int write,
+                        mien_models *m, char *path, size_t size, mien_gallery_options *go);
 
 /* Commands. */
 int cmd_detect(int argc, char **argv);
@@ -149,6 +154,7 @@ int cmd_rename(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
+int cmd_collections(int argc, char **argv);
 int cmd_eval_identify(int argc, char **argv);
 int cmd_eval_cluster(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

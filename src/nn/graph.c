@@ -80,8 +80,8 @@ static int new_tensor(nn_graph *g, const char *name, int ndim, const int64_t *di
     for (int i = 0; i < ndim; i++) {
         if (dims[i] < 0 || (dims[i] > 0 && n > NN_MAX_ELEMS / dims[i])) {
             mien_err_set(e, MIEN_ETOOBIG,
-                         "tensor %s: bad dimension %lld or more than NN_MAX_ELEMS (2^28) "
-                         "elements", name, (long long)dims[i]);
+                         "tensor %s: dimension %lld negative or too large (over NN_MAX_ELEMS, "
+                         "2^28 elements)", name, (long long)dims[i]);
             return -1;
         }
         n *= dims[i];
@@ -375,7 +375,7 @@ static int broadcast_shape(const nn_tensor *a, const nn_tensor *b, int *ndim, in
 }
 
 int nn_add_binary(nn_graph *g, nn_op op, const char *name, int a, int b, mien_err *e) {
-    assert(op >= NN_OP_ADD && op <= NN_OP_MINIMUM);
+    assert(op >= NN_OP_ADD && op <= NN_OP_GREATER_EQUAL);
     if (!valid_tensor(g, a) || !valid_tensor(g, b)) {
         mien_err_set(e, MIEN_EFORMAT, "%s: missing input", name);
         return -1;

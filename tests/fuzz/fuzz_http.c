@@ -33,6 +33,12 @@ static const char *const routes[][2] = {
     {"POST", "/api/v1/recognition/subjects"},
     {"PUT", "/api/v1/recognition/subjects/fuzz"},
     {"POST", "/api/v1/recognition/faces/00000000-0000-0000-0000-000000000001/verify"},
+    {"POST", "/api/v1/recognition/faces/delete"},
+    {"POST", "/api/v1/recognition/embeddings/recognize?prediction_count=3"},
+    {"POST", "/api/v1/recognition/embeddings/faces/00000000-0000-0000-0000-000000000001/verify"},
+    {"POST", "/api/v1/verification/embeddings/verify"},
+    {"POST", "/v1/keys"},
+    {"POST", "/v1/collections"},
 };
 #define N_ROUTES (int)(sizeof routes / sizeof routes[0])
 
