@@ -14,7 +14,6 @@ usage:
   recog.py lists DATA OUT.tsv        pairs file over every LFW photo (for the dump)
   recog.py pack DUMP.jsonl           DUMP.jsonl -> DUMP.npz (paths, found, retried, emb)
   recog.py table [--md OUT.md]       every cached configuration and the fusions (README table)
-  recog.py fuse A B LM FLIP          nested cross-validated fusion weight of A and B
 """
 import json, os, sys
 import numpy as np
@@ -23,6 +22,8 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 CACHE = os.path.join(ROOT, 'out', 'recog', 'emb')
 DATA = os.environ.get('MIEN_DATA', os.path.join(ROOT, '..', 'shared', 'data'))
 # Embedding size of each embedder, to split a fused dump into its parts.
+ORDER = ['dlib', 'frfeature', 'mobilefacenet-tflite', 'mobilefacenet', 'mobileface', 'faceres',
+         'arcface', 'sface']
 DIMS = {'dlib': 128, 'frfeature': 512, 'mobilefacenet-tflite': 192, 'mobilefacenet': 192, 'mobileface': 256, 'faceres': 1024,
         'arcface': 512, 'sface': 128}
 
@@ -252,29 +253,40 @@ def pairs_cached(which):
     return _pairs[which]
 
 
-def measure(tag):
-    """Rows for one cached configuration: each embedder alone, and their fusion."""
-    lm, flip = tag.split('@')[1:]
-    L, C = load_parts(tag, 'lfw'), load_parts(tag, 'cfp')
+def measure_all():
+    """Rows for every cached configuration: each embedder alone (once per landmarks and flip),
+    and the fusion of every two embedders cached with the same landmarks and flip (from one
+    fused dump or from two)."""
     (PL, yl, fl), (PC, yc, fc) = pairs_cached('lfw'), pairs_cached('cfp')
-    rows, sc = [], {}
-    for name in L:
-        sl, scf = pair_scores(PL, L[name]), pair_scores(PC, C[name])
-        sc[name] = (sl, scf)
-        r = {'embedder': name, 'landmarks': lm, 'flip': flip == 'flip', 'lfw': verification(sl, yl, fl),
-             'cfp': verification(scf, yc, fc), 'identify': identification(L[name])}
-        r['lfw_no_face'] = int(np.sum(~L[name].found)); rows.append(r)
-    if len(L) == 2:
-        a, b = list(L)
-        accs, chosen, w1 = fuse_nested(sc[a][0], sc[b][0], yl, fl)
-        slf, scf = fused(sc[a][0], sc[b][0], w1), fused(sc[a][1], sc[b][1], w1)
-        v = verification(slf, yl, fl)
-        v["accuracy_at_median_w"] = v["accuracy"]
-        v['accuracy'], v['accuracy_std'] = float(np.mean(accs)), float(np.std(accs))
-        rows.append({'embedder': f'{a}+{b}', 'landmarks': lm, 'flip': flip == 'flip', 'w1': w1,
-                     'w1_per_fold': [round(float(c), 4) for c in chosen], 'lfw': v,
-                     'cfp': verification(scf, yc, fc),
-                     'identify': identification(None, [(L[a], w1), (L[b], 1 - w1)])})
+    groups = {}
+    for tag in configs():
+        lm, flip = tag.split('@')[1:]
+        L, C = load_parts(tag, 'lfw'), load_parts(tag, 'cfp')
+        g = groups.setdefault((lm, flip), {})
+        for name in L:
+            if name not in g:
+                g[name] = (L[name], C[name], pair_scores(PL, L[name]), pair_scores(PC, C[name]))
+    rows = []
+    for (lm, flip), g in groups.items():
+        for name, (El, _, sl, scf) in g.items():
+            rows.append({'embedder': name, 'landmarks': lm, 'flip': flip == 'flip',
+                         'lfw': verification(sl, yl, fl), 'cfp': verification(scf, yc, fc),
+                         'identify': identification(El), 'lfw_no_face': int(np.sum(~El.found))})
+        names = sorted(g)
+        for i in range(len(names)):
+            for j in range(i + 1, len(names)):
+                # The order of a fused name is the order in mien's table (emb_specs).
+                a, b = sorted((names[i], names[j]), key=ORDER.index)
+                (La, _, sla, sca), (Lb, _, slb, scb) = g[a], g[b]
+                accs, chosen, w1 = fuse_nested(sla, slb, yl, fl)
+                slf, scf = fused(sla, slb, w1), fused(sca, scb, w1)
+                v = verification(slf, yl, fl)
+                v['accuracy_at_median_w'] = v['accuracy']
+                v['accuracy'], v['accuracy_std'] = float(np.mean(accs)), float(np.std(accs))
+                rows.append({'embedder': f'{a}+{b}', 'landmarks': lm, 'flip': flip == 'flip',
+                             'w1': w1, 'w1_per_fold': [round(float(c), 4) for c in chosen],
+                             'lfw': v, 'cfp': verification(scf, yc, fc),
+                             'identify': identification(None, [(La, w1), (Lb, 1 - w1)])})
     return rows
 
 
@@ -296,7 +308,14 @@ def main(a):
     sp = os.path.join(ROOT, 'out', 'recog', 'speed.json')
     if os.path.exists(sp):
         speed = {k: f"{v['photos_per_s_2cores']:.0f}" for k, v in json.load(open(sp)).items()}
-    rows = [r for t in configs() for r in measure(t)]
+    # Where `mien embed` was not timed (bench/recog_speed.sh), the CPU time of the LFW dump
+    # run (every LFW photo once through the same pipeline, bench/recog_cache.sh), marked ‡.
+    for t in configs():
+        tf = os.path.join(CACHE, f'{t}.lfw.jsonl.time')
+        if t not in speed and os.path.exists(tf):
+            u, sy = map(float, open(tf).read().split()[-2:])
+            speed[t] = f"{len(np.load(os.path.join(CACHE, f'{t}.lfw.npz'))['paths']) / ((u + sy) / 2):.0f} ‡"
+    rows = measure_all()
     if a[0] == 'json':
         print(json.dumps(rows, indent=1)); return
     out = ["| embedder | landmarks | flip | LFW accuracy | TAR@FAR 1e-3 | TAR@FAR 1e-4 | threshold (FAR 1e-3) "
