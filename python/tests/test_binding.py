@@ -53,7 +53,7 @@ def test_detect_matches_cli(models):
     for f, c in zip(faces, cli):
         assert np.allclose(f.box, c["box"], atol=0.01)
         assert abs(f.score - c["score"]) < 1e-4
-        assert f.embedding.dtype == np.float32 and f.embedding.shape == (128,)
+        assert f.embedding.dtype == np.float32 and f.embedding.shape == (models.embedding_dim,)
         assert np.allclose(f.embedding, np.array(c["embedding"], dtype=np.float32), atol=1e-6)
 
 
@@ -117,9 +117,9 @@ def test_landmarks_from_box(models):
 def test_align(models):
     img = models.load_image(OBAMA)
     chip = models.align(img, models.detect(img)[0])
-    assert chip.shape == (150, 150, 3) and chip.dtype == np.uint8
+    assert chip.shape == (112, 112, 3) and chip.dtype == np.uint8  # the ArcFace crop
     e = models.embed_aligned(chip)
-    assert e.shape == (128,) and abs(float(np.linalg.norm(e)) - 1) < 1e-5
+    assert e.shape == (models.embedding_dim,) and abs(float(np.linalg.norm(e)) - 1) < 1e-5
 
 
 def test_errors(models, tmp_path):

@@ -114,10 +114,13 @@ static void make_template(const emb_spec *sp, float tmpl[5][2]) {
     }
 }
 
+/* The default recognizer, chosen by measurement (README, "Accuracy"; bench/recog.py). */
+#define MIEN_DEFAULT_EMBEDDER "frfeature+mobilefacenet-tflite"
+
 void mien_config_default(mien_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->detector = "blazeface";
-    cfg->embedder = "dlib";
+    cfg->embedder = MIEN_DEFAULT_EMBEDDER;
     cfg->landmarks = "facemesh";
     cfg->backend = MIEN_BACKEND_AUTO;
     cfg->threads = 1;
