@@ -27,9 +27,9 @@ def test_version():
 
 
 def test_models_properties(models):
-    assert models.embedder == "dlib"
-    assert models.embedding_dim == 128
-    assert 0.9 < models.threshold < 0.95
+    assert models.embedder == "frfeature+mobilefacenet-tflite"
+    assert models.embedding_dim == 512 + 192
+    assert 0.3 < models.threshold < 0.45
     assert os.path.isdir(os.path.join(models.dir, "faceapi"))
 
 
@@ -108,7 +108,8 @@ def test_landmarks_from_box(models):
     det = models.detect(img)[0]
     f = models.landmarks(img, det.box)
     assert f.points.shape == (5, 2) and np.abs(f.points - det.points).max() < 5
-    assert mien.similarity(models.embed(img, f), models.embed(img, det)) > 0.99
+    # 0.987: the default's tight ArcFace crop moves more with the points than dlib's chip
+    assert mien.similarity(models.embed(img, f), models.embed(img, det)) > 0.98
     with pytest.raises(mien.MienError) as e:
         models.landmarks(img, (10, 10, 0, 0))
     assert e.value.code == "EINVAL" and "box" in str(e.value)
@@ -220,7 +221,7 @@ def test_gallery(models, tmp_path):
         subjects = g.subjects()
         assert [s.name for s in subjects] == sorted({p for p, _, _ in train})
         assert sum(s.n_faces for s in subjects) == len(train) == g.count()[1]
-        assert g.model == (models.embedder, 128)
+        assert g.model == (models.embedder, models.embedding_dim)
         # Every face of the group photo is named.
         for f in models.faces(os.path.join(PEOPLE, "examples", "knn_examples", "test",
                                            "obama_and_biden.jpg")):
