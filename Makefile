@@ -41,7 +41,7 @@ CHECK_CFLAGS := $(shell pkg-config --cflags $(call pc_names,$(TEST_PKGS)) 2>/dev
 CHECK_LIBS := $(shell pkg-config --libs $(call pc_names,$(TEST_PKGS)) 2>/dev/null) -lz
 
 LIB_SRC := $(sort $(wildcard src/core/*.c src/image/*.c src/nn/*.c src/face/*.c src/train/*.c \
-                             src/gallery/*.c src/server/*.c src/video/*.c))
+                             src/gallery/*.c src/server/*.c src/video/*.c src/eval/*.c))
 ifeq ($(XNNPACK),1)
 DEFS += -DMIEN_HAVE_XNNPACK
 else

@@ -7,7 +7,7 @@
  * alone prints and writes files. */
 #include "cli/cli.h"
 #include "core/err.h"
-#include "face/verify_eval.h"
+#include "eval/verify_eval.h"
 #include "image/image.h"
 #include "nn/exec.h"
 #include "train/data.h"
