@@ -75,7 +75,7 @@ typedef enum mien_backend {
 
 typedef struct mien_config {
     const char *detector;    /* "blazeface" (256x256, default), "blazeface-front" (128x128) */
-    const char *embedder;    /* "mobilefacenet" (default) */
+    const char *embedder;    /* "frfeature+mobilefacenet-tflite" (default), "dlib", ... */
     const char *landmarks;   /* "none" (detector keypoints, default) or "facemesh" */
     mien_backend backend;    /* default MIEN_BACKEND_AUTO */
     int threads;             /* threads per session for intra-op parallelism; 0 = 1 */

@@ -62,7 +62,8 @@ static const photo people[] = {
 
 /* The embedders every known-people pair is checked with: the default, and the others whose
  * thresholds were set on LFW (each at its own threshold). */
-static const char *const pair_embedders[] = {"", "--embedder mobilefacenet-tflite"};
+static const char *const pair_embedders[] = {"", "--embedder dlib", "--embedder frfeature",
+                                             "--embedder mobilefacenet-tflite"};
 
 /* Embedding of the largest face of each photo, from one `mien embed --json` run (opt: more
  * options, such as --embedder). */

@@ -417,7 +417,8 @@ START_TEST(model_mismatch_refused) {
     ck_assert_msg(strstr(mien_gallery_errmsg(g), "dlib"), "%s", mien_gallery_errmsg(g));
     f.embedding = v;
     ck_assert_int_eq(mien_gallery_enroll(g, "b", "faceres", 16, &f, 1, NULL), MIEN_EMISMATCH);
-    ck_assert_msg(strstr(mien_gallery_errmsg(g), "faceres"), "%s", mien_gallery_errmsg(g));
+    ck_assert_msg(strstr(mien_gallery_errmsg(g), "faceres") && strstr(mien_gallery_errmsg(g), "--embedder dlib"),
+                  "%s", mien_gallery_errmsg(g));
     mien_match m;
     int n;
     ck_assert_int_eq(mien_gallery_search(g, w, 8, 1, &m, &n), MIEN_EMISMATCH);
@@ -432,7 +433,7 @@ START_TEST(model_mismatch_refused) {
     o.model = "faceres";
     o.dim = 1024;
     ck_assert_int_eq(mien_gallery_open(path, &o, &g), MIEN_EMISMATCH);
-    ck_assert_msg(strstr(mien_gallery_errmsg(g), "faceres") && strstr(mien_gallery_errmsg(g), "dlib"),
+    ck_assert_msg(strstr(mien_gallery_errmsg(g), "faceres") && strstr(mien_gallery_errmsg(g), "--embedder dlib"),
                   "%s", mien_gallery_errmsg(g));
     mien_gallery_close(g);
     /* Emptied, the gallery takes another model. */

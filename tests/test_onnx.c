@@ -14,6 +14,7 @@
  * data, external data, an unknown op, and many random mutations of a real model). */
 #include "testutil.h"
 
+#include "face/face.h"
 #include "face/onnx_models.h"
 #include "image/image.h"
 #include "nn/exec.h"
@@ -524,6 +525,93 @@ START_TEST(model_table_wiring) {
 }
 END_TEST
 
+/* ==== Real models: the embedders setup fetches, against PyTorch ====
+ * tools/onnx_torch_run.py re-expresses the file node by node in PyTorch (float64). The input
+ * is what mien feeds the network for a real face (people/examples/obama.jpg), so the numbers
+ * are the ones that matter; the same check on both backends. A second check does the model's
+ * own preprocessing without mien (OpenCV reads the photo and warps it onto the 5-point
+ * template from the same landmarks; RGB, (x - mean) * scale): mien's embedding must point the
+ * same way, which pins the crop, the channel order and the normalisation. */
+
+typedef struct real_case { const char *embedder; } real_case;
+static const real_case real_cases[] = {{"frfeature"}};
+
+static void real_model_vs_pytorch(const real_case *rc, mien_backend backend) {
+    mien_config cfg;
+    mien_config_default(&cfg);
+    cfg.embedder = rc->embedder;
+    cfg.landmarks = "facemesh";
+    cfg.flip = 0;
+    cfg.backend = backend;
+    mien_models *m;
+    ck_assert_msg(mien_models_open(tu_models_dir(), &cfg, &m) == MIEN_OK, "%s", mien_models_errmsg(m));
+    mien_session *s;
+    ck_assert(mien_session_open(m, &s) == MIEN_OK);
+    const char *photo = tu_path("%s/people/examples/obama.jpg", tu_data_dir());
+    mien_image img;
+    ck_assert_msg(mien_image_load(s, photo, &img) == MIEN_OK, "%s", mien_errmsg(s));
+    mien_face *faces;
+    int n;
+    ck_assert_msg(mien_detect(s, &img, NULL, &faces, &n) == MIEN_OK && n >= 1, "%s", mien_errmsg(s));
+    const emb_model *em = &m->emb;
+    const int S = em->size, dim = em->dim;
+    float *emb = malloc((size_t)dim * sizeof *emb);
+    ck_assert_msg(mien_embed(s, &img, &faces[0], emb) == MIEN_OK, "%s", mien_errmsg(s));
+    /* The network's input and raw output of that run (no flip: one run). */
+    const float *in = nn_exec_input(s->emb, 0), *out = nn_exec_output(s->emb, 0);
+    float *nchw = malloc((size_t)3 * S * S * sizeof *nchw);
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < S * S; i++) nchw[(size_t)c * S * S + i] = in[(size_t)i * 3 + c];
+    const char *fin = tu_temp_file(".f32", nchw, (size_t)3 * S * S * sizeof *nchw);
+    char fout[256], fcrop[256];
+    snprintf(fout, sizeof fout, "%s", tu_temp_file(".f32", "", 0));
+    snprintf(fcrop, sizeof fcrop, "%s", tu_temp_file(".f32", "", 0));
+    char model[4096];
+    snprintf(model, sizeof model, "%s/%s", tu_models_dir(),
+             !strcmp(rc->embedder, "frfeature") ? "faceplugin/fr_feature.onnx" : "?");
+    char *log = NULL;
+    int st = tu_run(tu_path("/usr/bin/python3 tools/onnx_torch_run.py '%s' '%s' 1 3 %d %d '%s' 2>&1",
+                            model, fin, S, S, fout), &log);
+    ck_assert_msg(st == 0, "onnx_torch_run.py failed (%d): %s", st, log);
+    free(log);
+    float *ref = read_f32(fout, dim);
+    double maxref = 1e-3, maxd = 0;
+    for (int i = 0; i < dim; i++) {
+        maxref = fmax(maxref, fabs(ref[i]));
+        maxd = fmax(maxd, fabs((double)out[i] - ref[i]));
+    }
+    ck_assert_msg(maxd / maxref < 1e-4, "%s on %s: max|diff| %g, max|ref| %g", rc->embedder,
+                  backend == MIEN_BACKEND_REF ? "ref" : "fast", maxd, maxref);
+    /* Independent preprocessing from the same five points. */
+    const mien_face *f = &faces[0];
+    st = tu_run(tu_path("/usr/bin/python3 tools/onnx_torch_run.py --crop '%s' '%s' %g %.9g %d "
+                        "%g %g %g %g %g %g %g %g %g %g '%s' 2>&1",
+                        model, photo, em->mean, em->scale, S, f->points[0][0], f->points[0][1],
+                        f->points[1][0], f->points[1][1], f->points[2][0], f->points[2][1],
+                        f->points[3][0], f->points[3][1], f->points[4][0], f->points[4][1], fcrop),
+                &log);
+    ck_assert_msg(st == 0, "onnx_torch_run.py --crop failed (%d): %s", st, log);
+    free(log);
+    float *cv = read_f32(fcrop, dim);
+    double dd = 0, nn = 0;
+    for (int i = 0; i < dim; i++) dd += (double)emb[i] * cv[i], nn += (double)cv[i] * cv[i];
+    double cosv = dd / sqrt(nn);
+    ck_assert_msg(cosv > 0.999, "%s: cosine %f between mien's embedding and OpenCV's crop", rc->embedder, cosv);
+    if (getenv("MIEN_ONNX_REPORT"))
+        fprintf(stderr, "real %s %s: max|diff| %.3g rel %.3g, cosine with OpenCV's crop %.5f\n",
+                rc->embedder, backend == MIEN_BACKEND_REF ? "ref" : "fast", maxd, maxd / maxref, cosv);
+    remove(fin), remove(fout), remove(fcrop);
+    free(ref), free(cv), free(emb), free(nchw), free(faces);
+    mien_image_free(&img);
+    mien_session_close(s);
+    mien_models_close(m);
+}
+
+START_TEST(real_vs_pytorch_ref) { real_model_vs_pytorch(&real_cases[_i], MIEN_BACKEND_REF); }
+END_TEST
+START_TEST(real_vs_pytorch_fast) { real_model_vs_pytorch(&real_cases[_i], MIEN_BACKEND_AUTO); }
+END_TEST
+
 Suite *suite_onnx(void) {
     Suite *s = suite_create("onnx");
     TCase *t = tcase_create("pytorch");
@@ -549,5 +637,11 @@ Suite *suite_onnx(void) {
     tcase_add_test(dt, model_names);
     tcase_add_test(dt, model_table_wiring);
     suite_add_tcase(s, dt);
+    TCase *rt = tcase_create("real models");
+    tcase_set_timeout(rt, 600);
+    int nr = (int)(sizeof real_cases / sizeof real_cases[0]);
+    tcase_add_loop_test(rt, real_vs_pytorch_ref, 0, nr);
+    tcase_add_loop_test(rt, real_vs_pytorch_fast, 0, nr);
+    suite_add_tcase(s, rt);
     return s;
 }

@@ -23,7 +23,7 @@ static const char *const photos[] = {
 };
 #define N_PHOTOS (int)(sizeof photos / sizeof photos[0])
 #define MAX_FACES 8
-#define MAX_DIM 128
+#define MAX_DIM 1024
 
 /* What the pipeline gives for one photo. */
 typedef struct result {
@@ -177,7 +177,7 @@ END_TEST
 
 /* A 4032-pixel JPEG made from a real photo: detection at 1/2, crops at the coarsest level
  * that does not magnify them. Same faces as the full-size path, boxes within 1% of the face,
- * embeddings within cosine 0.999 (shifting the photo by one pixel moves them by as much). */
+ * embeddings within cosine 0.995 (shifting the photo by one pixel moves them by about as much). */
 START_TEST(photo_scaled_jpeg_same_faces) {
     mien_models *m = open_models(1);
     mien_session *s = NULL;
@@ -212,7 +212,9 @@ START_TEST(photo_scaled_jpeg_same_faces) {
     ck_assert_int_eq(mien_embed(s, &full, &fa[0], ea), MIEN_OK);
     ck_assert_int_eq(mien_photo_embed(s, p, &fb[0], eb), MIEN_OK);
     float cs = mien_similarity(ea, eb, mien_models_embedding_dim(m));
-    ck_assert_msg(cs > 0.999f, "cosine %.5f", cs);
+    /* 0.9984 with the default recognizer: its tight ArcFace crop moves more with a subpixel
+     * shift than dlib's padded chip did (> 0.999). */
+    ck_assert_msg(cs > 0.995f, "cosine %.5f", cs);
     /* The full-size image is there on request, and is the image path's. */
     const mien_image *pf;
     ck_assert_int_eq(mien_photo_image(s, p, &pf), MIEN_OK);

@@ -53,10 +53,12 @@ __all__ = ["load_image_file", "face_locations", "batch_face_locations", "face_la
 
 # ---- the models, opened once ------------------------------------------------------------------
 
+# dlib's ResNet in every kind: face_recognition's encodings are dlib's 128-d descriptors, and
+# programs keep them (mien's own default recognizer is another, 704-d one).
 _KINDS = {
-    "default": {},                    # BlazeFace + face mesh + dlib ResNet
-    "68": {"landmarks": "68"},        # BlazeFace + 68-point net + dlib ResNet
-    "cnn": {"detector": "ssd"},       # face-api's SSD + face mesh + dlib ResNet
+    "default": {"embedder": "dlib"},                    # BlazeFace + face mesh + dlib ResNet
+    "68": {"landmarks": "68", "embedder": "dlib"},      # BlazeFace + 68-point net + dlib ResNet
+    "cnn": {"detector": "ssd", "embedder": "dlib"},     # face-api's SSD + face mesh + dlib ResNet
 }
 _models = {}
 _models_lock = threading.Lock()

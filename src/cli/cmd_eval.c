@@ -98,6 +98,7 @@ static int dump_embeddings(const char *path, const embed_job *j) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "path", j->paths[i]);
         cJSON_AddBoolToObject(o, "found", j->found[i]);
+        if (j->retried[i]) cJSON_AddBoolToObject(o, "retried", 1);
         if (j->found[i]) cJSON_AddItemToObject(o, "embedding", cJSON_CreateFloatArray(j->emb + (size_t)i * j->dim, j->dim));
         char *txt = cJSON_PrintUnformatted(o);
         if (txt) fprintf(f, "%s\n", txt);
@@ -126,7 +127,8 @@ static const char pairs_usage[] =
     "                    the large ones, as LFW's labelled face is centred) or largest\n"
     "  --threads N       images in parallel (default: all cores)\n"
     "  --retry-score S   threshold of the second look at photos without a face (default 0.2)\n"
-    "  --dump FILE       write every image's embedding as JSON lines {path, found, embedding}\n"
+    "  --dump FILE       write every image's embedding as JSON lines {path, found, embedding},\n"
+    "                    and retried: true for a face found only at the retry threshold\n"
     "  (and the model and detection options of mien detect)\n";
 
 typedef struct pairs_opts {

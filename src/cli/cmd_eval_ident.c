@@ -353,7 +353,8 @@ static const char cluster_usage[] =
     "pairs: precision = pairs put together that are the same person / pairs put together,\n"
     "recall = same-person pairs put together / same-person pairs, F1 their harmonic mean.\n"
     "Photos without a face are left out (and counted). The same faces are also clustered at\n"
-    "a few other thresholds (0.92 to 0.97), to show the trade-off.\n"
+    "a few other thresholds (from just below T up, in steps of (1 - T) / 10), to show the\n"
+    "trade-off.\n"
     "\n"
     "  --min-photos N    people with at least N photos (default 5)\n"
     "  --threshold T     join faces at this cosine similarity (default: the embedder's)\n"
@@ -462,8 +463,12 @@ int cmd_eval_cluster(int argc, char **argv) {
     if (cluster_score(emb, n, dim, thr, person, pp.n_people, labels, cp, &sc)) goto done;
     double t_cluster = cli_now() - t0;
     /* The same faces at other thresholds: clustering is cheap next to embedding. */
+    /* Around the threshold t, in steps of a tenth of what lies above it (1 - t): an
+     * embedder's scores spread over its own range (dlib's from 0.92 to 0.97, others wider). */
     enum { N_SWEEP = 8 };
-    static const float sweep_thr[N_SWEEP] = {0.92f, 0.93f, 0.94f, 0.95f, 0.955f, 0.96f, 0.965f, 0.97f};
+    float sweep_thr[N_SWEEP];
+    for (int k = 0; k < N_SWEEP; k++)
+        sweep_thr[k] = roundf((thr + (float)(k - 1) * (1.f - thr) / 10.f) * 1000.f) / 1000.f;
     cl_score sweep[N_SWEEP];
     for (int k = 0; k < N_SWEEP; k++)
         if (cluster_score(emb, n, dim, sweep_thr[k], person, pp.n_people, labels, cp, &sweep[k])) goto done;

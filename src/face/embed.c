@@ -71,14 +71,25 @@ int mien_embed(mien_session *s, const mien_image *img, const mien_face *face, fl
 
 int mien_embed_aligned(mien_session *s, const mien_image *chip, float *emb) {
     if (!s || !chip || !chip->rgb || !emb) return MIEN_EINVAL;
-    if (s->m->emb2.g)
+    const mien_models *mm = s->m;
+    /* A fused recognizer whose two parts use the same crop (the default's two embedders both
+     * take the ArcFace 112x112 crop) embeds one chip with both; other pairs crop twice. */
+    if (mm->emb2.g && (mm->emb2.size != mm->emb.size || mm->emb2.dlib_chip != mm->emb.dlib_chip ||
+                       memcmp(mm->emb2.tmpl, mm->emb.tmpl, sizeof mm->emb.tmpl)))
         return mien_err_set(&s->err, MIEN_EUNSUPPORTED,
-                            "a fused recognizer crops each face twice: embed from the photo");
+                            "a fused recognizer of two crops crops each face twice: embed from the photo");
     /* Scale the chip onto the network input (identity when it already has that size). */
-    const float k = (float)chip->width / (float)s->m->emb.size;
-    const float ky = (float)chip->height / (float)s->m->emb.size;
-    float m[6] = {k, 0, 0, 0, ky, 0};
-    return embed_part(s, &s->m->emb, s->emb, chip, m, emb);
+    const float k = (float)chip->width / (float)mm->emb.size;
+    const float ky = (float)chip->height / (float)mm->emb.size;
+    const float m[6] = {k, 0, 0, 0, ky, 0};
+    int rc = embed_part(s, &mm->emb, s->emb, chip, m, emb);
+    if (rc || !mm->emb2.g) return rc;
+    rc = embed_part(s, &mm->emb2, s->emb2, chip, m, emb + mm->emb.dim);
+    if (rc) return rc;
+    const float k1 = sqrtf(mm->fuse_w), k2 = sqrtf(1.f - mm->fuse_w); /* as face_embed_scaled */
+    for (int i = 0; i < mm->emb.dim; i++) emb[i] *= k1;
+    for (int i = 0; i < mm->emb2.dim; i++) emb[mm->emb.dim + i] *= k2;
+    return MIEN_OK;
 }
 
 float mien_similarity(const float *a, const float *b, int dim) {

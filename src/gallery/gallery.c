@@ -469,8 +469,8 @@ int mien_gallery_open(const char *path, const mien_gallery_options *o, mien_gall
     if (!rc && g->opt.model && g->model[0] && g->n_faces > 0 &&
         (strcmp(g->opt.model, g->model) != 0 || (g->opt.dim > 0 && g->opt.dim != g->dim)))
         rc = mien_err_set(&e, MIEN_EMISMATCH, "%s holds '%s' embeddings (%d-d) but this run uses "
-                          "'%s' (%d-d): choose the same embedder or another gallery", g->path,
-                          g->model, g->dim, g->opt.model, g->opt.dim);
+                          "'%s' (%d-d): open it with --embedder %s, or enroll its people again into "
+                          "a new gallery", g->path, g->model, g->dim, g->opt.model, g->opt.dim, g->model);
     if (!rc) rc = ann_update(g, &e);
     return rc ? gallery_fail_err(g, &e) : MIEN_OK;
 }
@@ -513,8 +513,8 @@ int gallery_bind_model(mien_gallery *g, const char *model, int dim, mien_err *e)
     if (g->n_faces > 0 && g->model[0]) {
         if (strcmp(model, g->model) != 0 || dim != g->dim)
             return mien_err_set(e, MIEN_EMISMATCH, "the gallery holds '%s' embeddings (%d-d), not "
-                                "'%s' (%d-d): use the same embedder, or another gallery", g->model,
-                                g->dim, model, dim);
+                                "'%s' (%d-d): use --embedder %s with it, or another gallery", g->model,
+                                g->dim, model, dim, g->model);
         return MIEN_OK;
     }
     return g->store->ops->binding_set(g->store, model, dim, e);
