@@ -148,5 +148,13 @@ int cmd_eval_identify(int argc, char **argv);
 int cmd_eval_cluster(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
+int cmd_eval_analysis(int argc, char **argv);
+
+/* Detect with the face-crop fallback of mien analyze: when img shows no face, search it again
+ * inside a black border of a quarter of its longer side (*bordered = 1 when that found the
+ * faces); coordinates are img's. (cmd_analyze.c) */
+int cli_detect_with_border(mien_session *s, const mien_image *img, const mien_detect_options *o,
+                           mien_face **faces, int *n, int *bordered);
 
 #endif

@@ -81,12 +81,14 @@ struct mien_models {
     float fuse_w;
     char fused_name[64];
     nn_exec_opts exec_opts;
+    struct an_models *an;    /* face analysis models (analyze.c), NULL when none asked for */
 };
 
 struct mien_session {
     mien_models *m;
     mien_err err;
     nn_exec *det, *lm, *lm2, *emb, *emb2;
+    struct an_session *an;   /* executors of the analysis models */
 };
 
 /* Intersection over union of two boxes given as (x0, y0, x1, y1). */
