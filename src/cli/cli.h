@@ -103,6 +103,7 @@ typedef struct cli_photo {
     int n_faces;             /* faces kept (0: none found) */
     mien_face *faces;        /* (n_faces) */
     float *emb;              /* (n_faces, dim) L2-normalised */
+    mien_analysis *an;       /* (n_faces) with cli_embed_photos_analyze, else NULL */
 } cli_photo;
 
 typedef enum cli_faces_rule {
@@ -116,6 +117,10 @@ typedef enum cli_faces_rule {
  * could not run. */
 int cli_embed_photos(mien_models *m, const cli_common *c, cli_photo *photos, int n,
                      cli_faces_rule rule, const char *label);
+/* The same, and each kept face analysed for the tasks in analyze (MIEN_ANALYZE_*; the models
+ * must have been opened with them) into photos[i].an. */
+int cli_embed_photos_analyze(mien_models *m, const cli_common *c, cli_photo *photos, int n,
+                             cli_faces_rule rule, const char *label, unsigned analyze);
 void cli_photos_free(cli_photo *p, int n);
 
 /* The gallery at path (NULL: the default one), as the gallery commands open it: write may
@@ -151,6 +156,11 @@ int cmd_keys(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_eval_analysis(int argc, char **argv);
 int cmd_train_attribute(int argc, char **argv);
+
+/* The analysis tasks of a --tasks LIST (NULL or "all": every task, less the mask when its
+ * model, models/mien/mask.ckpt, has not been trained). Prints why and returns EXIT_USAGE for
+ * a bad list. (cmd_analyze.c) */
+int cli_analysis_tasks(const cli_common *c, const char *list, unsigned *tasks);
 
 /* Split n labelled photos into two halves, the same way everywhere (mien train attribute
  * trains on one, mien eval analysis --part measures on the other): within each group (photos

@@ -105,25 +105,21 @@ static int analyze_extra(void *ctx, const char *opt, const char *val) {
     return 1;
 }
 
-/* The tasks to load: --tasks, else every task, less the mask when its model is not there
- * (it is trained here rather than downloaded: README, "Face analysis"). */
-static int choose_tasks(const cli_common *c, const analyze_opts *a, unsigned dflt, unsigned *tasks) {
-    if (a->tasks_arg) {
-        if (!srv_parse_analysis_tasks(a->tasks_arg, tasks)) {
+int cli_analysis_tasks(const cli_common *c, const char *list, unsigned *tasks) {
+    if (list) {
+        if (!srv_parse_analysis_tasks(list, tasks)) {
             fprintf(stderr, "mien: bad --tasks '%s' (age, gender, expression, liveness, pose, "
-                    "quality, mask, all)\n", a->tasks_arg);
+                    "quality, mask, all)\n", list);
             return EXIT_USAGE;
         }
-        return EXIT_OK;
+        if (strcmp(list, "all")) return EXIT_OK;
     }
-    *tasks = dflt;
-    if (*tasks & MIEN_ANALYZE_MASK) {
-        char path[4096];
-        struct stat st;
-        snprintf(path, sizeof path, "%s/mien/mask.ckpt", c->models_dir);
-        int chose_mask = c->cfg.analysis && strstr(c->cfg.analysis, "mask=");
-        if (stat(path, &st) != 0 && !chose_mask) *tasks &= ~(unsigned)MIEN_ANALYZE_MASK;
-    }
+    *tasks = MIEN_ANALYZE_ALL;
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/mien/mask.ckpt", c->models_dir);
+    int chose_mask = c->cfg.analysis && strstr(c->cfg.analysis, "mask=");
+    if (stat(path, &st) != 0 && !chose_mask) *tasks &= ~(unsigned)MIEN_ANALYZE_MASK;
     return EXIT_OK;
 }
 
@@ -319,7 +315,7 @@ int cmd_analyze(int argc, char **argv) {
         return EXIT_USAGE;
     }
     analyze_job j = {.c = &c, .a = &a, .files = argv + 1, .n = argc - 1};
-    int st = choose_tasks(&c, &a, MIEN_ANALYZE_ALL, &j.tasks);
+    int st = cli_analysis_tasks(&c, a.tasks_arg, &j.tasks);
     if (st) return st;
     j.draw_dir = a.draw && argc > 2;
     if (j.draw_dir && mkdir(a.draw, 0777) != 0 && errno != EEXIST) {
@@ -609,7 +605,7 @@ int cmd_eval_analysis(int argc, char **argv) {
         free(pp), free(gg), free(part);
     }
     unsigned tasks = has;
-    if (a.tasks_arg && choose_tasks(&c, &a, has, &tasks)) {
+    if (a.tasks_arg && cli_analysis_tasks(&c, a.tasks_arg, &tasks)) {
         items_free(items, n);
         return EXIT_USAGE;
     }

@@ -1,6 +1,7 @@
 // Drives mien serve's web page (/) in real headless Chromium through playwright-core:
 // enroll two people through the API, upload a photo of both through #file, wait for
-// body[data-state=done] and check the names in .face .name; enroll an unknown face through
+// body[data-state=done] and check the names in .face .name and the attributes under each face
+// (.face .attributes: age, gender, ..., quality); enroll an unknown face through
 // the page (.enroll-name + .enroll); delete a subject through the page (#subjects .delete).
 //
 //   MIEN_URL=http://127.0.0.1:PORT MIEN_KEY=ADMIN_KEY MIEN_DATA=../shared/data \
@@ -80,6 +81,10 @@ try {
   const sims = await page.$$eval('#faces .face .similarity', els => els.map(e => e.textContent.trim()));
   if (sims.length !== 2 || sims.some(s => !/\d/.test(s))) fail(`similarities ${JSON.stringify(sims)}`);
   if (!(await page.$('#canvas'))) fail('no #canvas');
+  // The attributes of POST /v1/analyze under each face (the server loads the analysis models).
+  const attrs = await page.$$eval('#faces .face .attributes', els => els.map(e => e.textContent.trim()));
+  if (attrs.length !== 2 || attrs.some(a => !/^age \d+ · (male|female) /.test(a) || !/quality/.test(a)))
+    fail(`attributes ${JSON.stringify(attrs)}`);
 
   // Enroll an unknown face through the page.
   names = await identify(join(people, 'lin-manuel-miranda.png'), 1);
