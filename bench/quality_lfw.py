@@ -5,14 +5,15 @@ the error rate of each group, at the 10-fold accuracy threshold and at the embed
 default threshold (FAR 1e-3). A useful quality has errors falling from the lowest quintile
 to the highest.
 
-    /usr/bin/python3 bench/quality_lfw.py [--data DIR] [--out DIR] [-- extra mien options]
+    /usr/bin/python3 bench/quality_lfw.py [--data DIR] [--out DIR] [--reuse] [-- extra mien options]
 
 Runs build/mien eval pairs (embeddings of every photo, --dump) and build/mien analyze
 --tasks quality (quality of every face), takes for each photo the face eval pairs takes (the
 one nearest the centre among the large ones, as cli_pick_central), and prints a Markdown
 table (README, "Face analysis"). The per-pair numbers are left in OUT/pairs_quality.tsv.
 A pair with a photo without a face counts as an error of the lowest quintile (quality 0), as
-eval pairs counts it rejected.
+eval pairs counts it rejected. --reuse takes OUT/embeddings.jsonl, OUT/pairs.json and
+OUT/quality.jsonl from an earlier run instead of computing them again.
 """
 import json
 import os
@@ -67,32 +68,41 @@ def main():
         args = args[:args.index("--")]
     data = os.environ.get("MIEN_DATA", "../shared/data")
     out = "out/quality"
+    reuse = False
     while args:
         k = args.pop(0)
         if k == "--data":
             data = args.pop(0)
         elif k == "--out":
             out = args.pop(0)
+        elif k == "--reuse":
+            reuse = True
         else:
             raise SystemExit(__doc__)
     os.makedirs(out, exist_ok=True)
     lfw = os.path.join(data, "lfw")
     pairs = read_pairs(os.path.join(lfw, "pairs.txt"))
     dump = os.path.join(out, "embeddings.jsonl")
-    ev = subprocess.run(["build/mien", "eval", "pairs", "--pairs", os.path.join(lfw, "pairs.txt"),
-                         "--root", lfw, "--json", "--quiet", "--dump", dump] + extra,
-                        check=True, capture_output=True, text=True)
-    summary = json.loads(ev.stdout)
+    summary_file = os.path.join(out, "pairs.json")
+    if not (reuse and os.path.exists(dump) and os.path.exists(summary_file)):
+        ev = subprocess.run(["build/mien", "eval", "pairs", "--pairs", os.path.join(lfw, "pairs.txt"),
+                             "--root", lfw, "--json", "--quiet", "--dump", dump] + extra,
+                            check=True, capture_output=True, text=True)
+        open(summary_file, "w").write(ev.stdout)
+    summary = json.load(open(summary_file))
     emb = {}
     for line in open(dump):
         d = json.loads(line)
         emb[d["path"]] = np.array(d["embedding"], dtype=np.float64) if d.get("found") else None
     images = sorted({p for a, b, _, _ in pairs for p in (a, b)})
-    an = subprocess.run(["build/mien", "analyze", "--tasks", "quality", "--json", "--quiet"] + extra
-                        + [os.path.join(lfw, p) for p in images],
-                        capture_output=True, text=True)
+    qfile = os.path.join(out, "quality.jsonl")
+    if not (reuse and os.path.exists(qfile)):
+        an = subprocess.run(["build/mien", "analyze", "--tasks", "quality", "--json", "--quiet"] + extra
+                            + [os.path.join(lfw, p) for p in images],
+                            capture_output=True, text=True)
+        open(qfile, "w").write(an.stdout)
     qual = {}
-    for line in an.stdout.splitlines():
+    for line in open(qfile).read().splitlines():
         d = json.loads(line)
         rel = os.path.relpath(d["image"], lfw)
         f = central(d.get("faces", []), d.get("width", 0), d.get("height", 0))

@@ -162,6 +162,22 @@ int cmd_train_attribute(int argc, char **argv);
  * a bad list. (cmd_analyze.c) */
 int cli_analysis_tasks(const cli_common *c, const char *list, unsigned *tasks);
 
+/* mien bench's face analysis section (cmd_bench_analysis.c). */
+#define BENCH_ANALYSIS_TASKS 7
+typedef struct bench_analysis_result {
+    int ok;
+    char photo[4096];
+    char models[BENCH_ANALYSIS_TASKS][128]; /* per task (bit index) */
+    double ms[BENCH_ANALYSIS_TASKS];        /* CPU ms of that task alone (median), -1: not
+                                             * measured */
+    double fastest_ms[BENCH_ANALYSIS_TASKS];/* the fastest run */
+    double five_ms, five_fastest_ms;        /* age+gender+expression+liveness+pose */
+    double all_ms, all_fastest_ms;          /* every task loaded */
+} bench_analysis_result;
+int bench_analysis(const cli_common *c, double seconds, int quick, bench_analysis_result *r);
+cJSON *bench_analysis_json(const bench_analysis_result *r);
+void bench_analysis_print(const bench_analysis_result *r);
+
 /* Split n labelled photos into two halves, the same way everywhere (mien train attribute
  * trains on one, mien eval analysis --part measures on the other): within each group (photos
  * of equal group[i], e.g. label and kind), sorted by path, every other photo, the first in

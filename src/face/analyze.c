@@ -56,7 +56,6 @@ typedef enum an_loader {
 
 typedef enum an_out {
     OUT_AGE_YEARS,           /* output 0: the age (SSR-Net, Human's "age") */
-    OUT_MALE_PROB,           /* output 0: P(male) (SSR-Net gender, IMDB labels 1 = male) */
     OUT_GENDER_FM,           /* output 0: softmax (female, male) (oarriaga's gender) */
     OUT_GEAR,                /* outputs by size: race (5), gender (2: male, female), age (7
                               * bins weighted as Human does) */
@@ -116,11 +115,9 @@ static const an_spec specs[] = {
     {.name = "ssrnet-age", .tasks = MIEN_ANALYZE_AGE, .loader = AL_TFJS, .file = "human/age.json",
      .size = 64, .mean = RGB3(0.f), .scale = RGB3(1.f), .crop = HUMAN_SQUARE,
      .out = OUT_AGE_YEARS, .flip = 1},
-    /* Human feeds it (x - 0.5) * 2 of 0..1 pixels, to which it answers 1.0 for every face;
-     * SSR-Net's own training (OpenCV images: B, G, R, raw 0..255) makes it answer. */
-    {.name = "ssrnet-gender", .tasks = MIEN_ANALYZE_GENDER, .loader = AL_TFJS,
-     .file = "human/gender-ssrnet-imdb.json", .size = 64, .bgr = 1, .mean = RGB3(0.f),
-     .scale = RGB3(1.f), .crop = HUMAN_SQUARE, .out = OUT_MALE_PROB, .flip = 1},
+    /* Not here: Human's gender-ssrnet-imdb.json, which answers 1.0 for every face of the dev
+     * set with Human's input ((x - 0.5) * 2) and 0.0 for nearly every one with SSR-Net's own
+     * (raw B, G, R): no input we tried makes it tell men from women. */
     {.name = "gender", .tasks = MIEN_ANALYZE_GENDER, .loader = AL_TFJS, .file = "human/gender.json",
      .size = 64, .gray = 1, .mean = RGB3(127.5f), .scale = RGB3(1.f / 127.5f),
      .crop = HUMAN_SQUARE, .out = OUT_GENDER_FM, .flip = 1},
@@ -237,7 +234,7 @@ static int check_outputs(const an_spec *sp, const nn_graph *g, mien_err *e) {
     int64_t n0 = g->n_outputs > 0 ? g->t[g->outputs[0]].n : 0;
     int ok = 1;
     switch (sp->out) {
-    case OUT_AGE_YEARS: case OUT_MALE_PROB: case OUT_LIVE_SIGMOID: ok = n0 == 1; break;
+    case OUT_AGE_YEARS: case OUT_LIVE_SIGMOID: ok = n0 == 1; break;
     case OUT_GENDER_FM: case OUT_LIVE_SOFTMAX2: case OUT_EYE: case OUT_MASK_LOGITS: ok = n0 == 2; break;
     case OUT_EXPRESSION: case OUT_EXPRESSION_LOGITS: ok = n0 == 7; break;
     case OUT_LIVE_LOGITS3: ok = n0 == 3; break;
@@ -341,8 +338,8 @@ static int load_mask(an_models *a, const char *dir, const char *path, mien_err *
     int rc = tr_ckpt_load(path, &ck, e);
     if (rc) {
         if (rc == MIEN_EIO)
-            mien_err_set(e, MIEN_ENOTFOUND, "analysis: no mask model %s; train it with 'make "
-                         "mask-model' (README, \"Face analysis\")", path);
+            return mien_err_set(e, MIEN_ENOTFOUND, "analysis: no mask model %s; train it with "
+                                "'make mask-model' (README, \"Face analysis\")", path);
         return rc;
     }
     const char *kind = tr_tensors_meta(&ck, "kind"), *base = tr_tensors_meta(&ck, "base");
@@ -622,7 +619,6 @@ static void decode(const an_spec *sp, const nn_exec *x, an_answer *r) {
     const float *y = nn_exec_output(x, 0);
     switch (sp->out) {
     case OUT_AGE_YEARS: r->age = y[0]; break;
-    case OUT_MALE_PROB: r->p_male = fminf(1.f, fmaxf(0.f, y[0])); break;
     case OUT_GENDER_FM: r->p_male = y[1] / (y[0] + y[1] > 0 ? y[0] + y[1] : 1.f); break;
     case OUT_GEAR: {
         static const float age_weights[7] = {15, 23, 28, 35.5f, 45.5f, 55.5f, 65};
@@ -769,10 +765,16 @@ int an_pose_from_points(const mien_face *f, float *yaw, float *pitch, float *rol
     n1 = sqrt(r1[0] * r1[0] + r1[1] * r1[1] + r1[2] * r1[2]);
     n2 = sqrt(r2[0] * r2[0] + r2[1] * r2[1] + r2[2] * r2[2]);
     for (int k = 0; k < 3; k++) r1[k] /= n1, r2[k] /= n2;
+    /* The rotation's rows r1, r2, r3 = r1 x r2, read as R = Rz(roll) Ry(yaw) Rx(pitch):
+     * R[2][0] = -sin(yaw), R[2][1] / R[2][2] = tan(pitch), R[1][0] / R[0][0] = tan(roll).
+     * Signs: yaw > 0 moves the nose (z > 0) to the image's right, pitch > 0 up, roll > 0
+     * turns the eye line clockwise. */
+    const double r3[3] = {r1[1] * r2[2] - r1[2] * r2[1], r1[2] * r2[0] - r1[0] * r2[2],
+                          r1[0] * r2[1] - r1[1] * r2[0]};
     const double deg = 180.0 / M_PI;
-    *yaw = (float)(asin(fmax(-1.0, fmin(1.0, r1[2]))) * deg);
-    *pitch = (float)(asin(fmax(-1.0, fmin(1.0, -r2[2]))) * deg);
-    *roll = (float)(atan2(-r1[1], r1[0]) * deg); /* the eye line: x_img = cos X - sin Y */
+    *yaw = (float)(asin(fmax(-1.0, fmin(1.0, -r3[0]))) * deg);
+    *pitch = (float)(atan2(r3[1], r3[2]) * deg);
+    *roll = (float)(atan2(r2[0], r1[0]) * deg);
     return isfinite(*yaw) && isfinite(*pitch) && isfinite(*roll);
 }
 
@@ -856,7 +858,8 @@ static int run_model(mien_session *s, int k, const mien_image *img, const float 
     const an_spec *sp = a->m[k].spec;
     float m[6];
     crop_matrix(frame_m, sp->crop, sp->size, sp->fit, img->width, img->height, m);
-    for (int pass = 0; pass < (sp->flip ? 2 : 1); pass++) {
+    const int flip = sp->flip;
+    for (int pass = 0; pass < (flip ? 2 : 1); pass++) {
         if (pass) {
             /* the mirrored crop: input column u reads where column S - u did */
             const float S = (float)sp->size;
@@ -873,7 +876,7 @@ static int run_model(mien_session *s, int k, const mien_image *img, const float 
             one.ypr[0] = -one.ypr[0];
             one.ypr[2] = -one.ypr[2];
         }
-        const float w = sp->flip ? 0.5f : 1.f;
+        const float w = flip ? 0.5f : 1.f;
         r->age += w * one.age;
         r->p_male += w * one.p_male;
         for (int i = 0; i < 7; i++) r->expr[i] += w * one.expr[i];
@@ -934,6 +937,46 @@ static int eyes_open(mien_session *s, const mien_image *img, const mien_face *f,
         sum += r.eye_open;
     }
     *p = (float)(sum / 2);
+    return MIEN_OK;
+}
+
+const char *an_model_file(const char *name) {
+    const an_spec *sp = find_spec(name, strlen(name));
+    return sp ? sp->file : NULL;
+}
+
+int an_model_load(const char *dir, const char *name, nn_graph **g, mien_err *e) {
+    *g = NULL;
+    const an_spec *sp = find_spec(name, strlen(name));
+    if (!sp) return mien_err_set(e, MIEN_ENOTFOUND, "no analysis model %s", name);
+    int rc = load_spec(dir, sp, g, e);
+    if (!rc && (rc = check_outputs(sp, *g, e))) {
+        nn_graph_free(*g);
+        *g = NULL;
+    }
+    return rc;
+}
+
+int an_model_input(const char *name, const mien_image *img, const mien_face *f, float *out,
+                   size_t cap, int64_t dims[4], mien_err *e) {
+    const an_spec *sp = find_spec(name, strlen(name));
+    if (!sp) return mien_err_set(e, MIEN_ENOTFOUND, "no analysis model %s", name);
+    const size_t S = (size_t)sp->size, ch = sp->gray ? 1 : 3;
+    if (S * S * 3 > cap) return mien_err_set(e, MIEN_EINVAL, "input: room for %zu floats", cap);
+    float frame[5][2], fm[6], m[6];
+    arcface_frame(frame);
+    if (!face_align_matrix(f, (const float (*)[2])frame, fm))
+        return mien_err_set(e, MIEN_EINVAL, "input: degenerate landmarks");
+    float c[4] = {sp->crop[0], sp->crop[1], sp->crop[2], sp->crop[3]};
+    if (sp->out == OUT_EYE) c[0] = frame[0][0], c[1] = frame[0][1];
+    crop_matrix(fm, c, sp->size, sp->fit, img->width, img->height, m);
+    float *raw = malloc(S * S * 3 * sizeof *raw);
+    if (!raw) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
+    make_input(sp, img, m, raw, out);
+    free(raw);
+    dims[0] = 1;
+    dims[1] = dims[2] = (int64_t)S;
+    dims[3] = (int64_t)ch;
     return MIEN_OK;
 }
 

@@ -64,6 +64,16 @@ const char *an_model_name(int i, unsigned *tasks);
 int an_features(mien_session *s, const mien_image *img, const mien_face *f, const char *name,
                 int flip, float *out, int cap, int *dim);
 
+/* For the golden tests (tests/test_analysis.c, tools/make_goldens_analysis.sh): load model
+ * `name` of the table as mien_analyze does, and fill its input tensor for face f of img (the
+ * crop not mirrored; fr_eye: the first eye) into out, room for cap floats; dims receives
+ * (1, S, S, channels). */
+int an_model_load(const char *dir, const char *name, nn_graph **g, mien_err *e);
+/* The file of model `name` under the models folder, NULL for an unknown name. */
+const char *an_model_file(const char *name);
+int an_model_input(const char *name, const mien_image *img, const mien_face *f, float *out,
+                   size_t cap, int64_t dims[4], mien_err *e);
+
 /* Head pose from the five alignment points alone (scaled orthographic fit to a mean 3-D face;
  * analyze.c). Returns 0 when the points are degenerate. */
 int an_pose_from_points(const mien_face *f, float *yaw, float *pitch, float *roll);
