@@ -227,9 +227,12 @@ typedef struct mien_analysis {
     float yaw, pitch, roll;  /* degrees: yaw > 0 turned towards the image's right (the
                               * subject's left), pitch > 0 looking up, roll > 0 clockwise in
                               * the image */
-    float quality;           /* 0..1: how good the face is for recognition (the product of the
-                              * parts' scores below) */
-    float sharpness;         /* variance of the Laplacian of the aligned 112x112 grey crop */
+    float quality;           /* 0..1: how good the face is for recognition (the geometric mean
+                              * of the parts' scores below, and of the eyes being open and no
+                              * mask when those were measured); a typical LFW face: 0.75 */
+    float sharpness;         /* variance of the Laplacian of the aligned 112x112 grey crop
+                              * over the variance of its grey levels (blur lowers it, contrast
+                              * does not change it) */
     float brightness;        /* mean grey level of the face, 0..255 */
     float contrast;          /* standard deviation of the grey levels of the face */
     float face_size;         /* distance between the eye centres, in pixels */

@@ -780,10 +780,13 @@ int an_pose_from_points(const mien_face *f, float *yaw, float *pitch, float *rol
 
 /* ==== Quality ====
  * Measured on the face's 112x112 ArcFace crop (what the embedders see), grey levels, inside
- * the rectangle x 24..88, y 28..100 (eyes to chin, cheek to cheek): sharpness is the variance
- * of the 4-neighbour Laplacian, brightness the mean, contrast the standard deviation. Each
- * part becomes a score in 0..1 by a ramp between a level where recognition is known to fail
- * and one where it no longer suffers; the quality is their product. */
+ * the rectangle x 24..88, y 28..100 (eyes to chin, cheek to cheek): brightness is the mean,
+ * contrast the standard deviation, sharpness the variance of the 4-neighbour Laplacian over
+ * the variance of the grey levels (the share of the face's detail in its finest scale, which
+ * blur removes whatever the contrast: the plain Laplacian variance grows with contrast). Each
+ * part becomes a score in 0..1 by a smooth ramp between a level where recognition fails and
+ * one where it no longer suffers; the quality is their geometric mean, with the eyes-open
+ * part when the eye model is loaded and the mask's when it was asked for. */
 #define Q_X0 24
 #define Q_X1 88
 #define Q_Y0 28
@@ -796,7 +799,9 @@ static float ramp(float v, float lo, float hi) {
     return t * t * (3.f - 2.f * t);
 }
 
-static void quality(const mien_image *img, const mien_face *f, float *raw, mien_analysis *o) {
+/* mask_p: the probability of a mask when it was computed, else -1. */
+static void quality(const mien_image *img, const mien_face *f, float *raw, float mask_p,
+                    mien_analysis *o) {
     float frame[5][2], m[6];
     arcface_frame(frame);
     if (!face_align_matrix(f, (const float (*)[2])frame, m)) return;
@@ -818,21 +823,26 @@ static void quality(const mien_image *img, const mien_face *f, float *raw, mien_
     double lmean = l / n;
     o->brightness = (float)mean;
     o->contrast = (float)sqrt(var);
-    o->sharpness = (float)fmax(0.0, l2 / n - lmean * lmean);
+    o->sharpness = (float)(fmax(0.0, l2 / n - lmean * lmean) / fmax(var, 1.0));
     float dx = f->points[1][0] - f->points[0][0], dy = f->points[1][1] - f->points[0][1];
     o->face_size = sqrtf(dx * dx + dy * dy);
-    /* Ramps: an eye distance of 12 pixels and less loses most identity detail, 36 (the
-     * embedders' own crop) none; a Laplacian variance under 20 is a blurred crop, 150 and up
-     * a sharp one; too dark (< 30) or burnt out (> 225) faces; contrast (std) under 12. */
+    /* Ramps: an eye distance of 10 pixels and less loses most identity detail, 36 (the
+     * embedders' own crop) none; sharpness from 0.03 (LFW's 2nd percentile: blurred faces)
+     * to 0.3 (its 90th); too dark or burnt out faces; a contrast (std) under 8. */
     o->size_score = ramp(o->face_size, 10.f, 36.f);
-    o->sharpness_score = ramp(o->sharpness, 15.f, 150.f);
+    o->sharpness_score = ramp(o->sharpness, 0.03f, 0.3f);
     o->brightness_score = fminf(ramp(o->brightness, 25.f, 70.f), ramp(255.f - o->brightness, 30.f, 80.f));
     o->contrast_score = ramp(o->contrast, 8.f, 30.f);
     float ay = fabsf(o->yaw), ap = fabsf(o->pitch);
     o->pose_score = (1.f - ramp(ay, 20.f, 70.f)) * (1.f - ramp(ap, 20.f, 60.f));
-    o->quality = o->size_score * o->sharpness_score * o->brightness_score * o->contrast_score *
-                 o->pose_score;
-    if (o->eyes_open >= 0) o->quality *= 0.5f + 0.5f * ramp(o->eyes_open, 0.1f, 0.6f);
+    double prod = (double)o->size_score * o->sharpness_score * o->brightness_score *
+                  o->contrast_score * o->pose_score;
+    int k = 5;
+    if (o->eyes_open >= 0) prod *= 0.5 + 0.5 * ramp(o->eyes_open, 0.1f, 0.6f), k++;
+    if (mask_p >= 0) prod *= 1.0 - mask_p, k++; /* an occluded face */
+    /* The geometric mean of the parts: the same order as their product (what predicts the
+     * errors, bench/quality_lfw.py), on a scale where a typical LFW face is near 0.75. */
+    o->quality = prod > 0 ? (float)pow(prod, 1.0 / k) : 0.f;
 }
 
 /* ==== Analysis ==== */
@@ -1072,9 +1082,9 @@ int mien_analyze(mien_session *s, const mien_image *img, const mien_face *face, 
             int rc = eyes_open(s, img, face, fm, &out->eyes_open);
             if (rc) return rc;
         }
-        quality(img, face, s->an->buf, out);
-        if ((out->tasks & MIEN_ANALYZE_MASK) && out->mask)
-            out->quality *= 1.f - out->mask_score; /* an occluded face */
+        float mask_p = -1.f;
+        if (out->tasks & MIEN_ANALYZE_MASK) mask_p = out->mask ? out->mask_score : 1.f - out->mask_score;
+        quality(img, face, s->an->buf, mask_p, out);
         out->tasks |= MIEN_ANALYZE_QUALITY;
     }
     return MIEN_OK;
