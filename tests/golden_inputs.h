@@ -16,14 +16,18 @@ typedef struct golden_case {
     int kind;                /* GOLDEN_LETTERBOX or GOLDEN_ALIGNED */
     int face;                /* GOLDEN_ALIGNED: which detected face (by score order) */
     float mean, scale;       /* input = (pixel - mean) * scale */
+    int width;               /* GOLDEN_LETTERBOX: input width when not side (height is side) */
 } golden_case;
 
 enum { GOLDEN_LETTERBOX = 0, GOLDEN_ALIGNED = 1 };
 
 extern const golden_case golden_cases[];
 extern const int n_golden_cases;
+/* The TFLite models (tests/test_tflite.c, goldens from tools/tflite_oracle.py). */
+extern const golden_case golden_tflite_cases[];
+extern const int n_golden_tflite_cases;
 
-/* Make the input tensor (side, side, 3) of case c into out (malloc'd). */
+/* Make the input tensor (side, width or side, 3) of case c into out (malloc'd). */
 int golden_make_input(const char *models_dir, const golden_case *c, float **out, mien_err *e);
 
 /* ==== Face analysis models (tests/test_analysis.c, tools/make_goldens_analysis.sh) ====

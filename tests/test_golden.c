@@ -22,7 +22,7 @@ static double run_case(const golden_case *c, nn_backend_kind backend) {
     ck_assert_msg(nn_tfjs_load(tu_path("%s/%s", tu_models_dir(), c->model), dims, NULL, 0, &g, &e) == 0,
                   "%s", e.msg);
     nn_exec *x;
-    nn_exec_opts o = {backend, 1};
+    nn_exec_opts o = {.backend = backend, .threads = 1};
     ck_assert_msg(nn_exec_create(g, &o, &x, &e) == 0, "%s", e.msg);
     memcpy(nn_exec_input(x, 0), in, (size_t)c->side * c->side * 3 * sizeof(float));
     ck_assert_msg(nn_exec_run(x, &e) == 0, "%s", e.msg);

@@ -487,7 +487,10 @@ static const char eval_usage[] =
     "  pairs       verification accuracy on LFW's pairs.txt or a pairs file\n"
     "  landmarks   landmark error against 5-point ground truth\n"
     "  detection   precision, recall and AP against annotated face boxes\n"
-    "  analysis    age, gender, expression, liveness and mask against labelled photos\n";
+    "  identify    open-set identification on a folder-per-person set\n"
+    "  cluster     clustering quality on a folder-per-person set\n"
+    "  analysis    age, gender, expression, liveness and mask against labelled photos\n"
+    "(mien eval NAME --help for each)\n";
 
 int cmd_eval(int argc, char **argv) {
     if (argc < 2) {
