@@ -167,6 +167,8 @@ int cmd_keys(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_eval_analysis(int argc, char **argv);
 int cmd_train_attribute(int argc, char **argv);
+int cmd_video(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
 
 /* The analysis tasks of a --tasks LIST (NULL or "all": every task, less the mask when its
  * model, models/mien/mask.ckpt, has not been trained). Prints why and returns EXIT_USAGE for
