@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Every face analysis model on the labelled dev sets: the README's tables ("Face analysis").
 
-    /usr/bin/python3 bench/analysis_table.py [--data DIR] [--out DIR] [--no-timing]
+    /usr/bin/python3 bench/analysis_table.py [--data DIR] [--out DIR] [--no-timing] [--resume]
 
 For each task and each candidate model (and the default, marked), runs
 
@@ -11,7 +11,9 @@ on ../shared/data/analysis/{age_gender,antispoof,emotion,mask} and on cfp_dev (f
 profile photos, a labels.tsv written to OUT/cfp_pose), and times the task alone on one face
 with build/mien bench --analysis-only --analysis TASK=MODEL (1 thread, CPU ms, median). The
 mask head is measured on the half of the mask set it never saw (--part 1; make mask-model
-trains it on part 0). Prints Markdown; the raw JSON of every run is left in OUT/.
+trains it on part 0). Prints Markdown; the raw JSON of every run is left in OUT/ (--resume
+takes a run's figures from there when its file exists, for a run that was stopped part way).
+$MIEN_BIN_FAST names the mien binary (default build/mien).
 """
 import json
 import os
@@ -33,7 +35,7 @@ SETS = {"age": "age_gender", "gender": "age_gender", "expression": "emotion",
 
 
 def run(args):
-    p = subprocess.run(["build/mien"] + args, capture_output=True, text=True)
+    p = subprocess.run([os.environ.get("MIEN_BIN_FAST", "build/mien")] + args, capture_output=True, text=True)
     if p.returncode:
         raise SystemExit("mien %s: exit %d\n%s" % (" ".join(args), p.returncode, p.stderr[-2000:]))
     return json.loads(p.stdout)
@@ -58,6 +60,7 @@ def main():
     data = os.environ.get("MIEN_DATA", "../shared/data")
     out = "out/analysis"
     timing = True
+    resume = False
     while args:
         k = args.pop(0)
         if k == "--data":
@@ -66,6 +69,8 @@ def main():
             out = args.pop(0)
         elif k == "--no-timing":
             timing = False
+        elif k == "--resume":
+            resume = True
         else:
             raise SystemExit(__doc__)
     os.makedirs(out, exist_ok=True)
@@ -75,13 +80,17 @@ def main():
     for task, models in CANDIDATES.items():
         for m in models:
             key = "%s=%s" % (task, m)
+            path = os.path.join(out, key.replace("=", "_").replace("+", "_") + ".json")
+            if resume and os.path.exists(path):
+                results[key] = json.load(open(path))
+                continue
             r = run(["eval", "analysis", "--set", sets[task], "--tasks", task, "--analysis", key,
                      "--json", "--quiet"])
             if timing:
                 b = run(["bench", "--analysis-only", "--analysis", key, "--json", "--quiet"])
                 r["ms"] = next((t["ms"] for t in b["analysis"]["tasks"] if t["task"] == task), None)
             results[key] = r
-            json.dump(r, open(os.path.join(out, key.replace("=", "_").replace("+", "_") + ".json"), "w"))
+            json.dump(r, open(path, "w"))
             print("measured %s" % key, file=sys.stderr)
     mask = None
     if os.path.exists("models/mien/mask.ckpt"):
