@@ -13,7 +13,8 @@ one nearest the centre among the large ones, as cli_pick_central), and prints a 
 table (README, "Face analysis"). The per-pair numbers are left in OUT/pairs_quality.tsv.
 A pair with a photo without a face counts as an error of the lowest quintile (quality 0), as
 eval pairs counts it rejected. --reuse takes OUT/embeddings.jsonl, OUT/pairs.json and
-OUT/quality.jsonl from an earlier run instead of computing them again.
+OUT/quality.jsonl from an earlier run instead of computing them again. $MIEN_BIN_FAST names
+the mien binary (default build/mien).
 """
 import json
 import os
@@ -85,7 +86,7 @@ def main():
     dump = os.path.join(out, "embeddings.jsonl")
     summary_file = os.path.join(out, "pairs.json")
     if not (reuse and os.path.exists(dump) and os.path.exists(summary_file)):
-        ev = subprocess.run(["build/mien", "eval", "pairs", "--pairs", os.path.join(lfw, "pairs.txt"),
+        ev = subprocess.run([os.environ.get("MIEN_BIN_FAST", "build/mien"), "eval", "pairs", "--pairs", os.path.join(lfw, "pairs.txt"),
                              "--root", lfw, "--json", "--quiet", "--dump", dump] + extra,
                             check=True, capture_output=True, text=True)
         open(summary_file, "w").write(ev.stdout)
@@ -97,7 +98,7 @@ def main():
     images = sorted({p for a, b, _, _ in pairs for p in (a, b)})
     qfile = os.path.join(out, "quality.jsonl")
     if not (reuse and os.path.exists(qfile)):
-        an = subprocess.run(["build/mien", "analyze", "--tasks", "quality", "--json", "--quiet"] + extra
+        an = subprocess.run([os.environ.get("MIEN_BIN_FAST", "build/mien"), "analyze", "--tasks", "quality", "--json", "--quiet"] + extra
                             + [os.path.join(lfw, p) for p in images],
                             capture_output=True, text=True)
         open(qfile, "w").write(an.stdout)
