@@ -2,6 +2,7 @@
 """Every face analysis model on the labelled dev sets: the README's tables ("Face analysis").
 
     /usr/bin/python3 bench/analysis_table.py [--data DIR] [--out DIR] [--no-timing] [--resume]
+                                      [--only TASK,...]
 
 For each task and each candidate model (and the default, marked), runs
 
@@ -13,7 +14,9 @@ with build/mien bench --analysis-only --analysis TASK=MODEL (1 thread, CPU ms, m
 mask head is measured on the half of the mask set it never saw (--part 1; make mask-model
 trains it on part 0). Prints Markdown; the raw JSON of every run is left in OUT/ (--resume
 takes a run's figures from there when its file exists, for a run that was stopped part way).
-$MIEN_BIN_FAST names the mien binary (default build/mien).
+--only measures those tasks' candidates and prints nothing (a second process can share the
+work; a later --resume run prints the tables). $MIEN_BIN_FAST names the mien binary
+(default build/mien).
 """
 import json
 import os
@@ -61,6 +64,7 @@ def main():
     out = "out/analysis"
     timing = True
     resume = False
+    only = None
     while args:
         k = args.pop(0)
         if k == "--data":
@@ -71,6 +75,8 @@ def main():
             timing = False
         elif k == "--resume":
             resume = True
+        elif k == "--only":
+            only = args.pop(0).split(",")
         else:
             raise SystemExit(__doc__)
     os.makedirs(out, exist_ok=True)
@@ -78,6 +84,8 @@ def main():
     sets["pose"] = cfp_labels(data, out)
     results = {}
     for task, models in CANDIDATES.items():
+        if only and task not in only:
+            continue
         for m in models:
             key = "%s=%s" % (task, m)
             path = os.path.join(out, key.replace("=", "_").replace("+", "_") + ".json")
@@ -92,6 +100,8 @@ def main():
             results[key] = r
             json.dump(r, open(path, "w"))
             print("measured %s" % key, file=sys.stderr)
+    if only:
+        return
     mask = None
     if os.path.exists("models/mien/mask.ckpt"):
         mask = run(["eval", "analysis", "--set", sets["mask"], "--part", "1", "--json", "--quiet"])
