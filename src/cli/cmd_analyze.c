@@ -117,9 +117,13 @@ int cli_analysis_tasks(const cli_common *c, const char *list, unsigned *tasks) {
     *tasks = MIEN_ANALYZE_ALL;
     char path[4096];
     struct stat st;
-    snprintf(path, sizeof path, "%s/mien/mask.ckpt", c->models_dir);
+    /* The models folder: --models, else the library's search (as mien_models_open). */
+    const char *dir = c->models_dir;
+    if (!dir) dir = mien_models_find(path, sizeof path) == MIEN_OK ? path : "models";
+    char mask[4096 + 16];
+    snprintf(mask, sizeof mask, "%s/mien/mask.ckpt", dir);
     int chose_mask = c->cfg.analysis && strstr(c->cfg.analysis, "mask=");
-    if (stat(path, &st) != 0 && !chose_mask) *tasks &= ~(unsigned)MIEN_ANALYZE_MASK;
+    if (stat(mask, &st) != 0 && !chose_mask) *tasks &= ~(unsigned)MIEN_ANALYZE_MASK;
     return EXIT_OK;
 }
 
