@@ -65,6 +65,7 @@ try {
     await page.evaluate(() => { delete document.body.dataset.state; });
     await page.setInputFiles('#file', file);
     const deadline = Date.now() + 90000;
+    let seen = null;
     for (;;) {
       const state = await page.evaluate(() => document.body.dataset.state);
       if (state === 'error') fail(`${file}: state error, #status: ${await page.textContent('#status')}`);
@@ -72,8 +73,11 @@ try {
         await page.waitForLoadState('networkidle');
         const names = await page.$$eval('#faces .face .name', els => els.map(e => e.textContent.trim()));
         if (names.length === n) return names;
+        seen = names;
       }
-      if (Date.now() > deadline) fail(`${file}: no result with ${n} faces in 90 s (state ${state})`);
+      if (Date.now() > deadline)
+        fail(`${file}: no result with ${n} faces in 90 s (state ${state}, names ${JSON.stringify(seen)}, ` +
+             `#status: ${await page.textContent('#status')})`);
       await new Promise(r => setTimeout(r, 200));
     }
   }
