@@ -166,9 +166,12 @@ typedef struct mien_detect_options {
 
 void mien_detect_options_default(mien_detect_options *o);
 
-/* Find faces. *faces is malloc'd (free with free()); *n_faces may be 0. Sorted by score. */
+/* Find faces. *faces is allocated (free with mien_faces_free()); *n_faces may be 0. Sorted
+ * by score. */
 int mien_detect(mien_session *s, const mien_image *img, const mien_detect_options *o,
                 mien_face **faces, int *n_faces);
+/* Free the array of mien_detect (NULL is fine). */
+void mien_faces_free(mien_face *faces);
 
 /* The landmarks of a face known by its box alone (from another detector, a tracker or a
  * user): face->box set, face->n_landmarks 0 (or the detector's keypoints, eyes first, which
@@ -215,7 +218,7 @@ void mien_photo_close(mien_photo *p);
 void mien_photo_size(const mien_photo *p, int *width, int *height);
 /* The full-size image (decoded on first call), owned by the photo: valid until it closes. */
 int mien_photo_image(mien_session *s, mien_photo *p, const mien_image **img);
-/* As mien_detect and mien_embed. */
+/* As mien_detect (free *faces with mien_faces_free()) and mien_embed. */
 int mien_photo_detect(mien_session *s, mien_photo *p, const mien_detect_options *o,
                       mien_face **faces, int *n_faces);
 int mien_photo_embed(mien_session *s, mien_photo *p, const mien_face *face, float *emb);
@@ -403,8 +406,10 @@ typedef struct mien_subject {
     int64_t created;                   /* Unix time (seconds) of the first enrollment */
 } mien_subject;
 
-/* Every subject, sorted by name. *out is malloc'd (free with free()); *n may be 0. */
+/* Every subject, sorted by name. *out is allocated (free with mien_subjects_free()); *n may
+ * be 0. */
 int mien_gallery_subjects(mien_gallery *g, mien_subject **out, int *n);
+void mien_subjects_free(mien_subject *subjects);
 
 /* A search result: one subject. */
 typedef struct mien_match {
@@ -442,8 +447,10 @@ typedef struct mien_gallery_face_info {
 } mien_gallery_face_info;
 
 /* The faces of the subject called name (every face when name is NULL), by increasing id.
- * *out is malloc'd (free with free()); *n may be 0. MIEN_ENOTFOUND for an unknown name. */
+ * *out is allocated (free with mien_gallery_faces_free()); *n may be 0. MIEN_ENOTFOUND for an
+ * unknown name. */
 int mien_gallery_faces(mien_gallery *g, const char *name, mien_gallery_face_info **out, int *n);
+void mien_gallery_faces_free(mien_gallery_face_info *faces);
 
 /* Delete one face by id, from the file and from memory; its subject stays, possibly with no
  * face. subject (may be NULL) receives the subject's name. MIEN_ENOTFOUND when no face has
@@ -464,11 +471,13 @@ int mien_gallery_subject_add(mien_gallery *g, const char *name, int *created);
 int mien_gallery_face_image_set(mien_gallery *g, int64_t id, const char *kind, const char *type,
                                 const void *data, size_t len);
 
-/* The image kept with face id: *data malloc'd (free with free()), its media type and kind
+/* The image kept with face id: *data allocated (free with mien_buffer_free()), its media type and kind
  * into type and kind (either may be NULL). MIEN_ENOTFOUND when the face is not in this
  * handle's collection or has no image. */
 int mien_gallery_face_image(mien_gallery *g, int64_t id, void **data, size_t *len, char *type,
                             size_t type_size, char *kind, size_t kind_size);
+/* Free bytes the library returned (mien_gallery_face_image's data). */
+void mien_buffer_free(void *data);
 
 /* The collection this handle works on. */
 const char *mien_gallery_collection(const mien_gallery *g);
@@ -482,9 +491,10 @@ typedef struct mien_collection {
     int64_t created;                     /* Unix seconds */
 } mien_collection;
 
-/* Every collection of the gallery (not only this handle's), sorted by name. *out is malloc'd
- * (free with free()). */
+/* Every collection of the gallery (not only this handle's), sorted by name. *out is allocated
+ * (free with mien_collections_free()). */
 int mien_gallery_collections(mien_gallery *g, mien_collection **out, int *n);
+void mien_collections_free(mien_collection *collections);
 
 /* Delete this handle's collection with every subject, face and image in it (as forget, from
  * the file too). The handle is empty afterwards and refuses changes; close it. */
