@@ -4,6 +4,7 @@
 #   make setup      Debian packages + models (scripts/setup.sh)
 #   make demo       setup, build, detect and verify on the demo photos (writes out/)
 #   make eval-lfw   LFW 10-fold verification accuracy (needs ../shared/data or MIEN_DATA)
+#   make mask-model the face mask classifier of mien analyze (models/mien/mask.ckpt)
 #   make install    PREFIX (/usr/local), DESTDIR: mien, libmien.a/.so, mien.h, mien.pc, the models
 #                   under PREFIX/share/mien/models, the man page; `make uninstall` removes them
 
@@ -252,6 +253,13 @@ demo: setup
 eval-lfw: all
 	bash scripts/eval_lfw.sh
 
+# The face mask classifier of mien analyze (README, "Face analysis"): a head trained with
+# mien's training engine on half of the labelled mask photos of ../shared/data/analysis/mask
+# (the other half measures it: mien eval analysis --set .../mask --part 1).
+MIEN_DATA ?= ../shared/data
+mask-model: $(B)/mien
+	$(B)/mien train attribute --set $(MIEN_DATA)/analysis/mask --part 0 --out models/mien/mask.ckpt
+
 # Install the CLI, the library (static and shared), the header, a pkg-config file, the models
 # (PREFIX/share/mien/models, where an installed mien finds them: mien.h, mien_models_open) and
 # the man page. PREFIX=/usr/local; DESTDIR stages the tree elsewhere (packaging).
@@ -291,7 +299,7 @@ clean:
 $(LIB_OBJ) $(CLI_OBJ) $(LIB_CXX_SRC:%.cpp=$(B)/%.o): | deps
 $(ALIB_OBJ) $(ACLI_OBJ) $(ATEST_OBJ) $(LIB_CXX_SRC:%.cpp=$(A)/%.o): | test-deps
 
-.PHONY: all deps test-deps test setup tools goldens demo eval-lfw install uninstall clean proto
+.PHONY: all deps test-deps test setup tools goldens demo eval-lfw mask-model install uninstall clean proto
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ALIB_OBJ:.o=.d) $(ACLI_OBJ:.o=.d) $(ATEST_OBJ:.o=.d)
 -include $(wildcard $(A)/tests/fuzz/*.d $(FZ)/src/*/*.d $(FZ)/tests/fuzz/*.d)
 

@@ -83,6 +83,13 @@ typedef struct mien_config {
     const char *model_file;  /* a checkpoint written by `mien train`: its network replaces the
                               * embedder's (input size, normalisation, threshold from the file,
                               * ArcFace crop); NULL (default) for none */
+    unsigned analyze;        /* MIEN_ANALYZE_* tasks whose models are loaded at open, so that
+                              * mien_analyze can answer them; default 0 (none) */
+    const char *analysis;    /* which models answer each task, "TASK=MODEL[+MODEL...],...", e.g.
+                              * "age=fr_age+gear,liveness=antispoof" (several: their mean);
+                              * NULL or "" for the defaults (README, "Face analysis") */
+    float liveness_threshold;/* liveness score at or above which a face is real; 0: the models'
+                              * default */
 } mien_config;
 
 /* Fill *cfg with the defaults. Call this, then change the fields you care about. */
@@ -218,6 +225,71 @@ int mien_photo_embed(mien_session *s, mien_photo *p, const mien_face *face, floa
 
 /* Cosine similarity of two embeddings (L2-normalised vectors: their dot product). */
 float mien_similarity(const float *a, const float *b, int dim);
+
+/* ==== Face analysis ====
+ * Attributes of one detected face, each computed on demand: the tasks asked for in
+ * mien_analyze's flags, which must have been loaded at open (mien_config.analyze). Each model
+ * sees its own crop, taken with the similarity transform of the face's alignment points (so
+ * the crop follows the face's roll), in the geometry and normalisation it was trained with. */
+
+enum {
+    MIEN_ANALYZE_AGE = 1u << 0,        /* age in years */
+    MIEN_ANALYZE_GENDER = 1u << 1,     /* male / female with a confidence */
+    MIEN_ANALYZE_EXPRESSION = 1u << 2, /* 7 expressions (FER2013's classes) */
+    MIEN_ANALYZE_LIVENESS = 1u << 3,   /* real face or a spoof (printed photo, screen) */
+    MIEN_ANALYZE_POSE = 1u << 4,       /* yaw, pitch, roll in degrees */
+    MIEN_ANALYZE_QUALITY = 1u << 5,    /* 0..1 and its parts (implies the pose) */
+    MIEN_ANALYZE_MASK = 1u << 6,       /* face mask worn or not */
+    MIEN_ANALYZE_ALL = 0x7fu
+};
+
+#define MIEN_EXPRESSIONS 7
+/* "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise": the order of
+ * mien_analysis.expression_scores. */
+extern const char *const mien_expression_names[MIEN_EXPRESSIONS];
+
+typedef struct mien_analysis {
+    unsigned tasks;          /* MIEN_ANALYZE_* bits that were computed */
+    float age;               /* years */
+    int male;                /* 1: male, 0: female */
+    float gender_score;      /* confidence of that answer, 0.5..1 */
+    int expression;          /* index of the most likely expression */
+    float expression_scores[MIEN_EXPRESSIONS]; /* probabilities, summing to 1 */
+    float liveness;          /* 0..1, high for a live face */
+    int real;                /* liveness >= the threshold */
+    float liveness_threshold;/* the threshold used */
+    float yaw, pitch, roll;  /* degrees: yaw > 0 turned towards the image's right (the
+                              * subject's left), pitch > 0 looking up, roll > 0 clockwise in
+                              * the image */
+    float quality;           /* 0..1: how good the face is for recognition (the geometric mean
+                              * of the parts' scores below, and of the eyes being open and no
+                              * mask when those were measured); a typical LFW face: 0.75 */
+    float sharpness;         /* variance of the Laplacian of the aligned 112x112 grey crop
+                              * over the variance of its grey levels (blur lowers it, contrast
+                              * does not change it) */
+    float brightness;        /* mean grey level of the face, 0..255 */
+    float contrast;          /* standard deviation of the grey levels of the face */
+    float face_size;         /* distance between the eye centres, in pixels */
+    float eyes_open;         /* 0..1, probability that the eyes are open (-1: not measured) */
+    float sharpness_score, brightness_score, contrast_score, size_score, pose_score;
+    int mask;                /* 1: a mask covers the mouth and nose */
+    float mask_score;        /* confidence of that answer, 0.5..1 */
+} mien_analysis;
+
+/* Analyse face (from mien_detect on img) for the tasks in flags (MIEN_ANALYZE_*). A task
+ * whose models were not loaded at open is MIEN_EINVAL. *out is filled (out->tasks says
+ * what). */
+int mien_analyze(mien_session *s, const mien_image *img, const mien_face *face, unsigned flags,
+                 mien_analysis *out);
+/* The same for a face of a photo (its full-size image is decoded on first use). */
+int mien_photo_analyze(mien_session *s, mien_photo *p, const mien_face *face, unsigned flags,
+                       mien_analysis *out);
+
+/* The tasks the open model set can analyse (MIEN_ANALYZE_* bits). */
+unsigned mien_models_analysis_tasks(const mien_models *m);
+/* The models that answer one task ("fr_age+gear"), "" when none is loaded. For POSE without
+ * a model: "landmarks" (the fit of the alignment points). */
+const char *mien_models_analysis_names(const mien_models *m, unsigned task);
 
 /* ==== Gallery ==== */
 

@@ -1,5 +1,6 @@
 #include "golden_inputs.h"
 
+#include "face/analyze.h"
 #include "face/face.h"
 #include "image/image.h"
 #include "mien.h"
@@ -101,6 +102,39 @@ int golden_make_input(const char *models_dir, const golden_case *c, float **out,
         mien_models_close(m);
     }
 done:
+    mien_image_free(&img);
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    *out = t;
+    return MIEN_OK;
+}
+
+/* ==== Face analysis models ==== */
+
+const char *const golden_analysis_models[] = {
+    "ssrnet-age", "gender", "gear", "emotion", "antispoof", "liveness",
+    "fr_age", "fr_gender", "fr_expression", "fr_liveness", "fr_pose", "fr_eye",
+};
+const int n_golden_analysis_models =
+    (int)(sizeof golden_analysis_models / sizeof golden_analysis_models[0]);
+
+int golden_analysis_input(const char *models_dir, const char *name, float **out, int64_t dims[4],
+                          mien_err *e) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/demo/sample1.jpg", models_dir);
+    mien_image img = {0};
+    int rc = img_load(path, NULL, &img, NULL, NULL, e);
+    if (rc) return rc;
+    /* The man on the left of sample1.jpg: eyes, nose tip, mouth corners. */
+    mien_face f = {.n_points = 5,
+                   .points = {{442.42f, 459.07f}, {517.42f, 459.61f}, {456.82f, 519.48f},
+                              {451.8f, 541.38f}, {522.11f, 541.72f}}};
+    const size_t cap = 224 * 224 * 3;
+    float *t = malloc(cap * sizeof *t);
+    if (!t) rc = mien_err_set(e, MIEN_ENOMEM, "out of memory");
+    if (!rc) rc = an_model_input(name, &img, &f, t, cap, dims, e);
     mien_image_free(&img);
     if (rc) {
         free(t);

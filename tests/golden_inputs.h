@@ -6,6 +6,8 @@
 
 #include "core/err.h"
 
+#include <stdint.h>
+
 typedef struct golden_case {
     const char *name;        /* file stem under tests/golden/ */
     const char *model;       /* under the models folder */
@@ -27,5 +29,16 @@ extern const int n_golden_tflite_cases;
 
 /* Make the input tensor (side, width or side, 3) of case c into out (malloc'd). */
 int golden_make_input(const char *models_dir, const golden_case *c, float **out, mien_err *e);
+
+/* ==== Face analysis models (tests/test_analysis.c, tools/make_goldens_analysis.sh) ====
+ * Each model of the analysis table that is not a face-api net (those are checked in
+ * test_faceapi.c), run on its own crop of a face of demo/sample1.jpg whose five alignment
+ * points are fixed here (what the default pipeline found), so that the input does not depend
+ * on the detector. */
+extern const char *const golden_analysis_models[];
+extern const int n_golden_analysis_models;
+/* The input tensor (malloc'd) of analysis model `name` and its dims (1, S, S, channels). */
+int golden_analysis_input(const char *models_dir, const char *name, float **out, int64_t dims[4],
+                          mien_err *e);
 
 #endif

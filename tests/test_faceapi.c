@@ -201,6 +201,31 @@ END_TEST
 START_TEST(landmarks68_tiny_matches_faceapi) { check_landmarks(1); }
 END_TEST
 
+/* ==== Face analysis: expression, age and gender ==== */
+
+START_TEST(expression_matches_faceapi) {
+    nn_graph *g = load_or_fail(nn_faceapi_expression_load,
+                               "face_expression_model-weights_manifest.json");
+    const nn_tensor *to = &g->t[g->outputs[0]];
+    ck_assert_int_eq(g->n_outputs, 1);
+    ck_assert_int_eq(to->dims[1], NN_FACEAPI_EXPRESSIONS);
+    check_golden(g, "faceapi_expression", 0);
+    check_golden(g, "faceapi_expression", 1);
+    nn_graph_free(g);
+}
+END_TEST
+
+START_TEST(age_gender_matches_faceapi) {
+    nn_graph *g = load_or_fail(nn_faceapi_age_gender_load, "age_gender_model-weights_manifest.json");
+    ck_assert_int_eq(g->n_outputs, 2);
+    ck_assert_int_eq(g->t[g->outputs[0]].n, 1);
+    ck_assert_int_eq(g->t[g->outputs[1]].n, 2);
+    check_golden(g, "faceapi_agegender", 0);
+    check_golden(g, "faceapi_agegender", 1);
+    nn_graph_free(g);
+}
+END_TEST
+
 /* ==== SSD face detector ==== */
 
 typedef struct ssd_case {
@@ -481,6 +506,8 @@ Suite *suite_faceapi(void) {
     tcase_add_test(t, recognition_broken_files);
     tcase_add_test(t, landmarks68_matches_faceapi);
     tcase_add_test(t, landmarks68_tiny_matches_faceapi);
+    tcase_add_test(t, expression_matches_faceapi);
+    tcase_add_test(t, age_gender_matches_faceapi);
     tcase_add_test(t, landmarks_broken_files);
     tcase_add_test(t, ssd_parts);
     tcase_add_test(t, ssd_synthetic_matches_faceapi);

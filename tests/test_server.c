@@ -618,6 +618,114 @@ START_TEST(test_verify_detect) {
 }
 END_TEST
 
+/* A multipart/form-data body of one file in the part called field. */
+static char *form1(const char *file, const char *field, size_t *len) {
+    size_t n;
+    unsigned char *d = (unsigned char *)tu_read_file(file, &n);
+    ck_assert(d != NULL);
+    char *b = malloc(n + 512);
+    size_t o = (size_t)sprintf(b, "--XyZb\r\nContent-Disposition: form-data; name=\"%s\"; "
+                                  "filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n", field);
+    memcpy(b + o, d, n), o += n;
+    o += (size_t)sprintf(b + o, "\r\n--XyZb--\r\n");
+    free(d);
+    *len = o;
+    return b;
+}
+
+/* Face analysis: POST /v1/analyze, identify ?liveness=true, CompreFace's face plugins. */
+START_TEST(test_analyze) {
+    ck_assert_msg(srv_port_no > 0, "server not running");
+    const char *two = tu_path("%s/people/examples/two_people.jpg", tu_data_dir());
+    resp r = post_photo("/v1/analyze", read_key, two);
+    ck_assert_msg(r.status == 200, "analyze: %d %s", r.status, r.body);
+    cJSON *j = json_of(&r);
+    const cJSON *faces = cJSON_GetObjectItem(j, "faces"), *f;
+    ck_assert_int_eq(cJSON_GetArraySize(faces), 2);
+    cJSON_ArrayForEach(f, faces) { /* Obama and Biden */
+        ck_assert(cJSON_IsArray(cJSON_GetObjectItem(f, "box")));
+        double age = cJSON_GetObjectItem(f, "age")->valuedouble;
+        ck_assert_msg(age > 35 && age < 75, "age %.1f", age);
+        ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(f, "gender"), "value")->valuestring, "male");
+        ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(f, "expression"), "scores")), 7);
+        ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(f, "liveness"), "real")));
+        ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(f, "pose"), "yaw")));
+        ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(f, "quality"), "score")));
+    }
+    cJSON_Delete(j);
+    resp_free(&r);
+    r = post_photo("/v1/analyze?tasks=age,pose", read_key, two);
+    ck_assert_int_eq(r.status, 200);
+    j = json_of(&r);
+    f = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "faces"), 0);
+    ck_assert(cJSON_GetObjectItem(f, "age") && cJSON_GetObjectItem(f, "pose"));
+    ck_assert(!cJSON_GetObjectItem(f, "gender") && !cJSON_GetObjectItem(f, "liveness"));
+    cJSON_Delete(j);
+    resp_free(&r);
+    r = post_photo("/v1/analyze?tasks=shoes", read_key, two);
+    expect_error(&r, 400, "analyze with an unknown task");
+    r = post_photo("/v1/analyze", NULL, two);
+    ck_assert_int_eq(r.status, 401);
+    resp_free(&r);
+
+    /* A printed photo of an enrolled person (NUAA): named without the liveness check, refused
+     * with it; a live photo of the same person is named either way. */
+    const char *as = tu_path("%s/analysis/antispoof/img", tu_data_dir());
+    char live1[1024], live2[1024], print1[1024];
+    snprintf(live1, sizeof live1, "%s/0013.jpg", as); /* subject 0001, real */
+    snprintf(live2, sizeof live2, "%s/0023.jpg", as); /* subject 0001, real */
+    snprintf(print1, sizeof print1, "%s/0025.jpg", as); /* subject 0001, printed photo */
+    r = post_photo("/v1/subjects/nuaa0001/faces", admin_key, live1);
+    ck_assert_msg(r.status == 201, "enroll: %d %s", r.status, r.body);
+    resp_free(&r);
+    r = post_photo("/v1/identify", read_key, print1);
+    j = json_of(&r);
+    f = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "faces"), 0);
+    ck_assert_str_eq(cJSON_GetObjectItem(f, "name")->valuestring, "nuaa0001");
+    cJSON_Delete(j);
+    resp_free(&r);
+    r = post_photo("/v1/identify?liveness=true", read_key, print1);
+    ck_assert_int_eq(r.status, 200);
+    j = json_of(&r);
+    f = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "faces"), 0);
+    ck_assert_str_eq(cJSON_GetObjectItem(f, "name")->valuestring, "unknown");
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(f, "liveness"), "real")));
+    cJSON_Delete(j);
+    resp_free(&r);
+    r = post_photo("/v1/identify?liveness=true", read_key, live2);
+    j = json_of(&r);
+    f = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "faces"), 0);
+    ck_assert_str_eq(cJSON_GetObjectItem(f, "name")->valuestring, "nuaa0001");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(f, "liveness"), "real")));
+    cJSON_Delete(j);
+    resp_free(&r);
+
+    /* CompreFace's plugins, in CompreFace's shapes. */
+    size_t n;
+    char *body = form1(tu_path("%s/people/examples/obama.jpg", tu_data_dir()), "file", &n);
+    r = http("POST", "/api/v1/detection/detect?face_plugins=age,gender,pose,landmarks&status=true",
+             read_key, "Content-Type: multipart/form-data; boundary=XyZb\r\n", body, n);
+    free(body);
+    ck_assert_msg(r.status == 200, "detect: %d %s", r.status, r.body);
+    j = json_of(&r);
+    f = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "result"), 0);
+    const cJSON *age = cJSON_GetObjectItem(f, "age"), *g = cJSON_GetObjectItem(f, "gender");
+    const cJSON *pose = cJSON_GetObjectItem(f, "pose");
+    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(age, "probability")));
+    ck_assert(cJSON_GetObjectItem(age, "low")->valueint < cJSON_GetObjectItem(age, "high")->valueint);
+    ck_assert_str_eq(cJSON_GetObjectItem(g, "value")->valuestring, "male");
+    ck_assert(cJSON_GetObjectItem(g, "probability")->valuedouble >= 0.5);
+    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(pose, "yaw")) && cJSON_IsNumber(cJSON_GetObjectItem(pose, "pitch")) &&
+              cJSON_IsNumber(cJSON_GetObjectItem(pose, "roll")));
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(f, "landmarks")), 5);
+    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(f, "execution_time"), "age")));
+    const cJSON *pv = cJSON_GetObjectItem(j, "plugins_versions");
+    ck_assert(cJSON_IsString(cJSON_GetObjectItem(pv, "age")) && cJSON_IsString(cJSON_GetObjectItem(pv, "pose")));
+    cJSON_Delete(j);
+    resp_free(&r);
+}
+END_TEST
+
 START_TEST(test_bad_input) {
     ck_assert_msg(srv_port_no > 0, "server not running");
     size_t n;
@@ -755,6 +863,7 @@ Suite *suite_server(void) {
     tcase_add_test(t, test_services_and_collections);
     tcase_add_test(t, test_enroll_identify);
     tcase_add_test(t, test_verify_detect);
+    tcase_add_test(t, test_analyze);
     tcase_add_test(t, test_bad_input);
     tcase_add_test(t, test_sigterm);
     suite_add_tcase(s, t);

@@ -10,6 +10,10 @@
 // --net recognition      FaceRecognitionNet: input 150x150, writes OUT.0.f32 = (1,128)
 // --net landmarks68      FaceLandmark68Net: input 112x112, writes OUT.0.f32 = runNet (1,136)
 // --net landmarks68tiny  FaceLandmark68TinyNet: same
+// --net expression       FaceExpressionNet: input 112x112, writes OUT.0.f32 = forwardInput (1,7)
+//                          (softmax probabilities)
+// --net agegender        AgeGenderNet: input 112x112, writes OUT.0.f32 = age (1), OUT.1.f32 =
+//                          gender probabilities (1,2), male first (forwardInput)
 // --net ssd              SsdMobilenetv1: input 512x512, writes
 //                          OUT.0.f32 raw box encodings (1,5118,4)
 //                          OUT.1.f32 raw class logits (1,5118,3)
@@ -61,6 +65,8 @@ const NETS = {
   landmarks68: { cls: 'FaceLandmark68Net', file: 'face_landmark_68_model', size: 112 },
   landmarks68tiny: { cls: 'FaceLandmark68TinyNet', file: 'face_landmark_68_tiny_model', size: 112 },
   ssd: { cls: 'SsdMobilenetv1', file: 'ssd_mobilenetv1_model', size: 512 },
+  expression: { cls: 'FaceExpressionNet', file: 'face_expression_model', size: 112 },
+  agegender: { cls: 'AgeGenderNet', file: 'age_gender_model', size: 112 },
 };
 
 function args() {
@@ -155,6 +161,14 @@ async function main() {
   if (a.net === 'recognition') {
     const netInput = await faceapi.toNetInput(x);
     emit(0, net.forwardInput(netInput), 'descriptor');
+  } else if (a.net === 'expression') {
+    const netInput = await faceapi.toNetInput(x);
+    emit(0, net.forwardInput(netInput), 'expressions');
+  } else if (a.net === 'agegender') {
+    const netInput = await faceapi.toNetInput(x);
+    const { age, gender } = net.forwardInput(netInput);
+    emit(0, age, 'age');
+    emit(1, gender, 'gender');
   } else if (a.net.startsWith('landmarks')) {
     const netInput = await faceapi.toNetInput(x);
     emit(0, net.runNet(netInput), 'landmarks');

@@ -8,7 +8,7 @@
 #     built here against build/libmien.a) and handed to face-api as a tensor, so both sides
 #     start from the same pixels; face-api pads and resizes it to 512x512 itself.
 # Needs models/ (make setup), tools/node_modules (cd tools && npm install) and a C compiler.
-#   tools/make_goldens_faceapi.sh [recognition landmarks68 landmarks68tiny ssd]
+#   tools/make_goldens_faceapi.sh [recognition landmarks68 landmarks68tiny ssd expression agegender]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v node >/dev/null || { echo "node is required" >&2; exit 1; }
@@ -22,7 +22,7 @@ oracle() { # TFJS prints a banner suggesting tfjs-node: keep stderr for real err
   node tools/faceapi_oracle.js --models models/faceapi "$@" 2> >(grep -v -e '^=*$' -e '^Hi, looks like' >&2)
 }
 
-for net in ${*:-recognition landmarks68 landmarks68tiny ssd}; do
+for net in ${*:-recognition landmarks68 landmarks68tiny ssd expression agegender}; do
   case $net in
   ssd)
     oracle --net ssd --synth 0 --min-confidence 0.05 --out "$out/faceapi_ssd_s0"

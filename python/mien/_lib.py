@@ -67,7 +67,10 @@ class Config(ctypes.Structure):
     _fields_ = [("detector", ctypes.c_char_p), ("embedder", ctypes.c_char_p),
                 ("landmarks", ctypes.c_char_p), ("backend", ctypes.c_int),
                 ("threads", ctypes.c_int), ("flip", ctypes.c_int),
-                ("model_file", ctypes.c_char_p)]
+                ("model_file", ctypes.c_char_p),
+                # face analysis (mien.h: analyze, analysis, liveness_threshold)
+                ("analyze", ctypes.c_uint), ("analysis", ctypes.c_char_p),
+                ("liveness_threshold", ctypes.c_float)]
 
 
 class Face(ctypes.Structure):

@@ -108,6 +108,7 @@ typedef struct cli_photo {
     int n_faces;             /* faces kept (0: none found) */
     mien_face *faces;        /* (n_faces) */
     float *emb;              /* (n_faces, dim) L2-normalised */
+    mien_analysis *an;       /* (n_faces) with cli_embed_photos_analyze, else NULL */
 } cli_photo;
 
 typedef enum cli_faces_rule {
@@ -121,6 +122,10 @@ typedef enum cli_faces_rule {
  * could not run. */
 int cli_embed_photos(mien_models *m, const cli_common *c, cli_photo *photos, int n,
                      cli_faces_rule rule, const char *label);
+/* The same, and each kept face analysed for the tasks in analyze (MIEN_ANALYZE_*; the models
+ * must have been opened with them) into photos[i].an. */
+int cli_embed_photos_analyze(mien_models *m, const cli_common *c, cli_photo *photos, int n,
+                             cli_faces_rule rule, const char *label, unsigned analyze);
 void cli_photos_free(cli_photo *p, int n);
 
 /* The gallery at path (NULL: the default one), as the gallery commands open it: write may
@@ -159,7 +164,43 @@ int cmd_eval_identify(int argc, char **argv);
 int cmd_eval_cluster(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
+int cmd_eval_analysis(int argc, char **argv);
+int cmd_train_attribute(int argc, char **argv);
 int cmd_video(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
+
+/* The analysis tasks of a --tasks LIST (NULL or "all": every task, less the mask when its
+ * model, models/mien/mask.ckpt, has not been trained). Prints why and returns EXIT_USAGE for
+ * a bad list. (cmd_analyze.c) */
+int cli_analysis_tasks(const cli_common *c, const char *list, unsigned *tasks);
+
+/* mien bench's face analysis section (cmd_bench_analysis.c). */
+#define BENCH_ANALYSIS_TASKS 7
+typedef struct bench_analysis_result {
+    int ok;
+    char photo[4096];
+    char models[BENCH_ANALYSIS_TASKS][128]; /* per task (bit index) */
+    double ms[BENCH_ANALYSIS_TASKS];        /* CPU ms of that task alone (median), -1: not
+                                             * measured */
+    double fastest_ms[BENCH_ANALYSIS_TASKS];/* the fastest run */
+    double five_ms, five_fastest_ms;        /* age+gender+expression+liveness+pose */
+    double all_ms, all_fastest_ms;          /* every task loaded */
+} bench_analysis_result;
+int bench_analysis(const cli_common *c, double seconds, int quick, bench_analysis_result *r);
+cJSON *bench_analysis_json(const bench_analysis_result *r);
+void bench_analysis_print(const bench_analysis_result *r);
+
+/* Split n labelled photos into two halves, the same way everywhere (mien train attribute
+ * trains on one, mien eval analysis --part measures on the other): within each group (photos
+ * of equal group[i], e.g. label and kind), sorted by path, every other photo, the first in
+ * part 0. part (n) receives 0 or 1. (cmd_analyze.c) */
+void cli_split_halves(const char *const *path, const char *const *group, int n, int *part);
+
+/* Detect with the face-crop fallback of mien analyze: when img shows no face, search it again
+ * inside a black border of a quarter of its longer side (*bordered = 1 when that found the
+ * faces); coordinates are img's. (cmd_analyze.c) */
+int cli_detect_with_border(mien_session *s, const mien_image *img, const mien_detect_options *o,
+                           mien_face **faces, int *n, int *bordered);
 
 #endif

@@ -11,6 +11,7 @@
  *      default pipeline and lighter ones, on 1 thread and with one session per thread.
  *   4. One big photo (a 1920-pixel demo photo, every face embedded) on 1 thread and with all
  *      threads inside the layers: what intra-op threads give a single request.
+ *   5. Face analysis of one face on 1 thread (cmd_bench_analysis.c).
  * Medians everywhere: the machine may be shared. Single-thread figures are on the thread's
  * CPU clock (the time the work holds a core: on a shared machine the wall clock adds the
  * time other programs hold it), multi-thread and end-to-end ones on the wall clock; both
@@ -57,6 +58,9 @@ static const char bench_usage[] =
     "                    demo photos when there is none)\n"
     "  --time S          seconds of timed runs per model and setting (default 1)\n"
     "  --quick           fewer runs and photos (a smoke test, not figures to quote)\n"
+    "  --analysis-only   only the face analysis section: mien analyze's cost for one face,\n"
+    "                    each task alone and age+gender+expression+liveness+pose together\n"
+    "                    (with --analysis SPEC: those models)\n"
     "  --models DIR      models folder (default: searched, see mien help)\n";
 
 typedef struct bench_opts {
@@ -64,12 +68,17 @@ typedef struct bench_opts {
     const char *root;
     double seconds;
     int quick;
+    int analysis_only;
 } bench_opts;
 
 static int bench_extra(void *ctx, const char *opt, const char *val) {
     bench_opts *b = ctx;
     if (!strcmp(opt, "--quick")) {
         b->quick = 1;
+        return 0;
+    }
+    if (!strcmp(opt, "--analysis-only")) {
+        b->analysis_only = 1;
         return 0;
     }
     if (!strcmp(opt, "--images") || !strcmp(opt, "--root") || !strcmp(opt, "--time")) {
@@ -627,6 +636,18 @@ int cmd_bench(int argc, char **argv) {
     }
     const int T = c.threads;
     show_progress = !c.quiet && isatty(STDERR_FILENO);
+    static bench_analysis_result ar;
+    if (bo.analysis_only) {
+        if (bench_analysis(&c, bo.seconds, bo.quick, &ar)) return EXIT_FAIL;
+        if (c.json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddItemToObject(o, "analysis", bench_analysis_json(&ar));
+            cli_print_json(o);
+        } else {
+            bench_analysis_print(&ar);
+        }
+        return EXIT_OK;
+    }
     char root[4096], cpu[256];
     if (bo.root) snprintf(root, sizeof root, "%s", bo.root);
     else {
@@ -713,6 +734,8 @@ int cmd_bench(int argc, char **argv) {
         free(rd);
         free(rl);
     }
+    status_line("bench: %s", "face analysis");
+    bench_analysis(&c, bo.seconds, bo.quick, &ar);
     if (show_progress) fprintf(stderr, "\r\033[K");
     const double load1 = load_average();
 
@@ -791,6 +814,7 @@ int cmd_bench(int argc, char **argv) {
         cJSON_AddStringToObject(tj, "set_for", "mobilefacenet");
         cJSON_AddNumberToObject(tj, "mobilefacenet_gflop", mfn ? round_to(mfn->gflop, 0.001) : 0);
         cJSON_AddNumberToObject(tj, "dlib_gflop", dl ? round_to(dl->gflop, 0.001) : 0);
+        if (ar.ok) cJSON_AddItemToObject(o, "analysis", bench_analysis_json(&ar));
         cli_print_json(o);
     } else {
         printf("mien bench: %s, %d cores; \"all\" = %d threads; load average %.2f at the start, "
@@ -836,6 +860,10 @@ int cmd_bench(int argc, char **argv) {
             printf("one big photo (%s, %d faces, default pipeline): %.1f ms on 1 thread (%.1f ms of "
                    "CPU time), %.1f ms with %d threads inside the layers\n",
                    big_path, big_faces, lat[0], lat_cpu, lat[1], T);
+        if (ar.ok) {
+            printf("\n");
+            bench_analysis_print(&ar);
+        }
     }
     photo_set_free(&ps);
     photo_set_free(&big);

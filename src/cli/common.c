@@ -108,6 +108,7 @@ int cli_parse(cli_common *c, int *argc, char **argv, cli_extra_fn extra, void *c
         else if (!strcmp(name, "--embedder") || !strcmp(name, "--model")) { NEXT(); c->cfg.embedder = val; }
         else if (!strcmp(name, "--landmarks")) { NEXT(); c->cfg.landmarks = val; }
         else if (!strcmp(name, "--model-file")) { NEXT(); c->cfg.model_file = val; }
+        else if (!strcmp(name, "--analysis")) { NEXT(); c->cfg.analysis = val; }
         else if (!strcmp(name, "--backend")) {
             NEXT();
             if (!strcmp(val, "ref")) c->cfg.backend = MIEN_BACKEND_REF;

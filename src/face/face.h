@@ -82,12 +82,14 @@ struct mien_models {
     float fuse_w;
     char fused_name[64];
     nn_exec_opts exec_opts;
+    struct an_models *an;    /* face analysis models (analyze.c), NULL when none asked for */
 };
 
 struct mien_session {
     mien_models *m;
     mien_err err;
     nn_exec *det, *lm, *lm2, *emb, *emb2;
+    struct an_session *an;   /* executors of the analysis models */
 };
 
 /* ==== Where the models are (models_find.c) ==== */

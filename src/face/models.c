@@ -1,5 +1,6 @@
 /* The model set (immutable, shared) and sessions (per thread): the public entry points of
  * mien.h that are not a single stage. */
+#include "face/analyze.h"
 #include "face/face.h"
 #include "face/onnx_models.h"
 #include "image/image.h"
@@ -376,6 +377,10 @@ static int models_open_dir(const char *dir, const mien_config *cfg_in, mien_mode
         if ((rc = nn_faceapi_landmarks68_load(path, tiny, &l68->g, &e)))
             return models_fail(m, rc, "%s", e.msg);
     }
+    {
+        mien_err e = {0};
+        if ((rc = an_models_open(dir, &m->cfg, &m->an, &e))) return models_fail(m, rc, "%s", e.msg);
+    }
     return MIEN_OK;
 }
 
@@ -443,6 +448,7 @@ void mien_models_close(mien_models *m) {
     nn_graph_free(m->emb2.g);
     nn_graph_free(m->lm.g);
     nn_graph_free(m->lm2.g);
+    an_models_free(m->an);
     free(m);
 }
 
@@ -470,6 +476,7 @@ int mien_session_open(mien_models *m, mien_session **out) {
     if (!rc && m->lm.g) rc = nn_exec_create(m->lm.g, &m->exec_opts, &s->lm, &s->err);
     if (!rc && m->lm2.g) rc = nn_exec_create(m->lm2.g, &m->exec_opts, &s->lm2, &s->err);
     if (!rc && m->emb2.g) rc = nn_exec_create(m->emb2.g, &m->exec_opts, &s->emb2, &s->err);
+    if (!rc && m->an) rc = an_session_open(m->an, &m->exec_opts, &s->an, &s->err);
     return rc;
 }
 
@@ -480,6 +487,7 @@ void mien_session_close(mien_session *s) {
     nn_exec_free(s->lm);
     nn_exec_free(s->lm2);
     nn_exec_free(s->emb2);
+    an_session_free(s->an);
     free(s);
 }
 

@@ -383,7 +383,7 @@ int nn_faceapi_landmarks68_load(const char *path, int tiny, nn_graph **out, mien
     x = normalize_rgb255(&b, x);
     int n_blocks = tiny ? 3 : 4, n_convs = tiny ? 3 : 4;
     for (int i = 0; i < n_blocks; i++) {
-        char prefix[16];
+        char prefix[24];
         snprintf(prefix, sizeof prefix, "dense%d", i);
         x = dense_block(&b, x, prefix, n_convs, i == 0);
     }
@@ -401,6 +401,140 @@ int nn_faceapi_landmarks68_load(const char *path, int tiny, nn_graph **out, mien
         mien_err_set(e, MIEN_EFORMAT, "feature map has the wrong size");
     }
     return finish(&b, path, &y, 1, out);
+}
+
+/* ==== Expression (FaceExpressionNet) ====
+ * The 68-point net's feature extractor (4 dense blocks, mean over the 7x7 map), then a fully
+ * connected layer 256 -> 7 and a softmax. */
+int nn_faceapi_expression_load(const char *path, nn_graph **out, mien_err *e) {
+    *out = NULL;
+    fb b;
+    int rc = start(&b, path, "faceapi/expression", e);
+    if (rc) return rc;
+    int64_t in_dims[4] = {1, NN_FACEAPI_LM_SIZE, NN_FACEAPI_LM_SIZE, 3};
+    int x = nn_add_input(b.g, "input", 4, in_dims, e);
+    x = normalize_rgb255(&b, x);
+    for (int i = 0; i < 4; i++) {
+        char prefix[24];
+        snprintf(prefix, sizeof prefix, "dense%d", i);
+        x = dense_block(&b, x, prefix, 4, i == 0);
+    }
+    int y = -1;
+    if (x >= 0 && T(&b, x)->dims[1] == 7 && T(&b, x)->dims[2] == 7) {
+        int feat = nn_add_reduce(b.g, NN_OP_MEAN, "avgpool", x, 0x6u, 0, e);
+        int c = feat < 0 ? 0 : (int)T(&b, feat)->dims[1];
+        int64_t wd[2] = {c, NN_FACEAPI_EXPRESSIONS}, bd[1] = {NN_FACEAPI_EXPRESSIONS};
+        int w = cst(&b, "fc/weights", 2, wd, weight(&b, 2, wd, "fc/weights"));
+        int bias = cst(&b, "fc/bias", 1, bd, weight(&b, 1, bd, "fc/bias"));
+        int logits = feat >= 0 && w >= 0 && bias >= 0
+                         ? nn_add_fc(b.g, "logits", feat, w, bias, -1, NN_ACT_NONE, e) : -1;
+        y = logits < 0 ? -1 : nn_add_softmax(b.g, "expressions", logits, e);
+    } else if (x >= 0) {
+        mien_err_set(e, MIEN_EFORMAT, "feature map has the wrong size");
+    }
+    return finish(&b, path, &y, 1, out);
+}
+
+/* ==== Age and gender (AgeGenderNet) ====
+ * TinyXception with 2 middle blocks: a 3x3/2 convolution, two "reduction" blocks (ReLU of the
+ * input except in the first, two separable convolutions with a ReLU between, a 3x3/2 max pool,
+ * plus a 1x1/2 convolution of the block's input), two "main" blocks (three ReLU + separable
+ * convolution steps, plus the input), a last reduction block and a separable convolution with
+ * ReLU; the mean over the 7x7 map feeds two fully connected layers: age (1) and gender (2,
+ * softmax, male first). */
+
+/* conv(x) with a 1x1 stride-2 kernel + bias: the reduction block's shortcut. */
+static int xc_expansion(fb *b, int x, const char *prefix) {
+    if (x < 0) return -1;
+    char fname[160];
+    snprintf(fname, sizeof fname, "%s/expansion_conv/filters", prefix);
+    int ci = (int)T(b, x)->dims[3], co = out_channels(b, fname);
+    if (co < 0) return -1;
+    int64_t wd[4] = {1, 1, ci, co}, bd[1] = {co};
+    return conv(b, nm(b, prefix, "expansion"), x, weight(b, 4, wd, "%s", fname),
+                weight(b, 1, bd, "%s/expansion_conv/bias", prefix), 1, ci, co, 2, NN_PAD_SAME,
+                NN_ACT_NONE);
+}
+
+static int xc_relu(fb *b, const char *prefix, int x) {
+    return unary(b, NN_OP_RELU, nm(b, prefix, "relu"), x);
+}
+
+static int xc_reduction(fb *b, int x, const char *prefix, int activate_input) {
+    char p0[128], p1[128];
+    snprintf(p0, sizeof p0, "%s/separable_conv0", prefix);
+    snprintf(p1, sizeof p1, "%s/separable_conv1", prefix);
+    int y = activate_input ? xc_relu(b, prefix, x) : x;
+    y = sep_conv(b, y, p0, 1, NN_ACT_RELU);
+    y = sep_conv(b, y, p1, 1, NN_ACT_NONE);
+    if (y < 0) return -1;
+    nn_conv_params p;
+    nn_conv_params_default(&p);
+    p.stride[0] = p.stride[1] = 2;
+    p.padding = NN_PAD_SAME;
+    int kernel[2] = {3, 3};
+    y = nn_add_pool(b->g, NN_OP_MAXPOOL, nm(b, prefix, "maxpool"), y, kernel, &p, b->e);
+    return binary(b, NN_OP_ADD, nm(b, prefix, "add"), y, xc_expansion(b, x, prefix));
+}
+
+static int xc_main(fb *b, int x, const char *prefix) {
+    int y = x;
+    for (int i = 0; i < 3; i++) {
+        char pi[128];
+        snprintf(pi, sizeof pi, "%s/separable_conv%d", prefix, i);
+        y = sep_conv(b, xc_relu(b, prefix, y), pi, 1, NN_ACT_NONE);
+    }
+    return binary(b, NN_OP_ADD, nm(b, prefix, "add"), y, x);
+}
+
+/* Fully connected layer fc/NAME: weights (c, n), bias (n). */
+static int fc_layer(fb *b, int x, const char *name, int n) {
+    if (x < 0) return -1;
+    int c = (int)T(b, x)->dims[1];
+    int64_t wd[2] = {c, n}, bd[1] = {n};
+    char wn[64], bn[64], on[64];
+    snprintf(wn, sizeof wn, "fc/%s/weights", name);
+    snprintf(bn, sizeof bn, "fc/%s/bias", name);
+    snprintf(on, sizeof on, "fc_%s", name);
+    int w = cst(b, wn, 2, wd, weight(b, 2, wd, "%s", wn));
+    int bias = cst(b, bn, 1, bd, weight(b, 1, bd, "%s", bn));
+    if (w < 0 || bias < 0) return -1;
+    return nn_add_fc(b->g, on, x, w, bias, -1, NN_ACT_NONE, b->e);
+}
+
+int nn_faceapi_age_gender_load(const char *path, nn_graph **out, mien_err *e) {
+    *out = NULL;
+    fb b;
+    int rc = start(&b, path, "faceapi/age_gender", e);
+    if (rc) return rc;
+    int64_t in_dims[4] = {1, NN_FACEAPI_LM_SIZE, NN_FACEAPI_LM_SIZE, 3};
+    int x = nn_add_input(b.g, "input", 4, in_dims, e);
+    x = normalize_rgb255(&b, x);
+    {
+        const char *fname = "entry_flow/conv_in/filters";
+        int co = x < 0 ? -1 : out_channels(&b, fname);
+        int64_t wd[4] = {3, 3, 3, co}, bd[1] = {co};
+        x = co < 0 ? -1 : conv(&b, "entry_flow/conv_in", x, weight(&b, 4, wd, "%s", fname),
+                               weight(&b, 1, bd, "entry_flow/conv_in/bias"), 3, 3, co, 2,
+                               NN_PAD_SAME, NN_ACT_RELU);
+    }
+    x = xc_reduction(&b, x, "entry_flow/reduction_block_0", 0);
+    x = xc_reduction(&b, x, "entry_flow/reduction_block_1", 1);
+    x = xc_main(&b, x, "middle_flow/main_block_0");
+    x = xc_main(&b, x, "middle_flow/main_block_1");
+    x = xc_reduction(&b, x, "exit_flow/reduction_block", 1);
+    x = sep_conv(&b, x, "exit_flow/separable_conv", 1, NN_ACT_RELU);
+    int outs[2] = {-1, -1};
+    if (x >= 0 && T(&b, x)->dims[1] == 7 && T(&b, x)->dims[2] == 7) {
+        /* avgPool 7x7 stride 2 VALID over the 7x7 map: the mean over H, W. */
+        int feat = nn_add_reduce(b.g, NN_OP_MEAN, "avgpool", x, 0x6u, 0, e);
+        outs[0] = fc_layer(&b, feat, "age", 1);
+        int g = fc_layer(&b, feat, "gender", 2);
+        outs[1] = g < 0 ? -1 : nn_add_softmax(b.g, "gender", g, e);
+    } else if (x >= 0) {
+        mien_err_set(e, MIEN_EFORMAT, "feature map has the wrong size");
+    }
+    return finish(&b, path, outs, 2, out);
 }
 
 /* ==== SSD MobileNetV1 face detector ====

@@ -46,6 +46,21 @@ int nn_faceapi_landmarks68_load(const char *manifest_path, /* face_landmark_68[_
                                 nn_graph **out,            /* OUT: the graph (nn_graph_free) */
                                 mien_err *e);
 
+/* ==== Face analysis: expression, age and gender ====
+ * Input  "input" (1,112,112,3) RGB 0..255, prepared as for the landmark nets above (face-api
+ *                gives them the same face crops), normalised in the graph in the same way.
+ * FaceExpressionNet: output "expressions" (1,7), softmax probabilities in face-api's order:
+ *                neutral, happy, sad, angry, fearful, disgusted, surprised.
+ * AgeGenderNet (TinyXception): output 0 "fc_age" (1,1) the age in years; output 1 "gender"
+ *                (1,2) softmax probabilities of male, then female. */
+#define NN_FACEAPI_EXPRESSIONS 7
+int nn_faceapi_expression_load(const char *manifest_path, /* face_expression_model-weights_manifest.json */
+                               nn_graph **out,            /* OUT: the graph (nn_graph_free) */
+                               mien_err *e);
+int nn_faceapi_age_gender_load(const char *manifest_path, /* age_gender_model-weights_manifest.json */
+                               nn_graph **out,            /* OUT: the graph (nn_graph_free) */
+                               mien_err *e);
+
 /* ==== SSD MobileNetV1 face detector (face-api's SsdMobilenetv1) ====
  * Input  "input"         (1,512,512,3) RGB 0..255 (nn_faceapi_ssd_input makes it from an image
  *                        as face-api does). Normalised in the graph as x / 127.5 - 1.

@@ -1597,6 +1597,48 @@ static int op_slice(loader *L, nctx *c) {
     return set_tensor(L, c->out[0], t, x->v.perm);
 }
 
+/* Split: consecutive pieces along one axis, each a slice of the input. The sizes come from
+ * the "split" attribute (opset < 13) or the second input (13+), else equal parts. */
+static int op_split(loader *L, nctx *c) {
+    oval *x = IN(c, 0);
+    int rc;
+    if ((rc = need_tensor(L, c, 0))) return rc;
+    const int nd = x->v.ndim;
+    int axis = 0;
+    if ((rc = norm_axis(L, attr_i(c->node, "axis", 0), nd, c->nm, &axis))) return rc;
+    int64_t sz[8];
+    int n = attr_ints(c->node, "split", sz, 8);
+    if (n < 0 && IN(c, 1) && (rc = const_ints(L, IN(c, 1), c->nm, "split", sz, 8, &n))) return rc;
+    const int64_t dim = x->v.dims[axis];
+    if (n < 0) { /* equal parts */
+        if (dim % c->nout) return fail(L, MIEN_EFORMAT, "%s: %lld does not split in %d", c->nm,
+                                       (long long)dim, c->nout);
+        n = c->nout;
+        for (int k = 0; k < n; k++) sz[k] = dim / n;
+    }
+    if (n != c->nout) return fail(L, MIEN_EFORMAT, "%s: %d sizes for %d outputs", c->nm, n, c->nout);
+    int64_t at = 0;
+    for (int k = 0; k < n; k++) {
+        if (sz[k] < 0 || at + sz[k] > dim) return fail(L, MIEN_EFORMAT, "%s: split sizes exceed the axis", c->nm);
+        if (!c->out[k]) { /* an unnamed output: nobody reads it */
+            at += sz[k];
+            continue;
+        }
+        int64_t b[NN_MAX_DIMS], e[NN_MAX_DIMS], s[NN_MAX_DIMS];
+        for (int i = 0; i < nd; i++) {
+            int a = x->v.perm[i]; /* mien axis i holds ONNX axis a */
+            b[i] = a == axis ? at : 0;
+            e[i] = a == axis ? at + sz[k] : x->v.dims[a];
+            s[i] = 1;
+        }
+        int t = nn_add_slice(L->g, c->out[k]->name, x->v.t, b, e, s, L->e);
+        if ((rc = set_tensor(L, c->out[k], t, x->v.perm))) return rc;
+        at += sz[k];
+    }
+    if (at != dim) return fail(L, MIEN_EFORMAT, "%s: split sizes do not cover the axis", c->nm);
+    return MIEN_OK;
+}
+
 static int op_gather(loader *L, nctx *c) {
     oval *x = IN(c, 0), *ix = IN(c, 1);
     int rc;
@@ -1969,6 +2011,7 @@ static const struct {
     {"Resize", op_resize},
     {"Upsample", op_resize},
     {"Slice", op_slice},
+    {"Split", op_split},
     {"Shape", op_shape},
     {"Gather", op_gather},
     {"Unsqueeze", op_squeeze},
@@ -2027,7 +2070,7 @@ static int load_node(loader *L, const Onnx__NodeProto *node, int index) {
             return rc;
         }
         for (int k = 1; k < c.nout; k++)
-            if (c.out[k] && c.out[k]->uses)
+            if (c.out[k] && c.out[k]->uses && c.out[k]->kind == V_NONE)
                 return fail(L, MIEN_EUNSUPPORTED, "node %s (%s): output %d is not supported",
                             c.nm, op, k);
         if (c.out[0]->kind == V_NONE)

@@ -19,8 +19,13 @@
  *     embedder's threshold (cf_similarity): "same person" is exactly sim >= 0.5. Recognize
  *     returns the prediction_count best subjects whatever their similarity (CompreFace leaves
  *     the threshold to the client).
- *   - face_plugins: "landmarks" (the 5 alignment points) and "calculator" (the embedding) are
- *     answered; other plugins (age, gender, mask, pose) are accepted and ignored.
+ *   - face_plugins: "landmarks" (the 5 alignment points), "calculator" (the embedding), and
+ *     the analysis plugins in CompreFace's shapes: "age" {probability, high, low} (mien's age
+ *     +- 5 years; probability: the share of the age_gender dev set within 5 years, 0.587),
+ *     "gender" {probability, value}, "mask" {probability, value: without_mask or
+ *     mask_worn_correctly}, "pose" {pitch, roll, yaw} (README, "Face analysis"). A plugin
+ *     whose task the server did not load (mien serve --tasks) is ignored, as unknown ones
+ *     (landmarks2d106, ...) are.
  *   - status=true adds execution_time (ms) per face and plugins_versions.
  *   - Errors are CompreFace's shape {"message": ..., "code": ...}, with 400 for bad input
  *     (code 28 when no face is found), 401/403 for keys, 404 for unknown subjects and ids. */
@@ -37,6 +42,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* The probability reported with the age plugin's range (mien's age +- 5 years): the share of
+ * the age_gender dev set whose true age lies within 5 years of mien's (README, "Face
+ * analysis"). */
+#define CF_AGE_RANGE_PROBABILITY 0.587
 
 /* CompreFace's error codes (its CommonExceptionCode) for the cases we share. */
 enum {
@@ -290,6 +300,7 @@ typedef struct cf_opts {
     int prediction_count;   /* subjects per face */
     int no_detect;          /* detect_faces=false: the photo is one cropped face */
     int landmarks, calculator, status;
+    unsigned analysis;      /* MIEN_ANALYZE_* bits of the age, gender, mask, pose plugins */
 } cf_opts;
 
 static int cf_int_param(srv_req *r, const char *key, int def, int min, int *out) {
@@ -337,9 +348,14 @@ static int cf_parse_opts(srv_req *r, cf_opts *o) {
         for (char *save = NULL, *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
             if (!strcasecmp(tok, "landmarks")) o->landmarks = 1;
             else if (!strcasecmp(tok, "calculator")) o->calculator = 1;
-            /* age, gender, mask, pose, ...: accepted and ignored */
+            else if (!strcasecmp(tok, "age")) o->analysis |= MIEN_ANALYZE_AGE;
+            else if (!strcasecmp(tok, "gender")) o->analysis |= MIEN_ANALYZE_GENDER;
+            else if (!strcasecmp(tok, "mask")) o->analysis |= MIEN_ANALYZE_MASK;
+            else if (!strcasecmp(tok, "pose")) o->analysis |= MIEN_ANALYZE_POSE;
+            /* others: accepted and ignored */
         }
     }
+    o->analysis &= mien_models_analysis_tasks(srv_models(r));
     return 0;
 }
 
@@ -351,6 +367,8 @@ typedef struct cf_photo {
     float *emb;             /* (n, dim) */
     int n, dim, width, height;
     double detect_ms, embed_ms;
+    mien_analysis *an;      /* (n,) the analysis plugins' answers, or NULL */
+    double analysis_ms;
 } cf_photo;
 
 /* The cosine similarity of each of p's faces to ref (sim, n) and the faces best first
@@ -377,6 +395,7 @@ static void cf_photo_free(cf_photo *p) {
     mien_photo_close(p->photo);
     free(p->faces);
     free(p->emb);
+    free(p->an);
     memset(p, 0, sizeof *p);
 }
 
@@ -420,6 +439,22 @@ static int cf_photo_run(srv_req *r, const unsigned char *data, size_t len, const
         cf_error(r, 400, CF_CODE_NO_FACE, "No face is found in the given image");
         cf_photo_free(p);
         return -1;
+    }
+    if (o->analysis) {
+        t0 = now_ms();
+        p->an = calloc((size_t)p->n, sizeof *p->an);
+        if (!p->an) {
+            cf_error(r, 503, CF_CODE_GENERIC, "out of memory");
+            cf_photo_free(p);
+            return -1;
+        }
+        for (int i = 0; i < p->n; i++)
+            if ((st = mien_photo_analyze(s, p->photo, &p->faces[i], o->analysis, &p->an[i]))) {
+                cf_fail(r, st, "analysing a face", mien_errmsg(s));
+                cf_photo_free(p);
+                return -1;
+            }
+        p->analysis_ms = now_ms() - t0;
     }
     if (!embed) return 0;
     t0 = now_ms();
@@ -474,6 +509,33 @@ static cJSON *cf_face_json(const cf_photo *p, int i, const cf_opts *o) {
             cJSON_AddItemToArray(lm, pt);
         }
     }
+    if (p->an) {
+        /* CompreFace's plugin shapes. */
+        const mien_analysis *an = &p->an[i];
+        if (an->tasks & MIEN_ANALYZE_AGE) {
+            cJSON *x = cJSON_AddObjectToObject(face, "age");
+            int age = (int)lrintf(an->age);
+            cJSON_AddNumberToObject(x, "probability", CF_AGE_RANGE_PROBABILITY);
+            cJSON_AddNumberToObject(x, "high", age + 5);
+            cJSON_AddNumberToObject(x, "low", age > 5 ? age - 5 : 0);
+        }
+        if (an->tasks & MIEN_ANALYZE_GENDER) {
+            cJSON *x = cJSON_AddObjectToObject(face, "gender");
+            cJSON_AddNumberToObject(x, "probability", round(an->gender_score * 1e5) / 1e5);
+            cJSON_AddStringToObject(x, "value", an->male ? "male" : "female");
+        }
+        if (an->tasks & MIEN_ANALYZE_MASK) {
+            cJSON *x = cJSON_AddObjectToObject(face, "mask");
+            cJSON_AddNumberToObject(x, "probability", round(an->mask_score * 1e5) / 1e5);
+            cJSON_AddStringToObject(x, "value", an->mask ? "mask_worn_correctly" : "without_mask");
+        }
+        if (an->tasks & MIEN_ANALYZE_POSE) {
+            cJSON *x = cJSON_AddObjectToObject(face, "pose");
+            cJSON_AddNumberToObject(x, "pitch", round(an->pitch * 1e3) / 1e3);
+            cJSON_AddNumberToObject(x, "roll", round(an->roll * 1e3) / 1e3);
+            cJSON_AddNumberToObject(x, "yaw", round(an->yaw * 1e3) / 1e3);
+        }
+    }
     if (o->calculator && p->emb) {
         cJSON *e = cJSON_AddArrayToObject(face, "embedding");
         for (int k = 0; k < p->dim; k++)
@@ -483,6 +545,12 @@ static cJSON *cf_face_json(const cf_photo *p, int i, const cf_opts *o) {
         cJSON *t = cJSON_AddObjectToObject(face, "execution_time");
         cJSON_AddNumberToObject(t, "detector", round(p->detect_ms));
         if (p->emb) cJSON_AddNumberToObject(t, "calculator", round(p->embed_ms / p->n));
+        static const struct { unsigned flag; const char *name; } pl[] = {
+            {MIEN_ANALYZE_AGE, "age"}, {MIEN_ANALYZE_GENDER, "gender"},
+            {MIEN_ANALYZE_MASK, "mask"}, {MIEN_ANALYZE_POSE, "pose"}};
+        for (size_t k = 0; p->an && k < sizeof pl / sizeof pl[0]; k++)
+            if (o->analysis & pl[k].flag) /* the analysis runs once for all plugins */
+                cJSON_AddNumberToObject(t, pl[k].name, round(p->analysis_ms / p->n));
     }
     return face;
 }
@@ -494,6 +562,14 @@ static cJSON *cf_plugins_versions(srv_req *r, const cf_opts *o) {
     snprintf(buf, sizeof buf, "mien.%s", mien_models_embedder_name(srv_models(r)));
     cJSON_AddStringToObject(v, "calculator", buf);
     if (o->landmarks) cJSON_AddStringToObject(v, "landmarks", "mien.Landmarks5");
+    static const struct { unsigned flag; const char *name; } pl[] = {
+        {MIEN_ANALYZE_AGE, "age"}, {MIEN_ANALYZE_GENDER, "gender"},
+        {MIEN_ANALYZE_MASK, "mask"}, {MIEN_ANALYZE_POSE, "pose"}};
+    for (size_t k = 0; k < sizeof pl / sizeof pl[0]; k++)
+        if (o->analysis & pl[k].flag) {
+            snprintf(buf, sizeof buf, "mien.%s", mien_models_analysis_names(srv_models(r), pl[k].flag));
+            cJSON_AddStringToObject(v, pl[k].name, buf);
+        }
     return v;
 }
 

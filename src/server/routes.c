@@ -251,12 +251,32 @@ static void h_identify(srv_req *r, const route_args *a) {
         srv_reply_error(r, srv_http_status(rc), "gallery search failed: %s", mien_gallery_errmsg(g));
         goto done;
     }
+    /* ?liveness=true: a face that the liveness model takes for a spoof (a printed photo, a
+     * screen) is never named. */
+    const char *lq = srv_req_query(r, "liveness");
+    int want_live = lq && (!strcmp(lq, "true") || !strcmp(lq, "1"));
+    if (want_live && !(mien_models_analysis_tasks(srv_models(r)) & MIEN_ANALYZE_LIVENESS)) {
+        srv_reply_error(r, 400, "liveness: the server has no liveness model");
+        goto done;
+    }
     cJSON *o = photo_header(p);
     cJSON_AddNumberToObject(o, "threshold", round6(thr));
     cJSON *fa = cJSON_AddArrayToObject(o, "faces");
     for (int i = 0; i < n; i++) {
         cJSON *fo = srv_face_json(&faces[i]);
         int known = got[i] > 0 && best[i].similarity >= thr;
+        if (want_live) {
+            mien_analysis an;
+            int st = mien_photo_analyze(srv_session(r), p, &faces[i], MIEN_ANALYZE_LIVENESS, &an);
+            if (st) {
+                cJSON_Delete(fo);
+                cJSON_Delete(o);
+                srv_reply_error(r, srv_http_status(st), "liveness: %s", mien_errmsg(srv_session(r)));
+                goto done;
+            }
+            srv_add_analysis_json(fo, &an);
+            if (!an.real) known = 0;
+        }
         cJSON_AddStringToObject(fo, "name", known ? best[i].name : "unknown");
         cJSON_AddBoolToObject(fo, "known", known);
         if (got[i] > 0) {
@@ -273,6 +293,56 @@ done:
     free(emb);
     free(best);
     free(got);
+    free(faces);
+    mien_photo_close(p);
+}
+
+/* POST /v1/analyze[?tasks=age,gender,...]: every face with its attributes (the keys of mien
+ * analyze --json). Default: every task the server loaded. */
+static void h_analyze(srv_req *r, const route_args *a) {
+    unsigned have = mien_models_analysis_tasks(srv_models(r)), tasks = have;
+    const char *tq = srv_req_query(r, "tasks");
+    if (tq && *tq && !srv_parse_analysis_tasks(tq, &tasks)) {
+        srv_reply_error(r, 400, "tasks: a list of age, gender, expression, liveness, pose, "
+                        "quality, mask (or all), got '%s'", tq);
+        return;
+    }
+    if (tq && !strcmp(tq, "all")) tasks = have;
+    if (!tasks || (tasks & ~have)) {
+        srv_reply_error(r, 400, "tasks: the server cannot analyse %s (it loaded %s%s%s%s%s%s%s)",
+                        tasks ? "all of these" : "faces",
+                        have & MIEN_ANALYZE_AGE ? "age " : "", have & MIEN_ANALYZE_GENDER ? "gender " : "",
+                        have & MIEN_ANALYZE_EXPRESSION ? "expression " : "",
+                        have & MIEN_ANALYZE_LIVENESS ? "liveness " : "", have & MIEN_ANALYZE_POSE ? "pose " : "",
+                        have & MIEN_ANALYZE_QUALITY ? "quality " : "", have & MIEN_ANALYZE_MASK ? "mask" : "");
+        return;
+    }
+    const unsigned char *data;
+    size_t len;
+    if (srv_req_image(r, 0, NULL, &data, &len)) return;
+    mien_photo *p = open_photo(r, data, len);
+    if (!p) return;
+    mien_face *faces = NULL;
+    int n = 0;
+    if (detect(r, p, &faces, &n) == 0) {
+        qsort(faces, (size_t)n, sizeof *faces, cmp_face_x);
+        cJSON *o = photo_header(p);
+        cJSON *fa = cJSON_AddArrayToObject(o, "faces");
+        int st = MIEN_OK;
+        for (int i = 0; !st && i < n; i++) {
+            mien_analysis an;
+            if ((st = mien_photo_analyze(srv_session(r), p, &faces[i], tasks, &an))) break;
+            cJSON *fo = srv_face_json(&faces[i]);
+            srv_add_analysis_json(fo, &an);
+            cJSON_AddItemToArray(fa, fo);
+        }
+        if (st) {
+            cJSON_Delete(o);
+            srv_reply_error(r, srv_http_status(st), "analyze: %s", mien_errmsg(srv_session(r)));
+        } else {
+            srv_reply_json(r, 200, o);
+        }
+    }
     free(faces);
     mien_photo_close(p);
 }
@@ -722,6 +792,7 @@ static const struct route {
     {"POST", "/v1/embed", SRV_ROLE_READ, h_embed},
     {"POST", "/v1/verify", SRV_ROLE_READ, h_verify},
     {"POST", "/v1/identify", SRV_ROLE_READ, h_identify},
+    {"POST", "/v1/analyze", SRV_ROLE_READ, h_analyze},
     {"POST", "/v1/video", SRV_ROLE_READ, h_video},
     {"GET", "/v1/subjects", SRV_ROLE_READ, h_subjects},
     {"POST", "/v1/subjects", SRV_ROLE_ADMIN, h_subject_create},

@@ -203,6 +203,14 @@ srv_keys *srv_keys_of(srv_req *r);
 
 cJSON *srv_face_json(const mien_face *f);
 
+/* ==== JSON of a face analysis (analysis.c) ==== */
+
+/* Add the keys of the tasks in a->tasks to object o: age, gender, expression, liveness, pose,
+ * quality, mask (README, "Face analysis"). */
+void srv_add_analysis_json(cJSON *o, const mien_analysis *a);
+/* "age,gender,..." or "all" into MIEN_ANALYZE_* bits; 0 for an unknown name or none. */
+int srv_parse_analysis_tasks(const char *list, unsigned *tasks);
+
 /* ==== Extension hook ==== */
 
 /* Routes under /api/v1/ (src/server/compreface.c). Returns 1 when it replied. */

@@ -399,15 +399,28 @@ def main():
     body = ok("POST", R + "/recognize", query={"limit": 1}, files=[("file", "two.jpg", two)])
     check(len(body["result"]) == 1 and len(body["result"][0]["subjects"]) == 1,
           "limit=1, default prediction_count: %s" % body)
-    body = ok("POST", R + "/recognize", query="?&limit=0&face_plugins=landmarks,calculator,age&status=True",
+    body = ok("POST", R + "/recognize",
+              query="?&limit=0&face_plugins=landmarks,calculator,age,gender,pose,landmarks2d106&status=True",
               json_body={"file": base64.b64encode(two).decode()})
     f0 = body["result"][0]
     check(len(body["result"]) == 2, "two_people: %d faces" % len(body["result"]))
     check(len(f0.get("landmarks", [])) == 5 and all(len(p) == 2 for p in f0["landmarks"]),
           "landmarks plugin: %s" % f0.get("landmarks"))
     check(len(f0.get("embedding", [])) >= 64, "calculator plugin: no embedding")
-    check("age" not in f0, "unsupported age plugin must be ignored")
+    # The analysis plugins in CompreFace's shapes (two_people: two men, about frontal); an
+    # unsupported plugin (landmarks2d106) is ignored.
+    for f in body["result"]:
+        age, gender, pose = f.get("age", {}), f.get("gender", {}), f.get("pose", {})
+        check(0 <= age.get("low", -1) < age.get("high", -1) <= 120 and 0 < age.get("probability", 0) <= 1,
+              "age plugin {probability, high, low}: %s" % f.get("age"))
+        check(gender.get("value") == "male" and 0.5 <= gender.get("probability", 0) <= 1,
+              "gender plugin {probability, value}: %s" % f.get("gender"))
+        check(all(abs(pose.get(k, 999)) < 45 for k in ("pitch", "roll", "yaw")),
+              "pose plugin {pitch, roll, yaw}: %s" % f.get("pose"))
+        check("landmarks2d106" not in f and "mask" not in f, "unasked/unsupported plugins: %s" % list(f))
     check("plugins_versions" in body and "execution_time" in f0, "status=true: %s" % list(body))
+    check(all(k in body["plugins_versions"] for k in ("age", "gender", "pose")),
+          "plugins_versions: %s" % body.get("plugins_versions"))
 
     # ---- verify an image against a stored example ----
     obama_id = image_ids["obama"][0]

@@ -1,6 +1,7 @@
 // Drives mien serve's web page (/) in real headless Chromium through playwright-core:
 // enroll two people through the API, upload a photo of both through #file, wait for
-// body[data-state=done] and check the names in .face .name; enroll an unknown face through
+// body[data-state=done] and check the names in .face .name and the attributes under each face
+// (.face .attributes: age, gender, ..., quality); enroll an unknown face through
 // the page (.enroll-name + .enroll); delete a subject through the page (#subjects .delete);
 // pick another face collection in #collection: its own people, not the default's.
 //
@@ -64,6 +65,7 @@ try {
     await page.evaluate(() => { delete document.body.dataset.state; });
     await page.setInputFiles('#file', file);
     const deadline = Date.now() + 90000;
+    let seen = null;
     for (;;) {
       const state = await page.evaluate(() => document.body.dataset.state);
       if (state === 'error') fail(`${file}: state error, #status: ${await page.textContent('#status')}`);
@@ -71,8 +73,11 @@ try {
         await page.waitForLoadState('networkidle');
         const names = await page.$$eval('#faces .face .name', els => els.map(e => e.textContent.trim()));
         if (names.length === n) return names;
+        seen = names;
       }
-      if (Date.now() > deadline) fail(`${file}: no result with ${n} faces in 90 s (state ${state})`);
+      if (Date.now() > deadline)
+        fail(`${file}: no result with ${n} faces in 90 s (state ${state}, names ${JSON.stringify(seen)}, ` +
+             `#status: ${await page.textContent('#status')})`);
       await new Promise(r => setTimeout(r, 200));
     }
   }
@@ -81,6 +86,10 @@ try {
   const sims = await page.$$eval('#faces .face .similarity', els => els.map(e => e.textContent.trim()));
   if (sims.length !== 2 || sims.some(s => !/\d/.test(s))) fail(`similarities ${JSON.stringify(sims)}`);
   if (!(await page.$('#canvas'))) fail('no #canvas');
+  // The attributes of POST /v1/analyze under each face (the server loads the analysis models).
+  const attrs = await page.$$eval('#faces .face .attributes', els => els.map(e => e.textContent.trim()));
+  if (attrs.length !== 2 || attrs.some(a => !/^age \d+ · (male|female) /.test(a) || !/quality/.test(a)))
+    fail(`attributes ${JSON.stringify(attrs)}`);
 
   // Enroll an unknown face through the page.
   names = await identify(join(people, 'lin-manuel-miranda.png'), 1);

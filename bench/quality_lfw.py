@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""Does mien's face quality predict verification errors? LFW's 6,000 pairs (View 2), sorted
+by the quality of the pair's lower-quality face and cut into five equal groups (quintiles):
+the error rate of each group, at the 10-fold accuracy threshold and at the embedder's
+default threshold (FAR 1e-3). A useful quality has errors falling from the lowest quintile
+to the highest.
+
+    /usr/bin/python3 bench/quality_lfw.py [--data DIR] [--out DIR] [--reuse] [-- extra mien options]
+
+Runs build/mien eval pairs (embeddings of every photo, --dump) and build/mien analyze
+--tasks quality (quality of every face), takes for each photo the face eval pairs takes (the
+one nearest the centre among the large ones, as cli_pick_central), and prints a Markdown
+table (README, "Face analysis"). The per-pair numbers are left in OUT/pairs_quality.tsv.
+A pair with a photo without a face counts as an error of the lowest quintile (quality 0), as
+eval pairs counts it rejected. --reuse takes OUT/embeddings.jsonl, OUT/pairs.json and
+OUT/quality.jsonl from an earlier run instead of computing them again. $MIEN_BIN_FAST names
+the mien binary (default build/mien).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+
+def central(faces, w, h):
+    """cli_pick_central: nearest the centre among faces at least half the largest's side."""
+    if not faces:
+        return None
+    big = max(faces, key=lambda f: f["box"][2] * f["box"][3])
+    minside = 0.5 * max(big["box"][2], big["box"][3])
+    best, dmin = None, float("inf")
+    for f in faces:
+        if max(f["box"][2], f["box"][3]) < minside:
+            continue
+        dx = f["box"][0] + f["box"][2] * 0.5 - w * 0.5
+        dy = f["box"][1] + f["box"][3] * 0.5 - h * 0.5
+        if dx * dx + dy * dy < dmin:
+            best, dmin = f, dx * dx + dy * dy
+    return best
+
+
+def read_pairs(path):
+    """LFW pairs.txt: (relpath_a, relpath_b, same, fold)."""
+    lines = open(path).read().split("\n")
+    folds, per = (int(v) for v in lines[0].split())
+    out, i = [], 1
+    for fold in range(folds):
+        for same in (1, 0):
+            for _ in range(per):
+                t = lines[i].split("\t")
+                i += 1
+                if same:
+                    a = "%s/%s_%04d.jpg" % (t[0], t[0], int(t[1]))
+                    b = "%s/%s_%04d.jpg" % (t[0], t[0], int(t[2]))
+                else:
+                    a = "%s/%s_%04d.jpg" % (t[0], t[0], int(t[1]))
+                    b = "%s/%s_%04d.jpg" % (t[2], t[2], int(t[3]))
+                out.append((a, b, same, fold))
+    return out
+
+
+def main():
+    args = sys.argv[1:]
+    extra = []
+    if "--" in args:
+        extra = args[args.index("--") + 1:]
+        args = args[:args.index("--")]
+    data = os.environ.get("MIEN_DATA", "../shared/data")
+    out = "out/quality"
+    reuse = False
+    while args:
+        k = args.pop(0)
+        if k == "--data":
+            data = args.pop(0)
+        elif k == "--out":
+            out = args.pop(0)
+        elif k == "--reuse":
+            reuse = True
+        else:
+            raise SystemExit(__doc__)
+    os.makedirs(out, exist_ok=True)
+    lfw = os.path.join(data, "lfw")
+    pairs = read_pairs(os.path.join(lfw, "pairs.txt"))
+    dump = os.path.join(out, "embeddings.jsonl")
+    summary_file = os.path.join(out, "pairs.json")
+    if not (reuse and os.path.exists(dump) and os.path.exists(summary_file)):
+        ev = subprocess.run([os.environ.get("MIEN_BIN_FAST", "build/mien"), "eval", "pairs", "--pairs", os.path.join(lfw, "pairs.txt"),
+                             "--root", lfw, "--json", "--quiet", "--dump", dump] + extra,
+                            check=True, capture_output=True, text=True)
+        open(summary_file, "w").write(ev.stdout)
+    summary = json.load(open(summary_file))
+    emb = {}
+    for line in open(dump):
+        d = json.loads(line)
+        emb[d["path"]] = np.array(d["embedding"], dtype=np.float64) if d.get("found") else None
+    images = sorted({p for a, b, _, _ in pairs for p in (a, b)})
+    qfile = os.path.join(out, "quality.jsonl")
+    if not (reuse and os.path.exists(qfile)):
+        an = subprocess.run([os.environ.get("MIEN_BIN_FAST", "build/mien"), "analyze", "--tasks", "quality", "--json", "--quiet"] + extra
+                            + [os.path.join(lfw, p) for p in images],
+                            capture_output=True, text=True)
+        open(qfile, "w").write(an.stdout)
+    qual = {}
+    for line in open(qfile).read().splitlines():
+        d = json.loads(line)
+        rel = os.path.relpath(d["image"], lfw)
+        f = central(d.get("faces", []), d.get("width", 0), d.get("height", 0))
+        qual[rel] = f["quality"]["score"] if f else 0.0
+    thresholds = {"accuracy threshold (10-fold mean)": summary["threshold_mean"],
+                  "default threshold (FAR 1e-3)": summary["threshold_at_far_1e-3"]}
+    rows = []
+    for a, b, same, fold in pairs:
+        ea, eb = emb.get(a), emb.get(b)
+        sim = float(ea @ eb) if ea is not None and eb is not None else -2.0
+        q = min(qual.get(a, 0.0), qual.get(b, 0.0)) if sim > -2 else 0.0
+        rows.append((q, sim, same))
+    rows.sort(key=lambda r: r[0])
+    q = np.array([r[0] for r in rows])
+    sim = np.array([r[1] for r in rows])
+    same = np.array([r[2] for r in rows])
+    with open(os.path.join(out, "pairs_quality.tsv"), "w") as f:
+        f.write("#min_quality\tsimilarity\tsame\n")
+        for r in rows:
+            f.write("%.4f\t%.6f\t%d\n" % r)
+    groups = np.array_split(np.arange(len(rows)), 5)
+    print("LFW, %d pairs by the quality of their lower-quality face (%s, %s; quality: "
+          "`mien analyze --tasks quality`)\n" % (len(rows), summary["embedder"], summary["detector"]))
+    head = "| quintile | quality range | " + " | ".join("errors at the %s %.3f" % (k, v) for k, v in thresholds.items()) + " |"
+    print(head)
+    print("|---|---|" + "---|" * len(thresholds))
+    monotone = {}
+    for k in thresholds:
+        monotone[k] = []
+    for i, g in enumerate(groups):
+        cells = []
+        for k, t in thresholds.items():
+            err = np.mean((sim[g] >= t) != (same[g] == 1))
+            monotone[k].append(err)
+            cells.append("%.2f%% (%d of %d)" % (100 * err, int(round(err * len(g))), len(g)))
+        print("| %d%s | %.3f - %.3f | %s |" % (i + 1, " (lowest)" if i == 0 else " (highest)" if i == 4 else "",
+                                            q[g].min(), q[g].max(), " | ".join(cells)))
+    for k, v in monotone.items():
+        ok = all(v[i] >= v[i + 1] for i in range(len(v) - 1))
+        print("\n%s: error rate %s from the lowest to the highest quintile" %
+              (k, "falls at every step" if ok else "does not fall at every step"))
+
+
+if __name__ == "__main__":
+    main()
