@@ -44,8 +44,10 @@ static void map_point(const float m[6], float u, float v, float *x, float *y) {
 static int refine_mesh(mien_session *s, const lm_model *lm, nn_exec *net, const mien_image *img,
                        mien_face *f, int *keep) {
     const float S = (float)lm->size;
-    float cx = f->box[0] + f->box[2] * 0.5f, cy = f->box[1] + f->box[3] * 0.5f;
-    float side = fmaxf(f->box[2], f->box[3]) * MESH_ROI_SCALE;
+    const det_spec *ds = s->m->det.spec;
+    float cx = f->box[0] + f->box[2] * 0.5f;
+    float cy = f->box[1] + f->box[3] * (0.5f + (ds ? ds->roi_dy : 0.f));
+    float side = fmaxf(f->box[2], f->box[3]) * (ds ? ds->mesh_roi : MESH_ROI_SCALE);
     /* Level the eyes when the detector gave them (BlazeFace); upright otherwise. */
     float ang = f->n_landmarks >= 2 ? atan2f(f->landmarks[1][1] - f->landmarks[0][1],
                                              f->landmarks[1][0] - f->landmarks[0][0])
@@ -82,10 +84,12 @@ static int refine_mesh(mien_session *s, const lm_model *lm, nn_exec *net, const 
 static int refine_68(mien_session *s, const lm_model *lm, nn_exec *x, const mien_image *img,
                      mien_face *f) {
     const float S = (float)lm->size;
-    float cx = f->box[0] + f->box[2] * 0.5f, cy = f->box[1] + f->box[3] * 0.5f;
-    /* face-api crops its SSD's (looser) boxes as they are; BlazeFace's need a margin. */
-    float roi = s->m->det.kind == DET_SSD ? 1.f : P68_ROI_SCALE;
-    float side = fmaxf(f->box[2], f->box[3]) * roi;
+    /* Framed per detector (detectors.c): face-api crops its SSD's (looser) boxes as they are;
+     * BlazeFace's need a margin. */
+    const det_spec *ds = s->m->det.spec;
+    float cx = f->box[0] + f->box[2] * 0.5f;
+    float cy = f->box[1] + f->box[3] * (0.5f + (ds ? ds->roi_dy : 0.f));
+    float side = fmaxf(f->box[2], f->box[3]) * (ds ? ds->lm68_roi : P68_ROI_SCALE);
     if (!(side > 0) || !isfinite(cx) || !isfinite(cy)) return MIEN_OK;
     float k = side / S;
     float m[6] = {k, 0, cx - side * 0.5f, 0, k, cy - side * 0.5f};
