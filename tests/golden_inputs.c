@@ -10,14 +10,18 @@
 #include <string.h>
 
 const golden_case golden_cases[] = {
-    {"blazeface_sample1", "human/blazeface.json", "demo/sample1.jpg", 256, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f},
-    {"blazeface_sample4", "human/blazeface.json", "demo/sample4.jpg", 256, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f},
-    {"blazeface_front_sample2", "human/blazeface-front.json", "demo/sample2.jpg", 128, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f},
-    {"mobilefacenet_sample1_f0", "human/mobilefacenet.json", "demo/sample1.jpg", 112, GOLDEN_ALIGNED, 0, 127.5f, 1 / 128.f},
-    {"mobilefacenet_sample5_f1", "human/mobilefacenet.json", "demo/sample5.jpg", 112, GOLDEN_ALIGNED, 1, 127.5f, 1 / 128.f},
-    {"mobileface_sample6_f0", "human/mobileface.json", "demo/sample6.jpg", 112, GOLDEN_ALIGNED, 0, 0.f, 1.f},
-    {"faceres_sample3_f0", "human/faceres.json", "demo/sample3.jpg", 224, GOLDEN_ALIGNED, 0, 0.f, 1.f},
-    {"facemesh_sample4_f2", "human/facemesh.json", "demo/sample4.jpg", 192, GOLDEN_ALIGNED, 2, 0.f, 1 / 255.f},
+    {"blazeface_sample1", "human/blazeface.json", "demo/sample1.jpg", 256, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f, 0, NULL},
+    {"blazeface_sample4", "human/blazeface.json", "demo/sample4.jpg", 256, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f, 0, NULL},
+    {"blazeface_front_sample2", "human/blazeface-front.json", "demo/sample2.jpg", 128, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f, 0, NULL},
+    {"mobilefacenet_sample1_f0", "human/mobilefacenet.json", "demo/sample1.jpg", 112, GOLDEN_ALIGNED, 0, 127.5f, 1 / 128.f, 0, NULL},
+    {"mobilefacenet_sample5_f1", "human/mobilefacenet.json", "demo/sample5.jpg", 112, GOLDEN_ALIGNED, 1, 127.5f, 1 / 128.f, 0, NULL},
+    {"mobileface_sample6_f0", "human/mobileface.json", "demo/sample6.jpg", 112, GOLDEN_ALIGNED, 0, 0.f, 1.f, 0, NULL},
+    {"faceres_sample3_f0", "human/faceres.json", "demo/sample3.jpg", 224, GOLDEN_ALIGNED, 0, 0.f, 1.f, 0, NULL},
+    {"facemesh_sample4_f2", "human/facemesh.json", "demo/sample4.jpg", 192, GOLDEN_ALIGNED, 2, 0.f, 1 / 255.f, 0, NULL},
+    /* UltraFace at the size it was exported for (with its own decoded boxes, which check
+     * mien's priors) and at another size, cut where detectors.c cuts it. */
+    {"ultraface_sample1_320", "faceplugin/fr_detect.onnx", "demo/sample1.jpg", 320, GOLDEN_LETTERBOX, 0, 127.f, 1 / 128.f, 240, "scores,462,boxes"},
+    {"ultraface_sample4_256", "faceplugin/fr_detect.onnx", "demo/sample4.jpg", 256, GOLDEN_LETTERBOX, 0, 127.f, 1 / 128.f, 192, "scores,462"},
 };
 const int n_golden_cases = (int)(sizeof golden_cases / sizeof golden_cases[0]);
 
@@ -27,20 +31,22 @@ int golden_make_input(const char *models_dir, const golden_case *c, float **out,
     mien_image img = {0};
     int rc = img_load(path, NULL, &img, NULL, NULL, e);
     if (rc) return rc;
-    const int S = c->side;
-    float *t = malloc((size_t)S * S * 3 * sizeof *t);
+    const int S = c->side, SH = golden_height(c);
+    float *t = malloc((size_t)S * SH * 3 * sizeof *t);
     if (!t) {
         mien_image_free(&img);
         return mien_err_set(e, MIEN_ENOMEM, "out of memory");
     }
     if (c->kind == GOLDEN_LETTERBOX) {
         /* Whole photo, aspect kept, centred on black: the detector's own recipe. */
-        int side = img.width > img.height ? img.width : img.height;
-        int rw = (int)lround((double)img.width * S / side), rh = (int)lround((double)img.height * S / side);
+        double k = fmin((double)S / img.width, (double)SH / img.height);
+        int rw = (int)lround(img.width * k), rh = (int)lround(img.height * k);
+        rw = rw > S ? S : rw;
+        rh = rh > SH ? SH : rh;
         mien_image small = {0};
         if ((rc = img_resize(&img, rw, rh, &small, e))) goto done;
-        int ox = (S - rw) / 2, oy = (S - rh) / 2;
-        for (int i = 0; i < S * S * 3; i++) t[i] = (0.f - c->mean) * c->scale;
+        int ox = (S - rw) / 2, oy = (SH - rh) / 2;
+        for (int i = 0; i < S * SH * 3; i++) t[i] = (0.f - c->mean) * c->scale;
         for (int y = 0; y < rh; y++)
             for (int x = 0; x < rw * 3; x++)
                 t[((size_t)(y + oy) * S + ox) * 3 + x] = ((float)small.rgb[(size_t)y * rw * 3 + x] - c->mean) * c->scale;

@@ -1,7 +1,7 @@
 /* Writes the input tensors of the golden cases (tests/golden_inputs.c) as raw float32 files
  * for the TFJS oracle. Used by tools/make_goldens.sh:
  *   golden_inputs MODELS_DIR OUT_DIR   ->  OUT_DIR/<case>.in.f32, and prints
- *   "<case> <model> <side>" per line. */
+ *   "<case> <model> <side> <height> <outputs or ->" per line. */
 #include "../tests/golden_inputs.h"
 
 #include <stdio.h>
@@ -23,13 +23,14 @@ int main(int argc, char **argv) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s.in.f32", argv[2], c->name);
         FILE *f = fopen(path, "wb");
-        size_t n = (size_t)c->side * c->side * 3;
+        size_t n = (size_t)c->side * golden_height(c) * 3;
         if (!f || fwrite(t, sizeof *t, n, f) != n || fclose(f) != 0) {
             fprintf(stderr, "golden_inputs: cannot write %s\n", path);
             return 1;
         }
         free(t);
-        printf("%s %s %d\n", c->name, c->model, c->side);
+        printf("%s %s %d %d %s\n", c->name, c->model, c->side, golden_height(c),
+               c->outputs ? c->outputs : "-");
     }
     return 0;
 }

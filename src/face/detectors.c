@@ -12,8 +12,9 @@
  * UltraFace (Ultra-Light-Fast-Generic-Face-Detector-1MB, the RFB model faceplugin ships as
  * fr_detect.onnx, exported at 320x240): RGB (x - 127) / 128; 4 levels at strides 8, 16, 32,
  * 64 with 3, 2, 2, 3 priors per cell of sides {10, 16, 24}, {32, 48}, {64, 96},
- * {128, 192, 256} pixels, centres at cell centres, rows, then columns, then sides (the
- * project's generate_priors, whose relative sizes are clamped to 1). Outputs: softmax scores
+ * {128, 192, 256} pixels, on maps of ceil(size / stride) cells whose centres are spread
+ * evenly over the input, rows, then columns, then sides (the project's generate_priors and
+ * fd_config.py; relative sizes clamped to 1). Outputs: softmax scores
  * (N, 2) and SSD box offsets (N, 4), decoded with variances 0.1 and 0.2. The file also holds
  * the decoding with the 320x240 priors as constants; the graph is cut before it ("scores" and
  * the concatenated offsets, value "462"), so the network runs at any size with priors made for
@@ -146,9 +147,10 @@ static int setup_ultraface(det_model *d, mien_err *e) {
         for (int y = 0; y < fh; y++)
             for (int x = 0; x < fw; x++)
                 for (int a = 0; a < n_sides[l]; a++, k++) {
-                    /* generate_priors clamps the relative [cx, cy, w, h] to [0, 1] */
-                    d->anchors[k].cx = fminf(((float)x + 0.5f) * (float)s, W);
-                    d->anchors[k].cy = fminf(((float)y + 0.5f) * (float)s, H);
+                    /* generate_priors: centres spread evenly over the input (its
+                     * shrinkage is size / map size), [cx, cy, w, h] / size clamped to 1 */
+                    d->anchors[k].cx = fminf(((float)x + 0.5f) * W / (float)fw, W);
+                    d->anchors[k].cy = fminf(((float)y + 0.5f) * H / (float)fh, H);
                     d->anchors[k].w = fminf(sides[l][a], W);
                     d->anchors[k].h = fminf(sides[l][a], H);
                 }
