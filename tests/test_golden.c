@@ -100,12 +100,13 @@ START_TEST(ultraface_priors) {
     det_model d;
     mien_err e = {0};
     ck_assert_msg(face_detector_open(tu_models_dir(), "ultraface@320x240", &d, &e) == 0, "%s", e.msg);
-    ck_assert_int_eq(d.n_anchors, 4420);
+    ck_assert_int_eq(d.n_pass, 1);
+    ck_assert_int_eq(d.pass[0].n_anchors, 4420);
     float *loc = read_golden("ultraface_sample1_320", 1, 4420 * 4);
     float *box = read_golden("ultraface_sample1_320", 2, 4420 * 4);
     double worst = 0;
-    for (int a = 0; a < d.n_anchors; a++) {
-        const det_anchor *p = &d.anchors[a];
+    for (int a = 0; a < d.pass[0].n_anchors; a++) {
+        const det_anchor *p = &d.pass[0].anchors[a];
         const float *l = loc + 4 * a;
         float cx = p->cx + l[0] * 0.1f * p->w, cy = p->cy + l[1] * 0.1f * p->h;
         float w = p->w * expf(l[2] * 0.2f), h = p->h * expf(l[3] * 0.2f);

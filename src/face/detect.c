@@ -21,6 +21,7 @@
 #include <string.h>
 
 #define MAX_CANDIDATES 20000
+#define DET_TOP_K 1500
 
 void mien_detect_options_default(mien_detect_options *o) {
     memset(o, 0, sizeof *o);
@@ -66,22 +67,25 @@ int face_nms_weighted(det_cand *c, int n, float iou) {
     for (int i = 0; i < n; i++) {
         if (used[i]) continue;
         det_cand acc = {0};
-        float wsum = 0;
+        float wsum = 0, wkp = 0;
         for (int j = i; j < n; j++) {
             if (used[j] || (j != i && face_iou(c[i].box, c[j].box) <= iou)) continue;
             used[j] = 1;
             float w = c[j].score;
             wsum += w;
             for (int k = 0; k < 4; k++) acc.box[k] += w * c[j].box[k];
-            for (int k = 0; k < 6; k++) {
+            if (!c[j].n_kp) continue;
+            wkp += w;
+            acc.n_kp = c[j].n_kp;
+            for (int k = 0; k < c[j].n_kp; k++) {
                 acc.kp[k][0] += w * c[j].kp[k][0];
                 acc.kp[k][1] += w * c[j].kp[k][1];
             }
         }
         for (int k = 0; k < 4; k++) acc.box[k] /= wsum;
-        for (int k = 0; k < 6; k++) {
-            acc.kp[k][0] /= wsum;
-            acc.kp[k][1] /= wsum;
+        for (int k = 0; k < acc.n_kp; k++) {
+            acc.kp[k][0] /= wkp;
+            acc.kp[k][1] /= wkp;
         }
         acc.score = c[i].score;
         c[kept++] = acc;  /* kept <= i, so this never overwrites an unread candidate */
@@ -104,8 +108,12 @@ typedef struct cands {
 } cands;
 
 static det_cand *new_cand(mien_session *s, cands *cs) {
+    if (cs->n == cs->cap && cs->cap >= MAX_CANDIDATES) {
+        /* Full: keep the best DET_TOP_K (all NMS will look at) and go on. */
+        qsort(cs->c, (size_t)cs->n, sizeof *cs->c, by_score_desc);
+        cs->n = DET_TOP_K;
+    }
     if (cs->n == cs->cap) {
-        if (cs->cap >= MAX_CANDIDATES) return NULL;
         int nc = cs->cap ? cs->cap * 2 : 256;
         det_cand *nb = realloc(cs->c, (size_t)nc * sizeof *nb);
         if (!nb) {
@@ -133,20 +141,19 @@ static det_cand *add_box(mien_session *s, cands *cs, const map *m, float score, 
     return c;
 }
 
-/* After a full candidate list (MAX_CANDIDATES), the rest is dropped; only running out of
- * memory is an error. */
+/* new_cand fails only when memory runs out. */
 static int cand_status(mien_session *s) {
     return s->err.status == MIEN_ENOMEM ? MIEN_ENOMEM : MIEN_OK;
 }
 
 /* ==== Decoders ==== */
 
-static int decode_blazeface(mien_session *s, const det_model *d, const map *m, float min_score,
-                            cands *cs) {
+static int decode_blazeface(mien_session *s, const det_pass *d, nn_exec *x, const map *m,
+                            float min_score, cands *cs) {
     int base = 0;
     for (int layer = 0; layer < 2; layer++) {
-        const float *sc = nn_exec_output(s->det, d->out[2 * layer]);
-        const float *rg = nn_exec_output(s->det, d->out[2 * layer + 1]);
+        const float *sc = nn_exec_output(x, d->out[2 * layer]);
+        const float *rg = nn_exec_output(x, d->out[2 * layer + 1]);
         for (int a = 0; a < d->layer_anchors[layer]; a++) {
             float score = sigmoidf(sc[a]);
             if (score < min_score) continue;
@@ -156,6 +163,7 @@ static int decode_blazeface(mien_session *s, const det_model *d, const map *m, f
             det_cand *c = add_box(s, cs, m, score, bx - bw * 0.5f, by - bh * 0.5f,
                                   bx + bw * 0.5f, by + bh * 0.5f);
             if (!c) return cand_status(s);
+            c->n_kp = 6;
             for (int k = 0; k < 6; k++) {
                 c->kp[k][0] = map_x(m, r[4 + 2 * k] + an->cx);
                 c->kp[k][1] = map_y(m, r[5 + 2 * k] + an->cy);
@@ -166,14 +174,14 @@ static int decode_blazeface(mien_session *s, const det_model *d, const map *m, f
     return MIEN_OK;
 }
 
-static int decode_faceapi_ssd(mien_session *s, const det_model *d, const map *m,
+static int decode_faceapi_ssd(mien_session *s, const det_pass *d, nn_exec *x, const map *m,
                               float min_score, cands *cs) {
     const float S = (float)d->w;
     float *boxes = malloc((size_t)NN_FACEAPI_SSD_ANCHORS * 5 * sizeof *boxes);
     if (!boxes) return mien_err_set(&s->err, MIEN_ENOMEM, "out of memory");
     float *scores = boxes + (size_t)NN_FACEAPI_SSD_ANCHORS * 4;
-    nn_faceapi_ssd_decode(nn_exec_output(s->det, 0), nn_exec_output(s->det, 1), d->ssd_anchors,
-                          boxes, scores);
+    nn_faceapi_ssd_decode(nn_exec_output(x, 0), nn_exec_output(x, 1), d->ssd_anchors, boxes,
+                          scores);
     for (int a = 0; a < NN_FACEAPI_SSD_ANCHORS; a++) {
         if (!(scores[a] >= min_score)) continue;
         const float *b = boxes + (size_t)a * 4; /* ymin, xmin, ymax, xmax of the input */
@@ -184,9 +192,9 @@ static int decode_faceapi_ssd(mien_session *s, const det_model *d, const map *m,
 }
 
 /* UltraFace: softmax scores (N, 2), offsets (N, 4) on the priors, variances 0.1 and 0.2. */
-static int decode_ultraface(mien_session *s, const det_model *d, const map *m, float min_score,
-                            cands *cs) {
-    const float *sc = nn_exec_output(s->det, d->out[0]), *lc = nn_exec_output(s->det, d->out[1]);
+static int decode_ultraface(mien_session *s, const det_pass *d, nn_exec *x, const map *m,
+                            float min_score, cands *cs) {
+    const float *sc = nn_exec_output(x, d->out[0]), *lc = nn_exec_output(x, d->out[1]);
     for (int a = 0; a < d->n_anchors; a++) {
         float score = sc[2 * a + 1];
         if (!(score >= min_score)) continue;
@@ -205,12 +213,13 @@ static int decode_ultraface(mien_session *s, const det_model *d, const map *m, f
 /* Run the detector on the region (x0, y0, rw, rh) of img, letterboxed (centred) into the
  * network input; the region may extend past the image (black there). Appends candidates
  * scoring at least min_score. */
-static int detect_region(mien_session *s, const mien_image *img, float x0, float y0, float rw,
-                         float rh, float min_score, cands *cs) {
-    const det_model *d = &s->m->det;
+static int detect_region(mien_session *s, int pass, const mien_image *img, float x0, float y0,
+                         float rw, float rh, float min_score, cands *cs) {
+    const det_pass *d = &s->m->det.pass[pass];
+    nn_exec *x = s->det[pass];
     const det_spec *sp = d->spec;
     const int W = d->w, H = d->h;
-    float *in = nn_exec_input(s->det, 0);
+    float *in = nn_exec_input(x, 0);
     const float scale = fminf((float)W / rw, (float)H / rh);
     /* The part of the region inside the image, resized by scale. */
     int cx0 = (int)floorf(fmaxf(x0, 0.f)), cy0 = (int)floorf(fmaxf(y0, 0.f));
@@ -246,18 +255,18 @@ static int detect_region(mien_session *s, const mien_image *img, float x0, float
         for (int k = 0; k < sw * 3; k++) q[k] = (float)p[k] * pa + pb;
     }
     mien_image_free(&small);
-    if ((rc = nn_exec_run(s->det, &s->err))) return rc;
+    if ((rc = nn_exec_run(x, &s->err))) return rc;
 
     /* Network input pixel u -> image x = (u - ox) / sx + cx0: the resized part maps image
      * pixel c to input pixel (c - cx0) * (sw / crop_w) + ox. */
     const map m = {(float)ox, (float)oy, (float)sw / (float)(cx1 - cx0),
                    (float)sh / (float)(cy1 - cy0), (float)cx0, (float)cy0};
     switch (sp->decoder) {
-    case DEC_BLAZEFACE: return decode_blazeface(s, d, &m, min_score, cs);
-    case DEC_FACEAPI_SSD: return decode_faceapi_ssd(s, d, &m, min_score, cs);
-    case DEC_ULTRAFACE: return decode_ultraface(s, d, &m, min_score, cs);
+    case DEC_BLAZEFACE: return decode_blazeface(s, d, x, &m, min_score, cs);
+    case DEC_FACEAPI_SSD: return decode_faceapi_ssd(s, d, x, &m, min_score, cs);
+    case DEC_ULTRAFACE: return decode_ultraface(s, d, x, &m, min_score, cs);
     }
-    return mien_err_set(&s->err, MIEN_EINTERNAL, "detector %s: no decoder", d->name);
+    return mien_err_set(&s->err, MIEN_EINTERNAL, "detector %s: no decoder", sp->name);
 }
 
 /* Largest first (by box area), for max_faces. */
@@ -284,7 +293,7 @@ int face_detect(mien_session *s, const mien_image *img, const mien_detect_option
     if (!img || !img->rgb || img->width <= 0 || img->height <= 0)
         return mien_err_set(&s->err, MIEN_EINVAL, "detect: empty image");
     if (s->m->det.onnx) /* SCRFD, YuNet: their own letterbox, decoding and NMS */
-        return onnx_face_detect(s->m->det.onnx, s->det, img, opt, faces, n_faces, &s->err);
+        return onnx_face_detect(s->m->det.onnx, s->det[0], img, opt, faces, n_faces, &s->err);
     const det_model *d = &s->m->det;
     const det_spec *sp = d->spec;
     const float W = (float)img->width, H = (float)img->height;
@@ -295,19 +304,23 @@ int face_detect(mien_session *s, const mien_image *img, const mien_detect_option
      * the merged faces, decides which faces are reported, not where they are. */
     const float cand_min = sp->nms == DET_NMS_WEIGHTED ? fminf(opt->min_score, sp->blend_min)
                                                        : opt->min_score;
-    /* The whole photo, letterboxed (centred). */
-    rc = detect_region(s, img, 0, 0, W, H, cand_min, &cs);
-    /* Tiles of the network's aspect: halve their size down to 1.4 times the network input,
-     * with a quarter overlap so a face too small for the coarser level lies wholly inside
-     * some tile. Measured by bench/tiling.py: 9 of 43 small faces without tiles, 42 with. */
-    const float k0 = fmaxf(W / (float)d->w, H / (float)d->h); /* photo pixels per input pixel */
+    /* Each pass on the whole photo, letterboxed (centred). */
+    rc = MIEN_OK;
+    for (int p = 0; p < d->n_pass && !rc; p++)
+        rc = detect_region(s, p, img, 0, 0, W, H, cand_min, &cs);
+    /* Tiles of the first pass's aspect: halve their size down to 1.4 times the network
+     * input, with a quarter overlap so a face too small for the coarser level lies wholly
+     * inside some tile. Measured by bench/tiling.py: 9 of 43 small faces without tiles, 42
+     * with. */
+    const det_pass *p0 = &d->pass[0];
+    const float k0 = fmaxf(W / (float)p0->w, H / (float)p0->h); /* photo pixels per input pixel */
     for (float k = k0 / 2; !rc && opt->tile && k >= 1.4f; k /= 2) {
-        const float tw = k * (float)d->w, th = k * (float)d->h;
+        const float tw = k * (float)p0->w, th = k * (float)p0->h;
         for (float ty = 0; !rc; ty += th * 0.75f) {
             float y0 = fminf(ty, fmaxf(H - th, 0.f));
             for (float tx = 0; !rc; tx += tw * 0.75f) {
                 float x0 = fminf(tx, fmaxf(W - tw, 0.f));
-                rc = detect_region(s, img, x0, y0, tw, th, cand_min, &cs);
+                rc = detect_region(s, 0, img, x0, y0, tw, th, cand_min, &cs);
                 if (x0 + tw >= W) break;
             }
             if (y0 + th >= H) break;
@@ -318,6 +331,13 @@ int face_detect(mien_session *s, const mien_image *img, const mien_detect_option
         return rc;
     }
     det_cand *c = cs.c;
+    /* The best DET_TOP_K candidates only: at low thresholds (evaluations) a convolutional
+     * detector scores thousands of tiny priors just above it, which NMS would compare with
+     * each other (n^2) to no effect on any real face. */
+    if (cs.n > DET_TOP_K) {
+        qsort(c, (size_t)cs.n, sizeof *c, by_score_desc);
+        cs.n = DET_TOP_K;
+    }
     int n = sp->nms == DET_NMS_WEIGHTED ? face_nms_weighted(c, cs.n, sp->nms_iou)
                                         : face_nms_hard(c, cs.n, sizeof *c, sp->nms_iou);
     mien_face *out = n < 0 ? NULL : calloc((size_t)(n ? n : 1), sizeof *out);
@@ -337,7 +357,7 @@ int face_detect(mien_session *s, const mien_image *img, const mien_detect_option
             continue;
         f->score = c[i].score;
         k++;
-        if (sp->n_kp != 6) continue; /* boxes only: a landmark network fills the points */
+        if (c[i].n_kp != 6) continue; /* boxes only: a landmark network fills the points */
         f->n_landmarks = 6;
         memcpy(f->landmarks, c[i].kp, sizeof c[i].kp);
         /* Alignment points: eyes, nose, mouth centre (no mouth corners from BlazeFace). */

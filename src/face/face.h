@@ -57,22 +57,34 @@ typedef struct det_anchor {
     float cx, cy, w, h;
 } det_anchor;
 
-typedef struct det_model {
-    const det_spec *spec;    /* NULL for DL_ONNX_USER */
-    const char *name;
+/* One network run over the photo: a detector of the table at one input size. */
+typedef struct det_pass {
+    const det_spec *spec;
     nn_graph *g;
     int w, h;                /* network input */
-    int size;                /* longer side of the input */
     int n_anchors;
     det_anchor *anchors;     /* decoder's anchors or priors, in the graph's output order */
     int out[4];              /* graph output index of each decoder input */
     int layer_anchors[2];    /* DEC_BLAZEFACE: anchors of the two output layers */
     float *ssd_anchors;      /* DEC_FACEAPI_SSD: (5118, 4) ymin, xmin, ymax, xmax relative */
+} det_pass;
+
+#define DET_MAX_PASSES 4
+
+/* A detector: one pass, or several whose candidates merge in one NMS ("A+B": an image
+ * pyramid when A and B are one network at two sizes, an ensemble when they differ). */
+typedef struct det_model {
+    const char *name;        /* the first pass's detector */
+    const det_spec *spec;    /* the first pass's row: NMS and landmark crops (NULL: ONNX) */
+    int n_pass;
+    det_pass pass[DET_MAX_PASSES];
+    nn_graph *g;             /* DL_ONNX_USER: its graph (pass[0].g otherwise) */
+    int size;                /* longer side of the largest input */
     struct onnx_det *onnx;   /* DL_ONNX_USER: SCRFD or YuNet (onnx_models.c), else NULL */
 } det_model;
 
-/* Open the detector cfg_name names ("blazeface", "ultraface@320", "yunet:/path") from the
- * models folder dir into d; on failure the message is in e. */
+/* Open the detector cfg_name names ("blazeface", "ultraface@320", "ultraface+blazeface",
+ * "yunet:/path") from the models folder dir into d; on failure the message is in e. */
 int face_detector_open(const char *dir, const char *cfg_name, det_model *d, mien_err *e);
 void face_detector_close(det_model *d);
 /* Names of the known detectors, for messages ("blazeface, blazeface-front, ..."). */
@@ -132,7 +144,8 @@ struct mien_models {
 struct mien_session {
     mien_models *m;
     mien_err err;
-    nn_exec *det, *lm, *lm2, *emb, *emb2;
+    nn_exec *det[DET_MAX_PASSES];    /* one per pass; det[0] runs an ONNX detector */
+    nn_exec *lm, *lm2, *emb, *emb2;
 };
 
 /* Intersection over union of two boxes given as (x0, y0, x1, y1). */
@@ -148,6 +161,7 @@ static inline float face_iou(const float *a, const float *b) {
 typedef struct det_cand {
     float score;
     float box[4];
+    int n_kp;                /* 6 (BlazeFace) or 0 */
     float kp[6][2];
 } det_cand;
 
@@ -155,7 +169,8 @@ typedef struct det_cand {
  * face_nms_hard works on any array of structs that begin with {float score; float box[4];}
  * (det_cand, onnx_cand): a box overlapping a better kept one by IoU > iou is dropped.
  * face_nms_weighted is MediaPipe's: every box overlapping the best remaining one by IoU > iou
- * is averaged into it (box and keypoints), weighted by score; the best's score is kept. */
+ * is averaged into it, weighted by score (keypoints over the members that have them); the
+ * best's score is kept. */
 int face_nms_hard(void *c, int n, size_t size, float iou);
 int face_nms_weighted(det_cand *c, int n, float iou);
 

@@ -314,7 +314,9 @@ int mien_session_open(mien_models *m, mien_session **out) {
     if (!s) return MIEN_ENOMEM;
     s->m = m;
     *out = s;
-    int rc = nn_exec_create(m->det.g, &m->exec_opts, &s->det, &s->err);
+    int rc = m->det.onnx ? nn_exec_create(m->det.g, &m->exec_opts, &s->det[0], &s->err) : MIEN_OK;
+    for (int i = 0; !rc && !m->det.onnx && i < m->det.n_pass; i++)
+        rc = nn_exec_create(m->det.pass[i].g, &m->exec_opts, &s->det[i], &s->err);
     if (!rc) rc = nn_exec_create(m->emb.g, &m->exec_opts, &s->emb, &s->err);
     if (!rc && m->lm.g) rc = nn_exec_create(m->lm.g, &m->exec_opts, &s->lm, &s->err);
     if (!rc && m->lm2.g) rc = nn_exec_create(m->lm2.g, &m->exec_opts, &s->lm2, &s->err);
@@ -324,7 +326,7 @@ int mien_session_open(mien_models *m, mien_session **out) {
 
 void mien_session_close(mien_session *s) {
     if (!s) return;
-    nn_exec_free(s->det);
+    for (int i = 0; i < DET_MAX_PASSES; i++) nn_exec_free(s->det[i]);
     nn_exec_free(s->emb);
     nn_exec_free(s->lm);
     nn_exec_free(s->lm2);
