@@ -1,9 +1,11 @@
 # mien — build, test, demo.
-#   make            release build: build/libmien.a, build/mien
+#   make            release build: build/libmien.a, build/libmien.so, build/mien, build/mien.1
 #   make test       builds with AddressSanitizer + UBSan (build-asan/) and runs every test
 #   make setup      Debian packages + models (scripts/setup.sh)
 #   make demo       setup, build, detect and verify on the demo photos (writes out/)
 #   make eval-lfw   LFW 10-fold verification accuracy (needs ../shared/data or MIEN_DATA)
+#   make install    PREFIX (/usr/local), DESTDIR: mien, libmien.a/.so, mien.h, mien.pc, the models
+#                   under PREFIX/share/mien/models, the man page; `make uninstall` removes them
 
 CC      ?= cc
 # Libraries found through pkg-config, each as NAME:DEBIAN-PACKAGE (the package is named in the
@@ -43,12 +45,16 @@ DEFS += -DMIEN_HAVE_COMPREFACE
 endif
 
 # ---- release build -------------------------------------------------------------------------
+# Position-independent objects: the same ones go into libmien.a (linked into build/mien) and
+# libmien.so (which exports only the mien_* API of mien.h: src/libmien.map).
 B := build
-CFLAGS_REL := $(WARN) $(DEFS) $(INC) $(PKG_CFLAGS) $(OPT) -MMD -MP
+CFLAGS_REL := $(WARN) $(DEFS) $(INC) $(PKG_CFLAGS) $(OPT) -fPIC -fno-semantic-interposition -MMD -MP
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
+VERSION := $(shell sed -n 's/\#define MIEN_VERSION_STRING "\(.*\)"/\1/p' include/mien.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 
-all: $(B)/mien
+all: $(B)/mien $(B)/libmien.so $(B)/mien.1
 
 # Every package the build needs, checked before the first compile: the message names the
 # Debian packages to install (`make setup` installs them all).
@@ -62,8 +68,13 @@ deps:
 	 if [ -n "$$missing" ]; then \
 	   echo "mien: missing Debian packages:$$missing" >&2; \
 	   echo "mien: run 'make setup' (or apt-get install$$missing)" >&2; exit 2; fi
+# Python modules the tests import (python/tests), as MODULE:DEBIAN-PACKAGE.
+TEST_PYMODS := pytest:python3-pytest numpy:python3-numpy ensurepip:python3-venv
+has_pymod = f() { /usr/bin/python3 -c "import $$1" 2>/dev/null; }; f
 test-deps: deps
-	@$(call check_pkgs,$(TEST_PKGS),pkg-config --exists); if [ -n "$$missing" ]; then \
+	@$(call check_pkgs,$(TEST_PKGS),pkg-config --exists); m1=$$missing; \
+	 $(has_pymod) x; $(call check_pkgs,$(TEST_PYMODS),f); missing="$$m1$$missing"; \
+	 if [ -n "$$missing" ]; then \
 	   echo "mien: the tests need the Debian packages:$$missing (run 'make setup')" >&2; exit 2; fi
 
 $(B)/%.o: %.c
@@ -76,6 +87,17 @@ $(B)/libmien.a: $(LIB_OBJ)
 
 $(B)/mien: $(CLI_OBJ) $(B)/libmien.a
 	$(CC) $(CLI_OBJ) $(B)/libmien.a $(LIBS) -o $@
+
+# The shared library, for programs and for the Python package (python/): the same objects as
+# libmien.a, every symbol but mien_* kept local.
+$(B)/libmien.so: $(B)/libmien.a src/libmien.map
+	$(CC) -shared -Wl,-soname,libmien.so.$(SOMAJOR) -Wl,--version-script=src/libmien.map \
+	  -Wl,--no-undefined -Wl,--whole-archive $(B)/libmien.a -Wl,--no-whole-archive $(LIBS) -o $@
+
+# The man page: a written head (tools/mien.1.head: search order, environment, files) and
+# every command's --help, taken from the binary so that it cannot fall behind.
+$(B)/mien.1: $(B)/mien tools/make_man.sh tools/mien.1.head
+	bash tools/make_man.sh $(B)/mien tools/mien.1.head > $@.tmp && mv $@.tmp $@
 
 # ---- data-parallel training: build/mien-train-mpi (`mien train` as one rank of an MPI run) --
 # Only src/train/mpi/main_mpi.c sees MPI, with mpicc's own flags; the library and build/mien
@@ -140,7 +162,7 @@ $(B)/libmien.a: $(LIB_CXX_SRC:%.cpp=$(B)/%.o)
 $(A)/libmien.a: $(LIB_CXX_SRC:%.cpp=$(A)/%.o)
 $(B)/%.o: %.cpp
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXWARN) $(DEFS) $(INC) $(OPT) -MMD -MP -c $< -o $@
+	$(CXX) $(CXXWARN) $(DEFS) $(INC) $(OPT) -fPIC -fno-semantic-interposition -MMD -MP -c $< -o $@
 $(A)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXWARN) $(DEFS) $(INC) -O1 -g $(SAN) -MMD -MP -c $< -o $@
@@ -154,7 +176,40 @@ $(B)/bench_gallery: $(B)/bench/bench_gallery.o $(B)/libmien.a
 
 # The tests run the sanitizer build of the library and of the CLI, and a release build for the
 # slower end-to-end checks. MIEN_DATA points at the shared data (default ../shared/data).
-test: $(A)/run_tests $(A)/mien $(B)/mien $(if $(MPI_LIBS),$(B)/mien-train-mpi)
+# ---- fuzzing: a libFuzzer target per parser (tests/fuzz/fuzz_*.c) ------------------------------
+# `make test` replays every committed input (tests/fuzz/corpus/T/) and every crash input of
+# ../shared/data/fuzz/T/ through the sanitizer build (the `fuzz` test suite runs
+# build-asan/fuzz_replay_T); `make fuzz` builds the targets with clang's libFuzzer into
+# build-fuzz/ and runs a campaign (tools/fuzz.sh: FUZZ_SECONDS per target, FUZZ_TARGETS).
+FUZZ_TARGETS ?= image onnx tfjs tflite faceapi ckpt gallery http
+FUZZ_COMMON := tests/fuzz/fuzz_util.c
+FUZZ_REPLAY := $(FUZZ_TARGETS:%=$(A)/fuzz_replay_%)
+$(A)/fuzz_replay_%: $(A)/tests/fuzz/fuzz_%.o $(A)/tests/fuzz/replay.o $(FUZZ_COMMON:%.c=$(A)/%.o) $(A)/libmien.a
+	$(CC) $(SAN) $^ $(LIBS) -o $@
+FZ := build-fuzz
+FZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FZ_CFLAGS := -std=c11 -g -O1 $(DEFS) $(INC) $(PKG_CFLAGS) $(FZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP
+FZ_LIB_OBJ := $(LIB_SRC:%.c=$(FZ)/%.o) $(LIB_CXX_SRC:%.cpp=$(FZ)/%.o)
+$(FZ)/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	clang $(FZ_CFLAGS) -c $< -o $@
+$(FZ)/%.o: %.cpp | deps
+	@mkdir -p $(dir $@)
+	clang++ -std=c++17 -g -O1 $(DEFS) $(INC) $(FZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+$(FZ)/libmien.a: $(FZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(FZ)/fuzz_%: $(FZ)/tests/fuzz/fuzz_%.o $(FUZZ_COMMON:%.c=$(FZ)/%.o) $(FZ)/libmien.a
+	clang++ $(FZ_SAN) -fsanitize=fuzzer $^ $(LIBS) -o $@
+# Keep the targets' objects (make deletes intermediate files of pattern chains).
+.SECONDARY: $(FUZZ_TARGETS:%=$(A)/tests/fuzz/fuzz_%.o) $(FUZZ_TARGETS:%=$(FZ)/tests/fuzz/fuzz_%.o) \
+            $(A)/tests/fuzz/replay.o $(FUZZ_COMMON:%.c=$(A)/%.o) $(FUZZ_COMMON:%.c=$(FZ)/%.o)
+fuzz-build: $(FUZZ_TARGETS:%=$(FZ)/fuzz_%)
+fuzz: fuzz-build
+	FUZZ_TARGETS="$(FUZZ_TARGETS)" bash tools/fuzz.sh
+.PHONY: fuzz fuzz-build
+
+test: $(A)/run_tests $(A)/mien $(B)/mien $(B)/libmien.so $(if $(MPI_LIBS),$(B)/mien-train-mpi) $(FUZZ_REPLAY)
 	@[ -d models ] || { echo "models/ missing: run 'make setup' first" >&2; exit 2; }
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 UBSAN_OPTIONS=print_stacktrace=1:exitcode=86 \
 	  MIEN_BIN=$(A)/mien MIEN_BIN_FAST=$(B)/mien $(A)/run_tests
@@ -184,24 +239,45 @@ demo: setup
 eval-lfw: all
 	bash scripts/eval_lfw.sh
 
-# Install the library, header, CLI and a pkg-config file (PREFIX=/usr/local, DESTDIR for
-# staging).
+# Install the CLI, the library (static and shared), the header, a pkg-config file, the models
+# (PREFIX/share/mien/models, where an installed mien finds them: mien.h, mien_models_open) and
+# the man page. PREFIX=/usr/local; DESTDIR stages the tree elsewhere (packaging).
 PREFIX ?= /usr/local
+D := $(DESTDIR)$(PREFIX)
+MODEL_FILES = $(shell grep -v '^\#' scripts/models.sha256 | awk '{print $$2}')
 install: all
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
-	install -m 644 include/mien.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(B)/libmien.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(B)/mien $(DESTDIR)$(PREFIX)/bin/
-	printf 'prefix=%s\nName: mien\nDescription: face detection, alignment and recognition\nVersion: %s\nCflags: -I$${prefix}/include\nLibs: -L$${prefix}/lib -lmien %s\n' \
-	  '$(PREFIX)' "$$(sed -n 's/#define MIEN_VERSION_STRING "\(.*\)"/\1/p' include/mien.h)" '$(LIBS)' \
-	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mien.pc
+	@[ -d models ] || { echo "mien: models/ missing: run 'make setup' first" >&2; exit 2; }
+	@cd models && for f in $(MODEL_FILES); do [ -f "$$f" ] || { \
+	   echo "mien: models/$$f missing: run 'make setup'" >&2; exit 2; }; done
+	install -d $(D)/bin $(D)/include $(D)/lib/pkgconfig $(D)/share/man/man1 $(D)/share/mien/models
+	install -m 755 $(B)/mien $(D)/bin/
+	$(if $(MPI_LIBS),install -m 755 $(B)/mien-train-mpi $(D)/bin/)
+	install -m 644 include/mien.h $(D)/include/
+	install -m 644 $(B)/libmien.a $(D)/lib/
+	install -m 755 $(B)/libmien.so $(D)/lib/libmien.so.$(VERSION)
+	ln -sf libmien.so.$(VERSION) $(D)/lib/libmien.so.$(SOMAJOR)
+	ln -sf libmien.so.$(SOMAJOR) $(D)/lib/libmien.so
+	install -m 644 $(B)/mien.1 $(D)/share/man/man1/
+	cd models && for f in $(MODEL_FILES); do install -D -m 644 "$$f" "$(D)/share/mien/models/$$f" || exit 1; done
+	grep -v '^\#' scripts/models.sha256 > $(D)/share/mien/models/SHA256SUMS
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: mien' 'Description: face detection, alignment and recognition' 'Version: $(VERSION)' \
+	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -lmien' \
+	  'Libs.private: $(LIBS)' > $(D)/lib/pkgconfig/mien.pc
+
+uninstall:
+	rm -f $(D)/bin/mien $(D)/bin/mien-train-mpi $(D)/include/mien.h $(D)/lib/libmien.a \
+	  $(D)/lib/libmien.so $(D)/lib/libmien.so.$(SOMAJOR) $(D)/lib/libmien.so.$(VERSION) \
+	  $(D)/lib/pkgconfig/mien.pc $(D)/share/man/man1/mien.1
+	rm -rf $(D)/share/mien
 
 clean:
-	rm -rf $(B) $(A)
+	rm -rf $(B) $(A) $(FZ)
 
 # Nothing compiles before its packages are checked.
 $(LIB_OBJ) $(CLI_OBJ) $(LIB_CXX_SRC:%.cpp=$(B)/%.o): | deps
 $(ALIB_OBJ) $(ACLI_OBJ) $(ATEST_OBJ) $(LIB_CXX_SRC:%.cpp=$(A)/%.o): | test-deps
 
-.PHONY: all deps test-deps test setup tools goldens demo eval-lfw install clean proto
+.PHONY: all deps test-deps test setup tools goldens demo eval-lfw install uninstall clean proto
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ALIB_OBJ:.o=.d) $(ACLI_OBJ:.o=.d) $(ATEST_OBJ:.o=.d)
+-include $(wildcard $(A)/tests/fuzz/*.d $(FZ)/src/*/*.d $(FZ)/tests/fuzz/*.d)

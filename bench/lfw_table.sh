@@ -11,7 +11,7 @@ DATA=${MIEN_DATA:-../shared/data}
 make -s all
 mkdir -p out/lfw_runs
 [ -s out/bench.json ] || build/mien bench --json > out/bench.json
-combos=${COMBOS:-"blazeface:none:mobilefacenet blazeface:facemesh:mobilefacenet blazeface:facemesh:mobileface
+combos=${COMBOS:-"blazeface:facemesh:mobilefacenet-tflite blazeface:none:mobilefacenet blazeface:facemesh:mobilefacenet blazeface:facemesh:mobileface
   blazeface:facemesh:faceres blazeface:none:dlib blazeface:68:dlib blazeface:facemesh+68:dlib
   blazeface:facemesh:dlib:noflip blazeface:facemesh:dlib blazeface-front:facemesh:dlib"}
 {

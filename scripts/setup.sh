@@ -39,6 +39,15 @@ PKGS+=(libpq-dev postgresql)
 # load generator of bench/load_test.sh and the compat suite's short load test), curl (the
 # load test's warm-up and readiness checks).
 PKGS+=(chromium wrk curl)
+# The Python package (python/, module mien: a ctypes binding of build/libmien.so and the
+# face_recognition drop-in): python3-venv + python3-pip for `pip install ./python` in a venv,
+# python3-pytest for its tests (python/tests, run by `make test`); NumPy is python3-numpy above.
+PKGS+=(python3-venv python3-pip python3-pytest)
+# Fuzzing (`make fuzz`, tests/fuzz/): clang with libFuzzer and its sanitizer runtimes.
+PKGS+=(clang libclang-rt-14-dev)
+# TFLite tests only: python3-flatbuffers (tools/tflite_make_tests.py writes synthetic .tflite
+# models with its Builder; the oracle tools/tflite_oracle.py reads them with its own parser).
+PKGS+=(python3-flatbuffers)
 if [ "${MIEN_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${PKGS[@]}"; do

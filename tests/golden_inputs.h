@@ -1,7 +1,6 @@
 /* Inputs of the golden tests: real photos turned into network input tensors by a fixed recipe
  * (decode, letterbox or align), shared by the test (tests/test_golden.c) and the tool that
- * makes the golden outputs with the TFJS oracle, or for ONNX models the PyTorch one
- * (tools/golden_inputs_main.c, make_goldens.sh). */
+ * makes the golden outputs with the TFJS oracle (tools/golden_inputs.c, make_goldens.sh). */
 #ifndef MIEN_GOLDEN_INPUTS_H
 #define MIEN_GOLDEN_INPUTS_H
 
@@ -15,7 +14,7 @@ typedef struct golden_case {
     int kind;                /* GOLDEN_LETTERBOX or GOLDEN_ALIGNED */
     int face;                /* GOLDEN_ALIGNED: which detected face (by score order) */
     float mean, scale;       /* input = (pixel - mean) * scale */
-    int h;                   /* GOLDEN_LETTERBOX: input height when not side (width: side) */
+    int width;               /* GOLDEN_LETTERBOX: input width when not side (height is side) */
     const char *outputs;     /* ONNX models: the values to compare, comma-separated (the
                               * model is cut there, as mien's detector table cuts it) */
 } golden_case;
@@ -24,11 +23,14 @@ enum { GOLDEN_LETTERBOX = 0, GOLDEN_ALIGNED = 1 };
 
 extern const golden_case golden_cases[];
 extern const int n_golden_cases;
+/* The TFLite models (tests/test_tflite.c, goldens from tools/tflite_oracle.py). */
+extern const golden_case golden_tflite_cases[];
+extern const int n_golden_tflite_cases;
 
-/* Input height of case c (side unless h is given). */
-static inline int golden_height(const golden_case *c) { return c->h > 0 ? c->h : c->side; }
+/* Input width of case c (side unless width is given). */
+static inline int golden_width(const golden_case *c) { return c->width > 0 ? c->width : c->side; }
 
-/* Make the input tensor (height, side, 3) of case c into out (malloc'd). */
+/* Make the input tensor (side, width or side, 3) of case c into out (malloc'd). */
 int golden_make_input(const char *models_dir, const golden_case *c, float **out, mien_err *e);
 
 #endif

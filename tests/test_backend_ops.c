@@ -397,6 +397,47 @@ START_TEST(op_binary) {
 }
 END_TEST
 
+/* Comparisons (TFLite's LESS, GREATER_EQUAL and their mirrors): 0/1 against textbook values,
+ * with broadcasting and equal operands. */
+START_TEST(op_compare) {
+    static const nn_op ops[] = {NN_OP_LESS, NN_OP_GREATER_EQUAL};
+    for (int o = 0; o < 2; o++)
+        for (int i = 0; i < (int)(sizeof bcast_cases / sizeof bcast_cases[0]); i++) {
+            const bcast_case *c = &bcast_cases[i];
+            nn_graph *g = newg();
+            rng r = {(uint64_t)(100 + i)};
+            mien_err e = {0};
+            int a = input(g, c->nda, c->a);
+            int b = c->b_const ? rconst(g, &r, c->ndb, c->b, -1.f, 1.f) : input(g, c->ndb, c->b);
+            ck_assert_msg(nn_add_binary(g, ops[o], "cmp", a, b, &e) >= 0, "%s", e.msg);
+            char what[96];
+            snprintf(what, sizeof what, "%s case %d", nn_op_name(ops[o]), i);
+            check(g, what, "ref");
+            nn_graph_free(g);
+        }
+    /* Values: a < b, a == b, a > b. */
+    nn_graph *g = newg();
+    mien_err e = {0};
+    int64_t d3 = 3;
+    static const float bv[3] = {0.5f, 0.5f, 0.5f};
+    int a = input(g, 1, &d3), b = nn_add_const(g, "b", 1, &d3, bv, &e);
+    int lt = nn_add_binary(g, NN_OP_LESS, "lt", a, b, &e);
+    int ge = nn_add_binary(g, NN_OP_GREATER_EQUAL, "ge", a, b, &e);
+    ck_assert(lt >= 0 && ge >= 0 && nn_mark_output(g, lt, &e) == 0 && nn_mark_output(g, ge, &e) == 0);
+    nn_exec *x;
+    nn_exec_opts ro = {.backend = NN_BACKEND_REF, .threads = 1};
+    ck_assert(nn_exec_create(g, &ro, &x, &e) == 0);
+    float *in = nn_exec_input(x, 0);
+    in[0] = 0.25f, in[1] = 0.5f, in[2] = 0.75f;
+    ck_assert(nn_exec_run(x, &e) == 0);
+    const float *y0 = nn_exec_output(x, 0), *y1 = nn_exec_output(x, 1);
+    ck_assert(y0[0] == 1.f && y0[1] == 0.f && y0[2] == 0.f);
+    ck_assert(y1[0] == 0.f && y1[1] == 1.f && y1[2] == 1.f);
+    nn_exec_free(x);
+    nn_graph_free(g);
+}
+END_TEST
+
 /* Activations fused into binary ops (graph_opt fuses them into adds). */
 START_TEST(op_binary_fused_act) {
     static const nn_op ops[] = {NN_OP_ADD, NN_OP_SUB, NN_OP_MUL, NN_OP_MAXIMUM};
@@ -720,6 +761,7 @@ START_TEST(every_op_covered) {
     static const nn_op covered[] = {
         NN_OP_INPUT,   NN_OP_CONV2D,  NN_OP_DWCONV2D, NN_OP_FC,       NN_OP_ADD,
         NN_OP_SUB,     NN_OP_MUL,     NN_OP_DIV,      NN_OP_MAXIMUM,  NN_OP_MINIMUM,
+        NN_OP_LESS,    NN_OP_GREATER_EQUAL,
         NN_OP_ABS,     NN_OP_NEG,     NN_OP_SQUARE,   NN_OP_SQRT,     NN_OP_RSQRT,
         NN_OP_EXP,     NN_OP_RELU,    NN_OP_RELU6,    NN_OP_SIGMOID,  NN_OP_TANH,
         NN_OP_LEAKY_RELU, NN_OP_CLAMP, NN_OP_PRELU,   NN_OP_SUM,      NN_OP_MEAN,
@@ -1054,6 +1096,7 @@ Suite *suite_backend_ops(void) {
     tcase_add_test(t, op_fc);
     tcase_add_test(t, op_binary);
     tcase_add_test(t, op_binary_fused_act);
+    tcase_add_test(t, op_compare);
     tcase_add_test(t, op_unary);
     tcase_add_test(t, op_leaky_clamp);
     tcase_add_test(t, op_prelu);

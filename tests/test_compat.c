@@ -12,6 +12,7 @@
 #include "testutil.h"
 
 #include "mien.h"
+#include "pgtest.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -38,6 +39,7 @@ typedef struct server {
     pid_t pid;
     int port;
     char dir[256];        /* temp folder: gallery.db, keys, server.log */
+    char gallery[512];    /* --gallery: dir/gallery.db, or a PostgreSQL URI */
     char admin[128];      /* admin key */
     char read[128];       /* read key */
 } server;
@@ -123,11 +125,12 @@ static char *read_file_ok(const char *path, size_t *len) {
     return b;
 }
 
-/* A key of the role, added to the server's key file with the CLI. */
-static void add_key(server *s, const char *name, const char *role, char *key, size_t size) {
+/* A key of the role (and service options, e.g. "--service recognition --collection a"),
+ * added to the server's key file with the CLI. */
+static void add_key_opts(server *s, const char *name, const char *opts, char *key, size_t size) {
     char *out = NULL;
-    int rc = tu_run(tu_path("%s keys add --name %s --role %s --keys %s/keys.db 2>>%s/server.log",
-                            tu_mien_bin_fast(), name, role, s->dir, s->dir), &out);
+    int rc = tu_run(tu_path("%s keys add --name %s %s --keys %s/keys.db 2>>%s/server.log",
+                            tu_mien_bin_fast(), name, opts, s->dir, s->dir), &out);
     ck_assert_msg(rc == 0, "mien keys add failed (%d): %s", rc, out);
     /* The key is the one line printed on stdout. */
     char *end = out + strlen(out);
@@ -137,6 +140,10 @@ static void add_key(server *s, const char *name, const char *role, char *key, si
     ck_assert_msg(*w && strlen(w) < size, "no key in: %s", out);
     snprintf(key, size, "%s", w);
     free(out);
+}
+
+static void add_key(server *s, const char *name, const char *role, char *key, size_t size) {
+    add_key_opts(s, name, tu_path("--role %s", role), key, size);
 }
 
 static void server_spawn(server *s) {
@@ -154,7 +161,7 @@ static void server_spawn(server *s) {
             dup2(fileno(log), 2);
         }
         const char *bin = s->bin;
-        execl(bin, bin, "serve", "--port", port, "--gallery", tu_path("%s/gallery.db", s->dir),
+        execl(bin, bin, "serve", "--port", port, "--gallery", s->gallery,
               "--keys", tu_path("%s/keys.db", s->dir), "--models", tu_models_dir(), "--workers",
               "2", (char *)NULL);
         _exit(127);
@@ -174,16 +181,20 @@ static void server_spawn(server *s) {
     ck_abort_msg("mien serve did not answer /healthz on port %d in 60 s", s->port);
 }
 
-/* Start bin (tu_mien_bin(), the sanitizer build, where speed allows; else the release one). */
-static void server_start(server *s, const char *bin) {
+/* Start bin (tu_mien_bin(), the sanitizer build, where speed allows; else the release one)
+ * on gallery (NULL: a file in the server's folder). */
+static void server_start_on(server *s, const char *bin, const char *gallery) {
     memset(s, 0, sizeof *s);
     s->bin = bin;
     snprintf(s->dir, sizeof s->dir, "/tmp/mien-compat-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(s->dir));
+    snprintf(s->gallery, sizeof s->gallery, "%s", gallery ? gallery : tu_path("%s/gallery.db", s->dir));
     add_key(s, "admin", "admin", s->admin, sizeof s->admin);
     add_key(s, "reader", "read", s->read, sizeof s->read);
     server_spawn(s);
 }
+
+static void server_start(server *s, const char *bin) { server_start_on(s, bin, NULL); }
 
 /* Send sig and wait: the exit status (128 + signal when killed by one). */
 static int server_kill(server *s, int sig) {
@@ -290,12 +301,22 @@ END_TEST
 
 /* ==== CompreFace's API, through a client written from its document ==== */
 
-START_TEST(compreface_client) {
+/* The client with the keys of a CompreFace application: two recognition services (two face
+ * collections), their read-only keys, a detection and a verification service, and a mien
+ * admin key; gallery NULL is a file, else a PostgreSQL database. */
+static void run_compreface_client(const char *bin, const char *gallery) {
     server s;
-    server_start(&s, tu_mien_bin());
+    server_start_on(&s, bin, gallery);
+    char ka[128], kar[128], kb[128], kd[128], kv[128];
+    add_key_opts(&s, "shop_a", "--service recognition --collection shop_a", ka, sizeof ka);
+    add_key_opts(&s, "shop_a_viewer", "--service recognition --collection shop_a --role read", kar, sizeof kar);
+    add_key_opts(&s, "shop_b", "--service recognition", kb, sizeof kb);
+    add_key_opts(&s, "detector", "--service detection", kd, sizeof kd);
+    add_key_opts(&s, "verifier", "--service verification", kv, sizeof kv);
     char *out = NULL;
     int rc = tu_run(tu_path("/usr/bin/python3 tests/compat/compreface_client.py --url http://127.0.0.1:%d "
-                            "--key %s --read-key %s --data %s 2>&1", s.port, s.admin, s.read,
+                            "--key %s --read-key %s --key-b %s --detection-key %s --verification-key %s "
+                            "--admin-key %s --data %s 2>&1", s.port, ka, kar, kb, kd, kv, s.admin,
                             tu_data_dir()), &out);
     ck_assert_msg(healthy(&s), "the server died during the client run");
     server_stop(&s);
@@ -303,6 +324,13 @@ START_TEST(compreface_client) {
     ck_assert_ptr_nonnull(strstr(out, "labelled faces recognised right"));
     free(out);
 }
+
+START_TEST(compreface_client) { run_compreface_client(tu_mien_bin(), NULL); }
+END_TEST
+
+/* The same against a PostgreSQL gallery (the release build: the sanitizer run above covers
+ * the code; this one the store). */
+START_TEST(compreface_client_pg) { run_compreface_client(tu_mien_bin_fast(), pg_fresh_db()); }
 END_TEST
 
 /* ==== The web page in headless Chromium ==== */
@@ -562,5 +590,10 @@ Suite *suite_compat(void) {
     tcase_add_test(tc, load_short);
     tcase_add_test(tc, kill9_bulk_enroll);
     suite_add_tcase(s, tc);
+    TCase *pg = tcase_create("compat_pg");
+    tcase_set_timeout(pg, 300);
+    tcase_add_unchecked_fixture(pg, pg_start, NULL);
+    tcase_add_test(pg, compreface_client_pg);
+    suite_add_tcase(s, pg);
     return s;
 }

@@ -60,10 +60,15 @@ static const photo people[] = {
 };
 #define N_PEOPLE ((int)(sizeof people / sizeof people[0]))
 
-/* Embedding of the largest face of each photo, from one `mien embed --json` run. */
-static float *embed_people(int *dim) {
+/* The embedders every known-people pair is checked with: the default, and the others whose
+ * thresholds were set on LFW (each at its own threshold). */
+static const char *const pair_embedders[] = {"", "--embedder mobilefacenet-tflite"};
+
+/* Embedding of the largest face of each photo, from one `mien embed --json` run (opt: more
+ * options, such as --embedder). */
+static float *embed_people(int *dim, const char *opt) {
     char args[16384];
-    int n = snprintf(args, sizeof args, "embed --json");
+    int n = snprintf(args, sizeof args, "embed --json %s", opt);
     for (int i = 0; i < N_PEOPLE; i++)
         n += snprintf(args + n, sizeof args - (size_t)n, " %s/%s", tu_data_dir(), people[i].path);
     char *out, *err;
@@ -99,10 +104,10 @@ static float *embed_people(int *dim) {
     return emb;
 }
 
-static float default_threshold(void) {
+static float default_threshold(const char *opt) {
     char *out, *err;
     int rc = tu_run_mien(tu_mien_bin_fast(),
-                      tu_path("verify --json %s/%s %s/%s", tu_data_dir(), people[1].path,
+                      tu_path("verify --json %s %s/%s %s/%s", opt, tu_data_dir(), people[1].path,
                               tu_data_dir(), people[2].path),
                       &out, &err);
     ck_assert_msg(rc == 0, "mien verify failed: %s", err);
@@ -118,8 +123,9 @@ static float default_threshold(void) {
 
 START_TEST(known_people_pairs) {
     int dim = 0;
-    float *emb = embed_people(&dim);
-    float thr = default_threshold();
+    const char *opt = pair_embedders[_i];
+    float *emb = embed_people(&dim, opt);
+    float thr = default_threshold(opt);
     int wrong = 0, pairs = 0;
     char report[3000] = "";
     size_t rl = 0;
@@ -137,8 +143,8 @@ START_TEST(known_people_pairs) {
             }
         }
     free(emb);
-    ck_assert_msg(wrong == 0, "%d of %d known-people pairs wrong at threshold %.3f:%s", wrong, pairs,
-                  thr, report);
+    ck_assert_msg(wrong == 0, "%s: %d of %d known-people pairs wrong at threshold %.3f:%s",
+                  *opt ? opt : "default", wrong, pairs, thr, report);
 }
 END_TEST
 
@@ -323,19 +329,73 @@ START_TEST(usage_errors) {
 }
 END_TEST
 
-/* The README's example program builds against the installed header and library. */
-START_TEST(example_builds_against_install) {
+/* `make install` into a temporary prefix: the README's example program builds against the
+ * installed header and library (pkg-config, the shared library), the installed mien runs
+ * from another folder with no flag and no variable (it finds PREFIX/share/mien/models),
+ * libmien.so exports only the mien_* API, the man page has every command, and without the
+ * models the message names every place looked at. */
+START_TEST(installed_use) {
     char dir[] = "/tmp/mien-prefix-XXXXXX";
     ck_assert(mkdtemp(dir) != NULL);
+    char data[4096];
+    ck_assert_msg(realpath(tu_data_dir(), data) != NULL, "no data folder %s", tu_data_dir());
     char *out;
-    int rc = tu_run(tu_path("make -s install PREFIX=%s >/dev/null 2>&1 && "
-                            "cc -std=c11 -Wall -Werror examples/verify.c "
-                            "$(PKG_CONFIG_PATH=%s/lib/pkgconfig pkg-config --cflags --libs mien) "
-                            "-o %s/verify 2>&1 && %s/verify %s %s/people/examples/obama.jpg "
-                            "%s/people/examples/obama2.jpg 2>&1",
-                            dir, dir, dir, dir, tu_models_dir(), tu_data_dir(), tu_data_dir()),
-                    &out);
-    ck_assert_msg(rc == 0 && strstr(out, "same person"), "exit %d: %s", rc, out);
+    int rc = tu_run(tu_path("make -s install PREFIX=%s/usr 2>&1", dir), &out);
+    ck_assert_msg(rc == 0, "make install: exit %d: %s", rc, out);
+    free(out);
+
+    rc = tu_run(tu_path("cc -std=c11 -Wall -Werror examples/verify.c "
+                        "$(PKG_CONFIG_PATH=%s/usr/lib/pkgconfig pkg-config --cflags --libs mien) "
+                        "-o %s/verify 2>&1 && %s/verify %s/usr/share/mien/models "
+                        "%s/people/examples/obama.jpg %s/people/examples/obama2.jpg 2>&1",
+                        dir, dir, dir, dir, data, data),
+                &out);
+    ck_assert_msg(rc == 0 && strstr(out, "same person"), "example: exit %d: %s", rc, out);
+    free(out);
+    rc = tu_run(tu_path("ldd %s/verify | grep -c 'libmien.so.0 => %s/usr/lib/'", dir, dir), &out);
+    ck_assert_msg(rc == 0, "the example is not linked to the installed libmien.so: %s", out);
+    free(out);
+
+    /* From another folder, with an empty home and no MIEN_MODELS. */
+    char env[512];
+    snprintf(env, sizeof env, "cd %s/elsewhere && env -u MIEN_MODELS -u XDG_DATA_HOME HOME=%s", dir, dir);
+    rc = tu_run(tu_path("mkdir -p %s/elsewhere && %s %s/usr/bin/mien verify "
+                        "%s/people/examples/biden.jpg %s/people/tests/test_images/biden.jpg 2>&1",
+                        dir, env, dir, data, data),
+                &out);
+    ck_assert_msg(rc == 0 && strstr(out, "same person"), "installed mien verify: exit %d: %s", rc, out);
+    free(out);
+
+    rc = tu_run(tu_path("nm -D --defined-only %s/usr/lib/libmien.so | awk '{print $3}' | "
+                        "grep -v '^mien_'", dir), &out);
+    ck_assert_msg(rc == 1 && !*out, "libmien.so exports more than mien_*:\n%s", out);
+    free(out);
+    rc = tu_run(tu_path("nm -D --defined-only %s/usr/lib/libmien.so | grep -c ' mien_detect$'", dir), &out);
+    ck_assert_msg(rc == 0, "libmien.so does not export mien_detect");
+    free(out);
+
+    /* The man page has a section for every command of `mien help`. */
+    rc = tu_run(tu_path("m=%s/usr/share/man/man1/mien.1; %s/usr/bin/mien help | "
+                        "awk '/^commands:/ {on = 1; next} on && /^  [a-z]/ {print $1}' | "
+                        "while read c; do grep -q \"^\\.SS $c\\$\" $m || echo \"$c\"; done", dir, dir),
+                &out);
+    ck_assert_msg(rc == 0 && !*out, "commands missing from the man page: %s", out);
+    free(out);
+
+    /* No models anywhere: exit 1, and the message names every place. */
+    rc = tu_run(tu_path("rm -rf %s/usr/share/mien && %s %s/usr/bin/mien detect "
+                        "%s/people/examples/biden.jpg 2>&1", dir, env, dir, data),
+                &out);
+    ck_assert_msg(rc == 1, "without models: exit %d: %s", rc, out);
+    const char *places[] = {"$MIEN_MODELS", "/elsewhere/models", "/.local/share/mien/models",
+                            "/usr/share/mien/models"};
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(strstr(out, places[i]), "the message does not name %s: %s", places[i], out);
+    free(out);
+
+    rc = tu_run(tu_path("make -s uninstall PREFIX=%s/usr 2>&1 && test ! -e %s/usr/bin/mien && "
+                        "test ! -e %s/usr/lib/libmien.so", dir, dir, dir), &out);
+    ck_assert_msg(rc == 0, "make uninstall: %s", out);
     free(out);
     tu_run(tu_path("rm -rf %s", dir), NULL);
 }
@@ -345,12 +405,12 @@ Suite *suite_e2e(void) {
     Suite *s = suite_create("e2e");
     TCase *t = tcase_create("people");
     tcase_set_timeout(t, 900);
-    tcase_add_test(t, known_people_pairs);
+    tcase_add_loop_test(t, known_people_pairs, 0, (int)(sizeof pair_embedders / sizeof pair_embedders[0]));
     tcase_add_test(t, verify_command);
     tcase_add_test(t, labelled_faces_found);
     tcase_add_test(t, no_face_in_dogs);
     tcase_add_test(t, draw_writes_png);
-    tcase_add_test(t, example_builds_against_install);
+    tcase_add_test(t, installed_use);
     suite_add_tcase(s, t);
     TCase *b = tcase_create("bad_input");
     tcase_set_timeout(b, 900);

@@ -6,6 +6,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static mien_models *open_models(const char *embedder, const char *landmarks) {
     mien_config cfg;
@@ -145,6 +147,89 @@ START_TEST(errors_on_the_handle) {
 }
 END_TEST
 
+/* mien_landmarks: a face known by its box alone gets the points the pipeline gives, for the
+ * default face mesh and for the 68-point net; bad boxes and "none" fail cleanly. */
+START_TEST(landmarks_from_a_box) {
+    const char *sources[] = {NULL, "68"};
+    for (int k = 0; k < 2; k++) {
+        mien_models *m = open_models(NULL, sources[k]);
+        mien_session *s;
+        ck_assert_int_eq(mien_session_open(m, &s), MIEN_OK);
+        mien_image img;
+        mien_face det;
+        largest_face(s, "people/examples/obama.jpg", &img, &det);
+        mien_face f = {0};
+        memcpy(f.box, det.box, sizeof f.box);
+        int present = -1;
+        ck_assert_msg(mien_landmarks(s, &img, &f, &present) == MIEN_OK, "%s", mien_errmsg(s));
+        ck_assert_int_eq(present, 1);
+        ck_assert_int_eq(f.n_points, 5);
+        ck_assert_int_eq(f.n_landmarks, k == 1 ? 68 : 0);
+        for (int i = 0; i < 5; i++) /* the mesh runs upright here, levelled in the pipeline */
+            ck_assert_msg(fabsf(f.points[i][0] - det.points[i][0]) < 0.04f * det.box[2] &&
+                              fabsf(f.points[i][1] - det.points[i][1]) < 0.04f * det.box[3],
+                          "point %d: %.1f,%.1f vs %.1f,%.1f", i, f.points[i][0], f.points[i][1],
+                          det.points[i][0], det.points[i][1]);
+        const int dim = mien_models_embedding_dim(m);
+        float *a = malloc(dim * sizeof *a), *b = malloc(dim * sizeof *b);
+        ck_assert_int_eq(mien_embed(s, &img, &det, a), MIEN_OK);
+        ck_assert_int_eq(mien_embed(s, &img, &f, b), MIEN_OK);
+        ck_assert_msg(dot(a, b, dim) > 0.99, "cos %.4f", dot(a, b, dim));
+        free(a), free(b);
+        mien_face bad = {.box = {10, 10, 0, 50}};
+        ck_assert_int_eq(mien_landmarks(s, &img, &bad, NULL), MIEN_EINVAL);
+        bad.box[2] = NAN;
+        ck_assert_int_eq(mien_landmarks(s, &img, &bad, NULL), MIEN_EINVAL);
+        mien_image_free(&img);
+        mien_session_close(s);
+        mien_models_close(m);
+    }
+    mien_models *m = open_models(NULL, "none");
+    mien_session *s;
+    ck_assert_int_eq(mien_session_open(m, &s), MIEN_OK);
+    mien_image img;
+    ck_assert(mien_image_load(s, tu_path("%s/people/examples/obama.jpg", tu_data_dir()), &img) == MIEN_OK);
+    mien_face f = {.box = {300, 150, 300, 300}};
+    ck_assert_int_eq(mien_landmarks(s, &img, &f, NULL), MIEN_EUNSUPPORTED);
+    mien_image_free(&img);
+    mien_session_close(s);
+    mien_models_close(m);
+}
+END_TEST
+
+/* mien_models_open(NULL): $MIEN_MODELS first; a folder without the models passes to the next
+ * place (here the checkout's models beside build-asan/); mien_models_find names the first. */
+START_TEST(models_search) {
+    char want[4096];
+    ck_assert(realpath(tu_models_dir(), want) != NULL);
+    setenv("MIEN_MODELS", want, 1);
+    mien_models *m;
+    ck_assert_msg(mien_models_open(NULL, NULL, &m) == MIEN_OK, "%s", mien_models_errmsg(m));
+    ck_assert_str_eq(mien_models_dir(m), want);
+    mien_models_close(m);
+    char buf[4096];
+    ck_assert_int_eq(mien_models_find(buf, sizeof buf), MIEN_OK);
+    ck_assert_str_eq(buf, want);
+    ck_assert_int_eq(mien_models_find(buf, 4), MIEN_ETOOBIG);
+    /* An empty folder in $MIEN_MODELS: the search goes on. */
+    const char *empty = tu_path("/tmp/mien-empty-models-%d", (int)getpid());
+    ck_assert(mkdir(empty, 0700) == 0);
+    setenv("MIEN_MODELS", empty, 1);
+    ck_assert_msg(mien_models_open(NULL, NULL, &m) == MIEN_OK, "%s", mien_models_errmsg(m));
+    ck_assert_str_ne(mien_models_dir(m), empty);
+    mien_models_close(m);
+    /* A config error stops the search at once, naming the model. */
+    mien_config cfg;
+    mien_config_default(&cfg);
+    cfg.detector = "no-such-detector";
+    ck_assert_int_eq(mien_models_open(NULL, &cfg, &m), MIEN_ENOTFOUND);
+    ck_assert_msg(strstr(mien_models_errmsg(m), "no-such-detector"), "%s", mien_models_errmsg(m));
+    mien_models_close(m);
+    rmdir(empty);
+    unsetenv("MIEN_MODELS");
+}
+END_TEST
+
 Suite *suite_face(void) {
     Suite *s = suite_create("face");
     TCase *t = tcase_create("api");
@@ -152,6 +237,8 @@ Suite *suite_face(void) {
     tcase_add_test(t, detect_align_embed);
     tcase_add_test(t, fusion_is_weighted_cosine);
     tcase_add_test(t, errors_on_the_handle);
+    tcase_add_test(t, landmarks_from_a_box);
+    tcase_add_test(t, models_search);
     suite_add_tcase(s, t);
     return s;
 }

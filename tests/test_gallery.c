@@ -8,6 +8,7 @@
  * there only, stopped when the runner exits) and a fresh database per gallery. Missing
  * PostgreSQL binaries fail those cases with a message; they are never skipped. */
 #include "testutil.h"
+#include "pgtest.h"
 #include "gallery/cluster.h"
 #include "gallery/sha256.h"
 #include "gallery/store.h"
@@ -78,134 +79,6 @@ static const char *keep(const char *p) {
 
 static int use_pg;
 static void backend_pg(void) { use_pg = 1; }
-
-static struct {
-    int started;            /* in the runner process, once */
-    pid_t owner;            /* that process: forked tests must not stop the server */
-    char dir[128];          /* temporary folder: data/, the socket, logs */
-    char bin[256];          /* PostgreSQL server binaries */
-    char why[1024];         /* why it could not start, or "" */
-} pg;
-
-/* Run a PostgreSQL program as the postgres user when we are root (initdb and postgres
- * refuse to run as root), else as ourselves. Returns the exit status. */
-static int pg_run(const char *args) {
-    char cmd[2048];
-    if (geteuid() == 0)
-        snprintf(cmd, sizeof cmd, "runuser -u postgres -- %s/%s", pg.bin, args);
-    else
-        snprintf(cmd, sizeof cmd, "%s/%s", pg.bin, args);
-    int rc = system(cmd);
-    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
-static void pg_stop(void) {
-    if (!pg.started || getpid() != pg.owner) return;
-    char args[512];
-    snprintf(args, sizeof args, "pg_ctl -D %s/data -m immediate -w stop >/dev/null 2>&1", pg.dir);
-    pg_run(args);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", pg.dir);
-    if (system(cmd) != 0) { /* a left-over folder in /tmp is harmless */ }
-    pg.started = 0;
-}
-
-/* Unchecked fixture of the pg_* TCases: runs in the runner process, so one server serves
- * every test and atexit stops it whatever the tests did. */
-static void pg_start(void) {
-    if (pg.started || pg.why[0]) return;
-    const char *bin = getenv("MIEN_PG_BIN") ? getenv("MIEN_PG_BIN") : "/usr/lib/postgresql/15/bin";
-    snprintf(pg.bin, sizeof pg.bin, "%s", bin);
-    char p[512];
-    snprintf(p, sizeof p, "%s/initdb", bin);
-    if (access(p, X_OK) != 0) {
-        snprintf(pg.why, sizeof pg.why, "PostgreSQL server binaries not found (%s): install "
-                 "postgresql-15 (scripts/setup.sh) or set MIEN_PG_BIN", p);
-        return;
-    }
-    struct passwd *pw = NULL;
-    if (geteuid() == 0 && !(pw = getpwnam("postgres"))) {
-        snprintf(pg.why, sizeof pg.why, "running as root, and there is no 'postgres' user to run "
-                 "the PostgreSQL server as");
-        return;
-    }
-    snprintf(pg.dir, sizeof pg.dir, "/tmp/mien-pg-XXXXXX");
-    if (!mkdtemp(pg.dir)) {
-        snprintf(pg.why, sizeof pg.why, "mkdtemp: cannot make a temporary folder");
-        return;
-    }
-    if (pw && chown(pg.dir, pw->pw_uid, pw->pw_gid) != 0) {
-        snprintf(pg.why, sizeof pg.why, "cannot give %s to the postgres user", pg.dir);
-        return;
-    }
-    pg.owner = getpid();
-    pg.started = 1; /* from here on, pg_stop cleans up */
-    atexit(pg_stop);
-    char args[1024];
-    snprintf(args, sizeof args, "initdb -D %s/data -A trust -U mien -E UTF8 --locale=C --no-sync "
-             ">%s/initdb.log 2>&1", pg.dir, pg.dir);
-    if (pg_run(args) != 0) {
-        snprintf(pg.why, sizeof pg.why, "initdb failed: see %s/initdb.log", pg.dir);
-        return;
-    }
-    /* Only a Unix socket in our folder: nothing else on the machine can reach it. Durability
-     * is not what these tests measure. */
-    snprintf(args, sizeof args, "pg_ctl -D %s/data -l %s/server.log -w -t 60 -o \"-c "
-             "listen_addresses='' -k %s -c fsync=off -c synchronous_commit=off -c "
-             "full_page_writes=off\" start >/dev/null 2>&1", pg.dir, pg.dir, pg.dir);
-    if (pg_run(args) != 0) {
-        snprintf(pg.why, sizeof pg.why, "pg_ctl start failed: see %s/server.log", pg.dir);
-        return;
-    }
-}
-
-/* conninfo URI of database db on the test server. */
-static const char *pg_uri(const char *db) {
-    return keep(tu_path("postgresql:///%s?host=%s&user=mien", db, pg.dir));
-}
-
-/* Run constant SQL on database db of the test server (CREATE DATABASE cannot take
- * parameters; the names here are the test's own). */
-static void pg_admin(const char *db, const char *sql) {
-    PGconn *c = PQconnectdb(pg_uri(db));
-    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "test server: %s", PQerrorMessage(c));
-    PGresult *r = PQexec(c, sql);
-    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
-                  "%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-    PQfinish(c);
-}
-
-/* One integer from a query on the gallery at uri. */
-static long long pg_query_int(const char *uri, const char *sql) {
-    PGconn *c = PQconnectdb(uri);
-    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
-    PGresult *r = PQexec(c, sql);
-    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1, "%s: %s", sql,
-                  PQresultErrorMessage(r));
-    long long v = atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-
-/* The database name of a test URI. */
-static const char *pg_db_of(const char *uri) {
-    const char *d = uri + strlen("postgresql:///");
-    return keep(tu_path("%.*s", (int)strcspn(d, "?"), d));
-}
-
-/* A fresh, empty database on the test server. */
-static const char *pg_fresh_db(void) {
-    ck_assert_msg(pg.started && !pg.why[0], "PostgreSQL test server: %s",
-                  pg.why[0] ? pg.why : "not started (pg_start fixture missing)");
-    static int n;
-    char db[64], sql[128];
-    snprintf(db, sizeof db, "g%ld_%d", (long)getpid(), n++);
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
-    pg_admin("postgres", sql);
-    return pg_uri(db);
-}
 
 /* A fresh gallery location: a temporary path (the file does not exist yet), or with the
  * PostgreSQL backend a new database. */
@@ -572,6 +445,301 @@ START_TEST(model_mismatch_refused) {
 }
 END_TEST
 
+/* ==== Collections ==== */
+
+/* Two collections of one gallery keep their people apart: the same subject name in both,
+ * faces and images of one unreachable from the other, each bound to its own embedder, and a
+ * dropped collection gone from the store (from the SQLite file's bytes too). */
+START_TEST(collections_keep_apart) {
+    const char *path = temp_gallery();
+    const int d = 16;
+    float v[4][16], w[8];
+    rng r = {21};
+    for (int i = 0; i < 4; i++) random_unit(&r, v[i], d);
+    random_unit(&r, w, 8);
+    mien_gallery *a = open_ok(path, NULL);
+    ck_assert_str_eq(mien_gallery_collection(a), MIEN_GALLERY_DEFAULT_COLLECTION);
+    mien_gallery_options o;
+    mien_gallery_options_default(&o);
+    o.collection = "shop";
+    mien_gallery *b = open_ok(path, &o);
+    ck_assert_str_eq(mien_gallery_collection(b), "shop");
+    enroll_ok(a, "ana", "dlib", d, v[0], 1, 0);
+    enroll_ok(b, "ana", "dlib", d, v[1], 1, 0); /* same name, same photo: another collection */
+    enroll_ok(b, "bo", "dlib", d, v[2], 1, 1);
+    int ns, nf;
+    mien_gallery_count(a, &ns, &nf);
+    ck_assert_int_eq(ns, 1);
+    ck_assert_int_eq(nf, 1);
+    mien_gallery_count(b, &ns, &nf);
+    ck_assert_int_eq(ns, 2);
+    ck_assert_int_eq(nf, 2);
+    mien_gallery_face_info *fa, *fb;
+    int na, nb;
+    ck_assert_int_eq(mien_gallery_faces(a, NULL, &fa, &na), MIEN_OK);
+    ck_assert_int_eq(mien_gallery_faces(b, NULL, &fb, &nb), MIEN_OK);
+    ck_assert_int_eq(na, 1);
+    ck_assert_int_eq(nb, 2);
+    int64_t ida = fa[0].id, idb = fb[0].id;
+    ck_assert(ida != idb && ida != fb[1].id);
+    free(fa);
+    free(fb);
+    /* Each searches its own faces. */
+    mien_match m;
+    int known;
+    ck_assert_int_eq(mien_gallery_identify(a, v[1], d, 0.99f, &m, &known), MIEN_OK);
+    ck_assert_int_eq(known, 0);
+    ck_assert_int_eq(m.face_id, ida);
+    ck_assert_int_eq(mien_gallery_identify(b, v[1], d, 0.99f, &m, &known), MIEN_OK);
+    ck_assert(known && m.face_id == idb && !strcmp(m.name, "ana"));
+    ck_assert_int_eq(mien_gallery_identify(b, v[0], d, 0.99f, &m, &known), MIEN_OK);
+    ck_assert_int_eq(known, 0);
+    /* Another collection's face id is unknown here: read, image, delete. */
+    float e[16];
+    ck_assert_int_eq(mien_gallery_face_embedding(b, ida, e, d), MIEN_ENOTFOUND);
+    ck_assert_int_eq(mien_gallery_face_delete(b, ida, NULL, 0), MIEN_ENOTFOUND);
+    static const char jpg[] = "\xff\xd8\xff\xe0 not really a jpeg";
+    ck_assert_int_eq(mien_gallery_face_image_set(a, ida, "crop", "image/jpeg", jpg, sizeof jpg), MIEN_OK);
+    ck_assert_int_eq(mien_gallery_face_image_set(b, ida, "crop", "image/jpeg", jpg, sizeof jpg),
+                     MIEN_ENOTFOUND);
+    void *img = NULL;
+    size_t len = 0;
+    char type[64], kind[16];
+    ck_assert_int_eq(mien_gallery_face_image(b, ida, &img, &len, type, sizeof type, kind, sizeof kind),
+                     MIEN_ENOTFOUND);
+    ck_assert_int_eq(mien_gallery_face_image(a, ida, &img, &len, type, sizeof type, kind, sizeof kind),
+                     MIEN_OK);
+    ck_assert(len == sizeof jpg && !memcmp(img, jpg, len));
+    ck_assert_str_eq(type, "image/jpeg");
+    ck_assert_str_eq(kind, "crop");
+    free(img);
+    ck_assert_int_eq(mien_gallery_face_image(b, idb, &img, &len, NULL, 0, NULL, 0), MIEN_ENOTFOUND);
+    /* Changes in one leave the other alone. */
+    ck_assert_int_eq(mien_gallery_forget(b, "ana"), MIEN_OK);
+    ck_assert_int_eq(mien_gallery_rename(b, "bo", "ana"), MIEN_OK);
+    ck_assert_int_eq(mien_gallery_identify(a, v[0], d, 0.99f, &m, &known), MIEN_OK);
+    ck_assert(known && m.face_id == ida);
+    EVENTUALLY(mien_gallery_identify(a, v[0], d, 0.99f, &m, &known) == MIEN_OK && known &&
+               m.face_id == ida);
+    /* Each collection binds its own embedder. */
+    o.collection = "other";
+    mien_gallery *c = open_ok(path, &o);
+    enroll_ok(c, "x", "faceres", 8, w, 1, 5);
+    mien_collection *cv;
+    int nc;
+    ck_assert_int_eq(mien_gallery_collections(a, &cv, &nc), MIEN_OK);
+    ck_assert_int_eq(nc, 3);
+    ck_assert_str_eq(cv[0].name, "default");
+    ck_assert_str_eq(cv[0].model, "dlib");
+    ck_assert(cv[0].n_subjects == 1 && cv[0].n_faces == 1);
+    ck_assert_str_eq(cv[1].name, "other");
+    ck_assert_str_eq(cv[1].model, "faceres");
+    ck_assert_int_eq(cv[1].dim, 8);
+    ck_assert_str_eq(cv[2].name, "shop");
+    ck_assert(cv[2].n_subjects == 1 && cv[2].n_faces == 1);
+    free(cv);
+    mien_gallery_close(c);
+    /* Names: checked; a missing collection without create. */
+    mien_gallery *x = NULL;
+    o.collection = "../up";
+    ck_assert_int_eq(mien_gallery_open(path, &o, &x), MIEN_EINVAL);
+    mien_gallery_close(x);
+    o.collection = "nowhere";
+    o.create = 0;
+    ck_assert_int_eq(mien_gallery_open(path, &o, &x), MIEN_ENOTFOUND);
+    ck_assert_msg(strstr(mien_gallery_errmsg(x), "nowhere"), "%s", mien_gallery_errmsg(x));
+    mien_gallery_close(x);
+    /* Dropping one: gone from the store, the handle refuses changes, the others stay. */
+    ck_assert_int_eq(mien_gallery_drop(b), MIEN_OK);
+    mien_gallery_count(b, &ns, &nf);
+    ck_assert_int_eq(nf, 0);
+    mien_gallery_face f1 = {v[3], {0}, NULL};
+    ck_assert_int_ne(mien_gallery_enroll(b, "cy", "dlib", d, &f1, 1, NULL), MIEN_OK);
+    mien_gallery_close(b);
+    o.collection = "shop";
+    ck_assert_int_eq(mien_gallery_open(path, &o, &x), MIEN_ENOTFOUND);
+    mien_gallery_close(x);
+    ck_assert_int_eq(mien_gallery_identify(a, v[0], d, 0.99f, &m, &known), MIEN_OK);
+    ck_assert(known && m.face_id == ida);
+    mien_gallery_close(a);
+    if (!use_pg) {
+        size_t n;
+        char *bytes = tu_read_file(path, &n);
+        ck_assert(bytes != NULL);
+        ck_assert_msg(!contains(bytes, n, v[2], (size_t)d * 4), "a dropped embedding is left in the file");
+        ck_assert_msg(contains(bytes, n, v[0], (size_t)d * 4), "the default collection's embedding is gone");
+        free(bytes);
+    } else {
+        ck_assert_int_eq(pg_query_int(path, "SELECT count(*) FROM collections WHERE name = 'shop'"), 0);
+        ck_assert_int_eq(pg_query_int(path, "SELECT count(*) FROM faces"), 2);
+    }
+    remove_gallery(path);
+}
+END_TEST
+
+/* ==== Galleries of schema 1 (before collections) ==== */
+
+/* The schema 1 tables exactly as the mien of that version created them. */
+static const char v1_sqlite_schema[] =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE subjects(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
+    "  created INTEGER NOT NULL);"
+    "CREATE TABLE faces(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  subject INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,"
+    "  embedding BLOB NOT NULL, model TEXT NOT NULL,"
+    "  dim INTEGER NOT NULL CHECK (dim > 0 AND length(embedding) = 4 * dim),"
+    "  box_x REAL NOT NULL DEFAULT 0, box_y REAL NOT NULL DEFAULT 0,"
+    "  box_w REAL NOT NULL DEFAULT 0, box_h REAL NOT NULL DEFAULT 0,"
+    "  image_sha256 TEXT, created INTEGER NOT NULL);"
+    "CREATE INDEX faces_subject ON faces(subject);"
+    "CREATE UNIQUE INDEX faces_subject_image ON faces(subject, image_sha256);"
+    "PRAGMA application_id=1835623790; PRAGMA user_version=1;";
+static const char v1_pg_schema[] =
+    "CREATE TABLE meta(key text PRIMARY KEY, value text NOT NULL);"
+    "CREATE TABLE subjects(id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  name text NOT NULL UNIQUE, created bigint NOT NULL);"
+    "CREATE TABLE faces(id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  subject bigint NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,"
+    "  embedding bytea NOT NULL, model text NOT NULL,"
+    "  dim integer NOT NULL CHECK (dim > 0 AND octet_length(embedding) = 4 * dim),"
+    "  box_x real NOT NULL DEFAULT 0, box_y real NOT NULL DEFAULT 0,"
+    "  box_w real NOT NULL DEFAULT 0, box_h real NOT NULL DEFAULT 0,"
+    "  image_sha256 text, created bigint NOT NULL);"
+    "CREATE INDEX faces_subject ON faces(subject);"
+    "CREATE UNIQUE INDEX faces_subject_image ON faces(subject, image_sha256);"
+    "INSERT INTO meta(key, value) VALUES ('format', 'mien-gallery'), ('schema', '1'),"
+    "  ('generation', '0'), ('reset', '0');";
+
+/* SQL text of n floats as a little-endian hex literal (X'..' or '\x..'). */
+static void hex_floats(const float *v, int n, char *out) {
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        for (int b = 0; b < 4; b++) {
+            unsigned byte = (u >> (8 * b)) & 0xff;
+            *out++ = hx[byte >> 4];
+            *out++ = hx[byte & 15];
+        }
+    }
+    *out = 0;
+}
+
+/* A gallery of schema 1 at path with ana (2 faces), a forgotten subject, bo (1 face), bound
+ * to 'dlib' 16-d, as that version left it. */
+static void make_v1_gallery(const char *path, float v[3][16]) {
+    char sql[4096], hex[3][16 * 8 + 1];
+    for (int i = 0; i < 3; i++) hex_floats(v[i], 16, hex[i]);
+    if (use_pg) {
+        pg_admin(pg_db_of(path), v1_pg_schema);
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO meta VALUES ('model', 'dlib'), ('dim', '16');"
+                 "INSERT INTO subjects(name, created) VALUES ('ana', 1), ('gone', 2), ('bo', 3);"
+                 "DELETE FROM subjects WHERE name = 'gone';"
+                 "INSERT INTO faces(subject, embedding, model, dim, image_sha256, created) VALUES"
+                 " (1, '\\x%s', 'dlib', 16, 'a', 1), (1, '\\x%s', 'dlib', 16, 'b', 1),"
+                 " (3, '\\x%s', 'dlib', 16, 'c', 3);", hex[0], hex[1], hex[2]);
+        pg_admin(pg_db_of(path), sql);
+        return;
+    }
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, v1_sqlite_schema, NULL, NULL, NULL), SQLITE_OK);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO meta VALUES ('model', 'dlib'), ('dim', '16');"
+             "INSERT INTO subjects(name, created) VALUES ('ana', 1), ('gone', 2), ('bo', 3);"
+             "DELETE FROM subjects WHERE name = 'gone';"
+             "INSERT INTO faces(subject, embedding, model, dim, image_sha256, created) VALUES"
+             " (1, X'%s', 'dlib', 16, 'a', 1), (1, X'%s', 'dlib', 16, 'b', 1),"
+             " (3, X'%s', 'dlib', 16, 'c', 3);", hex[0], hex[1], hex[2]);
+    char *err = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    ck_assert_msg(rc == SQLITE_OK, "%s", err ? err : "?");
+    sqlite3_close(db);
+}
+
+/* A gallery made before collections is upgraded in place: its people are the default
+ * collection's, bound to the model it had, ids kept (a forgotten subject's id is not reused). */
+START_TEST(upgrade_from_schema_1) {
+    const char *path = temp_gallery();
+    float v[3][16];
+    rng r = {33};
+    for (int i = 0; i < 3; i++) random_unit(&r, v[i], 16);
+    make_v1_gallery(path, v);
+    if (!use_pg) { /* read-only cannot upgrade: a clear refusal */
+        mien_gallery_options ro;
+        mien_gallery_options_default(&ro);
+        ro.read_only = 1;
+        mien_gallery *x = NULL;
+        ck_assert_int_eq(mien_gallery_open(path, &ro, &x), MIEN_EUNSUPPORTED);
+        ck_assert_msg(strstr(mien_gallery_errmsg(x), "schema 1"), "%s", mien_gallery_errmsg(x));
+        mien_gallery_close(x);
+    }
+    for (int pass = 0; pass < 2; pass++) { /* upgrading, then already upgraded */
+        mien_gallery *g = open_ok(path, NULL);
+        int ns, nf, dim;
+        char model[64];
+        mien_gallery_count(g, &ns, &nf);
+        ck_assert_int_eq(ns, 2);
+        ck_assert_int_eq(nf, 3 + pass);
+        ck_assert_int_eq(mien_gallery_model(g, model, sizeof model, &dim), MIEN_OK);
+        ck_assert_str_eq(model, "dlib");
+        ck_assert_int_eq(dim, 16);
+        mien_match m;
+        int known;
+        ck_assert_int_eq(mien_gallery_identify(g, v[2], 16, 0.99f, &m, &known), MIEN_OK);
+        ck_assert(known && !strcmp(m.name, "bo") && m.face_id == 3 && m.subject_id == 3);
+        ck_assert_int_eq(mien_gallery_identify(g, v[1], 16, 0.99f, &m, &known), MIEN_OK);
+        ck_assert(known && !strcmp(m.name, "ana") && m.face_id == 2);
+        if (pass == 0) {
+            /* Still one namespace per collection: bo exists, a new subject gets a new id. */
+            float w[16];
+            random_unit(&r, w, 16);
+            enroll_ok(g, "bo", "dlib", 16, w, 1, 9);
+            mien_subject *sv;
+            int n;
+            ck_assert_int_eq(mien_gallery_subject_add(g, "cy", NULL), MIEN_OK);
+            ck_assert_int_eq(mien_gallery_subjects(g, &sv, &n), MIEN_OK);
+            ck_assert_int_eq(n, 3);
+            ck_assert_str_eq(sv[2].name, "cy");
+            ck_assert_int_gt(sv[2].id, 3);
+            free(sv);
+            ck_assert_int_eq(mien_gallery_forget(g, "cy"), MIEN_OK);
+            /* A second collection beside the upgraded one. */
+            mien_gallery_options o;
+            mien_gallery_options_default(&o);
+            o.collection = "new";
+            mien_gallery *h = open_ok(path, &o);
+            enroll_ok(h, "ana", "dlib", 16, v[0], 1, 0);
+            mien_gallery_close(h);
+        }
+        mien_gallery_close(g);
+    }
+    if (use_pg) {
+        ck_assert_int_eq(pg_query_int(path, "SELECT value::int FROM meta WHERE key = 'schema'"), 2);
+        ck_assert_int_eq(pg_query_int(path, "SELECT count(*) FROM meta WHERE key = 'model'"), 0);
+    } else {
+        sqlite3 *db;
+        ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        sqlite3_stmt *st;
+        ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
+        sqlite3_finalize(st);
+        ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        ck_assert_int_eq(sqlite3_column_int(st, 0), 2);
+        sqlite3_finalize(st);
+        ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA foreign_key_check", -1, &st, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+    }
+    remove_gallery(path);
+}
+END_TEST
+
 START_TEST(damaged_files_fail_cleanly) {
     mien_gallery *g;
     ck_assert_msg(!use_pg, "SQLite files only: pg_errors is the PostgreSQL counterpart");
@@ -592,7 +760,7 @@ START_TEST(damaged_files_fail_cleanly) {
     ck_assert_msg(strstr(mien_gallery_errmsg(g), "not a mien gallery"), "%s", mien_gallery_errmsg(g));
     mien_gallery_close(g);
     remove_gallery(other);
-    /* A real gallery cut in half, and one with a page overwritten. */
+    /* A real gallery cut in half, and one with its pages overwritten. */
     const char *path = temp_gallery();
     rng r = {3};
     float v[64 * 128];
@@ -612,7 +780,8 @@ START_TEST(damaged_files_fail_cleanly) {
     ck_assert_msg(rc == MIEN_EFORMAT || rc == MIEN_EIO, "half a gallery opened: %d", rc);
     ck_assert_msg(strlen(mien_gallery_errmsg(g)) > 10, "no message");
     mien_gallery_close(g);
-    memset(bytes + 4096, 0xA5, 4096); /* the second page */
+    /* Every page but the first (the schema): whichever tables an open reads are garbage. */
+    memset(bytes + 4096, 0xA5, n - 4096);
     const char *scribbled = keep(tu_temp_file(".db", bytes, n));
     rc = mien_gallery_open(scribbled, NULL, &g);
     ck_assert_msg(rc == MIEN_EFORMAT || rc == MIEN_EIO, "a scribbled gallery opened: %d", rc);
@@ -1174,9 +1343,28 @@ START_TEST(cli_errors) {
     rc = tu_run_mien(tu_mien_bin(), tu_path("forget --gallery '%s' barack", g2), &out, &err);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
     free(out), free(err);
+    /* Collections through the CLI: another one beside the default, listed, searched, deleted. */
+    rc = tu_run_mien(tu_mien_bin(), tu_path("enroll --gallery '%s' --collection team biden %s/people/examples/biden.jpg "
+                                         "&& %s collections --json --gallery '%s' && %s identify --gallery '%s' "
+                                         "--collection team %s/people/examples/two_people.jpg", g, tu_data_dir(),
+                                         tu_mien_bin(), g, tu_mien_bin(), g, tu_data_dir()), &out, &err);
+    ck_assert_msg(rc == 0 && strstr(out, "\"name\":\"team\",\"subjects\":1") &&
+                  strstr(out, "\"name\":\"default\",\"subjects\":1") && strstr(out, "biden") &&
+                  !strstr(out, "obama "), "exit %d: %s %s", rc, out, err);
+    free(out), free(err);
+    rc = tu_run_mien(tu_mien_bin(), tu_path("subjects --gallery '%s' --collection nowhere", g), &out, &err);
+    ck_assert_msg(rc == 1 && strstr(err, "nowhere"), "exit %d: %s", rc, err);
+    free(out), free(err);
+    rc = tu_run_mien(tu_mien_bin(), tu_path("collections delete team --gallery '%s' && %s collections --gallery '%s'",
+                                         g, tu_mien_bin(), g), &out, &err);
+    ck_assert_msg(rc == 0 && !strstr(out, "team") && strstr(out, "default"), "exit %d: %s %s", rc, out, err);
+    free(out), free(err);
+    rc = tu_run_mien(tu_mien_bin(), tu_path("collections delete default --gallery '%s'", g), &out, &err);
+    ck_assert_msg(rc == 2, "deleting the default collection: exit %d: %s", rc, err);
+    free(out), free(err);
     /* --help everywhere. */
     const char *cmds[] = {"enroll", "identify", "subjects", "forget", "rename", "export", "import",
-                          "cluster", "eval identify", "eval cluster"};
+                          "cluster", "eval identify", "eval cluster", "collections"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         rc = tu_run_mien(tu_mien_bin(), tu_path("%s --help", cmds[i]), &out, &err);
         ck_assert_msg(rc == 0 && strstr(out, "usage: mien"), "%s --help: %d", cmds[i], rc);
@@ -1198,6 +1386,8 @@ Suite *suite_gallery(void) {
     tcase_add_test(t, export_import_round_trip);
     tcase_add_test(t, model_mismatch_refused);
     tcase_add_test(t, single_faces);
+    tcase_add_test(t, collections_keep_apart);
+    tcase_add_test(t, upgrade_from_schema_1);
     tcase_add_test(t, damaged_files_fail_cleanly);
     suite_add_tcase(s, t);
     TCase *q = tcase_create("search");
@@ -1223,6 +1413,8 @@ Suite *suite_gallery(void) {
     tcase_add_test(ps, export_import_round_trip);
     tcase_add_test(ps, model_mismatch_refused);
     tcase_add_test(ps, single_faces);
+    tcase_add_test(ps, collections_keep_apart);
+    tcase_add_test(ps, upgrade_from_schema_1);
     tcase_add_test(ps, pg_errors);
     tcase_add_test(ps, pg_two_handles_sync);
     suite_add_tcase(s, ps);

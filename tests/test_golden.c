@@ -21,7 +21,7 @@ static double run_case(const golden_case *c, nn_backend_kind backend) {
     float *in;
     ck_assert_msg(golden_make_input(tu_models_dir(), c, &in, &e) == MIEN_OK, "%s: %s", c->name, e.msg);
     nn_graph *g;
-    const int H = golden_height(c);
+    const int H = c->side, W = golden_width(c);
     const char *path = tu_path("%s/%s", tu_models_dir(), c->model);
     if (strstr(c->model, ".onnx")) {
         /* "a,b,c": the values the model is cut at */
@@ -30,17 +30,17 @@ static double run_case(const golden_case *c, nn_backend_kind backend) {
         snprintf(buf, sizeof buf, "%s", c->outputs);
         for (char *t = strtok_r(buf, ",", &save); t && n < 8; t = strtok_r(NULL, ",", &save))
             names[n++] = t;
-        int64_t dims[4] = {1, 3, H, c->side};
+        int64_t dims[4] = {1, 3, H, W};
         ck_assert_msg(nn_onnx_load_outputs(path, dims, (const char *const *)names, n, &g, &e) == 0,
                       "%s", e.msg);
     } else {
-        int64_t dims[4] = {1, H, c->side, 3};
+        int64_t dims[4] = {1, H, W, 3};
         ck_assert_msg(nn_tfjs_load(path, dims, NULL, 0, &g, &e) == 0, "%s", e.msg);
     }
     nn_exec *x;
-    nn_exec_opts o = {backend, 1};
+    nn_exec_opts o = {.backend = backend, .threads = 1};
     ck_assert_msg(nn_exec_create(g, &o, &x, &e) == 0, "%s", e.msg);
-    memcpy(nn_exec_input(x, 0), in, (size_t)c->side * H * 3 * sizeof(float));
+    memcpy(nn_exec_input(x, 0), in, (size_t)W * H * 3 * sizeof(float));
     ck_assert_msg(nn_exec_run(x, &e) == 0, "%s", e.msg);
     double worst = 0;
     for (int k = 0; k < g->n_outputs; k++) {

@@ -94,7 +94,7 @@ static double run_case(const ref_case *c, nn_backend_kind backend, nn_graph **ke
     ck_assert(ti->dims[0] == in[0] && ti->dims[1] == in[2] && ti->dims[2] == in[3] &&
               ti->dims[3] == in[1]);
     nn_exec *x;
-    nn_exec_opts o = {backend, 1};
+    nn_exec_opts o = {.backend = backend, .threads = 1};
     ck_assert_msg(nn_exec_create(g, &o, &x, &e) == 0, "%s", e.msg);
     /* NCHW file -> NHWC graph input. */
     const int64_t N = in[0], C = in[1], H = in[2], W = in[3];
@@ -399,7 +399,7 @@ START_TEST(scrfd_end_to_end) {
     ck_assert(d->has_kps);
     for (int backend = 0; backend < 2; backend++) {
         nn_exec *x;
-        nn_exec_opts o = {backend ? NN_BACKEND_FAST : NN_BACKEND_REF, 1};
+        nn_exec_opts o = {.backend = backend ? NN_BACKEND_FAST : NN_BACKEND_REF, .threads = 1};
         ck_assert(nn_exec_create(g, &o, &x, &e) == 0);
         mien_image img = {1280, 960, calloc((size_t)1280 * 960 * 3, 1)};
         const uint8_t G = 200, B = 60;

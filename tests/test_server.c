@@ -279,6 +279,150 @@ START_TEST(test_keys_and_roles) {
 }
 END_TEST
 
+/* A service key as the CLI makes it: extra is the options after "keys add". */
+static void make_service_key(const char *extra, char *out, size_t size) {
+    char *o = NULL;
+    int rc = tu_run(tu_path("%s keys add %s --keys %s/keys.db 2>/dev/null", tu_mien_bin(), extra,
+                            dir), &o);
+    ck_assert_msg(rc == 0 && o && !strncmp(o, "mien_", 5), "mien keys add %s: %d", extra, rc);
+    o[strcspn(o, "\n")] = '\0';
+    snprintf(out, size, "%s", o);
+    free(o);
+}
+
+/* The names in a JSON {"subjects": [{"name"...}]} or {"collections": [{"name"...}]} body, as
+ * one comma-joined string. */
+static char *names_of(resp *r, const char *array) {
+    ck_assert_msg(r->status == 200, "status %d: %.300s", r->status, r->body);
+    cJSON *j = json_of(r);
+    static char buf[1024];
+    buf[0] = '\0';
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, array)) {
+        const cJSON *n = cJSON_GetObjectItem(it, "name");
+        size_t l = strlen(buf);
+        snprintf(buf + l, sizeof buf - l, "%s%s", l ? "," : "", cJSON_IsString(n) ? n->valuestring : "?");
+    }
+    cJSON_Delete(j);
+    resp_free(r);
+    return buf;
+}
+
+/* Services and collections on /v1: each recognition key keeps to its collection, detection
+ * and verification keys to their routes, mien keys choose with ?collection=, and an admin
+ * key manages keys and collections over HTTP. */
+START_TEST(test_services_and_collections) {
+    ck_assert_msg(srv_port_no > 0, "server not running");
+    char ka[128], kb[128], kd[128], kv[128];
+    make_service_key("--service recognition --collection team_a", ka, sizeof ka);
+    make_service_key("--service recognition --name team_b", kb, sizeof kb); /* its own: team_b */
+    make_service_key("--service detection", kd, sizeof kd);
+    make_service_key("--service verification", kv, sizeof kv);
+    const char *obama = tu_path("%s/people/examples/obama.jpg", tu_data_dir());
+    const char *biden = tu_path("%s/people/examples/biden.jpg", tu_data_dir());
+    resp r = post_photo("/v1/subjects/obama/faces", ka, obama);
+    ck_assert_msg(r.status == 201, "enroll with team_a's key: %d %s", r.status, r.body);
+    cJSON *j = json_of(&r);
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "collection")->valuestring, "team_a");
+    cJSON_Delete(j);
+    resp_free(&r);
+    r = post_photo("/v1/subjects/biden/faces", kb, biden);
+    ck_assert_msg(r.status == 201, "enroll with team_b's key: %d %s", r.status, r.body);
+    resp_free(&r);
+    /* Each sees its own people only; another collection by name is refused. */
+    r = http("GET", "/v1/subjects", ka, NULL, NULL, 0);
+    ck_assert_str_eq(names_of(&r, "subjects"), "obama");
+    r = http("GET", "/v1/subjects", kb, NULL, NULL, 0);
+    ck_assert_str_eq(names_of(&r, "subjects"), "biden");
+    r = http("GET", "/v1/subjects?collection=team_b", ka, NULL, NULL, 0);
+    expect_error(&r, 403, "team_a's key naming team_b");
+    r = http("DELETE", "/v1/subjects/biden", ka, NULL, NULL, 0);
+    expect_error(&r, 404, "team_a's key deleting team_b's subject");
+    r = post_photo("/v1/identify", kb, obama);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(strstr(r.body, "\"name\":\"unknown\"") && !strstr(r.body, "\"obama\""),
+                  "team_b identifies team_a's person: %s", r.body);
+    resp_free(&r);
+    /* A mien key chooses; the default collection holds neither. */
+    r = http("GET", "/v1/subjects?collection=team_a", read_key, NULL, NULL, 0);
+    ck_assert_str_eq(names_of(&r, "subjects"), "obama");
+    r = http("GET", "/v1/subjects?collection=no_such", read_key, NULL, NULL, 0);
+    expect_error(&r, 404, "unknown collection");
+    r = http("GET", "/v1/subjects?collection=..%2Fx", read_key, NULL, NULL, 0);
+    expect_error(&r, 400, "bad collection name");
+    /* Detection and verification keys keep to their routes. */
+    r = post_photo("/v1/detect", kd, obama);
+    ck_assert_int_eq(r.status, 200);
+    resp_free(&r);
+    r = post_photo("/v1/subjects/x/faces", kd, obama);
+    expect_error(&r, 403, "detection key enrolls");
+    r = post_photo("/v1/identify", kd, obama);
+    expect_error(&r, 403, "detection key identifies");
+    r = http("GET", "/v1/subjects", kv, NULL, NULL, 0);
+    expect_error(&r, 403, "verification key lists subjects");
+    r = post_photo("/v1/detect", kv, obama);
+    expect_error(&r, 403, "verification key detects");
+    size_t n;
+    char *form = form2(obama, biden, &n);
+    r = http("POST", "/v1/verify", kv, "Content-Type: multipart/form-data; boundary=XyZb\r\n", form, n);
+    ck_assert_msg(r.status == 200, "verification key verifies: %d %s", r.status, r.body);
+    resp_free(&r);
+    free(form);
+    /* Collections: listed (a recognition key sees its own), made and deleted by an admin. */
+    r = http("GET", "/v1/collections", read_key, NULL, NULL, 0);
+    char *all = names_of(&r, "collections");
+    ck_assert_msg(strstr(all, "default") && strstr(all, "team_a") && strstr(all, "team_b"), "%s", all);
+    r = http("GET", "/v1/collections", ka, NULL, NULL, 0);
+    ck_assert_str_eq(names_of(&r, "collections"), "team_a");
+    r = http("GET", "/v1/collections", kd, NULL, NULL, 0);
+    expect_error(&r, 403, "detection key lists collections");
+    r = http("POST", "/v1/collections", ka, "Content-Type: application/json\r\n", "{\"name\":\"c2\"}", 13);
+    expect_error(&r, 403, "a recognition key makes a collection");
+    r = http("POST", "/v1/collections", admin_key, "Content-Type: application/json\r\n", "{\"name\":\"c2\"}", 13);
+    ck_assert_msg(r.status == 201, "admin makes c2: %d %s", r.status, r.body);
+    resp_free(&r);
+    r = http("DELETE", "/v1/collections/team_b", read_key, NULL, NULL, 0);
+    expect_error(&r, 403, "read key deletes a collection");
+    r = http("DELETE", "/v1/collections/default", admin_key, NULL, NULL, 0);
+    expect_error(&r, 400, "deleting the default collection");
+    r = http("DELETE", "/v1/collections/team_b", admin_key, NULL, NULL, 0);
+    ck_assert_msg(r.status == 200, "admin deletes team_b: %d %s", r.status, r.body);
+    resp_free(&r);
+    r = http("GET", "/v1/subjects?collection=team_b", admin_key, NULL, NULL, 0);
+    expect_error(&r, 404, "a deleted collection");
+    /* Keys over HTTP: an admin mien key only; the new key works at once, and stops. */
+    r = http("GET", "/v1/keys", ka, NULL, NULL, 0);
+    expect_error(&r, 403, "a recognition key lists keys");
+    r = http("GET", "/v1/keys", read_key, NULL, NULL, 0);
+    expect_error(&r, 403, "a read key lists keys");
+    const char *kreq = "{\"service\":\"recognition\",\"collection\":\"team_a\",\"role\":\"read\",\"name\":\"viewer\"}";
+    r = http("POST", "/v1/keys", admin_key, "Content-Type: application/json\r\n", kreq, strlen(kreq));
+    ck_assert_msg(r.status == 201, "admin makes a key: %d %s", r.status, r.body);
+    j = json_of(&r);
+    char viewer[128];
+    snprintf(viewer, sizeof viewer, "%s", cJSON_GetObjectItem(j, "key")->valuestring);
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "collection")->valuestring, "team_a");
+    cJSON_Delete(j);
+    resp_free(&r);
+    r = http("GET", "/v1/subjects", viewer, NULL, NULL, 0);
+    ck_assert_str_eq(names_of(&r, "subjects"), "obama");
+    r = http("DELETE", "/v1/subjects/obama", viewer, NULL, NULL, 0);
+    expect_error(&r, 403, "a read recognition key deletes");
+    r = http("GET", "/v1/keys", admin_key, NULL, NULL, 0);
+    ck_assert_msg(r.status == 200 && strstr(r.body, "\"viewer\"") && !strstr(r.body, viewer),
+                  "list keys: %s", r.body);
+    resp_free(&r);
+    r = http("DELETE", "/v1/keys/viewer", admin_key, NULL, NULL, 0);
+    ck_assert_int_eq(r.status, 200);
+    resp_free(&r);
+    r = http("GET", "/v1/subjects", viewer, NULL, NULL, 0);
+    expect_error(&r, 401, "a removed key");
+    r = http("POST", "/v1/keys", admin_key, "Content-Type: application/json\r\n", "{\"service\":\"detection\",\"collection\":\"x\"}",
+             strlen("{\"service\":\"detection\",\"collection\":\"x\"}"));
+    expect_error(&r, 400, "a detection key with a collection");
+}
+END_TEST
+
 START_TEST(test_openapi_and_page) {
     ck_assert_msg(srv_port_no > 0, "server not running");
     resp r = http("GET", "/v1/openapi.json", NULL, NULL, NULL, 0);
@@ -608,6 +752,7 @@ Suite *suite_server(void) {
     tcase_add_unchecked_fixture(t, server_start, server_stop);
     tcase_add_test(t, test_keys_and_roles);
     tcase_add_test(t, test_openapi_and_page);
+    tcase_add_test(t, test_services_and_collections);
     tcase_add_test(t, test_enroll_identify);
     tcase_add_test(t, test_verify_detect);
     tcase_add_test(t, test_bad_input);

@@ -13,15 +13,15 @@ cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc tools/golden_inputs_ma
    build/libmien.a $(pkg-config --libs libjpeg libpng libwebp libcjson sqlite3 libmicrohttpd libprotobuf-c \
    libcrypto libpq) -lXNNPACK -lpthreadpool -lopenblas -lm -lpthread -lstdc++ \
    -o "$tmp/golden_inputs"
-"$tmp/golden_inputs" models "$tmp" | while read -r name model side height outputs; do
+"$tmp/golden_inputs" models "$tmp" | while read -r name model height width outputs; do
   if [ $# -gt 0 ] && [[ " $* " != *" $name "* ]]; then continue; fi
   case $model in
   *.onnx) # the PyTorch oracle, run from the ONNX file itself
     /usr/bin/python3 tools/onnx_torch_oracle.py --model "models/$model" --input "$tmp/$name.in.f32" \
-         --shape "1,$height,$side,3" --outputs "$outputs" --out "tests/golden/$name" > "tests/golden/$name.json" ;;
+         --shape "1,$height,$width,3" --outputs "$outputs" --out "tests/golden/$name" > "tests/golden/$name.json" ;;
   *)
     node tools/tfjs_oracle.js --model "models/$model" --input "$tmp/$name.in.f32" \
-         --shape "1,$height,$side,3" --out "tests/golden/$name" 2>/dev/null > "tests/golden/$name.json" ;;
+         --shape "1,$height,$width,3" --out "tests/golden/$name" 2>/dev/null > "tests/golden/$name.json" ;;
   esac
   echo "golden: $name" >&2
 done

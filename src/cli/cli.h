@@ -13,7 +13,8 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 /* Options every model-using command understands. */
 typedef struct cli_common {
-    const char *models_dir;  /* --models DIR (default $MIEN_MODELS or ./models) */
+    const char *models_dir;  /* --models DIR; NULL: the library's search (mien_models_open) */
+    char models_buf[4096];   /* the folder the search found */
     mien_config cfg;         /* --detector, --embedder, --landmarks, --backend, --threads, --no-flip */
     mien_detect_options det; /* --min-score, --min-size, --tile */
     int threads;             /* --threads N (0 = all cores) */
@@ -32,8 +33,12 @@ typedef int (*cli_extra_fn)(void *ctx, const char *opt, const char *val);
 int cli_parse(cli_common *c, int *argc, char **argv, cli_extra_fn extra, void *ctx,
               const char *usage);
 
-/* Open the model set; prints the reason and returns NULL on failure. */
+/* Open the model set; prints the reason and returns NULL on failure. Sets c->models_dir to
+ * the folder used. */
 mien_models *cli_open_models(cli_common *c);
+/* The models folder: --models DIR, else the first place of the library's search that exists
+ * (mien_models_find), else "models". */
+const char *cli_models_dir(cli_common *c);
 mien_session *cli_open_session(mien_models *m);
 
 /* Number of online CPUs. */
@@ -124,6 +129,11 @@ void cli_photos_free(cli_photo *p, int n);
 mien_gallery *cli_open_gallery(const char *cmd, const char *path, int write, mien_models *m);
 /* mkdir -p of the folder that will hold path. */
 void cli_make_parent_dirs(const char *path);
+/* The gallery path of --gallery path_in (NULL: the default one) into path, and the options
+ * the gallery commands open it with (collection: --collection, or NULL). Prints why and
+ * returns -1 when there is no default path. (cmd_gallery.c) */
+int cli_gallery_options(const char *cmd, const char *path_in, const char *collection, int write,
+                        mien_models *m, char *path, size_t size, mien_gallery_options *go);
 
 /* Commands. */
 int cmd_detect(int argc, char **argv);
@@ -144,6 +154,7 @@ int cmd_rename(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
+int cmd_collections(int argc, char **argv);
 int cmd_eval_identify(int argc, char **argv);
 int cmd_eval_cluster(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

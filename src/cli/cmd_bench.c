@@ -20,6 +20,7 @@
 #include "nn/exec.h"
 #include "nn/faceapi.h"
 #include "nn/tfjs.h"
+#include "nn/tflite.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -54,7 +55,7 @@ static const char bench_usage[] =
     "                    demo photos when there is none)\n"
     "  --time S          seconds of timed runs per model and setting (default 1)\n"
     "  --quick           fewer runs and photos (a smoke test, not figures to quote)\n"
-    "  --models DIR      models folder (default $MIEN_MODELS or ./models)\n";
+    "  --models DIR      models folder (default: searched, see mien help)\n";
 
 typedef struct bench_opts {
     int images;
@@ -233,7 +234,7 @@ static void measure_peak(peak *pk, int threads, int quick) {
 
 /* ==== 2. Models ==== */
 
-typedef enum { LOAD_TFJS, LOAD_REC, LOAD_LM68, LOAD_LM68_TINY, LOAD_SSD } model_loader;
+typedef enum { LOAD_TFJS, LOAD_REC, LOAD_LM68, LOAD_LM68_TINY, LOAD_SSD, LOAD_TFLITE } model_loader;
 
 typedef struct bench_model {
     const char *name, *file;
@@ -254,6 +255,7 @@ static const bench_model bench_models[] = {
     {"mobilefacenet", "human/mobilefacenet.json", LOAD_TFJS, 112, NULL, "embedder"},
     {"mobileface", "human/mobileface.json", LOAD_TFJS, 112, NULL, "embedder"},
     {"faceres", "human/faceres.json", LOAD_TFJS, 224, "global_pooling/Mean", "embedder"},
+    {"mobilefacenet-tflite", "expo/MobileFaceNet.tflite", LOAD_TFLITE, 112, NULL, "embedder"},
 };
 #define N_MODELS (int)(sizeof bench_models / sizeof bench_models[0])
 
@@ -276,6 +278,7 @@ static int load_model(const char *dir, const bench_model *bm, nn_graph **g, mien
     case LOAD_LM68: return nn_faceapi_landmarks68_load(path, 0, g, e);
     case LOAD_LM68_TINY: return nn_faceapi_landmarks68_load(path, 1, g, e);
     case LOAD_SSD: return nn_faceapi_ssd_load(path, g, e);
+    case LOAD_TFLITE: return nn_tflite_load(path, dims, g, e);
     }
     return MIEN_EINVAL;
 }
@@ -605,6 +608,7 @@ int cmd_bench(int argc, char **argv) {
     cli_common_init(&c);
     bench_opts bo = {.images = 300, .seconds = 1.0};
     if (cli_parse(&c, &argc, argv, bench_extra, &bo, bench_usage)) return EXIT_USAGE;
+    cli_models_dir(&c); /* these read model files by name: resolve the search now */
     if (argc != 1) {
         fputs(bench_usage, stderr);
         return EXIT_USAGE;

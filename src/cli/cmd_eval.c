@@ -483,10 +483,13 @@ static int eval_landmarks(int argc, char **argv) {
 int cmd_eval_detection(int argc, char **argv); /* cmd_eval_det.c */
 
 static const char eval_usage[] =
-    "usage: mien eval pairs|landmarks|detection ...\n"
+    "usage: mien eval pairs|landmarks|detection|identify|cluster ...\n"
     "  pairs       verification accuracy on LFW's pairs.txt or a pairs file\n"
     "  landmarks   landmark error against 5-point ground truth\n"
-    "  detection   precision, recall and AP against annotated face boxes\n";
+    "  detection   precision, recall and AP against annotated face boxes\n"
+    "  identify    open-set identification on a folder-per-person set\n"
+    "  cluster     clustering quality on a folder-per-person set\n"
+    "(mien eval NAME --help for each)\n";
 
 int cmd_eval(int argc, char **argv) {
     if (argc < 2) {

@@ -249,6 +249,7 @@ void cli_photos_free(cli_photo *p, int n) {
 
 typedef struct gal_opts {
     const char *gallery;     /* --gallery PATH */
+    const char *collection;  /* --collection NAME */
     const char *from_dir;    /* enroll --from-dir DIR */
     const char *draw;        /* identify --draw OUT */
     const char *out;         /* cluster --out DIR */
@@ -258,7 +259,8 @@ typedef struct gal_opts {
 
 static int gal_extra(void *ctx, const char *opt, const char *val) {
     gal_opts *o = ctx;
-    const char **slot = !strcmp(opt, "--gallery")    ? &o->gallery
+    const char **slot = !strcmp(opt, "--gallery")      ? &o->gallery
+                        : !strcmp(opt, "--collection") ? &o->collection
                         : !strcmp(opt, "--from-dir") ? &o->from_dir
                         : !strcmp(opt, "--draw")     ? &o->draw
                         : !strcmp(opt, "--out")      ? &o->out
@@ -281,7 +283,8 @@ static int gal_extra(void *ctx, const char *opt, const char *val) {
 
 #define GALLERY_OPT_HELP                                                                       \
     "  --gallery PATH    the gallery file (default $XDG_DATA_HOME/mien/gallery.db, else\n"     \
-    "                    ~/.local/share/mien/gallery.db), or a postgresql:// URI\n"
+    "                    ~/.local/share/mien/gallery.db), or a postgresql:// URI\n"            \
+    "  --collection NAME the face collection in it (default: default; see mien collections)\n"
 
 /* mkdir -p of the folder that will hold path. */
 static void make_parent_dirs(const char *path) {
@@ -299,28 +302,37 @@ static void make_parent_dirs(const char *path) {
     mkdir(buf, 0700);
 }
 
+int cli_gallery_options(const char *cmd, const char *path_in, const char *collection, int write,
+                        mien_models *m, char *path, size_t size, mien_gallery_options *go) {
+    if (!path_in) {
+        if (mien_gallery_default_path(path, size)) {
+            fprintf(stderr, "mien %s: no HOME or XDG_DATA_HOME: pass --gallery PATH\n", cmd);
+            return -1;
+        }
+        if (write) make_parent_dirs(path);
+    } else if ((size_t)snprintf(path, size, "%s", path_in) >= size) {
+        fprintf(stderr, "mien %s: gallery path too long\n", cmd);
+        return -1;
+    }
+    mien_gallery_options_default(go);
+    go->create = write;
+    go->collection = collection;
+    if (m) {
+        go->model = mien_models_embedder_name(m);
+        go->dim = mien_models_embedding_dim(m);
+    }
+    return 0;
+}
+
 /* Open the gallery of --gallery or the default one. write: may create it. model: bind check.
  * search: 0 for commands that never search (no approximate index is built or loaded). */
 static mien_gallery *open_gallery(const char *cmd, const gal_opts *o, int write, mien_models *m,
                                   int search) {
-    char def[4096];
-    const char *path = o->gallery;
-    if (!path) {
-        if (mien_gallery_default_path(def, sizeof def)) {
-            fprintf(stderr, "mien %s: no HOME or XDG_DATA_HOME: pass --gallery PATH\n", cmd);
-            return NULL;
-        }
-        path = def;
-        if (write) make_parent_dirs(path);
-    }
+    char path[4096];
     mien_gallery_options go;
-    mien_gallery_options_default(&go);
-    go.create = write;
+    if (cli_gallery_options(cmd, o->gallery, o->collection, write, m, path, sizeof path, &go))
+        return NULL;
     if (!search) go.ann = 0;
-    if (m) {
-        go.model = mien_models_embedder_name(m);
-        go.dim = mien_models_embedding_dim(m);
-    }
     mien_gallery *g;
     if (mien_gallery_open(path, &go, &g)) {
         fprintf(stderr, "mien %s: %s\n", cmd, mien_gallery_errmsg(g));
@@ -1027,6 +1039,85 @@ done:
 mien_gallery *cli_open_gallery(const char *cmd, const char *path, int write, mien_models *m) {
     gal_opts o = {.gallery = path};
     return open_gallery(cmd, &o, write, m, 1);
+}
+
+/* ==== collections ==== */
+
+static const char collections_usage[] =
+    "usage: mien collections [--gallery G] [--json]\n"
+    "       mien collections delete NAME [--gallery G]\n"
+    "\n"
+    "The face collections of the gallery: each is its own set of people (a CompreFace\n"
+    "recognition service's face collection; 'mien keys add --service recognition' makes a key\n"
+    "for one). The gallery commands work on one with --collection NAME, 'default' without.\n"
+    "'delete' removes a collection with every person and face in it (not 'default').\n"
+    "\n"
+    GALLERY_OPT_HELP
+    "  --json            {\"collections\": [{\"name\", \"subjects\", \"faces\", \"model\",\n"
+    "                    \"dim\", \"created\"}]}\n";
+
+int cmd_collections(int argc, char **argv) {
+    cli_common c;
+    cli_common_init(&c);
+    gal_opts o = {0};
+    if (cli_parse(&c, &argc, argv, gal_extra, &o, collections_usage)) return EXIT_USAGE;
+    int del = argc == 3 && !strcmp(argv[1], "delete");
+    if (argc != 1 && !del) {
+        fputs(collections_usage, stderr);
+        return EXIT_USAGE;
+    }
+    if (del) {
+        if (!strcmp(argv[2], MIEN_GALLERY_DEFAULT_COLLECTION)) {
+            fprintf(stderr, "mien collections: the default collection cannot be deleted (forget "
+                            "its people instead)\n");
+            return EXIT_USAGE;
+        }
+        o.collection = argv[2];
+    }
+    mien_gallery *g = open_gallery("collections", &o, 0, NULL, 0);
+    if (!g) return EXIT_FAIL;
+    int status = EXIT_OK;
+    if (del) {
+        if (mien_gallery_drop(g)) {
+            fprintf(stderr, "mien collections: %s\n", mien_gallery_errmsg(g));
+            status = EXIT_FAIL;
+        } else {
+            fprintf(stderr, "mien collections: '%s' deleted\n", argv[2]);
+        }
+        mien_gallery_close(g);
+        return status;
+    }
+    mien_collection *v = NULL;
+    int n = 0;
+    if (mien_gallery_collections(g, &v, &n)) {
+        fprintf(stderr, "mien collections: %s\n", mien_gallery_errmsg(g));
+        mien_gallery_close(g);
+        return EXIT_FAIL;
+    }
+    if (c.json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON *a = cJSON_AddArrayToObject(j, "collections");
+        for (int i = 0; i < n; i++) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "name", v[i].name);
+            cJSON_AddNumberToObject(x, "subjects", (double)v[i].n_subjects);
+            cJSON_AddNumberToObject(x, "faces", (double)v[i].n_faces);
+            cJSON_AddStringToObject(x, "model", v[i].model);
+            cJSON_AddNumberToObject(x, "dim", v[i].dim);
+            cJSON_AddNumberToObject(x, "created", (double)v[i].created);
+            cJSON_AddItemToArray(a, x);
+        }
+        cli_print_json(j);
+    } else {
+        for (int i = 0; i < n; i++)
+            printf("%-24s %6lld subject%s %7lld face%s%s%s%s\n", v[i].name,
+                   (long long)v[i].n_subjects, v[i].n_subjects == 1 ? " " : "s",
+                   (long long)v[i].n_faces, v[i].n_faces == 1 ? " " : "s",
+                   v[i].model[0] ? "  (" : "", v[i].model, v[i].model[0] ? ")" : "");
+    }
+    free(v);
+    mien_gallery_close(g);
+    return status;
 }
 
 void cli_make_parent_dirs(const char *path) { make_parent_dirs(path); }

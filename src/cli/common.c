@@ -12,8 +12,7 @@
 
 void cli_common_init(cli_common *c) {
     memset(c, 0, sizeof *c);
-    const char *env = getenv("MIEN_MODELS");
-    c->models_dir = env && *env ? env : "models";
+    c->models_dir = NULL; /* the library's search (mien_models_open): $MIEN_MODELS, ./models, ... */
     mien_config_default(&c->cfg);
     mien_detect_options_default(&c->det);
 }
@@ -152,12 +151,27 @@ mien_models *cli_open_models(cli_common *c) {
     mien_models *m;
     int rc = mien_models_open(c->models_dir, &c->cfg, &m);
     if (rc) {
-        fprintf(stderr, "mien: cannot open models in %s: %s\n", c->models_dir, mien_models_errmsg(m));
-        if (rc == MIEN_EIO) fprintf(stderr, "mien: run 'make setup' to fetch the models\n");
+        if (c->models_dir)
+            fprintf(stderr, "mien: cannot open models in %s: %s\n", c->models_dir, mien_models_errmsg(m));
+        else
+            fprintf(stderr, "mien: cannot open models: %s\n", mien_models_errmsg(m));
+        if (rc == MIEN_EIO)
+            fprintf(stderr, "mien: fetch them with 'make setup' in a checkout (or 'make install' it), "
+                            "or name a folder with --models DIR or $MIEN_MODELS\n");
         mien_models_close(m);
         return NULL;
     }
+    if (!c->models_dir) {
+        snprintf(c->models_buf, sizeof c->models_buf, "%s", mien_models_dir(m));
+        c->models_dir = c->models_buf;
+    }
     return m;
+}
+
+const char *cli_models_dir(cli_common *c) {
+    if (c->models_dir) return c->models_dir;
+    if (mien_models_find(c->models_buf, sizeof c->models_buf) != MIEN_OK) return "models";
+    return c->models_dir = c->models_buf;
 }
 
 mien_session *cli_open_session(mien_models *m) {

@@ -31,6 +31,7 @@ static const struct command {
     {"export", cmd_export, "write the gallery to a portable JSON Lines file"},
     {"import", cmd_import, "merge an exported gallery file"},
     {"cluster", cmd_cluster, "group the faces of unlabelled photos by person"},
+    {"collections", cmd_collections, "the face collections of the gallery (collections delete NAME)"},
     {"serve", cmd_serve, "HTTP service: JSON API under /v1, API keys, web page at /"},
     {"keys", cmd_keys, "API keys of mien serve: keys add | keys list | keys remove"},
     {"version", cmd_version, "print the version"},
@@ -40,8 +41,11 @@ static const struct command {
 static int cmd_help(int argc, char **argv) {
     printf("usage: mien COMMAND [ARGS]   (mien COMMAND --help for details)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        printf("  %-9s %s\n", commands[i].name, commands[i].help);
-    printf("\nModels are read from $MIEN_MODELS or ./models (fetched by 'make setup').\n");
+        printf("  %-11s %s\n", commands[i].name, commands[i].help);
+    printf("\nModels: --models DIR, else the first of these folders that has them: $MIEN_MODELS,\n"
+           "./models (a checkout after 'make setup'), $XDG_DATA_HOME/mien/models (else\n"
+           "~/.local/share/mien/models), PREFIX/share/mien/models beside the installed program\n"
+           "('make install'). 'man mien' has every command's options.\n");
     return EXIT_OK;
 }
 

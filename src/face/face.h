@@ -127,7 +127,8 @@ typedef struct emb_model {
 
 struct mien_models {
     mien_config cfg;
-    char errmsg[512];
+    char errmsg[2048];       /* long enough for every place a search looked at */
+    char dir[4096];          /* the folder the models came from */
     det_model det;
     lm_model lm;             /* lm.g NULL when landmarks = "none" */
     lm_model lm2;            /* LM_MESH68: the 68-point net; else lm2.g NULL */
@@ -147,6 +148,19 @@ struct mien_session {
     nn_exec *det[DET_MAX_PASSES];    /* one per pass; det[0] runs an ONNX detector */
     nn_exec *lm, *lm2, *emb, *emb2;
 };
+
+/* ==== Where the models are (models_find.c) ==== */
+
+/* One place mien_models_open(NULL, ...) looks at. */
+typedef struct models_place {
+    char label[48];          /* where it comes from: "$MIEN_MODELS", "./models", ... */
+    char path[4096];         /* the folder; "" when the place does not apply (variable unset) */
+    char why[96];            /* why path is "" */
+} models_place;
+enum { MODELS_MAX_PLACES = 6 };
+
+/* Fill p with the search order of mien.h (mien_models_open); returns how many. */
+int models_places(models_place p[MODELS_MAX_PLACES]);
 
 /* Intersection over union of two boxes given as (x0, y0, x1, y1). */
 static inline float face_iou(const float *a, const float *b) {

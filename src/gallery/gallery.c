@@ -192,8 +192,13 @@ static int ann_wanted(const mien_gallery *g) {
     return g->ann ? g->n_faces >= min / 2 : g->n_faces >= min;
 }
 
+/* PATH.hnsw for the default collection (as before collections existed), PATH.NAME.hnsw for
+ * the others (names are [A-Za-z0-9._-], not starting with '.'). */
 static void cache_path(const mien_gallery *g, char *buf, size_t size, const char *suffix) {
-    snprintf(buf, size, "%s.hnsw%s", g->path, suffix);
+    if (!strcmp(g->collection, GALLERY_DEFAULT_COLLECTION))
+        snprintf(buf, size, "%s.hnsw%s", g->path, suffix);
+    else
+        snprintf(buf, size, "%s.%s.hnsw%s", g->path, g->collection, suffix);
 }
 
 /* Build (or load from the cache file) the index when the size calls for it; drop it when
@@ -313,14 +318,10 @@ static int load_face(void *ctx, const gallery_face_rec *f) {
 
 static int load(mien_gallery *g, mien_err *e) {
     const gallery_store_ops *ops = g->store->ops;
-    char val[GALLERY_MODEL_MAX];
-    int found, rc;
-    if ((rc = ops->meta_get(g->store, "model", g->model, sizeof g->model, &found, e))) return rc;
-    if (!found) g->model[0] = '\0';
-    if ((rc = ops->meta_get(g->store, "dim", val, sizeof val, &found, e))) return rc;
-    g->dim = found ? atoi(val) : 0;
+    int rc;
+    if ((rc = ops->binding_get(g->store, g->model, sizeof g->model, &g->dim, e))) return rc;
     if (g->model[0] && (g->dim <= 0 || g->dim > 65536))
-        return mien_err_set(e, MIEN_EFORMAT, "%s: bad embedding dimension '%s'", g->path, val);
+        return mien_err_set(e, MIEN_EFORMAT, "%s: bad embedding dimension %d", g->path, g->dim);
     load_ctx c = {g, e, NULL};
     rc = ops->scan_subjects(g->store, load_subject, &c, e);
     if (!rc) rc = ops->scan_faces(g->store, 0, load_face, &c, e);
@@ -439,6 +440,11 @@ int mien_gallery_open(const char *path, const mien_gallery_options *o, mien_gall
     if (!path || !*path) return gallery_fail(g, MIEN_EINVAL, "no gallery path");
     if (strlen(path) >= sizeof g->path) return gallery_fail(g, MIEN_EINVAL, "gallery path too long");
     mien_err e = {0};
+    const char *coll = g->opt.collection && *g->opt.collection ? g->opt.collection
+                                                                : GALLERY_DEFAULT_COLLECTION;
+    if (gallery_collection_name_check(coll, &e)) return gallery_fail_err(g, &e);
+    snprintf(g->collection, sizeof g->collection, "%s", coll);
+    g->opt.collection = g->collection;
     int rc;
     g->gen = g->announced = -1;
     if (gallery_store_is_pg(path)) {
@@ -451,6 +457,8 @@ int mien_gallery_open(const char *path, const mien_gallery_options *o, mien_gall
         snprintf(g->path, sizeof g->path, "%s", path);
         rc = gallery_store_open_sqlite(path, g->opt.read_only, g->opt.create, &g->store, &e);
     }
+    /* The default collection exists in every gallery; another one is made on first use. */
+    if (!rc) rc = g->store->ops->collection_use(g->store, coll, g->opt.create && !g->opt.read_only, &e);
     if (!rc && g->store->ops->version) { /* one consistent state, and its generation */
         rc = g->store->ops->begin(g->store, &e);
         if (!rc) rc = gallery_catch_up(g, &e);
@@ -509,12 +517,7 @@ int gallery_bind_model(mien_gallery *g, const char *model, int dim, mien_err *e)
                                 g->dim, model, dim);
         return MIEN_OK;
     }
-    char d[16];
-    snprintf(d, sizeof d, "%d", dim);
-    const gallery_store_ops *ops = g->store->ops;
-    int rc = ops->meta_set(g->store, "model", model, e);
-    if (!rc) rc = ops->meta_set(g->store, "dim", d, e);
-    return rc;
+    return g->store->ops->binding_set(g->store, model, dim, e);
 }
 
 int gallery_rebind_memory(mien_gallery *g, int dim, mien_err *e) {
@@ -1037,4 +1040,124 @@ int mien_gallery_face_embedding(mien_gallery *g, int64_t id, float *emb, int dim
     if (rc == MIEN_ENOTFOUND) return gallery_fail(g, rc, "no face with id %lld", (long long)id);
     if (rc) return gallery_fail(g, rc, "embedding of dimension %d asked, the gallery holds %d", dim, gdim);
     return MIEN_OK;
+}
+
+/* ==== Collections and kept images ==== */
+
+const char *mien_gallery_collection(const mien_gallery *g) { return g ? g->collection : ""; }
+
+typedef struct coll_ctx {
+    mien_collection *v;
+    int n, cap;
+} coll_ctx;
+
+static int coll_collect(void *ctx, const gallery_collection_rec *r) {
+    coll_ctx *c = ctx;
+    if (c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 16;
+        mien_collection *nv = realloc(c->v, (size_t)cap * sizeof *nv);
+        if (!nv) return MIEN_ENOMEM;
+        c->v = nv;
+        c->cap = cap;
+    }
+    mien_collection *o = &c->v[c->n++];
+    memset(o, 0, sizeof *o);
+    snprintf(o->name, sizeof o->name, "%s", r->name);
+    snprintf(o->model, sizeof o->model, "%s", r->model);
+    o->dim = r->dim;
+    o->created = r->created;
+    o->n_subjects = r->n_subjects;
+    o->n_faces = r->n_faces;
+    return MIEN_OK;
+}
+
+int mien_gallery_collections(mien_gallery *g, mien_collection **out, int *n) {
+    mien_err e = {0};
+    *out = NULL;
+    *n = 0;
+    coll_ctx c = {0};
+    pthread_mutex_lock(&g->store_lock);
+    int rc = g->store->ops->scan_collections(g->store, coll_collect, &c, &e);
+    pthread_mutex_unlock(&g->store_lock);
+    if (rc) {
+        free(c.v);
+        if (rc == MIEN_ENOMEM && !e.msg[0]) mien_err_set(&e, rc, "out of memory");
+        return gallery_fail_err(g, &e);
+    }
+    *out = c.v;
+    *n = c.n;
+    return MIEN_OK;
+}
+
+int mien_gallery_drop(mien_gallery *g) {
+    mien_err e = {0};
+    if (g->opt.read_only) return gallery_fail(g, MIEN_EINVAL, "%s is open read-only", g->path);
+    pthread_rwlock_wrlock(&g->lock);
+    pthread_mutex_lock(&g->store_lock);
+    const gallery_store_ops *ops = g->store->ops;
+    int rc = ops->begin(g->store, &e);
+    if (!rc) rc = ops->collection_drop(g->store, &e);
+    if (!rc) rc = ops->commit(g->store, &e);
+    if (rc) ops->rollback(g->store);
+    else gallery_committed(g);
+    mien_err pe = {0};
+    int purge = rc ? MIEN_OK : ops->purge(g->store, &pe);
+    pthread_mutex_unlock(&g->store_lock);
+    if (!rc) {
+        /* Nothing of it stays in memory, nor in the index cache beside the file. */
+        if (g->emb) memset(g->emb, 0, g->n_faces * (size_t)g->dim * sizeof(float));
+        clear_memory(g);
+        if (g->opt.ann_cache && !g->opt.read_only) {
+            char cp[1100];
+            cache_path(g, cp, sizeof cp, "");
+            unlink(cp);
+        }
+    }
+    pthread_rwlock_unlock(&g->lock);
+    if (rc) return gallery_fail_err(g, &e);
+    return purge ? gallery_fail_err(g, &pe) : MIEN_OK;
+}
+
+int mien_gallery_face_image_set(mien_gallery *g, int64_t id, const char *kind, const char *type,
+                                const void *data, size_t len) {
+    mien_err e = {0};
+    if (g->opt.read_only) return gallery_fail(g, MIEN_EINVAL, "%s is open read-only", g->path);
+    if (!data || !len || !type || !*type || strlen(type) > 63 || !kind || !*kind || strlen(kind) > 15)
+        return gallery_fail(g, MIEN_EINVAL, "face image: bytes, a media type (up to 63 characters) "
+                            "and a kind (up to 15) are needed");
+    /* Under the shared lock: the face must be ours in memory; the store checks it too. */
+    pthread_rwlock_rdlock(&g->lock);
+    int rc = row_of(g, id) < 0 ? mien_err_set(&e, MIEN_ENOTFOUND, "no face with id %lld", (long long)id)
+                               : MIEN_OK;
+    if (!rc) {
+        pthread_mutex_lock(&g->store_lock);
+        const gallery_store_ops *ops = g->store->ops;
+        rc = ops->begin(g->store, &e);
+        if (!rc) rc = ops->image_put(g->store, id, kind, type, data, len, &e);
+        if (!rc) rc = ops->commit(g->store, &e);
+        if (rc) ops->rollback(g->store);
+        pthread_mutex_unlock(&g->store_lock);
+    }
+    pthread_rwlock_unlock(&g->lock);
+    return rc ? gallery_fail_err(g, &e) : MIEN_OK;
+}
+
+int mien_gallery_face_image(mien_gallery *g, int64_t id, void **data, size_t *len, char *type,
+                            size_t type_size, char *kind, size_t kind_size) {
+    mien_err e = {0};
+    char t[64] = "", k[16] = "";
+    *data = NULL;
+    *len = 0;
+    pthread_rwlock_rdlock(&g->lock);
+    int rc = row_of(g, id) < 0 ? mien_err_set(&e, MIEN_ENOTFOUND, "no face with id %lld", (long long)id)
+                               : MIEN_OK;
+    if (!rc) {
+        pthread_mutex_lock(&g->store_lock);
+        rc = g->store->ops->image_get(g->store, id, k, sizeof k, t, sizeof t, data, len, &e);
+        pthread_mutex_unlock(&g->store_lock);
+    }
+    pthread_rwlock_unlock(&g->lock);
+    if (type && type_size) snprintf(type, type_size, "%s", t);
+    if (kind && kind_size) snprintf(kind, kind_size, "%s", k);
+    return rc ? gallery_fail_err(g, &e) : MIEN_OK;
 }

@@ -24,6 +24,7 @@ struct mien_gallery {
     gallery_store *store;
     mien_gallery_options opt;
     char path[1024];
+    char collection[64];         /* the collection this handle works on */
     /* Locks, always taken in this order: lock, then store_lock, then err_lock. */
     pthread_rwlock_t lock;       /* the in-memory state: shared by searches, exclusive to changes */
     pthread_mutex_t store_lock;  /* the store: one call at a time */

@@ -2,6 +2,11 @@
  * public API (gallery.c) never see SQL. The embedded default is SQLite (store_sqlite.c); a
  * server backend (PostgreSQL) implements the same operations.
  *
+ * Collections: one store holds any number of named face collections (a namespace of subjects
+ * and their faces, bound to one embedder each). A store connection works on one collection,
+ * chosen by collection_use() right after opening: every subject and face operation below sees
+ * and changes that collection only. Face ids are shared by the whole store.
+ *
  * Contract of every backend:
  *   - Single caller at a time: gallery.c serialises every call on one store with a mutex.
  *   - Writes happen only between begin() and commit(); rollback() undoes them. A failed write
@@ -55,7 +60,17 @@ typedef struct gallery_face_rec {
     int64_t created;         /* Unix seconds */
 } gallery_face_rec;
 
+/* A collection row, with its counts. */
+typedef struct gallery_collection_rec {
+    const char *name;        /* valid during the callback only */
+    const char *model;       /* bound embedder, "" when none */
+    int dim;
+    int64_t created;         /* Unix seconds */
+    int64_t n_subjects, n_faces;
+} gallery_collection_rec;
+
 typedef int (*gallery_subject_fn)(void *ctx, const gallery_subject_rec *s);
+typedef int (*gallery_collection_fn)(void *ctx, const gallery_collection_rec *c);
 typedef int (*gallery_face_fn)(void *ctx, const gallery_face_rec *f);
 
 typedef struct gallery_store_ops {
@@ -65,10 +80,29 @@ typedef struct gallery_store_ops {
     int (*begin)(gallery_store *st, mien_err *e);
     int (*commit)(gallery_store *st, mien_err *e);
     void (*rollback)(gallery_store *st);
-    /* Key/value metadata: "model", "dim", "generation". *found = 0 when the key is absent. */
+    /* Key/value metadata of the store ("generation", ...). *found = 0 when the key is absent. */
     int (*meta_get)(gallery_store *st, const char *key, char *val, size_t size, int *found,
                     mien_err *e);
     int (*meta_set)(gallery_store *st, const char *key, const char *val, mien_err *e);
+    /* Work on the collection called name from now on: MIEN_ENOTFOUND when there is none and
+     * create is 0; with create, made in its own transaction (outside any other). */
+    int (*collection_use)(gallery_store *st, const char *name, int create, mien_err *e);
+    /* The embedder the collection is bound to (model "" and dim 0 when none), and binding it
+     * (inside a transaction). */
+    int (*binding_get)(gallery_store *st, char *model, size_t size, int *dim, mien_err *e);
+    int (*binding_set)(gallery_store *st, const char *model, int dim, mien_err *e);
+    /* Every collection of the store, by name, with its counts. */
+    int (*scan_collections)(gallery_store *st, gallery_collection_fn fn, void *ctx, mien_err *e);
+    /* Delete the collection in use with its subjects and faces (inside a transaction); the
+     * connection then uses no collection. */
+    int (*collection_drop)(gallery_store *st, mien_err *e);
+    /* The image kept for a face (the aligned crop or the source photo): store one (inside a
+     * transaction; the face must be of this collection), read one (*data malloc'd; ENOTFOUND
+     * when the face has none or is not in this collection). */
+    int (*image_put)(gallery_store *st, int64_t face, const char *kind, const char *type,
+                     const void *data, size_t len, mien_err *e);
+    int (*image_get)(gallery_store *st, int64_t face, char *kind, size_t kind_size, char *type,
+                     size_t type_size, void **data, size_t *len, mien_err *e);
     /* Subjects: add (MIEN_EINVAL if the name exists), find by name (*id = 0 when absent),
      * rename (MIEN_EINVAL if taken), delete with its faces. */
     int (*subject_add)(gallery_store *st, const char *name, int64_t created, int64_t *id,
@@ -111,6 +145,14 @@ typedef struct gallery_store_ops {
 struct gallery_store {
     const gallery_store_ops *ops;
 };
+
+/* Collection names: 1 to 63 bytes of [A-Za-z0-9._-], not starting with '.'. 0 when valid,
+ * else MIEN_EINVAL with the reason in e. */
+int gallery_collection_name_check(const char *name, mien_err *e);
+
+/* The name of the collection an existing gallery's data becomes on migration, and that a
+ * handle opens when none is named. */
+#define GALLERY_DEFAULT_COLLECTION MIEN_GALLERY_DEFAULT_COLLECTION
 
 /* Open the SQLite store at path. read_only: no writes, the file must exist; create: make the
  * file when missing. A new file gets the schema. */

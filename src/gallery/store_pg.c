@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCHEMA_VERSION 1
+/* 1: one namespace of subjects (meta held the model). 2: collections, face_images. */
+#define SCHEMA_VERSION 2
 #define CHANNEL "mien_gallery"
 /* pg_advisory_xact_lock key of the writer lock: "mien" in ASCII. */
 #define WRITER_LOCK "SELECT pg_advisory_xact_lock(1835622766)"
@@ -27,14 +28,35 @@
 #define SCAN_CHUNK 4096
 #define SCAN_CHUNK_SQL "4096"
 
+#define COLLECTIONS_SQL                                                                     \
+    "CREATE TABLE IF NOT EXISTS collections(\n"                                             \
+    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"                               \
+    "  name text NOT NULL UNIQUE,\n"                                                        \
+    "  model text,                           -- embedder bound to it; NULL while empty\n"   \
+    "  dim integer,\n"                                                                      \
+    "  created bigint NOT NULL);\n"
+#define FACE_IMAGES_SQL                                                                     \
+    "CREATE TABLE IF NOT EXISTS face_images(\n"                                             \
+    "  face bigint PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,\n"                   \
+    "  kind text NOT NULL,                   -- 'crop' (the aligned face) or 'photo'\n"     \
+    "  type text NOT NULL,                   -- media type, e.g. 'image/jpeg'\n"            \
+    "  data bytea NOT NULL);\n"
+#define DEFAULT_COLLECTION_SQL                                                              \
+    "INSERT INTO collections(name, model, dim, created) SELECT '" GALLERY_DEFAULT_COLLECTION "', \n" \
+    "  (SELECT value FROM meta WHERE key = 'model'), (SELECT value::integer FROM meta WHERE\n"  \
+    "  key = 'dim'), extract(epoch FROM now())::bigint ON CONFLICT (name) DO NOTHING;\n"
+
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta(\n"
     "  key text PRIMARY KEY,\n"
     "  value text NOT NULL);\n"
+    COLLECTIONS_SQL
     "CREATE TABLE IF NOT EXISTS subjects(\n"
     "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
-    "  name text NOT NULL UNIQUE,\n"
-    "  created bigint NOT NULL);\n"
+    "  collection bigint NOT NULL REFERENCES collections(id) ON DELETE CASCADE,\n"
+    "  name text NOT NULL,\n"
+    "  created bigint NOT NULL,\n"
+    "  UNIQUE (collection, name));\n"
     "CREATE TABLE IF NOT EXISTS faces(\n"
     "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
     "  subject bigint NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,\n"
@@ -47,14 +69,40 @@ static const char schema_sql[] =
     "  created bigint NOT NULL);\n"
     "CREATE INDEX IF NOT EXISTS faces_subject ON faces(subject);\n"
     "CREATE UNIQUE INDEX IF NOT EXISTS faces_subject_image ON faces(subject, image_sha256);\n"
-    "INSERT INTO meta(key, value) VALUES ('format', 'mien-gallery'), ('schema', '1'),\n"
-    "  ('generation', '0'), ('reset', '0') ON CONFLICT (key) DO NOTHING;\n";
+    FACE_IMAGES_SQL
+    "INSERT INTO meta(key, value) VALUES ('format', 'mien-gallery'), ('schema', '2'),\n"
+    "  ('generation', '0'), ('reset', '0') ON CONFLICT (key) DO NOTHING;\n"
+    DEFAULT_COLLECTION_SQL;
+
+/* Version 1 to 2 (under the writer lock): the gallery becomes the collection 'default',
+ * bound to the model meta held; subject names are unique per collection from now on. The
+ * generation moves and the reset with it, so that other connections load everything again. */
+static const char migrate_1_2_sql[] =
+    COLLECTIONS_SQL
+    DEFAULT_COLLECTION_SQL
+    "ALTER TABLE subjects ADD COLUMN collection bigint REFERENCES collections(id) ON DELETE CASCADE;\n"
+    "UPDATE subjects SET collection = (SELECT id FROM collections WHERE name = '"
+    GALLERY_DEFAULT_COLLECTION "');\n"
+    "ALTER TABLE subjects ALTER COLUMN collection SET NOT NULL;\n"
+    "DO $$ DECLARE c text; BEGIN\n"
+    "  FOR c IN SELECT conname FROM pg_constraint WHERE conrelid = 'subjects'::regclass\n"
+    "      AND contype = 'u' LOOP\n"
+    "    EXECUTE format('ALTER TABLE subjects DROP CONSTRAINT %I', c);\n"
+    "  END LOOP; END $$;\n"
+    "ALTER TABLE subjects ADD UNIQUE (collection, name);\n"
+    FACE_IMAGES_SQL
+    "DELETE FROM meta WHERE key IN ('model', 'dim');\n"
+    "UPDATE meta SET value = '2' WHERE key = 'schema';\n"
+    "UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'generation';\n"
+    "UPDATE meta SET value = (SELECT value FROM meta WHERE key = 'generation') WHERE key = 'reset';\n";
 
 typedef struct pg_store {
     gallery_store base;
     PGconn *conn;
     char name[512];     /* the URI without its password, for messages */
     int reset_pending;  /* this transaction deleted or renamed a subject */
+    int64_t coll;       /* the collection in use (collection_use), 0 before */
+    char coll_s[32];    /* the same, as a query parameter */
 } pg_store;
 
 static pg_store *P(gallery_store *st) { return (pg_store *)st; }
@@ -265,8 +313,9 @@ static int p_version(gallery_store *st, int64_t *gen, int64_t *reset, mien_err *
 static int p_subject_find(gallery_store *st, const char *name, int64_t *id, mien_err *e) {
     pg_store *s = P(st);
     PGresult *r;
-    int rc = run(s, e, "finding a subject", "SELECT id FROM subjects WHERE name = $1", 1, &name,
-                 NULL, NULL, 0, &r);
+    const char *v[2] = {name, s->coll_s};
+    int rc = run(s, e, "finding a subject", "SELECT id FROM subjects WHERE name = $1 AND "
+                 "collection = $2", 2, v, NULL, NULL, 0, &r);
     if (rc) return rc;
     *id = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
     PQclear(r);
@@ -278,12 +327,12 @@ static int p_subject_add(gallery_store *st, const char *name, int64_t created, i
     pg_store *s = P(st);
     char c[32];
     snprintf(c, sizeof c, "%lld", (long long)created);
-    const char *v[2] = {name, c};
+    const char *v[3] = {name, c, s->coll_s};
     PGresult *r;
     /* DO NOTHING rather than a unique violation, which would abort the transaction. */
     int rc = run(s, e, "adding a subject",
-                 "INSERT INTO subjects(name, created) VALUES ($1, $2) "
-                 "ON CONFLICT (name) DO NOTHING RETURNING id", 2, v, NULL, NULL, 0, &r);
+                 "INSERT INTO subjects(name, created, collection) VALUES ($1, $2, $3) "
+                 "ON CONFLICT (collection, name) DO NOTHING RETURNING id", 3, v, NULL, NULL, 0, &r);
     if (rc) return rc;
     int added = PQntuples(r) == 1;
     *id = added ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
@@ -296,9 +345,9 @@ static int p_subject_rename(gallery_store *st, int64_t id, const char *name, mie
     pg_store *s = P(st);
     char i[32];
     snprintf(i, sizeof i, "%lld", (long long)id);
-    const char *v[2] = {name, i};
-    PGresult *r = PQexecParams(s->conn, "UPDATE subjects SET name = $1 WHERE id = $2", 2, NULL, v,
-                               NULL, NULL, 0);
+    const char *v[3] = {name, i, s->coll_s};
+    PGresult *r = PQexecParams(s->conn, "UPDATE subjects SET name = $1 WHERE id = $2 AND "
+                               "collection = $3", 3, NULL, v, NULL, NULL, 0);
     int rc = MIEN_OK;
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -317,11 +366,11 @@ static int p_subject_delete(gallery_store *st, int64_t id, mien_err *e) {
     pg_store *s = P(st);
     char i[32];
     snprintf(i, sizeof i, "%lld", (long long)id);
-    const char *v[1] = {i};
+    const char *v[2] = {i, s->coll_s};
     PGresult *r;
     /* The faces go by ON DELETE CASCADE. */
-    int rc = run(s, e, "deleting a subject", "DELETE FROM subjects WHERE id = $1", 1, v, NULL,
-                 NULL, 0, &r);
+    int rc = run(s, e, "deleting a subject", "DELETE FROM subjects WHERE id = $1 AND "
+                 "collection = $2", 2, v, NULL, NULL, 0, &r);
     if (rc) return rc;
     int one = !strcmp(PQcmdTuples(r), "1");
     PQclear(r);
@@ -336,10 +385,10 @@ static int p_face_delete(gallery_store *st, int64_t id, mien_err *e) {
     pg_store *s = P(st);
     char i[32];
     snprintf(i, sizeof i, "%lld", (long long)id);
-    const char *v[1] = {i};
+    const char *v[2] = {i, s->coll_s};
     PGresult *r;
-    int rc = run(s, e, "deleting a face", "DELETE FROM faces WHERE id = $1", 1, v, NULL, NULL, 0,
-                 &r);
+    int rc = run(s, e, "deleting a face", "DELETE FROM faces WHERE id = $1 AND subject IN "
+                 "(SELECT id FROM subjects WHERE collection = $2)", 2, v, NULL, NULL, 0, &r);
     if (rc) return rc;
     int one = !strcmp(PQcmdTuples(r), "1");
     PQclear(r);
@@ -398,11 +447,11 @@ static int scan_subjects_from(gallery_store *st, int64_t after, gallery_subject_
     for (int more = 1; !rc && more;) {
         char a[32];
         snprintf(a, sizeof a, "%lld", (long long)after);
-        const char *v[1] = {a};
+        const char *v[2] = {a, s->coll_s};
         PGresult *r;
         rc = run(s, e, "reading the subjects",
-                 "SELECT id, name, created FROM subjects WHERE id > $1 ORDER BY id "
-                 "LIMIT " SCAN_CHUNK_SQL, 1, v, NULL, NULL, 1, &r);
+                 "SELECT id, name, created FROM subjects WHERE id > $1 AND collection = $2 "
+                 "ORDER BY id LIMIT " SCAN_CHUNK_SQL, 2, v, NULL, NULL, 1, &r);
         if (rc) break;
         int n = PQntuples(r);
         more = n == SCAN_CHUNK;
@@ -431,17 +480,15 @@ static int scan_faces_from(gallery_store *st, int64_t subject, int64_t after, ga
         char a[32], sj[32];
         snprintf(a, sizeof a, "%lld", (long long)after);
         snprintf(sj, sizeof sj, "%lld", (long long)subject);
-        const char *v[2] = {a, sj};
+        const char *v[3] = {a, sj, s->coll_s};
         PGresult *r;
+        /* The faces of one subject of this collection ($2 > 0), or of every subject of it. */
         rc = run(s, e, "reading the faces",
-                 subject > 0
-                     ? "SELECT id, subject, embedding, model, dim, box_x, box_y, box_w, box_h, "
-                       "image_sha256, created FROM faces WHERE id > $1 AND subject = $2 "
-                       "ORDER BY id LIMIT " SCAN_CHUNK_SQL
-                     : "SELECT id, subject, embedding, model, dim, box_x, box_y, box_w, box_h, "
-                       "image_sha256, created FROM faces WHERE id > $1 "
-                       "ORDER BY id LIMIT " SCAN_CHUNK_SQL,
-                 subject > 0 ? 2 : 1, v, NULL, NULL, 1, &r);
+                 "SELECT f.id, f.subject, f.embedding, f.model, f.dim, f.box_x, f.box_y, f.box_w, "
+                 "f.box_h, f.image_sha256, f.created FROM faces f JOIN subjects s ON s.id = "
+                 "f.subject WHERE f.id > $1 AND ($2::bigint = 0 OR f.subject = $2::bigint) AND "
+                 "s.collection = $3 "
+                 "ORDER BY f.id LIMIT " SCAN_CHUNK_SQL, 3, v, NULL, NULL, 1, &r);
         if (rc) break;
         int n = PQntuples(r);
         more = n == SCAN_CHUNK;
@@ -478,6 +525,162 @@ static int scan_faces_from(gallery_store *st, int64_t subject, int64_t after, ga
     }
     scan_end(s, opened);
     free(buf);
+    return rc;
+}
+
+/* ==== Collections and images ==== */
+
+static int collection_find(pg_store *s, const char *name, int64_t *id, mien_err *e) {
+    PGresult *r;
+    int rc = run(s, e, "finding a collection", "SELECT id FROM collections WHERE name = $1", 1,
+                 &name, NULL, NULL, 0, &r);
+    if (rc) return rc;
+    *id = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+    return MIEN_OK;
+}
+
+static void set_coll(pg_store *s, int64_t id) {
+    s->coll = id;
+    snprintf(s->coll_s, sizeof s->coll_s, "%lld", (long long)id);
+}
+
+static int p_collection_use(gallery_store *st, const char *name, int create, mien_err *e) {
+    pg_store *s = P(st);
+    int64_t id = 0;
+    int rc = gallery_collection_name_check(name, e);
+    if (!rc) rc = collection_find(s, name, &id, e);
+    if (!rc && !id && create) {
+        /* A transaction of its own, without the writer lock: DO NOTHING when another process
+         * creates it at the same moment. */
+        if (!(rc = exec(s, "BEGIN", e, "creating a collection")) &&
+            !(rc = run(s, e, "creating a collection", "INSERT INTO collections(name, created) "
+                       "VALUES ($1, extract(epoch FROM now())::bigint) ON CONFLICT (name) DO "
+                       "NOTHING", 1, &name, NULL, NULL, 0, NULL)))
+            rc = exec(s, "COMMIT", e, "creating a collection");
+        if (rc) p_rollback(st);
+        if (!rc) rc = collection_find(s, name, &id, e);
+    }
+    if (!rc && !id) rc = mien_err_set(e, MIEN_ENOTFOUND, "%s: no collection named '%s'", s->name, name);
+    set_coll(s, rc ? 0 : id);
+    return rc;
+}
+
+static int p_binding_get(gallery_store *st, char *model, size_t size, int *dim, mien_err *e) {
+    pg_store *s = P(st);
+    PGresult *r;
+    const char *v[1] = {s->coll_s};
+    int rc = run(s, e, "reading the collection", "SELECT model, dim FROM collections WHERE id = $1",
+                 1, v, NULL, NULL, 0, &r);
+    if (rc) return rc;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return mien_err_set(e, MIEN_ENOTFOUND, "%s: the collection was deleted", s->name);
+    }
+    int bound = !PQgetisnull(r, 0, 0);
+    snprintf(model, size, "%s", bound ? PQgetvalue(r, 0, 0) : "");
+    *dim = bound && !PQgetisnull(r, 0, 1) ? atoi(PQgetvalue(r, 0, 1)) : 0;
+    PQclear(r);
+    return MIEN_OK;
+}
+
+static int p_binding_set(gallery_store *st, const char *model, int dim, mien_err *e) {
+    pg_store *s = P(st);
+    char d[16];
+    snprintf(d, sizeof d, "%d", dim);
+    const char *v[3] = {model, d, s->coll_s};
+    PGresult *r;
+    int rc = run(s, e, "binding the collection's model", "UPDATE collections SET model = $1, "
+                 "dim = $2 WHERE id = $3", 3, v, NULL, NULL, 0, &r);
+    if (rc) return rc;
+    int one = !strcmp(PQcmdTuples(r), "1");
+    PQclear(r);
+    return one ? MIEN_OK : mien_err_set(e, MIEN_ENOTFOUND, "%s: the collection was deleted", s->name);
+}
+
+static int p_scan_collections(gallery_store *st, gallery_collection_fn fn, void *ctx, mien_err *e) {
+    pg_store *s = P(st);
+    PGresult *r;
+    int rc = run(s, e, "reading the collections",
+                 "SELECT c.name, coalesce(c.model, ''), coalesce(c.dim, 0), c.created, "
+                 "(SELECT count(*) FROM subjects s WHERE s.collection = c.id), "
+                 "(SELECT count(*) FROM faces f JOIN subjects s ON s.id = f.subject WHERE "
+                 "s.collection = c.id) FROM collections c ORDER BY c.name", 0, NULL, NULL, NULL, 0,
+                 &r);
+    if (rc) return rc;
+    for (int i = 0; !rc && i < PQntuples(r); i++) {
+        gallery_collection_rec c = {PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                                    atoi(PQgetvalue(r, i, 2)), strtoll(PQgetvalue(r, i, 3), NULL, 10),
+                                    strtoll(PQgetvalue(r, i, 4), NULL, 10),
+                                    strtoll(PQgetvalue(r, i, 5), NULL, 10)};
+        rc = fn(ctx, &c);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int p_collection_drop(gallery_store *st, mien_err *e) {
+    pg_store *s = P(st);
+    const char *v[1] = {s->coll_s};
+    PGresult *r;
+    /* Subjects, faces and images go by ON DELETE CASCADE. */
+    int rc = run(s, e, "deleting a collection", "DELETE FROM collections WHERE id = $1", 1, v, NULL,
+                 NULL, 0, &r);
+    if (rc) return rc;
+    int one = !strcmp(PQcmdTuples(r), "1");
+    PQclear(r);
+    if (!one) return mien_err_set(e, MIEN_ENOTFOUND, "%s: the collection was deleted", s->name);
+    s->reset_pending = 1;
+    set_coll(s, 0);
+    return MIEN_OK;
+}
+
+static int p_image_put(gallery_store *st, int64_t face, const char *kind, const char *type,
+                       const void *data, size_t len, mien_err *e) {
+    pg_store *s = P(st);
+    if (len > (size_t)INT32_MAX) return mien_err_set(e, MIEN_ETOOBIG, "image of %zu bytes", len);
+    char f[32];
+    snprintf(f, sizeof f, "%lld", (long long)face);
+    const char *v[5] = {f, kind, type, len ? (const char *)data : "", s->coll_s};
+    int lens[5] = {0, 0, 0, (int)len, 0}, fmts[5] = {0, 0, 0, 1, 0};
+    PGresult *r;
+    int rc = run(s, e, "storing a face's image",
+                 "INSERT INTO face_images(face, kind, type, data) SELECT $1, $2, $3, $4 WHERE "
+                 "EXISTS (SELECT 1 FROM faces f JOIN subjects s ON s.id = f.subject WHERE f.id = $1 "
+                 "AND s.collection = $5) ON CONFLICT (face) DO UPDATE SET kind = excluded.kind, "
+                 "type = excluded.type, data = excluded.data", 5, v, lens, fmts, 0, &r);
+    if (rc) return rc;
+    int one = !strcmp(PQcmdTuples(r), "1");
+    PQclear(r);
+    return one ? MIEN_OK : mien_err_set(e, MIEN_ENOTFOUND, "no face with id %lld", (long long)face);
+}
+
+static int p_image_get(gallery_store *st, int64_t face, char *kind, size_t kind_size, char *type,
+                       size_t type_size, void **data, size_t *len, mien_err *e) {
+    pg_store *s = P(st);
+    *data = NULL;
+    *len = 0;
+    char f[32];
+    snprintf(f, sizeof f, "%lld", (long long)face);
+    const char *v[2] = {f, s->coll_s};
+    PGresult *r;
+    int rc = run(s, e, "reading a face's image",
+                 "SELECT i.kind, i.type, i.data FROM face_images i JOIN faces f ON f.id = i.face "
+                 "JOIN subjects s ON s.id = f.subject WHERE i.face = $1 AND s.collection = $2", 2, v,
+                 NULL, NULL, 1, &r);
+    if (rc) return rc;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return mien_err_set(e, MIEN_ENOTFOUND, "no image kept for face %lld", (long long)face);
+    }
+    snprintf(kind, kind_size, "%.*s", PQgetlength(r, 0, 0), PQgetvalue(r, 0, 0));
+    snprintf(type, type_size, "%.*s", PQgetlength(r, 0, 1), PQgetvalue(r, 0, 1));
+    size_t n = (size_t)PQgetlength(r, 0, 2);
+    *data = malloc(n ? n : 1);
+    if (!*data) rc = mien_err_set(e, MIEN_ENOMEM, "out of memory");
+    else if (n) memcpy(*data, PQgetvalue(r, 0, 2), n);
+    *len = n;
+    PQclear(r);
     return rc;
 }
 
@@ -564,6 +767,13 @@ static const gallery_store_ops pg_ops = {
     .poll = p_poll,
     .scan_subjects_after = scan_subjects_from,
     .scan_faces_after = p_scan_faces_after,
+    .collection_use = p_collection_use,
+    .binding_get = p_binding_get,
+    .binding_set = p_binding_set,
+    .scan_collections = p_scan_collections,
+    .collection_drop = p_collection_drop,
+    .image_put = p_image_put,
+    .image_get = p_image_get,
 };
 
 /* The library never prints: libpq's notices (e.g. "relation already exists, skipping") are
@@ -606,7 +816,19 @@ static int check_or_init(pg_store *s, int read_only, int create, mien_err *e) {
     if (atoi(ver) > SCHEMA_VERSION)
         return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: gallery schema %s is newer than this mien "
                             "understands (%d)", s->name, ver, SCHEMA_VERSION);
-    return MIEN_OK;
+    if (atoi(ver) == SCHEMA_VERSION) return MIEN_OK;
+    if (atoi(ver) != 1)
+        return mien_err_set(e, MIEN_EFORMAT, "%s: unknown gallery schema '%s'", s->name, ver);
+    if (read_only)
+        return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: a gallery of an older mien (schema 1): open "
+                            "it once for writing to upgrade it", s->name);
+    /* Upgrade, under the writer lock; another process may have done it meanwhile. */
+    if (!(rc = p_begin(&s->base, e)) &&
+        !(rc = p_meta_get(&s->base, "schema", ver, sizeof ver, &found, e)) && atoi(ver) == 1)
+        rc = exec(s, migrate_1_2_sql, e, "upgrading the gallery");
+    if (!rc) rc = exec(s, "COMMIT", e, "upgrading the gallery");
+    if (rc) p_rollback(&s->base);
+    return rc;
 }
 
 int gallery_store_open_pg(const char *uri, int read_only, int create, gallery_store **out,

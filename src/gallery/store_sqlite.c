@@ -12,17 +12,39 @@
 #include <unistd.h>
 
 #define MIEN_APP_ID 0x6D69656E /* "mien" */
-#define SCHEMA_VERSION 1
+/* 1: one namespace of subjects (meta held the model). 2: collections (each with its model),
+ * subjects in a collection, face_images. */
+#define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MS 10000
+
+/* The tables new in version 2, in the order a migration creates them. */
+#define COLLECTIONS_SQL                                                                     \
+    "CREATE TABLE collections(\n"                                                           \
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"                                             \
+    "  name TEXT NOT NULL UNIQUE,\n"                                                        \
+    "  model TEXT,                          -- embedder bound to it; NULL while empty\n"    \
+    "  dim INTEGER,\n"                                                                      \
+    "  created INTEGER NOT NULL);\n"
+#define SUBJECTS_SQL(table)                                                                 \
+    "CREATE TABLE " table "(\n"                                                             \
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"                                             \
+    "  collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,\n"         \
+    "  name TEXT NOT NULL,\n"                                                               \
+    "  created INTEGER NOT NULL,\n"                                                         \
+    "  UNIQUE (collection, name));\n"
+#define FACE_IMAGES_SQL                                                                     \
+    "CREATE TABLE face_images(\n"                                                           \
+    "  face INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,\n"                  \
+    "  kind TEXT NOT NULL,                  -- 'crop' (the aligned face) or 'photo'\n"      \
+    "  type TEXT NOT NULL,                  -- media type, e.g. 'image/jpeg'\n"             \
+    "  data BLOB NOT NULL);\n"
 
 static const char schema_sql[] =
     "CREATE TABLE meta(\n"
     "  key TEXT PRIMARY KEY,\n"
     "  value TEXT NOT NULL);\n"
-    "CREATE TABLE subjects(\n"
-    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
-    "  name TEXT NOT NULL UNIQUE,\n"
-    "  created INTEGER NOT NULL);\n"
+    COLLECTIONS_SQL
+    SUBJECTS_SQL("subjects")
     "CREATE TABLE faces(\n"
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
     "  subject INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,\n"
@@ -34,12 +56,38 @@ static const char schema_sql[] =
     "  image_sha256 TEXT,                   -- source photo; NULL when unknown\n"
     "  created INTEGER NOT NULL);\n"
     "CREATE INDEX faces_subject ON faces(subject);\n"
-    "CREATE UNIQUE INDEX faces_subject_image ON faces(subject, image_sha256);\n";
+    "CREATE UNIQUE INDEX faces_subject_image ON faces(subject, image_sha256);\n"
+    FACE_IMAGES_SQL;
+
+/* Version 1 to 2, in one transaction with foreign keys off (so that replacing the subjects
+ * table does not cascade into the faces): the gallery becomes the collection 'default',
+ * bound to the model meta held; subject ids and their sequence are kept. */
+static const char migrate_1_2_sql[] =
+    COLLECTIONS_SQL
+    "INSERT INTO collections(name, model, dim, created) VALUES ('" GALLERY_DEFAULT_COLLECTION "',\n"
+    "  (SELECT value FROM meta WHERE key = 'model'),\n"
+    "  (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'dim'),\n"
+    "  CAST(strftime('%s', 'now') AS INTEGER));\n"
+    SUBJECTS_SQL("subjects_v2")
+    "INSERT INTO subjects_v2(id, collection, name, created)\n"
+    "  SELECT id, (SELECT id FROM collections), name, created FROM subjects ORDER BY id;\n"
+    "CREATE TEMP TABLE seq_v1 AS SELECT seq FROM sqlite_sequence WHERE name = 'subjects';\n"
+    "DROP TABLE subjects;\n"
+    "ALTER TABLE subjects_v2 RENAME TO subjects;\n"
+    "UPDATE sqlite_sequence SET seq = max(seq, (SELECT coalesce(max(seq), 0) FROM seq_v1))\n"
+    "  WHERE name = 'subjects';\n"
+    "INSERT INTO sqlite_sequence(name, seq) SELECT 'subjects', seq FROM seq_v1\n"
+    "  WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'subjects');\n"
+    "DROP TABLE seq_v1;\n"
+    FACE_IMAGES_SQL
+    "DELETE FROM meta WHERE key IN ('model', 'dim');\n"
+    "PRAGMA user_version = 2;\n";
 
 typedef struct sqlite_store {
     gallery_store base;
     sqlite3 *db;
     char path[1024];
+    int64_t coll;            /* the collection in use (collection_use), 0 before */
 } sqlite_store;
 
 static sqlite_store *S(gallery_store *st) { return (sqlite_store *)st; }
@@ -148,9 +196,10 @@ static int s_meta_set(gallery_store *st, const char *key, const char *val, mien_
 static int s_subject_find(gallery_store *st, const char *name, int64_t *id, mien_err *e) {
     sqlite_store *s = S(st);
     sqlite3_stmt *q;
-    int rc = prepare(s, "SELECT id FROM subjects WHERE name = ?1", &q, e);
+    int rc = prepare(s, "SELECT id FROM subjects WHERE name = ?1 AND collection = ?2", &q, e);
     if (rc) return rc;
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, s->coll);
     int r = sqlite3_step(q);
     *id = r == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
     sqlite3_finalize(q);
@@ -161,10 +210,11 @@ static int s_subject_add(gallery_store *st, const char *name, int64_t created, i
                          mien_err *e) {
     sqlite_store *s = S(st);
     sqlite3_stmt *q;
-    int rc = prepare(s, "INSERT INTO subjects(name, created) VALUES(?1, ?2)", &q, e);
+    int rc = prepare(s, "INSERT INTO subjects(name, created, collection) VALUES(?1, ?2, ?3)", &q, e);
     if (rc) return rc;
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, created);
+    sqlite3_bind_int64(q, 3, s->coll);
     int r = sqlite3_step(q);
     sqlite3_finalize(q);
     if ((r & 0xff) == SQLITE_CONSTRAINT)
@@ -177,10 +227,11 @@ static int s_subject_add(gallery_store *st, const char *name, int64_t created, i
 static int s_subject_rename(gallery_store *st, int64_t id, const char *name, mien_err *e) {
     sqlite_store *s = S(st);
     sqlite3_stmt *q;
-    int rc = prepare(s, "UPDATE subjects SET name = ?1 WHERE id = ?2", &q, e);
+    int rc = prepare(s, "UPDATE subjects SET name = ?1 WHERE id = ?2 AND collection = ?3", &q, e);
     if (rc) return rc;
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, id);
+    sqlite3_bind_int64(q, 3, s->coll);
     int r = sqlite3_step(q);
     sqlite3_finalize(q);
     if ((r & 0xff) == SQLITE_CONSTRAINT)
@@ -195,9 +246,10 @@ static int s_subject_delete(gallery_store *st, int64_t id, mien_err *e) {
     sqlite_store *s = S(st);
     sqlite3_stmt *q;
     /* The faces go by ON DELETE CASCADE (foreign_keys is on for this connection). */
-    int rc = prepare(s, "DELETE FROM subjects WHERE id = ?1", &q, e);
+    int rc = prepare(s, "DELETE FROM subjects WHERE id = ?1 AND collection = ?2", &q, e);
     if (rc) return rc;
     sqlite3_bind_int64(q, 1, id);
+    sqlite3_bind_int64(q, 2, s->coll);
     int r = sqlite3_step(q);
     sqlite3_finalize(q);
     if (r != SQLITE_DONE) return db_fail(s, r, e, "deleting a subject");
@@ -244,9 +296,11 @@ static int s_face_add(gallery_store *st, gallery_face_rec *f, int *added, mien_e
 static int s_face_delete(gallery_store *st, int64_t id, mien_err *e) {
     sqlite_store *s = S(st);
     sqlite3_stmt *q;
-    int rc = prepare(s, "DELETE FROM faces WHERE id = ?1", &q, e);
+    int rc = prepare(s, "DELETE FROM faces WHERE id = ?1 AND subject IN "
+                        "(SELECT id FROM subjects WHERE collection = ?2)", &q, e);
     if (rc) return rc;
     sqlite3_bind_int64(q, 1, id);
+    sqlite3_bind_int64(q, 2, s->coll);
     int r = sqlite3_step(q);
     sqlite3_finalize(q);
     if (r != SQLITE_DONE) return db_fail(s, r, e, "deleting a face");
@@ -260,8 +314,10 @@ static int s_face_delete(gallery_store *st, int64_t id, mien_err *e) {
 static int s_scan_subjects(gallery_store *st, gallery_subject_fn fn, void *ctx, mien_err *e) {
     sqlite_store *s = S(st);
     sqlite3_stmt *q;
-    int rc = prepare(s, "SELECT id, name, created FROM subjects ORDER BY id", &q, e);
+    int rc = prepare(s, "SELECT id, name, created FROM subjects WHERE collection = ?1 ORDER BY id",
+                     &q, e);
     if (rc) return rc;
+    sqlite3_bind_int64(q, 1, s->coll);
     int r;
     while ((r = sqlite3_step(q)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(q, 1);
@@ -280,14 +336,14 @@ static int s_scan_faces(gallery_store *st, int64_t subject, gallery_face_fn fn, 
                         mien_err *e) {
     sqlite_store *s = S(st);
     sqlite3_stmt *q;
-    int rc = prepare(s, subject > 0
-                            ? "SELECT id, subject, embedding, model, dim, box_x, box_y, box_w, box_h, "
-                              "image_sha256, created FROM faces WHERE subject = ?1 ORDER BY id"
-                            : "SELECT id, subject, embedding, model, dim, box_x, box_y, box_w, box_h, "
-                              "image_sha256, created FROM faces ORDER BY id",
-                     &q, e);
+    /* The faces of one subject of this collection, or of every subject of it. */
+    int rc = prepare(s, "SELECT f.id, f.subject, f.embedding, f.model, f.dim, f.box_x, f.box_y, "
+                        "f.box_w, f.box_h, f.image_sha256, f.created FROM faces f JOIN subjects s "
+                        "ON s.id = f.subject WHERE s.collection = ?1 AND (?2 = 0 OR f.subject = ?2) "
+                        "ORDER BY f.id", &q, e);
     if (rc) return rc;
-    if (subject > 0) sqlite3_bind_int64(q, 1, subject);
+    sqlite3_bind_int64(q, 1, s->coll);
+    sqlite3_bind_int64(q, 2, subject > 0 ? subject : 0);
     float *buf = NULL;
     int cap = 0, r;
     while ((r = sqlite3_step(q)) == SQLITE_ROW) {
@@ -329,6 +385,186 @@ static int s_scan_faces(gallery_store *st, int64_t subject, gallery_face_fn fn, 
     return r == SQLITE_DONE ? MIEN_OK : db_fail(s, r, e, "reading the faces");
 }
 
+/* ==== Collections ==== */
+
+int gallery_collection_name_check(const char *name, mien_err *e) {
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > 63)
+        return mien_err_set(e, MIEN_EINVAL, "a collection name has 1 to 63 characters");
+    if (name[0] == '.')
+        return mien_err_set(e, MIEN_EINVAL, "collection name '%s' starts with '.'", name);
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return mien_err_set(e, MIEN_EINVAL, "collection name '%s': use A-Z a-z 0-9 . _ -",
+                                name);
+    }
+    return MIEN_OK;
+}
+
+static int s_collection_find(sqlite_store *s, const char *name, int64_t *id, mien_err *e) {
+    sqlite3_stmt *q;
+    int rc = prepare(s, "SELECT id FROM collections WHERE name = ?1", &q, e);
+    if (rc) return rc;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    int r = sqlite3_step(q);
+    *id = r == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_finalize(q);
+    return (r == SQLITE_ROW || r == SQLITE_DONE) ? MIEN_OK : db_fail(s, r, e, "finding a collection");
+}
+
+static int s_collection_use(gallery_store *st, const char *name, int create, mien_err *e) {
+    sqlite_store *s = S(st);
+    int64_t id = 0;
+    int rc = gallery_collection_name_check(name, e);
+    if (!rc) rc = s_collection_find(s, name, &id, e);
+    if (!rc && !id && create) {
+        sqlite3_stmt *q = NULL;
+        if (!(rc = exec(s, "BEGIN IMMEDIATE", e, "creating a collection")) &&
+            !(rc = prepare(s, "INSERT OR IGNORE INTO collections(name, created) VALUES(?1, "
+                              "CAST(strftime('%s', 'now') AS INTEGER))", &q, e))) {
+            sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+            int r = sqlite3_step(q);
+            if (r != SQLITE_DONE) rc = db_fail(s, r, e, "creating a collection");
+            sqlite3_finalize(q);
+        }
+        if (!rc) rc = s_collection_find(s, name, &id, e);
+        if (!rc) rc = exec(s, "COMMIT", e, "creating a collection");
+        if (rc) s_rollback(st);
+    }
+    if (!rc && !id) rc = mien_err_set(e, MIEN_ENOTFOUND, "%s: no collection named '%s'", s->path, name);
+    s->coll = rc ? 0 : id;
+    return rc;
+}
+
+static int s_binding_get(gallery_store *st, char *model, size_t size, int *dim, mien_err *e) {
+    sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int rc = prepare(s, "SELECT model, dim FROM collections WHERE id = ?1", &q, e);
+    if (rc) return rc;
+    sqlite3_bind_int64(q, 1, s->coll);
+    int r = sqlite3_step(q);
+    const char *m = r == SQLITE_ROW ? (const char *)sqlite3_column_text(q, 0) : NULL;
+    snprintf(model, size, "%s", m ? m : "");
+    *dim = m ? sqlite3_column_int(q, 1) : 0;
+    sqlite3_finalize(q);
+    if (r == SQLITE_DONE)
+        return mien_err_set(e, MIEN_ENOTFOUND, "%s: the collection was deleted", s->path);
+    return r == SQLITE_ROW ? MIEN_OK : db_fail(s, r, e, "reading the collection");
+}
+
+static int s_binding_set(gallery_store *st, const char *model, int dim, mien_err *e) {
+    sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int rc = prepare(s, "UPDATE collections SET model = ?1, dim = ?2 WHERE id = ?3", &q, e);
+    if (rc) return rc;
+    sqlite3_bind_text(q, 1, model, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, dim);
+    sqlite3_bind_int64(q, 3, s->coll);
+    int r = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (r != SQLITE_DONE) return db_fail(s, r, e, "binding the collection's model");
+    if (sqlite3_changes(s->db) != 1)
+        return mien_err_set(e, MIEN_ENOTFOUND, "%s: the collection was deleted", s->path);
+    return MIEN_OK;
+}
+
+static int s_scan_collections(gallery_store *st, gallery_collection_fn fn, void *ctx, mien_err *e) {
+    sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int rc = prepare(s, "SELECT c.name, c.model, c.dim, c.created, "
+                        "(SELECT count(*) FROM subjects s WHERE s.collection = c.id), "
+                        "(SELECT count(*) FROM faces f JOIN subjects s ON s.id = f.subject "
+                        "WHERE s.collection = c.id) FROM collections c ORDER BY c.name", &q, e);
+    if (rc) return rc;
+    int r;
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(q, 0);
+        const char *model = (const char *)sqlite3_column_text(q, 1);
+        gallery_collection_rec c = {name ? name : "", model ? model : "",
+                                    model ? sqlite3_column_int(q, 2) : 0, sqlite3_column_int64(q, 3),
+                                    sqlite3_column_int64(q, 4), sqlite3_column_int64(q, 5)};
+        if ((rc = fn(ctx, &c))) {
+            sqlite3_finalize(q);
+            return rc;
+        }
+    }
+    sqlite3_finalize(q);
+    return r == SQLITE_DONE ? MIEN_OK : db_fail(s, r, e, "reading the collections");
+}
+
+static int s_collection_drop(gallery_store *st, mien_err *e) {
+    sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    /* Subjects, faces and images go by ON DELETE CASCADE. */
+    int rc = prepare(s, "DELETE FROM collections WHERE id = ?1", &q, e);
+    if (rc) return rc;
+    sqlite3_bind_int64(q, 1, s->coll);
+    int r = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (r != SQLITE_DONE) return db_fail(s, r, e, "deleting a collection");
+    if (sqlite3_changes(s->db) != 1)
+        return mien_err_set(e, MIEN_ENOTFOUND, "%s: the collection was deleted", s->path);
+    s->coll = 0;
+    return MIEN_OK;
+}
+
+static int s_image_put(gallery_store *st, int64_t face, const char *kind, const char *type,
+                       const void *data, size_t len, mien_err *e) {
+    sqlite_store *s = S(st);
+    if (len > (size_t)INT32_MAX) return mien_err_set(e, MIEN_ETOOBIG, "image of %zu bytes", len);
+    sqlite3_stmt *q;
+    int rc = prepare(s, "INSERT OR REPLACE INTO face_images(face, kind, type, data) "
+                        "SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM faces f JOIN subjects s "
+                        "ON s.id = f.subject WHERE f.id = ?1 AND s.collection = ?5)", &q, e);
+    if (rc) return rc;
+    sqlite3_bind_int64(q, 1, face);
+    sqlite3_bind_text(q, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, type, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(q, 4, len ? data : "", (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 5, s->coll);
+    int r = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (r != SQLITE_DONE) return db_fail(s, r, e, "storing a face's image");
+    if (sqlite3_changes(s->db) != 1)
+        return mien_err_set(e, MIEN_ENOTFOUND, "no face with id %lld", (long long)face);
+    return MIEN_OK;
+}
+
+static int s_image_get(gallery_store *st, int64_t face, char *kind, size_t kind_size, char *type,
+                       size_t type_size, void **data, size_t *len, mien_err *e) {
+    sqlite_store *s = S(st);
+    *data = NULL;
+    *len = 0;
+    sqlite3_stmt *q;
+    int rc = prepare(s, "SELECT i.kind, i.type, i.data FROM face_images i JOIN faces f ON f.id = "
+                        "i.face JOIN subjects s ON s.id = f.subject WHERE i.face = ?1 AND "
+                        "s.collection = ?2", &q, e);
+    if (rc) return rc;
+    sqlite3_bind_int64(q, 1, face);
+    sqlite3_bind_int64(q, 2, s->coll);
+    int r = sqlite3_step(q);
+    if (r == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(q, 0);
+        const char *t = (const char *)sqlite3_column_text(q, 1);
+        snprintf(kind, kind_size, "%s", k ? k : "");
+        snprintf(type, type_size, "%s", t ? t : "");
+        const void *b = sqlite3_column_blob(q, 2);
+        size_t n = (size_t)sqlite3_column_bytes(q, 2);
+        *data = malloc(n ? n : 1);
+        if (!*data) rc = mien_err_set(e, MIEN_ENOMEM, "out of memory");
+        else if (n) memcpy(*data, b, n);
+        *len = n;
+    } else if (r == SQLITE_DONE) {
+        rc = mien_err_set(e, MIEN_ENOTFOUND, "no image kept for face %lld", (long long)face);
+    } else {
+        rc = db_fail(s, r, e, "reading a face's image");
+    }
+    sqlite3_finalize(q);
+    return rc;
+}
+
 static int s_purge(gallery_store *st, mien_err *e) {
     sqlite_store *s = S(st);
     /* secure_delete has zeroed the freed bytes in the pages written since; copying the WAL
@@ -367,6 +603,13 @@ static const gallery_store_ops sqlite_ops = {
     .scan_faces = s_scan_faces,
     .purge = s_purge,
     .face_delete = s_face_delete,
+    .collection_use = s_collection_use,
+    .binding_get = s_binding_get,
+    .binding_set = s_binding_set,
+    .scan_collections = s_scan_collections,
+    .collection_drop = s_collection_drop,
+    .image_put = s_image_put,
+    .image_get = s_image_get,
 };
 
 /* ==== Open ==== */
@@ -383,7 +626,21 @@ static int check_or_init(sqlite_store *s, int read_only, mien_err *e) {
         if (ver > SCHEMA_VERSION)
             return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: gallery schema %lld is newer than this "
                                 "mien understands (%d)", s->path, (long long)ver, SCHEMA_VERSION);
-        return MIEN_OK;
+        if (ver == SCHEMA_VERSION) return MIEN_OK;
+        if (ver != 1)
+            return mien_err_set(e, MIEN_EFORMAT, "%s: unknown gallery schema %lld", s->path,
+                                (long long)ver);
+        if (read_only)
+            return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: a gallery of an older mien (schema 1): "
+                                "open it once for writing to upgrade it", s->path);
+        /* Upgrade in place; another process may be doing it too: check again once we hold
+         * the write lock. */
+        if ((rc = exec(s, "BEGIN IMMEDIATE", e, "upgrading the gallery"))) return rc;
+        if (!(rc = query_int(s, "PRAGMA user_version", &ver, e)) && ver == 1)
+            rc = exec(s, migrate_1_2_sql, e, "upgrading the gallery");
+        if (!rc) rc = exec(s, "COMMIT", e, "upgrading the gallery");
+        if (rc) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
     }
     if (app != 0 || tables != 0)
         return mien_err_set(e, MIEN_EFORMAT, "%s: an SQLite file, but not a mien gallery", s->path);
@@ -400,6 +657,10 @@ static int check_or_init(sqlite_store *s, int read_only, mien_err *e) {
                  MIEN_APP_ID, SCHEMA_VERSION);
         if ((rc = exec(s, schema_sql, e, "creating the schema"))) goto fail;
         if ((rc = exec(s, pragmas, e, "creating the schema"))) goto fail;
+        if ((rc = exec(s, "INSERT INTO collections(name, created) VALUES ('"
+                          GALLERY_DEFAULT_COLLECTION "', CAST(strftime('%s', 'now') AS INTEGER))",
+                       e, "creating the schema")))
+            goto fail;
     }
     return exec(s, "COMMIT", e, "creating the schema");
 fail:

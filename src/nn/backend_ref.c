@@ -168,6 +168,8 @@ static float binop(nn_op op, float a, float b) {
     case NN_OP_DIV: return a / b;
     case NN_OP_MAXIMUM: return a > b ? a : b;
     case NN_OP_MINIMUM: return a < b ? a : b;
+    case NN_OP_LESS: return a < b ? 1.f : 0.f;
+    case NN_OP_GREATER_EQUAL: return a >= b ? 1.f : 0.f;
     default: assert(0); return 0;
     }
 }
@@ -558,6 +560,8 @@ static const ref_fn ref_table[NN_OP_COUNT] = {
     [NN_OP_DIV] = ref_binary,
     [NN_OP_MAXIMUM] = ref_binary,
     [NN_OP_MINIMUM] = ref_binary,
+    [NN_OP_LESS] = ref_binary,
+    [NN_OP_GREATER_EQUAL] = ref_binary,
     [NN_OP_ABS] = ref_unary,
     [NN_OP_NEG] = ref_unary,
     [NN_OP_SQUARE] = ref_unary,

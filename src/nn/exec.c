@@ -48,7 +48,7 @@ static int cmp_by_size(const void *a, const void *b) {
     return x->t - y->t;
 }
 
-static int plan_memory(nn_exec *x, mien_err *e) {
+static int plan_memory(nn_exec *x, size_t max_arena, mien_err *e) {
     const nn_graph *g = x->g;
     int *root = malloc((size_t)g->n_t * sizeof *root);
     int *first = malloc((size_t)g->n_t * sizeof *first);
@@ -110,6 +110,12 @@ static int plan_memory(nn_exec *x, mien_err *e) {
         }
         items[i].offset = best;
         if (best + items[i].bytes > total) total = best + items[i].bytes;
+    }
+    if (total > max_arena) {
+        free(root), free(first), free(last), free(items);
+        return mien_err_set(e, MIEN_ETOOBIG,
+                            "the graph needs %zu MB of activations, more than the limit of %zu MB",
+                            total >> 20, max_arena >> 20);
     }
     x->arena_bytes = total;
     /* Fast kernels may read (never write) a few bytes past the end of a tensor (XNNPACK's
@@ -177,7 +183,10 @@ int nn_exec_create(const nn_graph *g, const nn_exec_opts *o, nn_exec **out, mien
         nn_exec_free(x);
         return mien_err_set(e, MIEN_ENOMEM, "out of memory");
     }
-    int rc = plan_memory(x, e);
+    size_t max_arena = o && o->max_arena_bytes && o->max_arena_bytes < NN_MAX_ARENA_BYTES
+                           ? o->max_arena_bytes
+                           : NN_MAX_ARENA_BYTES;
+    int rc = plan_memory(x, max_arena, e);
     if (rc) {
         nn_exec_free(x);
         return rc;

@@ -17,6 +17,8 @@ typedef enum nn_backend_kind {
 typedef struct nn_exec_opts {
     nn_backend_kind backend;
     int threads;             /* intra-op threads for the fast backend; <= 1: single thread */
+    size_t max_arena_bytes;  /* refuse (MIEN_ETOOBIG) a graph whose activations need more;
+                              * 0: NN_MAX_ARENA_BYTES, which is also the most allowed */
 } nn_exec_opts;
 
 int nn_exec_create(const nn_graph *g, const nn_exec_opts *o, nn_exec **out, mien_err *e);

@@ -69,10 +69,6 @@ static int64_t dims_count(int ndim, const int64_t *dims) {
     return n;
 }
 
-/* Largest tensor we accept: 2^31 elements, which keeps every index computation of the
- * kernels inside int64 and every byte count inside size_t. */
-#define NN_MAX_ELEMS ((int64_t)1 << 31)
-
 static int new_tensor(nn_graph *g, const char *name, int ndim, const int64_t *dims,
                       mien_err *e) {
     if (ndim < 0 || ndim > NN_MAX_DIMS) {
@@ -83,8 +79,9 @@ static int new_tensor(nn_graph *g, const char *name, int ndim, const int64_t *di
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) {
         if (dims[i] < 0 || (dims[i] > 0 && n > NN_MAX_ELEMS / dims[i])) {
-            mien_err_set(e, MIEN_EFORMAT, "tensor %s: bad or too large dimension %lld", name,
-                         (long long)dims[i]);
+            mien_err_set(e, MIEN_ETOOBIG,
+                         "tensor %s: dimension %lld negative or too large (over NN_MAX_ELEMS, "
+                         "2^28 elements)", name, (long long)dims[i]);
             return -1;
         }
         n *= dims[i];
@@ -175,7 +172,8 @@ int nn_add_const(nn_graph *g, const char *name, int ndim, const int64_t *dims,
                  const float *data, mien_err *e) {
     int64_t n = dims_count(ndim, dims);
     if (n < 0 || n > NN_MAX_ELEMS) {
-        mien_err_set(e, MIEN_EFORMAT, "constant %s too large", name);
+        mien_err_set(e, MIEN_ETOOBIG, "constant %s: more than NN_MAX_ELEMS (2^28) elements",
+                     name);
         return -1;
     }
     float *copy = malloc((size_t)(n ? n : 1) * sizeof *copy);
@@ -377,7 +375,7 @@ static int broadcast_shape(const nn_tensor *a, const nn_tensor *b, int *ndim, in
 }
 
 int nn_add_binary(nn_graph *g, nn_op op, const char *name, int a, int b, mien_err *e) {
-    assert(op >= NN_OP_ADD && op <= NN_OP_MINIMUM);
+    assert(op >= NN_OP_ADD && op <= NN_OP_GREATER_EQUAL);
     if (!valid_tensor(g, a) || !valid_tensor(g, b)) {
         mien_err_set(e, MIEN_EFORMAT, "%s: missing input", name);
         return -1;
@@ -615,6 +613,11 @@ int nn_add_slice(nn_graph *g, const char *name, int x, const int64_t *begin,
             mien_err_set(e, MIEN_EFORMAT, "%s: zero slice step", name);
             return -1;
         }
+        /* A step longer than the axis takes one element either way; clamped, the length
+         * below and the kernels' stride products (stride * step) cannot overflow. */
+        const int64_t smax = tx->dims[i] > 0 ? tx->dims[i] : 1;
+        if (s > smax) s = smax;
+        if (s < -smax) s = -smax;
         /* Caller clamps: for s > 0, 0 <= b <= en <= dim; for s < 0, -1 <= en <= b < dim. */
         int64_t len = s > 0 ? (en - b + s - 1) / s : (b - en + (-s) - 1) / (-s);
         if (len < 0) len = 0;

@@ -13,6 +13,16 @@
 
 #define NN_MAX_DIMS 6
 
+/* What a model file may make the library allocate. Every loader (TFJS, face-api, ONNX,
+ * TFLite, checkpoints) builds through this graph, so these caps hold for all of them:
+ *   NN_MAX_ELEMS        elements of one tensor, constant or activation: 2^28 (1 GiB of
+ *                       float32); also keeps every index product of the kernels in int64;
+ *   NN_MAX_ARENA_BYTES  the activations of one graph run, planned before the run: 2 GiB.
+ * The largest real model here (SSD at 512x512) plans about 60 MB; an input of
+ * MIEN_MAX_IMAGE_SIDE squared RGB is 805M elements and never enters a graph whole. */
+#define NN_MAX_ELEMS ((int64_t)1 << 28)
+#define NN_MAX_ARENA_BYTES ((size_t)2 << 30)
+
 typedef enum nn_op {
 #define OP(name, str, nmin, nmax) NN_OP_##name,
 #include "nn/ops.def"

@@ -95,7 +95,9 @@ static void fuse_activations(nn_graph *g, int *uses) {
  * the 0.5 into the constant c = alpha / 2:
  *   A:  Add(Relu(x), Mul(Sub(x, Abs(x)), c))   ==  x > 0 ? x : 2c * x
  *   B:  Add(x,       Mul(Sub(x, Abs(x)), c))   ==  x > 0 ? x : (1 + 2c) * x
- * Both become one PReLU (fused into x's producer when possible). */
+ * TF1 code (MTCNN's, facenet's) writes relu(x) - alpha * relu(-x), exported as
+ *   C:  Add(Relu(x), Mul(Neg(Relu(Neg(x))), c)) ==  x > 0 ? x : c * x
+ * Each becomes one PReLU (fused into x's producer when possible). */
 
 static int producer_op(const nn_graph *g, int t, nn_op op) {
     int p = g->t[t].producer;
@@ -120,24 +122,60 @@ static int match_neg_part(const nn_graph *g, int t, int *x, int *c) {
     return -1;
 }
 
+/* If t = Mul(Neg(Relu(Neg(x))), c) return the Mul node and set *x, *c and the three inner
+ * nodes (outer Neg, Relu, inner Neg). */
+static int match_neg_relu(const nn_graph *g, int t, int *x, int *c, int inner[3]) {
+    int m = producer_op(g, t, NN_OP_MUL);
+    if (m < 0) return -1;
+    const nn_node *mn = &g->nodes[m];
+    for (int k = 0; k < 2; k++) {
+        int n1 = producer_op(g, mn->in[k], NN_OP_NEG), cc = mn->in[1 - k];
+        if (n1 < 0 || !is_const(g, cc)) continue;
+        int r = producer_op(g, g->nodes[n1].in[0], NN_OP_RELU);
+        if (r < 0) continue;
+        int n2 = producer_op(g, g->nodes[r].in[0], NN_OP_NEG);
+        if (n2 < 0) continue;
+        *x = g->nodes[n2].in[0];
+        *c = cc;
+        inner[0] = n1;
+        inner[1] = r;
+        inner[2] = n2;
+        return m;
+    }
+    return -1;
+}
+
 static int recognise_prelu(nn_graph *g, int *uses, mien_err *e) {
     for (int i = 0; i < g->n_nodes; i++) {
         nn_node *n = &g->nodes[i];
         if (n->op != NN_OP_ADD) continue;
         for (int k = 0; k < 2; k++) {
-            int x, c, m = match_neg_part(g, n->in[1 - k], &x, &c);
+            int x, c, inner[3], pattern_c = 0;
+            int m = match_neg_part(g, n->in[1 - k], &x, &c);
+            if (m < 0) {
+                m = match_neg_relu(g, n->in[1 - k], &x, &c, inner);
+                pattern_c = m >= 0;
+            }
             if (m < 0) continue;
             int other = n->in[k], relu = producer_op(g, other, NN_OP_RELU);
             int pattern_a = relu >= 0 && g->nodes[relu].in[0] == x;
-            int pattern_b = other == x;
+            int pattern_b = other == x && !pattern_c;
             if (!pattern_a && !pattern_b) continue;
             /* The intermediates must have no other consumers. */
-            int sub = g->t[g->nodes[m].in[0]].producer;
-            if (g->nodes[sub].op != NN_OP_SUB) sub = g->t[g->nodes[m].in[1]].producer;
-            int abs_n = g->t[g->nodes[sub].in[1]].producer;
-            if (uses[g->nodes[m].out] != 1 || uses[g->nodes[sub].out] != 1 ||
-                uses[g->nodes[abs_n].out] != 1 || (pattern_a && uses[g->nodes[relu].out] != 1))
-                continue;
+            int sub = -1, abs_n = -1;
+            if (pattern_c) {
+                if (uses[g->nodes[m].out] != 1 || uses[g->nodes[inner[0]].out] != 1 ||
+                    uses[g->nodes[inner[1]].out] != 1 || uses[g->nodes[inner[2]].out] != 1 ||
+                    uses[g->nodes[relu].out] != 1)
+                    continue;
+            } else {
+                sub = g->t[g->nodes[m].in[0]].producer; /* -1 when the constant is first */
+                if (sub < 0 || g->nodes[sub].op != NN_OP_SUB) sub = g->t[g->nodes[m].in[1]].producer;
+                abs_n = g->t[g->nodes[sub].in[1]].producer;
+                if (uses[g->nodes[m].out] != 1 || uses[g->nodes[sub].out] != 1 ||
+                    uses[g->nodes[abs_n].out] != 1 || (pattern_a && uses[g->nodes[relu].out] != 1))
+                    continue;
+            }
             const nn_tensor *tc = &g->t[c], *tx = &g->t[x];
             int64_t ch = tx->ndim ? tx->dims[tx->ndim - 1] : 1;
             if (tc->n != ch && tc->n != 1) continue;
@@ -149,7 +187,7 @@ static int recognise_prelu(nn_graph *g, int *uses, mien_err *e) {
             if (!alpha || !nn_graph_own(g, alpha)) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
             for (int64_t j = 0; j < ch; j++) {
                 float cv = tc->data[tc->n == 1 ? 0 : j];
-                alpha[j] = pattern_a ? 2.f * cv : 1.f + 2.f * cv;
+                alpha[j] = pattern_c ? cv : pattern_a ? 2.f * cv : 1.f + 2.f * cv;
             }
             char name[300];
             snprintf(name, sizeof name, "%s/prelu_alpha", g->t[n->out].name);
@@ -158,10 +196,15 @@ static int recognise_prelu(nn_graph *g, int *uses, mien_err *e) {
             if (ta < 0) return e->status;
             n = &g->nodes[i]; /* nn_add_const_ref may have moved nothing, but be safe */
             /* Remove the pattern's nodes; x now has (uses - pattern uses) + 1 consumer. */
-            uses[x] -= pattern_a ? 3 : 3; /* relu|add, abs, sub */
             g->nodes[m].op = (nn_op)DEAD;
-            g->nodes[sub].op = (nn_op)DEAD;
-            g->nodes[abs_n].op = (nn_op)DEAD;
+            if (pattern_c) {
+                uses[x] -= 2; /* relu, inner neg */
+                for (int j = 0; j < 3; j++) g->nodes[inner[j]].op = (nn_op)DEAD;
+            } else {
+                uses[x] -= 3; /* relu|add, abs, sub */
+                g->nodes[sub].op = (nn_op)DEAD;
+                g->nodes[abs_n].op = (nn_op)DEAD;
+            }
             if (pattern_a) g->nodes[relu].op = (nn_op)DEAD;
             int p = fusable_producer(g, x, uses, 0);
             if (p >= 0 && g->nodes[p].op != NN_OP_ADD) {

@@ -44,7 +44,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ELEMS ((int64_t)1 << 31)  /* as the graph's limit */
+#define MAX_ELEMS NN_MAX_ELEMS      /* as the graph's limit (graph.h) */
+/* Constants the loader computes (ConstantOfShape, folded Slice/Concat/shape arithmetic): real
+ * models fold shapes and small masks, a few MB at most; 2^24 elements (128 MB as int64) in all. */
+#define MAX_FOLD_ELEMS ((int64_t)1 << 24)
 #define MAX_CONST_INTS 4096           /* integer constants (shape arithmetic) */
 #define MAX_VALUES (1 << 22)          /* ONNX values in one graph */
 
@@ -91,6 +94,9 @@ typedef struct loader {
     int n_vals, cap_vals;
     int *hash;               /* open addressing: value index + 1, 0 = empty */
     int hash_cap;
+    int64_t made_elems;      /* elements of the constants the loader computed itself
+                              * (ConstantOfShape, folded shape arithmetic): at most
+                              * MAX_FOLD_ELEMS in all, so a small file cannot ask for gigabytes */
 } loader;
 
 static const char *str(const char *s) { return s ? s : ""; }
@@ -169,7 +175,8 @@ static int check_shape(loader *L, const char *what, int nd, const int64_t *dims)
     int64_t n = 1;
     for (int i = 0; i < nd; i++) {
         if (dims[i] < 0 || (dims[i] > 0 && n > MAX_ELEMS / dims[i]))
-            return fail(L, MIEN_EFORMAT, "%s: bad or too large dimension %lld", what,
+            return fail(L, MIEN_ETOOBIG, "%s: dimension %lld negative or too large (over NN_MAX_ELEMS, "
+                        "2^28 elements)", what,
                         (long long)dims[i]);
         n *= dims[i];
     }
@@ -354,6 +361,11 @@ static int make_const(loader *L, oval *v, int is_int, int nd, const int64_t *dim
     v->cndim = nd;
     memcpy(v->cdims, dims, (size_t)nd * sizeof *dims);
     v->n = count_of(nd, dims);
+    if (v->n > MAX_FOLD_ELEMS - L->made_elems)
+        return fail(L, MIEN_ETOOBIG,
+                    "%s: the model's computed constants are too large (over %lld elements in all)",
+                    v->name, (long long)MAX_FOLD_ELEMS);
+    L->made_elems += v->n;
     v->is_int = is_int;
     size_t cnt = (size_t)(v->n ? v->n : 1);
     if (is_int) v->i = calloc(cnt, sizeof *v->i);
@@ -1549,6 +1561,11 @@ static int op_slice(loader *L, nctx *c) {
         seen |= 1u << a;
         s[a] = nsp >= 0 ? sp[k] : 1;
         if (s[a] == 0) return fail(L, MIEN_EFORMAT, "%s: zero step", c->nm);
+        /* A step longer than the axis takes one element, as a step of the axis length does;
+         * clamping keeps the length arithmetic below from overflowing (steps of INT64_MAX). */
+        const int64_t smax = d[a] > 0 ? d[a] : 1;
+        if (s[a] > smax) s[a] = smax;
+        if (s[a] < -smax) s[a] = -smax;
         slice_bounds(d[a], st[k], en[k], s[a], &b[a], &e[a]);
     }
     for (int i = 0; i < nd; i++)

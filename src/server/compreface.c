@@ -3,17 +3,22 @@
  * under /api/v1/, so that CompreFace's SDKs and clients work against mien unchanged.
  *
  * What maps onto what:
- *   - x-api-key: mien's API keys. A read key may recognize, detect, verify and list; changes
- *     (subjects, examples) need an admin key. No key or an unknown one: 401; a read key where
- *     admin is needed: 403.
- *   - Subjects are gallery subjects; an "example" (image_id) is one enrolled face, its id
- *     written as a UUID: 00000000-0000-0000-0000-XXXXXXXXXXXX (the face id in hex). mien keeps
- *     embeddings, not photos, so the image download endpoints answer 404.
- *   - "similarity" in [0,1] is a monotone map of mien's cosine c with the verification
- *     threshold t (0.9286 for dlib) at 0.5: sim = 0.5 + 0.5 (c - t) / (1 - t) for c >= t,
- *     0.5 c / t for 0 <= c < t, 0 below. So "same person" is exactly sim >= 0.5, as a client
- *     threshold. Recognize returns the prediction_count best subjects whatever their
- *     similarity (CompreFace leaves the threshold to the client).
+ *   - x-api-key: mien's API keys. A service key (mien keys add --service) is a CompreFace
+ *     service's: a recognition key works on its own face collection (as admin, or read-only),
+ *     a detection or verification key on its service's routes only. A mien key (no service)
+ *     may use every route its role allows, on the collection of ?collection= or the default.
+ *     No x-api-key: 400 code 20 (CompreFace's MISSING_REQUEST_HEADER); an unknown key: 401;
+ *     another service's key, or a read key where admin is needed: 403.
+ *   - Subjects are the collection's subjects; an "example" (image_id) is one enrolled face,
+ *     its id written as a UUID: 00000000-0000-0000-0000-XXXXXXXXXXXX (the face id in hex).
+ *     Its image (/faces/{id}/img, /static/{key}/images/{id}) is what mien serve keeps at
+ *     enrollment: the aligned face as a JPEG by default, or the photo (--store-images).
+ *   - Embedding routes take the client's vectors (the calculator plugin's): each must have
+ *     the embedder's dimension, and the collection must hold that embedder's embeddings.
+ *   - "similarity" in [0,1] is CompreFace's tanh of the embeddings' distance, centred on the
+ *     embedder's threshold (cf_similarity): "same person" is exactly sim >= 0.5. Recognize
+ *     returns the prediction_count best subjects whatever their similarity (CompreFace leaves
+ *     the threshold to the client).
  *   - face_plugins: "landmarks" (the 5 alignment points) and "calculator" (the embedding) are
  *     answered; other plugins (age, gender, mask, pose) are accepted and ignored.
  *   - status=true adds execution_time (ms) per face and plugins_versions.
@@ -33,15 +38,22 @@
 #include <string.h>
 #include <time.h>
 
-/* CompreFace's error codes for the cases we share. */
+/* CompreFace's error codes (its CommonExceptionCode) for the cases we share. */
 enum {
-    CF_CODE_GENERIC = 0,
-    CF_CODE_BAD_REQUEST = 5,     /* missing or malformed parameter / body */
-    CF_CODE_NOT_FOUND = 24,      /* subject or image not found */
-    CF_CODE_BAD_IMAGE = 26,      /* not an image we can read */
-    CF_CODE_NO_FACE = 28,        /* "No face is found in the given image" */
-    CF_CODE_API_KEY = 41,        /* missing or wrong x-api-key */
+    CF_CODE_GENERIC = 0,         /* UNDEFINED */
+    CF_CODE_BAD_REQUEST = 5,     /* EMPTY_REQUIRED_FIELD: a missing or malformed body */
+    CF_CODE_NO_SERVICE = 10,     /* MODEL_NOT_FOUND: no service has this x-api-key */
+    CF_CODE_MISSING_HEADER = 20, /* MISSING_REQUEST_HEADER: no x-api-key */
+    CF_CODE_BAD_IMAGE = 26,      /* VALIDATION_CONSTRAINT_VIOLATION: not an image we can read */
+    CF_CODE_NO_FACE = 28,        /* NO_FACES_FOUND: "No face is found in the given image" */
+    CF_CODE_MISSING_PARAM = 33,  /* MISSING_REQUEST_PARAMETER */
+    CF_CODE_MISSING_PART = 34,   /* MISSING_REQUEST_PART */
+    CF_CODE_BAD_ARGUMENT = 36,   /* INCORRECT_ARGUMENT: a value out of range, a bad vector */
+    CF_CODE_SUBJECT_NOT_FOUND = 42,
+    CF_CODE_SUBJECT_EXISTS = 43,
+    CF_CODE_IMAGE_NOT_FOUND = 44 /* EMBEDDING_NOT_FOUND: no example with this image id */
 };
+#define CF_CODE_NOT_FOUND CF_CODE_IMAGE_NOT_FOUND
 
 /* ==== Replies ==== */
 
@@ -63,27 +75,34 @@ static int cf_error(srv_req *r, int http, int code, const char *fmt, ...) {
 /* A failure of the library (status st) with its message. */
 static int cf_fail(srv_req *r, int st, const char *what, const char *msg) {
     int http = srv_http_status(st);
-    int code = st == MIEN_ENOTFOUND ? CF_CODE_NOT_FOUND
-             : st == MIEN_ENOFACE   ? CF_CODE_NO_FACE
-             : http < 500           ? CF_CODE_BAD_REQUEST
+    int code = st == MIEN_ENOFACE   ? CF_CODE_NO_FACE
+             : st == MIEN_EMISMATCH ? CF_CODE_BAD_ARGUMENT
+             : http < 500 && st != MIEN_ENOTFOUND ? CF_CODE_BAD_REQUEST
                                     : CF_CODE_GENERIC;
     if (st == MIEN_ENOFACE) http = 400;
     return cf_error(r, http, code, "%s: %s", what, msg && *msg ? msg : mien_status_name(st));
 }
 
-static int cf_require(srv_req *r, srv_role need) {
+/* The key may act as `need` on a route of `service`; a recognition route also chooses its
+ * collection (the key's own; a mien key's ?collection= or the default). 1, or 0 with the
+ * error sent: 400 code 20 without x-api-key (as CompreFace), 401 code 10 for a key no service
+ * has, 403 for a key of another service, another collection, or a read key changing things;
+ * 404 for an unknown ?collection=. */
+static int cf_require(srv_req *r, srv_role need, srv_service service) {
     const char *key = srv_req_api_key(r);
     if (!key || !*key) {
-        cf_error(r, 401, CF_CODE_API_KEY, "Missing header: x-api-key");
+        cf_error(r, 400, CF_CODE_MISSING_HEADER, "Missing header: x-api-key");
         return 0;
     }
-    srv_role role = srv_req_role(r);
-    if (role == SRV_ROLE_NONE) {
-        cf_error(r, 401, CF_CODE_API_KEY, "No application key found: the x-api-key is not valid");
+    char why[512];
+    int st = srv_req_allow(r, need, service, why, sizeof why);
+    if (st == 401) {
+        cf_error(r, 401, CF_CODE_NO_SERVICE, "No service found for this x-api-key");
         return 0;
     }
-    if (role < need) {
-        cf_error(r, 403, CF_CODE_API_KEY, "This x-api-key is read-only: an admin key is needed");
+    if (!st && service == SRV_SERVICE_RECOGNITION) st = srv_req_use_collection(r, 0, why, sizeof why);
+    if (st) {
+        cf_error(r, st, st == 400 ? CF_CODE_BAD_ARGUMENT : CF_CODE_GENERIC, "%s", why);
         return 0;
     }
     return 1;
@@ -91,15 +110,20 @@ static int cf_require(srv_req *r, srv_role need) {
 
 /* ==== Similarity, ids, names ==== */
 
-/* mien's cosine onto CompreFace's [0,1] similarity, threshold t at 0.5 (see the top). */
+/* mien's cosine c onto CompreFace's [0,1] similarity. CompreFace turns the distance d of two
+ * unit embeddings into (1 + tanh(k1 (k0 - d))) / 2, a logistic of the distance it fitted per
+ * model (k0 its 50/50 point). mien does the same relative to the embedder's own calibrated
+ * threshold t: with d_t = sqrt(2 - 2t), (1 + tanh(A (1 - d / d_t))) / 2. Similarity 0.5 is
+ * exactly mien's "same person" (t: FAR 1e-3 on LFW, or --threshold), and A is the slope of a
+ * logistic fit of same/different on LFW's 6,000 pairs in those relative units (13.6 for the
+ * dlib embedder; bench/compreface_scale.py prints it for any embedder): so whatever the
+ * embedder's scale, the thresholds CompreFace users set (0.5 to 0.9) keep most genuine pairs
+ * and reject the impostors (README, "CompreFace clients", for the measured table). */
+#define CF_SCALE_A 13.6
 static double cf_similarity(float cos, float t) {
-    double s;
-    if (t <= 0.0f || t >= 1.0f) s = 0.5 * (cos + 1.0); /* degenerate threshold: plain rescale */
-    else if (cos >= t) s = 0.5 + 0.5 * (cos - t) / (1.0 - t);
-    else if (cos > 0.0f) s = 0.5 * cos / t;
-    else s = 0.0;
-    if (s > 1.0) s = 1.0;
-    if (s < 0.0) s = 0.0;
+    double c = cos > 1.0f ? 1.0 : cos < -1.0f ? -1.0 : (double)cos;
+    double d = sqrt(2.0 - 2.0 * c), dt = sqrt(fmax(2.0 - 2.0 * (double)t, 1e-12));
+    double s = 0.5 * (1.0 + tanh(CF_SCALE_A * (1.0 - d / dt)));
     return round(s * 1e5) / 1e5;
 }
 
@@ -249,7 +273,8 @@ static int cf_image(cf_ctx *c, int n, const char *field, const unsigned char **d
     }
     const srv_part *p = srv_req_find_part(c->r, field);
     if (!p || p->len == 0) {
-        cf_error(c->r, 400, CF_CODE_BAD_REQUEST, "Required request part '%s' is not present", field);
+        cf_error(c->r, 400, CF_CODE_MISSING_PART, "Required request part '%s' is not present",
+                 field);
         return -1;
     }
     *data = p->data;
@@ -263,6 +288,7 @@ typedef struct cf_opts {
     mien_detect_options det;
     int limit;              /* 0: every face */
     int prediction_count;   /* subjects per face */
+    int no_detect;          /* detect_faces=false: the photo is one cropped face */
     int landmarks, calculator, status;
 } cf_opts;
 
@@ -300,6 +326,8 @@ static int cf_parse_opts(srv_req *r, cf_opts *o) {
         }
         o->det.min_score = (float)x;
     }
+    const char *df = srv_req_query(r, "detect_faces");
+    o->no_detect = df && (!strcasecmp(df, "false") || !strcmp(df, "0"));
     const char *st = srv_req_query(r, "status");
     o->status = st && (!strcasecmp(st, "true") || !strcmp(st, "1"));
     const char *pl = srv_req_query(r, "face_plugins");
@@ -360,7 +388,27 @@ static int cf_photo_run(srv_req *r, const unsigned char *data, size_t len, const
     mien_session *s = srv_session(r);
     double t0 = now_ms();
     int st = mien_photo_open(s, data, len, &p->photo);
-    if (!st) st = mien_photo_detect(s, p->photo, &o->det, &p->faces, &p->n);
+    if (!st && o->no_detect) {
+        /* detect_faces=false: the photo is taken as a face already cropped, its alignment
+         * points where the template puts them on a crop of its size. */
+        const mien_image *img;
+        if (!(st = mien_photo_image(s, p->photo, &img)) && !(p->faces = calloc(1, sizeof *p->faces)))
+            st = MIEN_ENOMEM;
+        if (!st) {
+            mien_face *f = p->faces;
+            f->box[2] = (float)img->width;
+            f->box[3] = (float)img->height;
+            f->score = 1.0f;
+            f->n_points = 5;
+            for (int k = 0; k < 5; k++) {
+                f->points[k][0] = mien_arcface_template[k][0] * (float)img->width / 112.0f;
+                f->points[k][1] = mien_arcface_template[k][1] * (float)img->height / 112.0f;
+            }
+            p->n = 1;
+        }
+    } else if (!st) {
+        st = mien_photo_detect(s, p->photo, &o->det, &p->faces, &p->n);
+    }
     if (st) {
         cf_error(r, 400, CF_CODE_BAD_IMAGE, "The image could not be read: %s", mien_errmsg(s));
         cf_photo_free(p);
@@ -456,7 +504,8 @@ static int cf_recognize(cf_ctx *c) {
     cf_opts o;
     const unsigned char *data;
     size_t len;
-    if (!cf_require(r, SRV_ROLE_READ) || cf_parse_opts(r, &o) || cf_image(c, 0, "file", &data, &len))
+    if (!cf_require(r, SRV_ROLE_READ, SRV_SERVICE_RECOGNITION) || cf_parse_opts(r, &o) ||
+        cf_image(c, 0, "file", &data, &len))
         return 1;
     cf_photo p;
     if (cf_photo_run(r, data, len, &o, 1, &p)) return 1;
@@ -507,7 +556,7 @@ static int cf_verify_example(cf_ctx *c, int64_t id) {
     cf_opts o;
     const unsigned char *data;
     size_t len;
-    if (!cf_require(r, SRV_ROLE_READ) || cf_parse_opts(r, &o)) return 1;
+    if (!cf_require(r, SRV_ROLE_READ, SRV_SERVICE_RECOGNITION) || cf_parse_opts(r, &o)) return 1;
     mien_gallery *g = srv_gallery(r);
     int dim = mien_models_embedding_dim(srv_models(r));
     float *ref = malloc((size_t)dim * sizeof *ref);
@@ -558,10 +607,11 @@ static int cf_add_example(cf_ctx *c) {
     cf_opts o;
     const unsigned char *data;
     size_t len;
-    if (!cf_require(r, SRV_ROLE_ADMIN) || cf_parse_opts(r, &o)) return 1;
+    if (!cf_require(r, SRV_ROLE_ADMIN, SRV_SERVICE_RECOGNITION) || cf_parse_opts(r, &o)) return 1;
     const char *name = srv_req_query(r, "subject");
     if (!name || !*name)
-        return cf_error(r, 400, CF_CODE_BAD_REQUEST, "Required request parameter 'subject' is not present");
+        return cf_error(r, 400, CF_CODE_MISSING_PARAM, "Required request parameter 'subject' "
+                        "for method parameter type String is not present");
     if (cf_image(c, 0, "file", &data, &len)) return 1;
     cf_photo p;
     if (cf_photo_run(r, data, len, &o, 1, &p)) return 1;
@@ -572,19 +622,20 @@ static int cf_add_example(cf_ctx *c) {
     gallery_sha256_of(data, len, sha);
     mien_gallery_face gf = {.embedding = p.emb + (size_t)best * p.dim, .image_sha256 = sha};
     memcpy(gf.box, p.faces[best].box, sizeof gf.box);
-    int st = mien_gallery_enroll(g, name, mien_models_embedder_name(m), p.dim, &gf, 1, NULL);
-    cf_photo_free(&p);
-    if (st) return cf_fail(r, st, "adding the example", mien_gallery_errmsg(g));
+    int added = 0;
+    int st = mien_gallery_enroll(g, name, mien_models_embedder_name(m), p.dim, &gf, 1, &added);
+    if (st) {
+        cf_photo_free(&p);
+        return cf_fail(r, st, "adding the example", mien_gallery_errmsg(g));
+    }
     /* Its id: the subject's face from this photo (a photo is enrolled once per subject). */
-    mien_gallery_face_info *fi = NULL;
-    int n = 0;
-    int64_t id = 0;
-    st = mien_gallery_faces(g, name, &fi, &n);
-    for (int i = 0; !st && i < n; i++)
-        if (!strcmp(fi[i].image_sha256, sha)) id = fi[i].id;
-    free(fi);
-    if (st || !id)
-        return cf_fail(r, st ? st : MIEN_EINTERNAL, "reading back the example", mien_gallery_errmsg(g));
+    int64_t id = srv_face_id_of(g, name, sha);
+    char why[512];
+    if (id && added)
+        st = srv_keep_face_image(r, g, id, p.photo, &p.faces[best], data, len, why, sizeof why);
+    cf_photo_free(&p);
+    if (st) return cf_fail(r, st, "keeping the example's image", why);
+    if (!id) return cf_fail(r, MIEN_EINTERNAL, "reading back the example", mien_gallery_errmsg(g));
     char uuid[37];
     cf_image_id(id, uuid);
     cJSON *out = cJSON_CreateObject();
@@ -598,8 +649,8 @@ static int cf_add_example(cf_ctx *c) {
 static int cf_list_examples(cf_ctx *c) {
     srv_req *r = c->r;
     int page, size;
-    if (!cf_require(r, SRV_ROLE_READ) || cf_int_param(r, "page", 0, 0, &page) ||
-        cf_int_param(r, "size", 20, 1, &size))
+    if (!cf_require(r, SRV_ROLE_READ, SRV_SERVICE_RECOGNITION) ||
+        cf_int_param(r, "page", 0, 0, &page) || cf_int_param(r, "size", 20, 1, &size))
         return 1;
     const char *name = srv_req_query(r, "subject");
     if (name && !*name) name = NULL;
@@ -631,7 +682,7 @@ static int cf_list_examples(cf_ctx *c) {
 /* DELETE /faces[?subject=NAME]: the subject's examples, or every example. */
 static int cf_delete_examples(cf_ctx *c) {
     srv_req *r = c->r;
-    if (!cf_require(r, SRV_ROLE_ADMIN)) return 1;
+    if (!cf_require(r, SRV_ROLE_ADMIN, SRV_SERVICE_RECOGNITION)) return 1;
     const char *name = srv_req_query(r, "subject");
     if (name && !*name) name = NULL;
     mien_gallery *g = srv_gallery(r);
@@ -653,7 +704,7 @@ static int cf_delete_examples(cf_ctx *c) {
 
 static int cf_delete_example(cf_ctx *c, int64_t id, const char *raw_id) {
     srv_req *r = c->r;
-    if (!cf_require(r, SRV_ROLE_ADMIN)) return 1;
+    if (!cf_require(r, SRV_ROLE_ADMIN, SRV_SERVICE_RECOGNITION)) return 1;
     mien_gallery *g = srv_gallery(r);
     char subject[MIEN_GALLERY_NAME_MAX];
     int st = id > 0 ? mien_gallery_face_delete(g, id, subject, sizeof subject) : MIEN_ENOTFOUND;
@@ -682,14 +733,14 @@ static const char *cf_subject_member(cf_ctx *c) {
 
 static int cf_add_subject(cf_ctx *c) {
     srv_req *r = c->r;
-    if (!cf_require(r, SRV_ROLE_ADMIN)) return 1;
+    if (!cf_require(r, SRV_ROLE_ADMIN, SRV_SERVICE_RECOGNITION)) return 1;
     const char *name = cf_subject_member(c);
     if (!name) return 1;
     mien_gallery *g = srv_gallery(r);
     int created = 0;
     int st = mien_gallery_subject_add(g, name, &created);
     if (st) return cf_fail(r, st, "adding the subject", mien_gallery_errmsg(g));
-    if (!created) return cf_error(r, 400, CF_CODE_BAD_REQUEST, "Subject '%s' already exists", name);
+    if (!created) return cf_error(r, 400, CF_CODE_SUBJECT_EXISTS, "Subject '%s' already exists", name);
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "subject", name);
     srv_reply_json(r, 201, out); /* CompreFace: 201 Created */
@@ -698,7 +749,7 @@ static int cf_add_subject(cf_ctx *c) {
 
 static int cf_list_subjects(cf_ctx *c) {
     srv_req *r = c->r;
-    if (!cf_require(r, SRV_ROLE_READ)) return 1;
+    if (!cf_require(r, SRV_ROLE_READ, SRV_SERVICE_RECOGNITION)) return 1;
     mien_gallery *g = srv_gallery(r);
     mien_subject *s = NULL;
     int n = 0;
@@ -714,7 +765,7 @@ static int cf_list_subjects(cf_ctx *c) {
 
 static int cf_delete_all_subjects(cf_ctx *c) {
     srv_req *r = c->r;
-    if (!cf_require(r, SRV_ROLE_ADMIN)) return 1;
+    if (!cf_require(r, SRV_ROLE_ADMIN, SRV_SERVICE_RECOGNITION)) return 1;
     mien_gallery *g = srv_gallery(r);
     mien_subject *s = NULL;
     int n = 0, deleted = 0;
@@ -734,10 +785,10 @@ static int cf_delete_all_subjects(cf_ctx *c) {
 
 static int cf_delete_subject(cf_ctx *c, const char *name) {
     srv_req *r = c->r;
-    if (!cf_require(r, SRV_ROLE_ADMIN)) return 1;
+    if (!cf_require(r, SRV_ROLE_ADMIN, SRV_SERVICE_RECOGNITION)) return 1;
     mien_gallery *g = srv_gallery(r);
     int st = mien_gallery_forget(g, name);
-    if (st == MIEN_ENOTFOUND) return cf_error(r, 404, CF_CODE_NOT_FOUND, "Subject '%s' not found", name);
+    if (st == MIEN_ENOTFOUND) return cf_error(r, 404, CF_CODE_SUBJECT_NOT_FOUND, "Subject '%s' not found", name);
     if (st) return cf_fail(r, st, "deleting the subject", mien_gallery_errmsg(g));
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "subject", name);
@@ -777,7 +828,7 @@ static int cf_merge(mien_gallery *g, mien_models *m, const char *from, const cha
 
 static int cf_rename_subject(cf_ctx *c, const char *name) {
     srv_req *r = c->r;
-    if (!cf_require(r, SRV_ROLE_ADMIN)) return 1;
+    if (!cf_require(r, SRV_ROLE_ADMIN, SRV_SERVICE_RECOGNITION)) return 1;
     const char *to = cf_subject_member(c);
     if (!to) return 1;
     mien_gallery *g = srv_gallery(r);
@@ -790,7 +841,7 @@ static int cf_rename_subject(cf_ctx *c, const char *name) {
     }
     free(s);
     if (st) return cf_fail(r, st, "listing the subjects", mien_gallery_errmsg(g));
-    if (!have_from) return cf_error(r, 404, CF_CODE_NOT_FOUND, "Subject '%s' not found", name);
+    if (!have_from) return cf_error(r, 404, CF_CODE_SUBJECT_NOT_FOUND, "Subject '%s' not found", name);
     if (strcmp(name, to) == 0) st = MIEN_OK;
     else if (have_to) st = cf_merge(g, srv_models(r), name, to);
     else st = mien_gallery_rename(g, name, to);
@@ -808,7 +859,8 @@ static int cf_detect(cf_ctx *c) {
     cf_opts o;
     const unsigned char *data;
     size_t len;
-    if (!cf_require(r, SRV_ROLE_READ) || cf_parse_opts(r, &o) || cf_image(c, 0, "file", &data, &len))
+    if (!cf_require(r, SRV_ROLE_READ, SRV_SERVICE_DETECTION) || cf_parse_opts(r, &o) ||
+        cf_image(c, 0, "file", &data, &len))
         return 1;
     cf_photo p;
     if (cf_photo_run(r, data, len, &o, o.calculator, &p)) return 1;
@@ -826,7 +878,7 @@ static int cf_verification(cf_ctx *c) {
     cf_opts o;
     const unsigned char *sdata, *tdata;
     size_t slen, tlen;
-    if (!cf_require(r, SRV_ROLE_READ) || cf_parse_opts(r, &o) ||
+    if (!cf_require(r, SRV_ROLE_READ, SRV_SERVICE_VERIFICATION) || cf_parse_opts(r, &o) ||
         cf_image(c, 0, "source_image", &sdata, &slen) || cf_image(c, 1, "target_image", &tdata, &tlen))
         return 1;
     /* The source: its largest face (limit applies to the target). */
@@ -870,12 +922,298 @@ static int cf_verification(cf_ctx *c) {
     return 1;
 }
 
+/* ==== Examples by id: delete many, download the image ==== */
+
+/* POST /faces/delete with a JSON array of image ids: those of this collection are deleted
+ * (unknown ids are ignored, as CompreFace does); the answer lists what was. */
+static int cf_delete_examples_by_id(cf_ctx *c) {
+    srv_req *r = c->r;
+    if (!cf_require(r, SRV_ROLE_ADMIN, SRV_SERVICE_RECOGNITION)) return 1;
+    size_t len;
+    const unsigned char *body = srv_req_body(r, &len);
+    if (len == 0) return cf_error(r, 400, CF_CODE_BAD_REQUEST, "Request body is missing");
+    cJSON *ids = cJSON_ParseWithLength((const char *)body, len);
+    if (!cJSON_IsArray(ids)) {
+        cJSON_Delete(ids);
+        return cf_error(r, 400, CF_CODE_BAD_REQUEST, "The body must be a JSON array of image ids");
+    }
+    mien_gallery *g = srv_gallery(r);
+    cJSON *out = cJSON_CreateArray();
+    int st = MIEN_OK;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, ids) {
+        if (!cJSON_IsString(it)) {
+            st = MIEN_EINVAL;
+            break;
+        }
+        int64_t id = cf_parse_image_id(it->valuestring);
+        char subject[MIEN_GALLERY_NAME_MAX];
+        int rc = id > 0 ? mien_gallery_face_delete(g, id, subject, sizeof subject) : MIEN_ENOTFOUND;
+        if (rc == MIEN_ENOTFOUND) continue;
+        if (rc) {
+            st = rc;
+            break;
+        }
+        char uuid[37];
+        cf_image_id(id, uuid);
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "image_id", uuid);
+        cJSON_AddStringToObject(f, "subject", subject);
+        cJSON_AddItemToArray(out, f);
+    }
+    cJSON_Delete(ids);
+    if (st == MIEN_EINVAL) {
+        cJSON_Delete(out);
+        return cf_error(r, 400, CF_CODE_BAD_ARGUMENT, "Every image id must be a string (a UUID)");
+    }
+    if (st) {
+        /* Those before the failure are deleted: say which. */
+        cJSON_Delete(out);
+        return cf_fail(r, st, "deleting the examples", mien_gallery_errmsg(g));
+    }
+    srv_reply_json(r, 200, out);
+    return 1;
+}
+
+/* GET /faces/{id}/img (and /static/{key}/images/{id}): the image kept with the example, as
+ * its bytes; empty bytes when there is none (CompreFace's answer too). */
+static int cf_example_image(cf_ctx *c, int64_t id) {
+    srv_req *r = c->r;
+    if (!cf_require(r, SRV_ROLE_READ, SRV_SERVICE_RECOGNITION)) return 1;
+    mien_gallery *g = srv_gallery(r);
+    void *data = NULL;
+    size_t len = 0;
+    char type[64];
+    int st = id > 0 ? mien_gallery_face_image(g, id, &data, &len, type, sizeof type, NULL, 0)
+                    : MIEN_ENOTFOUND;
+    if (st && st != MIEN_ENOTFOUND) {
+        free(data);
+        return cf_fail(r, st, "reading the example's image", mien_gallery_errmsg(g));
+    }
+    srv_reply_header(r, "Cache-Control", "public, max-age=86400");
+    if (st) srv_reply_bytes(r, 200, "application/octet-stream", "", 0);
+    else srv_reply_bytes(r, 200, type, data, len);
+    free(data);
+    return 1;
+}
+
+/* ==== Embeddings the client sends ==== */
+
+/* Most vectors one request may carry. */
+#define CF_MAX_EMBEDDINGS 1000
+
+/* The array a of numbers, of the server's embedding size, into out (normalised). 0, or -1
+ * with a 400 sent. */
+static int cf_vector(srv_req *r, const cJSON *a, int dim, float *out, const char *what, int i) {
+    mien_models *m = srv_models(r);
+    char name[48];
+    if (i >= 0) snprintf(name, sizeof name, "%s[%d]", what, i);
+    else snprintf(name, sizeof name, "%s", what);
+    if (!cJSON_IsArray(a)) {
+        cf_error(r, 400, CF_CODE_BAD_ARGUMENT, "'%s' must be an array of numbers", name);
+        return -1;
+    }
+    int n = cJSON_GetArraySize(a);
+    if (n != dim) {
+        cf_error(r, 400, CF_CODE_BAD_ARGUMENT, "'%s' has %d values: this server's embedder '%s' "
+                 "gives %d (use the embedding of its calculator plugin)", name, n,
+                 mien_models_embedder_name(m), dim);
+        return -1;
+    }
+    double ss = 0;
+    int k = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, a) {
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > 1e6) {
+            cf_error(r, 400, CF_CODE_BAD_ARGUMENT, "'%s' holds something else than finite numbers",
+                     name);
+            return -1;
+        }
+        out[k++] = (float)v->valuedouble;
+        ss += v->valuedouble * v->valuedouble;
+    }
+    if (!(ss > 0)) {
+        cf_error(r, 400, CF_CODE_BAD_ARGUMENT, "'%s' is a zero vector", name);
+        return -1;
+    }
+    float inv = (float)(1.0 / sqrt(ss));
+    for (k = 0; k < dim; k++) out[k] *= inv;
+    return 0;
+}
+
+/* The member `member` of the JSON body: an array of 1 to CF_MAX_EMBEDDINGS vectors, read into
+ * a malloc'd (n, dim) matrix. NULL with a 400 sent. */
+static float *cf_vectors(cf_ctx *c, const char *member, int dim, int *n, const cJSON **arr) {
+    srv_req *r = c->r;
+    cJSON *j = cf_json(c);
+    if (!j) return NULL;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, member);
+    int cnt = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : -1;
+    if (cnt < 1 || cnt > CF_MAX_EMBEDDINGS) {
+        cf_error(r, 400, CF_CODE_BAD_ARGUMENT, "'%s' must be an array of 1 to %d embeddings", member,
+                 CF_MAX_EMBEDDINGS);
+        return NULL;
+    }
+    float *v = malloc((size_t)cnt * (size_t)dim * sizeof *v);
+    if (!v) {
+        cf_error(r, 503, CF_CODE_GENERIC, "out of memory");
+        return NULL;
+    }
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) {
+        if (cf_vector(r, e, dim, v + (size_t)i * dim, member, i)) {
+            free(v);
+            return NULL;
+        }
+        i++;
+    }
+    *n = cnt;
+    *arr = a;
+    return v;
+}
+
+/* The client's vectors are comparable with the collection's only when both come from this
+ * server's embedder: 1, or 0 with a 409 sent (the collection holds another model's). */
+static int cf_same_embedder(srv_req *r, mien_gallery *g) {
+    char model[64];
+    int gdim = 0;
+    mien_models *m = srv_models(r);
+    int st = mien_gallery_model(g, model, sizeof model, &gdim);
+    if (st) {
+        cf_fail(r, st, "reading the collection", mien_gallery_errmsg(g));
+        return 0;
+    }
+    if (model[0] && (strcmp(model, mien_models_embedder_name(m)) != 0 ||
+                     gdim != mien_models_embedding_dim(m))) {
+        cf_error(r, 409, CF_CODE_BAD_ARGUMENT, "the collection holds '%s' embeddings (%d-d) but "
+                 "this server computes '%s' ones (%d-d): they cannot be compared", model, gdim,
+                 mien_models_embedder_name(m), mien_models_embedding_dim(m));
+        return 0;
+    }
+    return 1;
+}
+
+/* POST /recognition/embeddings/recognize?prediction_count: {"embeddings": [[...], ...]}. */
+static int cf_recognize_embeddings(cf_ctx *c) {
+    srv_req *r = c->r;
+    int k;
+    if (!cf_require(r, SRV_ROLE_READ, SRV_SERVICE_RECOGNITION) ||
+        cf_int_param(r, "prediction_count", 1, 1, &k))
+        return 1;
+    mien_gallery *g = srv_gallery(r);
+    if (!cf_same_embedder(r, g)) return 1;
+    int dim = mien_models_embedding_dim(srv_models(r)), n = 0, n_faces = 0;
+    const cJSON *arr;
+    float *q = cf_vectors(c, "embeddings", dim, &n, &arr);
+    if (!q) return 1;
+    mien_gallery_count(g, NULL, &n_faces);
+    mien_match *m = malloc((size_t)n * (size_t)k * sizeof *m);
+    int *nm = calloc((size_t)n, sizeof *nm);
+    int st = !m || !nm ? MIEN_ENOMEM : MIEN_OK;
+    if (!st && n_faces > 0) st = mien_gallery_search_batch(g, q, n, dim, k, m, nm);
+    if (st) {
+        cf_fail(r, st, "searching the collection", mien_gallery_errmsg(g));
+    } else {
+        float t = srv_threshold(r);
+        cJSON *out = cJSON_CreateObject();
+        cJSON *res = cJSON_AddArrayToObject(out, "result");
+        int i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, arr) {
+            cJSON *item = cJSON_CreateObject();
+            cJSON_AddItemToObject(item, "embedding", cJSON_Duplicate(e, 1));
+            cJSON *sims = cJSON_AddArrayToObject(item, "similarities");
+            for (int j = 0; j < nm[i]; j++) {
+                const mien_match *x = &m[(size_t)i * k + j];
+                cJSON *sj = cJSON_CreateObject();
+                cJSON_AddStringToObject(sj, "subject", x->name);
+                cJSON_AddNumberToObject(sj, "similarity", cf_similarity(x->similarity, t));
+                cJSON_AddItemToArray(sims, sj);
+            }
+            cJSON_AddItemToArray(res, item);
+            i++;
+        }
+        srv_reply_json(r, 200, out);
+    }
+    free(q);
+    free(m);
+    free(nm);
+    return 1;
+}
+
+/* Answer {"result": [{"embedding": a[i], "similarity": ...}]} for vectors q (n, dim) against
+ * ref, in the order they came. */
+static int cf_reply_similarities(srv_req *r, const cJSON *arr, const float *q, int n, int dim,
+                                 const float *ref) {
+    float t = srv_threshold(r);
+    cJSON *out = cJSON_CreateObject();
+    cJSON *res = cJSON_AddArrayToObject(out, "result");
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr) {
+        if (i >= n) break;
+        cJSON *item = cJSON_CreateObject();
+        cJSON_AddItemToObject(item, "embedding", cJSON_Duplicate(e, 1));
+        float sim = mien_similarity(ref, q + (size_t)i * dim, dim);
+        cJSON_AddNumberToObject(item, "similarity", cf_similarity(sim, t));
+        cJSON_AddItemToArray(res, item);
+        i++;
+    }
+    srv_reply_json(r, 200, out);
+    return 1;
+}
+
+/* POST /recognition/embeddings/faces/{image_id}/verify: {"embeddings": [[...], ...]} against
+ * one stored example. */
+static int cf_verify_embeddings(cf_ctx *c, int64_t id, const char *raw_id) {
+    srv_req *r = c->r;
+    if (!cf_require(r, SRV_ROLE_READ, SRV_SERVICE_RECOGNITION)) return 1;
+    mien_gallery *g = srv_gallery(r);
+    if (!cf_same_embedder(r, g)) return 1;
+    int dim = mien_models_embedding_dim(srv_models(r)), n = 0;
+    float *ref = malloc((size_t)dim * sizeof *ref);
+    if (!ref) return cf_error(r, 503, CF_CODE_GENERIC, "out of memory");
+    int st = id > 0 ? mien_gallery_face_embedding(g, id, ref, dim) : MIEN_ENOTFOUND;
+    if (st) {
+        free(ref);
+        return st == MIEN_ENOTFOUND
+                   ? cf_error(r, 404, CF_CODE_IMAGE_NOT_FOUND, "Image with id %s not found", raw_id)
+                   : cf_fail(r, st, "reading the example", mien_gallery_errmsg(g));
+    }
+    const cJSON *arr;
+    float *q = cf_vectors(c, "embeddings", dim, &n, &arr);
+    if (q) cf_reply_similarities(r, arr, q, n, dim, ref);
+    free(q);
+    free(ref);
+    return 1;
+}
+
+/* POST /verification/embeddings/verify: {"source": [...], "targets": [[...], ...]}. */
+static int cf_verification_embeddings(cf_ctx *c) {
+    srv_req *r = c->r;
+    if (!cf_require(r, SRV_ROLE_READ, SRV_SERVICE_VERIFICATION)) return 1;
+    cJSON *j = cf_json(c);
+    if (!j) return 1;
+    int dim = mien_models_embedding_dim(srv_models(r)), n = 0;
+    float *src = malloc((size_t)dim * sizeof *src);
+    if (!src) return cf_error(r, 503, CF_CODE_GENERIC, "out of memory");
+    const cJSON *arr;
+    float *q = NULL;
+    if (!cf_vector(r, cJSON_GetObjectItemCaseSensitive(j, "source"), dim, src, "source", -1) &&
+        (q = cf_vectors(c, "targets", dim, &n, &arr)))
+        cf_reply_similarities(r, arr, q, n, dim, src);
+    free(q);
+    free(src);
+    return 1;
+}
+
 /* ==== Routing ==== */
 
 static int cf_method_not_allowed(srv_req *r, const char *allowed) {
     srv_reply_header(r, "Allow", allowed);
-    return cf_error(r, 405, CF_CODE_BAD_REQUEST, "Request method '%s' is not supported here (allowed: %s)",
-                    srv_req_method(r), allowed);
+    return cf_error(r, 405, CF_CODE_GENERIC, "Request method '%s' is not supported here "
+                    "(allowed: %s)", srv_req_method(r), allowed);
 }
 
 static int cf_dispatch(cf_ctx *c) {
@@ -893,11 +1231,45 @@ static int cf_dispatch(cf_ctx *c) {
         srv_req_set_route(r, "/api/v1/verification/verify");
         return post ? cf_verification(c) : cf_method_not_allowed(r, "POST");
     }
+    if (!strcmp(path, "/api/v1/verification/embeddings/verify")) {
+        srv_req_set_route(r, "/api/v1/verification/embeddings/verify");
+        return post ? cf_verification_embeddings(c) : cf_method_not_allowed(r, "POST");
+    }
+    static const char stat[] = "/api/v1/static/";
+    if (!strncmp(path, stat, sizeof stat - 1)) {
+        /* /static/{api_key}/images/{image_id}: a link an <img> can show, the key in it. */
+        srv_req_set_route(r, "/api/v1/static/{api_key}/images/{image_id}");
+        char key[128], raw[64];
+        const char *rest;
+        if (cf_segment(path + sizeof stat - 1, key, sizeof key, &rest) ||
+            strncmp(rest, "/images/", 8) || cf_segment(rest + 8, raw, sizeof raw, &rest) || *rest)
+            return cf_error(r, 404, CF_CODE_IMAGE_NOT_FOUND, "Malformed image link");
+        if (!get) return cf_method_not_allowed(r, "GET");
+        srv_req_set_api_key(r, key);
+        return cf_example_image(c, cf_parse_image_id(raw));
+    }
     if (strncmp(path, rec, sizeof rec - 1) != 0) return 0;
     const char *p = path + sizeof rec - 1;
     if (!strcmp(p, "recognize")) {
         srv_req_set_route(r, "/api/v1/recognition/recognize");
         return post ? cf_recognize(c) : cf_method_not_allowed(r, "POST");
+    }
+    if (!strcmp(p, "embeddings/recognize")) {
+        srv_req_set_route(r, "/api/v1/recognition/embeddings/recognize");
+        return post ? cf_recognize_embeddings(c) : cf_method_not_allowed(r, "POST");
+    }
+    if (!strncmp(p, "embeddings/faces/", 17)) {
+        srv_req_set_route(r, "/api/v1/recognition/embeddings/faces/{image_id}/verify");
+        char raw[64];
+        const char *rest;
+        if (cf_segment(p + 17, raw, sizeof raw, &rest) || strcmp(rest, "/verify") != 0)
+            return cf_error(r, 404, CF_CODE_GENERIC, "No route %s %s", m, path);
+        return post ? cf_verify_embeddings(c, cf_parse_image_id(raw), raw)
+                    : cf_method_not_allowed(r, "POST");
+    }
+    if (!strcmp(p, "faces/delete")) {
+        srv_req_set_route(r, "/api/v1/recognition/faces/delete");
+        return post ? cf_delete_examples_by_id(c) : cf_method_not_allowed(r, "POST");
     }
     if (!strcmp(p, "subjects") || !strcmp(p, "subjects/")) {
         srv_req_set_route(r, "/api/v1/recognition/subjects");
@@ -937,9 +1309,7 @@ static int cf_dispatch(cf_ctx *c) {
         }
         if (!strcmp(rest, "/img")) {
             srv_req_set_route(r, "/api/v1/recognition/faces/{image_id}/img");
-            if (!cf_require(r, SRV_ROLE_READ)) return 1;
-            return cf_error(r, 404, CF_CODE_NOT_FOUND, "mien keeps face embeddings, not photos: "
-                            "no image to download for %s", raw);
+            return get ? cf_example_image(c, id) : cf_method_not_allowed(r, "GET");
         }
         if (*rest) return 0;
         srv_req_set_route(r, "/api/v1/recognition/faces/{image_id}");

@@ -445,6 +445,13 @@ static void enroll(srv_req *r, const char *name) {
         srv_reply_error(r, srv_http_status(rc), "%s", mien_gallery_errmsg(g));
         goto done;
     }
+    int64_t fid = srv_face_id_of(g, name, sha);
+    char why[512];
+    if (added && fid > 0 &&
+        (rc = srv_keep_face_image(r, g, fid, p, &faces[pick], data, len, why, sizeof why))) {
+        srv_reply_error(r, srv_http_status(rc), "%s", why);
+        goto done;
+    }
     mien_subject s;
     if (find_subject(r, name, &s)) goto done;
     cJSON *o = cJSON_CreateObject();
@@ -453,6 +460,8 @@ static void enroll(srv_req *r, const char *name) {
     cJSON_AddNumberToObject(o, "faces", s.n_faces);
     cJSON_AddItemToObject(o, "face", srv_face_json(&faces[pick]));
     cJSON_AddStringToObject(o, "image_sha256", sha);
+    if (fid > 0) cJSON_AddNumberToObject(o, "face_id", (double)fid);
+    cJSON_AddStringToObject(o, "collection", mien_gallery_collection(g));
     srv_reply_json(r, added ? 201 : 200, o);
 done:
     free(emb);
@@ -486,6 +495,172 @@ static void h_subject_create(srv_req *r, const route_args *a) {
     cJSON_AddStringToObject(o, "name", nn);
     cJSON_AddBoolToObject(o, "created", created);
     srv_reply_json(r, created ? 201 : 200, o);
+}
+
+/* ==== Collections and keys (mien keys: admin to change, read to list) ==== */
+
+static cJSON *collection_json(const mien_collection *c) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", c->name);
+    cJSON_AddNumberToObject(o, "subjects", (double)c->n_subjects);
+    cJSON_AddNumberToObject(o, "faces", (double)c->n_faces);
+    if (c->model[0]) cJSON_AddStringToObject(o, "model", c->model);
+    else cJSON_AddNullToObject(o, "model");
+    cJSON_AddNumberToObject(o, "created", (double)c->created);
+    return o;
+}
+
+/* GET /v1/collections: every collection of the gallery; a recognition key sees its own. */
+static void h_collections(srv_req *r, const route_args *a) {
+    const srv_grant *gr = srv_req_grant(r);
+    mien_gallery *g = srv_gallery(r);
+    mien_collection *v = NULL;
+    int n = 0, rc = mien_gallery_collections(g, &v, &n);
+    if (rc) {
+        srv_reply_error(r, srv_http_status(rc), "%s", mien_gallery_errmsg(g));
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "default", gr->service == SRV_SERVICE_RECOGNITION
+                                              ? gr->collection : srv_default_collection(srv_of(r)));
+    cJSON *arr = cJSON_AddArrayToObject(o, "collections");
+    for (int i = 0; i < n; i++)
+        if (gr->service != SRV_SERVICE_RECOGNITION || !strcmp(v[i].name, gr->collection))
+            cJSON_AddItemToArray(arr, collection_json(&v[i]));
+    free(v);
+    srv_reply_json(r, 200, o);
+}
+
+/* POST /v1/collections {"name": N}: make an empty collection. */
+static void h_collection_create(srv_req *r, const route_args *a) {
+    const char *nn = json_name(r, "expected {\"name\": COLLECTION}");
+    if (!nn) return;
+    char why[512];
+    int st = MIEN_OK, existed = 0;
+    if (srv_collection(srv_of(r), nn, 0, &st, why, sizeof why)) existed = 1;
+    else if (st == MIEN_ENOTFOUND && srv_collection(srv_of(r), nn, 1, &st, why, sizeof why)) st = MIEN_OK;
+    if (st) {
+        srv_reply_error(r, st == MIEN_EINVAL ? 400 : srv_http_status(st), "%s", why);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", nn);
+    cJSON_AddBoolToObject(o, "created", !existed);
+    srv_reply_json(r, existed ? 200 : 201, o);
+}
+
+/* DELETE /v1/collections/{name}: the collection and everything in it. */
+static void h_collection_delete(srv_req *r, const route_args *a) {
+    char why[512];
+    int rc = srv_collection_drop(srv_of(r), a->name, why, sizeof why);
+    if (rc) {
+        srv_reply_error(r, srv_http_status(rc), "%s", why);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "deleted", a->name);
+    srv_reply_json(r, 200, o);
+}
+
+static cJSON *key_json(const srv_key_info *k) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", k->name);
+    cJSON_AddStringToObject(o, "role", srv_role_name(k->role));
+    if (k->service != SRV_SERVICE_ANY) cJSON_AddStringToObject(o, "service", srv_service_name(k->service));
+    else cJSON_AddNullToObject(o, "service");
+    if (k->collection[0]) cJSON_AddStringToObject(o, "collection", k->collection);
+    else cJSON_AddNullToObject(o, "collection");
+    cJSON_AddNumberToObject(o, "created", (double)k->created);
+    cJSON_AddStringToObject(o, "sha256_prefix", k->prefix);
+    return o;
+}
+
+static void h_keys(srv_req *r, const route_args *a) {
+    srv_key_info *v = NULL;
+    int n = 0;
+    srv_keys *k = srv_keys_of(r);
+    if (srv_keys_list(k, &v, &n)) {
+        srv_reply_error(r, 500, "%s", srv_keys_errmsg(k));
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "keys");
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(arr, key_json(&v[i]));
+    free(v);
+    srv_reply_json(r, 200, o);
+}
+
+/* The optional string member m of JSON object j: NULL when absent or null, "" with a 400
+ * sent when it is not a string. */
+static const char *json_opt_string(srv_req *r, const cJSON *j, const char *m, int *bad) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, m);
+    if (!v || cJSON_IsNull(v)) return NULL;
+    if (!cJSON_IsString(v)) {
+        srv_reply_error(r, 400, "'%s' must be a string", m);
+        *bad = 1;
+        return NULL;
+    }
+    return v->valuestring;
+}
+
+/* POST /v1/keys {"role", "service", "collection", "name"}: a new key, shown once. */
+static void h_key_create(srv_req *r, const route_args *a) {
+    cJSON *j = srv_req_json(r);
+    if (!j) return;
+    if (!cJSON_IsObject(j)) {
+        srv_reply_error(r, 400, "expected {\"role\", \"service\", \"collection\", \"name\"}");
+        return;
+    }
+    int bad = 0;
+    const char *role_s = json_opt_string(r, j, "role", &bad);
+    const char *service_s = bad ? NULL : json_opt_string(r, j, "service", &bad);
+    const char *coll = bad ? NULL : json_opt_string(r, j, "collection", &bad);
+    const char *name = bad ? NULL : json_opt_string(r, j, "name", &bad);
+    if (bad) return;
+    int service = srv_service_parse(service_s);
+    if (service < 0) {
+        srv_reply_error(r, 400, "service must be recognition, detection or verification");
+        return;
+    }
+    /* A service key's role: admin of its collection for recognition (as a CompreFace service
+     * key), read for the others; a mien key needs its role named. */
+    srv_role role = role_s ? srv_role_parse(role_s)
+                   : service == SRV_SERVICE_RECOGNITION ? SRV_ROLE_ADMIN
+                   : service != SRV_SERVICE_ANY         ? SRV_ROLE_READ
+                                                        : SRV_ROLE_NONE;
+    if (role == SRV_ROLE_NONE) {
+        srv_reply_error(r, 400, "role must be read or admin");
+        return;
+    }
+    char key[SRV_KEY_LEN + 1], nm[SRV_KEY_NAME_MAX], cl[SRV_COLLECTION_MAX] = "";
+    srv_keys *k = srv_keys_of(r);
+    int rc = srv_keys_add_service(k, name, role, (srv_service)service, coll, key, nm, cl);
+    if (rc) {
+        srv_reply_error(r, srv_http_status(rc), "%s", srv_keys_errmsg(k));
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "key", key);
+    cJSON_AddStringToObject(o, "name", nm);
+    cJSON_AddStringToObject(o, "role", srv_role_name(role));
+    if (service != SRV_SERVICE_ANY) cJSON_AddStringToObject(o, "service", srv_service_name((srv_service)service));
+    else cJSON_AddNullToObject(o, "service");
+    if (cl[0]) cJSON_AddStringToObject(o, "collection", cl);
+    else cJSON_AddNullToObject(o, "collection");
+    srv_reply_json(r, 201, o);
+    memset(key, 0, sizeof key);
+}
+
+static void h_key_delete(srv_req *r, const route_args *a) {
+    srv_keys *k = srv_keys_of(r);
+    int rc = srv_keys_remove(k, a->name);
+    if (rc) {
+        srv_reply_error(r, srv_http_status(rc), "%s", srv_keys_errmsg(k));
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "deleted", a->name);
+    srv_reply_json(r, 200, o);
 }
 
 /* ==== Routes without a key ==== */
@@ -549,6 +724,12 @@ static const struct route {
     {"PATCH", "/v1/subjects/{name}", SRV_ROLE_ADMIN, h_subject_rename},
     {"DELETE", "/v1/subjects/{name}", SRV_ROLE_ADMIN, h_subject_delete},
     {"POST", "/v1/subjects/{name}/faces", SRV_ROLE_ADMIN, h_subject_faces},
+    {"GET", "/v1/collections", SRV_ROLE_READ, h_collections},
+    {"POST", "/v1/collections", SRV_ROLE_ADMIN, h_collection_create},
+    {"DELETE", "/v1/collections/{name}", SRV_ROLE_ADMIN, h_collection_delete},
+    {"GET", "/v1/keys", SRV_ROLE_ADMIN, h_keys},
+    {"POST", "/v1/keys", SRV_ROLE_ADMIN, h_key_create},
+    {"DELETE", "/v1/keys/{name}", SRV_ROLE_ADMIN, h_key_delete},
 };
 #define N_ROUTES ((int)(sizeof routes / sizeof routes[0]))
 

@@ -1,6 +1,7 @@
 /* mien serve, HTTP plumbing: the libmicrohttpd daemon (a pool of worker threads), request
  * bodies with their size limit, multipart parts, replies, the session pool, metrics and the
  * graceful stop. The routes are in routes.c. */
+#include "image/image.h"
 #include "server/srv_int.h"
 
 #include <arpa/inet.h>
@@ -44,11 +45,28 @@ typedef struct metric_hist {
 
 #define MAX_RESP_HEADERS 8
 
+/* An open collection. */
+typedef struct srv_coll {
+    char name[SRV_COLLECTION_MAX];
+    mien_gallery *g;
+    int owned;                 /* opened here (closed by srv_close), else the caller's */
+} srv_coll;
+
 struct srv {
     struct MHD_Daemon *daemon;
     mien_models *models;
-    mien_gallery *gallery;
+    mien_gallery *gallery;     /* the caller's: the default collection */
     srv_keys *keys;
+    /* Collections: those open, and the handles of dropped ones (kept, empty, until close,
+     * since a request may still hold one). Under coll_lock. */
+    char gallery_path[4096];
+    int have_path;
+    mien_gallery_options gopt;
+    pthread_mutex_t coll_lock;
+    srv_coll *colls;
+    int n_colls, cap_colls;
+    mien_gallery **dropped;
+    int n_dropped;
     srv_config cfg;
     mien_detect_options det;
     float threshold;
@@ -89,6 +107,11 @@ struct srv_req {
     cJSON *json;
     char **strings;            /* (n_strings,) decoded query values, freed at the end */
     int n_strings;
+
+    char *path_key;            /* srv_req_set_api_key's, or NULL */
+    srv_grant grant;           /* the key's, once grant_done */
+    int grant_done;
+    mien_gallery *gallery;     /* the request's collection, or NULL for the default */
 
     int session_id;            /* index in the pool, or -1 */
     char route[SRV_ROUTE_MAX];
@@ -280,7 +303,14 @@ cJSON *srv_req_json(srv_req *r) {
     return r->json;
 }
 
+void srv_req_set_api_key(srv_req *r, const char *key) {
+    free(r->path_key);
+    r->path_key = key ? strdup(key) : NULL;
+    r->grant_done = 0;
+}
+
 const char *srv_req_api_key(srv_req *r) {
+    if (r->path_key) return r->path_key;
     const char *k = srv_req_header(r, "X-API-Key");
     if (k && *k) return k;
     const char *a = srv_req_header(r, "Authorization");
@@ -292,28 +322,86 @@ const char *srv_req_api_key(srv_req *r) {
     return NULL;
 }
 
-srv_role srv_req_role(srv_req *r) { return srv_keys_check(r->s->keys, srv_req_api_key(r)); }
+const srv_grant *srv_req_grant(srv_req *r) {
+    if (!r->grant_done) {
+        srv_keys_grant(r->s->keys, srv_req_api_key(r), &r->grant);
+        r->grant_done = 1;
+    }
+    return &r->grant;
+}
+
+srv_role srv_req_role(srv_req *r) { return srv_req_grant(r)->role; }
+
+int srv_req_allow(srv_req *r, srv_role need, srv_service service, char *why, size_t size) {
+    const srv_grant *g = srv_req_grant(r);
+    if (!srv_req_api_key(r)) {
+        snprintf(why, size, "an API key is required: send it in the X-API-Key header (create "
+                            "one with 'mien keys add')");
+        return 401;
+    }
+    if (g->role == SRV_ROLE_NONE) {
+        snprintf(why, size, "unknown API key");
+        return 401;
+    }
+    if (g->service != SRV_SERVICE_ANY && g->service != service) {
+        if (service == SRV_SERVICE_ANY)
+            snprintf(why, size, "this is a %s service key: %s needs a mien key (mien keys add "
+                     "--role admin)", srv_service_name(g->service), r->route);
+        else
+            snprintf(why, size, "this is a %s service key: %s belongs to the %s service",
+                     srv_service_name(g->service), r->route, srv_service_name(service));
+        return 403;
+    }
+    if (g->role < need) {
+        snprintf(why, size, "this API key has the %s role; %s needs an %s key",
+                 srv_role_name(g->role), r->route, srv_role_name(need));
+        return 403;
+    }
+    return 0;
+}
+
+int srv_req_use_collection(srv_req *r, int create, char *why, size_t size) {
+    const srv_grant *g = srv_req_grant(r);
+    const char *q = srv_req_query(r, "collection");
+    if (q && !*q) q = NULL;
+    const char *name = q;
+    if (g->service == SRV_SERVICE_RECOGNITION && g->collection[0]) {
+        if (q && strcmp(q, g->collection) != 0) {
+            snprintf(why, size, "this key works on the collection '%s' only", g->collection);
+            return 403;
+        }
+        name = g->collection;
+        create = 1; /* the key was made for it: it exists from its first use */
+    }
+    if (!name) {
+        r->gallery = NULL;
+        return 0;
+    }
+    int st = MIEN_OK;
+    mien_gallery *h = srv_collection(r->s, name, create, &st, why, size);
+    if (!h) return st == MIEN_EINVAL ? 400 : srv_http_status(st);
+    r->gallery = h;
+    return 0;
+}
+
+srv_service srv_path_service(const char *method, const char *path) {
+    if (!strcmp(path, "/v1/detect") || !strcmp(path, "/v1/embed")) return SRV_SERVICE_DETECTION;
+    if (!strcmp(path, "/v1/verify")) return SRV_SERVICE_VERIFICATION;
+    /* A recognition key may list its own collection. */
+    if (!strcmp(path, "/v1/collections") && !strcmp(method, "GET")) return SRV_SERVICE_RECOGNITION;
+    if (!strncmp(path, "/v1/keys", 8) || !strncmp(path, "/v1/collections", 15)) return SRV_SERVICE_ANY;
+    return SRV_SERVICE_RECOGNITION;
+}
 
 int srv_req_require(srv_req *r, srv_role need) {
-    const char *key = srv_req_api_key(r);
-    if (!key) {
-        srv_reply_header(r, "WWW-Authenticate", "Bearer");
-        srv_reply_error(r, 401, "an API key is required: send it in the X-API-Key header "
-                                "(create one with 'mien keys add')");
-        return 0;
-    }
-    srv_role role = srv_keys_check(r->s->keys, key);
-    if (role == SRV_ROLE_NONE) {
-        srv_reply_header(r, "WWW-Authenticate", "Bearer");
-        srv_reply_error(r, 401, "unknown API key");
-        return 0;
-    }
-    if (role < need) {
-        srv_reply_error(r, 403, "this API key has the %s role; %s needs an %s key",
-                        srv_role_name(role), r->route, srv_role_name(need));
-        return 0;
-    }
-    return 1;
+    char why[512];
+    srv_service service = srv_path_service(r->method, r->url);
+    int st = srv_req_allow(r, need, service, why, sizeof why);
+    if (!st && service == SRV_SERVICE_RECOGNITION) st = srv_req_use_collection(r, 0, why, sizeof why);
+    if (!st) return 1;
+    if (st == 401) srv_reply_header(r, "WWW-Authenticate", "Bearer");
+    srv_reply_error(r, st, "%s", why);
+    return 0;
 }
 
 void srv_req_set_route(srv_req *r, const char *label) {
@@ -387,7 +475,14 @@ int srv_reply_error(srv_req *r, int status, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "error", msg);
+    if (r->url && !strncmp(r->url, "/api/v1/", 8)) {
+        /* CompreFace's shape on its routes, whatever answers (413 before the body is read, a
+         * multipart body without a boundary, ...): code 0 is its UNDEFINED. */
+        cJSON_AddStringToObject(o, "message", msg);
+        cJSON_AddNumberToObject(o, "code", 0);
+    } else {
+        cJSON_AddStringToObject(o, "error", msg);
+    }
     return srv_reply_json(r, status, o);
 }
 
@@ -395,7 +490,150 @@ int srv_reply_error(srv_req *r, int status, const char *fmt, ...) {
 
 srv *srv_of(srv_req *r) { return r->s; }
 mien_models *srv_models(srv_req *r) { return r->s->models; }
-mien_gallery *srv_gallery(srv_req *r) { return r->s->gallery; }
+mien_gallery *srv_gallery(srv_req *r) { return r->gallery ? r->gallery : r->s->gallery; }
+int srv_store_images(srv_req *r) { return r->s->cfg.store_images; }
+const char *srv_default_collection(srv *s) { return mien_gallery_collection(s->gallery); }
+
+/* ==== Images kept with enrolled faces ==== */
+
+/* The media type of encoded image bytes, from their signature. */
+static const char *sniff_type(const unsigned char *d, size_t n) {
+    if (n >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff) return "image/jpeg";
+    if (n >= 8 && !memcmp(d, "\x89PNG\r\n\x1a\n", 8)) return "image/png";
+    if (n >= 12 && !memcmp(d, "RIFF", 4) && !memcmp(d + 8, "WEBP", 4)) return "image/webp";
+    return "application/octet-stream";
+}
+
+int srv_keep_face_image(srv_req *r, mien_gallery *g, int64_t face_id, mien_photo *p,
+                        const mien_face *f, const void *data, size_t len, char *why, size_t size) {
+    int mode = r->s->cfg.store_images;
+    if (mode == SRV_IMAGES_NONE) return MIEN_OK;
+    int rc;
+    if (mode == SRV_IMAGES_PHOTO) {
+        rc = mien_gallery_face_image_set(g, face_id, "photo", sniff_type(data, len), data, len);
+        if (rc) snprintf(why, size, "keeping the photo: %s", mien_gallery_errmsg(g));
+        return rc;
+    }
+    /* The crop the embedder saw, as a JPEG (quality 90). */
+    mien_session *s = srv_session(r);
+    const mien_image *img;
+    mien_image chip = {0};
+    rc = mien_photo_image(s, p, &img);
+    if (!rc) rc = mien_align(s, img, f, &chip);
+    if (rc) {
+        snprintf(why, size, "cropping the face: %s", mien_errmsg(s));
+        return rc;
+    }
+    uint8_t *jpg = NULL;
+    size_t n = 0;
+    mien_err e = {0};
+    rc = img_encode_jpeg(&chip, 90, &jpg, &n, &e);
+    mien_image_free(&chip);
+    if (rc) {
+        snprintf(why, size, "encoding the crop: %s", e.msg);
+        return rc;
+    }
+    rc = mien_gallery_face_image_set(g, face_id, "crop", "image/jpeg", jpg, n);
+    if (rc) snprintf(why, size, "keeping the crop: %s", mien_gallery_errmsg(g));
+    free(jpg);
+    return rc;
+}
+
+int64_t srv_face_id_of(mien_gallery *g, const char *subject, const char *sha) {
+    mien_gallery_face_info *fi = NULL;
+    int n = 0;
+    int64_t id = 0;
+    if (mien_gallery_faces(g, subject, &fi, &n) == MIEN_OK)
+        for (int i = 0; i < n; i++)
+            if (!strcmp(fi[i].image_sha256, sha)) id = fi[i].id;
+    free(fi);
+    return id;
+}
+
+/* ==== Collections ==== */
+
+mien_gallery *srv_collection(srv *s, const char *name, int create, int *status, char *why,
+                             size_t size) {
+    *status = MIEN_OK;
+    mien_gallery *h = NULL;
+    pthread_mutex_lock(&s->coll_lock);
+    for (int i = 0; i < s->n_colls && !h; i++)
+        if (!strcmp(s->colls[i].name, name)) h = s->colls[i].g;
+    if (h) {
+        pthread_mutex_unlock(&s->coll_lock);
+        return h;
+    }
+    /* Opening loads the collection (and may build its index): under the lock, so that two
+     * requests never open the same one twice. Collections are opened once per server. */
+    if (!s->have_path) {
+        *status = MIEN_ENOTFOUND;
+        snprintf(why, size, "no collection '%s' (this server has only '%s')", name,
+                 mien_gallery_collection(s->gallery));
+    } else if (s->n_colls >= 4096) {
+        *status = MIEN_ETOOBIG;
+        snprintf(why, size, "too many collections open");
+    } else {
+        mien_gallery_options o = s->gopt;
+        o.collection = name;
+        o.create = create && !o.read_only;
+        int rc = mien_gallery_open(s->gallery_path, &o, &h);
+        if (rc) {
+            *status = rc;
+            if (rc == MIEN_ENOTFOUND) snprintf(why, size, "no collection named '%s'", name);
+            else snprintf(why, size, "collection '%s': %s", name, mien_gallery_errmsg(h));
+            mien_gallery_close(h);
+            h = NULL;
+        } else if (s->n_colls == s->cap_colls) {
+            int cap = s->cap_colls ? 2 * s->cap_colls : 8;
+            srv_coll *v = realloc(s->colls, (size_t)cap * sizeof *v);
+            if (v) s->colls = v, s->cap_colls = cap;
+        }
+        if (h && s->n_colls < s->cap_colls) {
+            srv_coll *c = &s->colls[s->n_colls++];
+            snprintf(c->name, sizeof c->name, "%s", name);
+            c->g = h;
+            c->owned = 1;
+        } else if (h) {
+            mien_gallery_close(h);
+            h = NULL;
+            *status = MIEN_ENOMEM;
+            snprintf(why, size, "out of memory");
+        }
+    }
+    pthread_mutex_unlock(&s->coll_lock);
+    return h;
+}
+
+int srv_collection_drop(srv *s, const char *name, char *why, size_t size) {
+    if (!strcmp(name, mien_gallery_collection(s->gallery))) {
+        snprintf(why, size, "'%s' is the server's default collection: it cannot be deleted "
+                 "(delete its subjects instead)", name);
+        return MIEN_EINVAL;
+    }
+    int st = MIEN_OK;
+    mien_gallery *h = srv_collection(s, name, 0, &st, why, size);
+    if (!h) return st;
+    pthread_mutex_lock(&s->coll_lock);
+    int rc = mien_gallery_drop(h);
+    if (rc) snprintf(why, size, "%s", mien_gallery_errmsg(h));
+    if (rc == MIEN_OK || rc == MIEN_ENOTFOUND) {
+        /* Out of the map; the handle stays valid (and empty) for requests holding it. */
+        for (int i = 0; i < s->n_colls; i++)
+            if (s->colls[i].g == h) {
+                s->colls[i] = s->colls[--s->n_colls];
+                break;
+            }
+        mien_gallery **d = realloc(s->dropped, (size_t)(s->n_dropped + 1) * sizeof *d);
+        if (d) {
+            s->dropped = d;
+            s->dropped[s->n_dropped++] = h;
+        } else {
+            /* Cannot keep it for later: it leaks rather than being freed under a request. */
+        }
+    }
+    pthread_mutex_unlock(&s->coll_lock);
+    return rc;
+}
 float srv_threshold(srv_req *r) { return r->s->threshold; }
 const mien_detect_options *srv_detect_options(srv_req *r) { return &r->s->det; }
 srv_keys *srv_keys_of(srv_req *r) { return r->s->keys; }
@@ -651,6 +889,7 @@ static void req_free(srv_req *r) {
     }
     cJSON_Delete(r->json);
     free(r->body);
+    free(r->path_key);
     free(r);
 }
 
@@ -766,6 +1005,7 @@ int srv_open(mien_models *m, mien_gallery *g, srv_keys *k, const srv_config *c, 
     pthread_mutex_init(&s->pool_lock, NULL);
     pthread_cond_init(&s->pool_cond, NULL);
     pthread_mutex_init(&s->metric_lock, NULL);
+    pthread_mutex_init(&s->coll_lock, NULL);
     atomic_init(&s->inflight, 0);
     s->models = m;
     s->gallery = g;
@@ -773,6 +1013,25 @@ int srv_open(mien_models *m, mien_gallery *g, srv_keys *k, const srv_config *c, 
     if (c) s->cfg = *c;
     else srv_config_default(&s->cfg);
     if (!m || !g || !k) return fail(s, MIEN_EINVAL, "models, gallery and keys are needed");
+    if (s->cfg.store_images < SRV_IMAGES_CROP || s->cfg.store_images > SRV_IMAGES_NONE)
+        return fail(s, MIEN_EINVAL, "store_images must be crop, photo or none");
+    if (s->cfg.gallery_path) {
+        if (strlen(s->cfg.gallery_path) >= sizeof s->gallery_path)
+            return fail(s, MIEN_EINVAL, "gallery path too long");
+        snprintf(s->gallery_path, sizeof s->gallery_path, "%s", s->cfg.gallery_path);
+        s->have_path = 1;
+        if (s->cfg.gallery_options) s->gopt = *s->cfg.gallery_options;
+        else mien_gallery_options_default(&s->gopt);
+    }
+    s->cfg.gallery_path = NULL;
+    s->cfg.gallery_options = NULL;
+    /* The caller's handle serves its own collection. */
+    s->colls = calloc(8, sizeof *s->colls);
+    if (!s->colls) return fail(s, MIEN_ENOMEM, "out of memory");
+    s->cap_colls = 8;
+    snprintf(s->colls[0].name, sizeof s->colls[0].name, "%s", mien_gallery_collection(g));
+    s->colls[0].g = g;
+    s->n_colls = 1;
     if (s->cfg.workers < 1 || s->cfg.workers > 256) return fail(s, MIEN_EINVAL, "workers must be 1 to 256");
     if (s->cfg.port < 0 || s->cfg.port > 65535) return fail(s, MIEN_EINVAL, "port must be 0 to 65535");
     if (s->cfg.max_body == 0) s->cfg.max_body = SRV_DEFAULT_MAX_BODY;
@@ -851,6 +1110,12 @@ void srv_close(srv *s) {
     free(s->free_ids);
     free(s->counts);
     free(s->hists);
+    for (int i = 0; i < s->n_colls; i++)
+        if (s->colls[i].owned) mien_gallery_close(s->colls[i].g);
+    for (int i = 0; i < s->n_dropped; i++) mien_gallery_close(s->dropped[i]);
+    free(s->colls);
+    free(s->dropped);
+    pthread_mutex_destroy(&s->coll_lock);
     pthread_mutex_destroy(&s->pool_lock);
     pthread_cond_destroy(&s->pool_cond);
     pthread_mutex_destroy(&s->metric_lock);

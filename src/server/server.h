@@ -14,11 +14,17 @@
  * --workers threads) and may block (models run synchronously). Everything reached through a
  * srv_req is valid until the handler returns. The models are immutable and shared; the
  * session of srv_session() is this request's alone (taken from a pool of one session per
- * worker, given back when the request ends); the gallery handle is thread-safe.
+ * worker, given back when the request ends); the gallery handles are thread-safe.
+ *
+ * Collections: the gallery holds named face collections. The server opens one handle per
+ * collection on first use (the caller's handle serves its own collection, the default) and
+ * keeps them until it closes. A request works on one collection: its key's, for a
+ * recognition key, else the one named by ?collection=, else the default (srv_gallery).
  *
  * Errors: a handler answers every failure itself with srv_reply_error (a JSON body
- * {"error": "..."}) and a 4xx/5xx status; srv_reply_status maps a mien status to the HTTP
- * one. The library never prints. */
+ * {"error": "..."}, or CompreFace's {"message": "...", "code": N} under /api/v1/) and a
+ * 4xx/5xx status; srv_reply_status maps a mien status to the HTTP one. The library never
+ * prints. */
 #ifndef MIEN_SERVER_H
 #define MIEN_SERVER_H
 
@@ -41,7 +47,17 @@ typedef struct srv_config {
     int timeout_s;            /* idle connection timeout in seconds; default 30 */
     float threshold;          /* cosine threshold of identify/verify; <= -2: the models' */
     const mien_detect_options *det; /* detection options, or NULL for the defaults */
+    /* Where the other collections of the gallery are opened, and with which options (their
+     * collection field is replaced); NULL: the caller's handle only. */
+    const char *gallery_path;
+    const mien_gallery_options *gallery_options;
+    /* What an enrollment keeps besides the embedding, for GET .../faces/{id}/img:
+     * SRV_IMAGES_CROP (default; the aligned face as a JPEG), SRV_IMAGES_PHOTO (the photo as
+     * sent), SRV_IMAGES_NONE. */
+    int store_images;
 } srv_config;
+
+enum { SRV_IMAGES_CROP = 0, SRV_IMAGES_PHOTO = 1, SRV_IMAGES_NONE = 2 };
 
 #define SRV_DEFAULT_MAX_BODY ((size_t)20 << 20)
 
@@ -104,11 +120,30 @@ cJSON *srv_req_json(srv_req *r);
 /* The API key the client sent: header X-API-Key (any case), else Authorization: Bearer KEY.
  * NULL when none. */
 const char *srv_req_api_key(srv_req *r);
+/* Take key as the request's API key instead of its headers (CompreFace's static image links
+ * carry the key in the path). Copied; before any srv_req_grant. */
+void srv_req_set_api_key(srv_req *r, const char *key);
 /* The role of the key sent (SRV_ROLE_NONE when none or unknown). */
 srv_role srv_req_role(srv_req *r);
-/* Check that the request carries a key of at least role `need`: returns 1, or replies 401
- * (no key, unknown key) or 403 (a read key where admin is needed) and returns 0. */
+/* Everything the key sent grants (looked up once per request). */
+const srv_grant *srv_req_grant(srv_req *r);
+/* May this request's key act as `need` on a route of `service` (SRV_SERVICE_ANY: a route
+ * for mien keys only, e.g. managing keys and collections)? 0 when it may, else the HTTP
+ * status to answer (401: no key or unknown; 403: a read key where admin is needed, or a key
+ * of another service) with the reason in why. Replies nothing. */
+int srv_req_allow(srv_req *r, srv_role need, srv_service service, char *why, size_t size);
+/* Choose the request's collection (see the top): 0, or the HTTP status to answer with the
+ * reason in why: 400 a bad name, 403 another collection than the key's, 404 no such
+ * collection (a recognition key's own is created on first use; with create, any). Replies
+ * nothing. srv_gallery() then returns its handle. */
+int srv_req_use_collection(srv_req *r, int create, char *why, size_t size);
+/* Check that the request carries a key of at least role `need` whose service may use this
+ * /v1 route, and choose its collection: returns 1, or replies 401, 403 or 404 and returns 0. */
 int srv_req_require(srv_req *r, srv_role need);
+/* The service a /v1 route belongs to: detection (/v1/detect, /v1/embed), verification
+ * (/v1/verify), SRV_SERVICE_ANY for managing keys and collections (listing collections is
+ * recognition's too), else recognition. */
+srv_service srv_path_service(const char *method, const char *path);
 
 /* Label of the route for /metrics (a template such as "/api/v1/recognition/recognize", never
  * the raw path, so that the label set stays bounded). Default: the router's own label, or
@@ -135,10 +170,30 @@ int srv_http_status(int mien_status);
 /* ==== Shared state ==== */
 
 mien_models *srv_models(srv_req *r);
+/* The server a request belongs to. */
+srv *srv_of(srv_req *r);
 /* This request's session (taken from the pool on first call, returned when the request
  * ends). Never NULL. */
 mien_session *srv_session(srv_req *r);
+/* The gallery handle of the request's collection (srv_req_use_collection), else the default. */
 mien_gallery *srv_gallery(srv_req *r);
+/* The handle of collection name: opened on first use (create: made in the gallery when it is
+ * missing), NULL with a mien status in *status and the reason in why when it cannot be. */
+mien_gallery *srv_collection(srv *s, const char *name, int create, int *status, char *why,
+                             size_t size);
+/* Delete collection name with everything in it (not the default one: MIEN_EINVAL). */
+int srv_collection_drop(srv *s, const char *name, char *why, size_t size);
+/* The default collection's name. */
+const char *srv_default_collection(srv *s);
+/* What enrollments keep (SRV_IMAGES_*). */
+int srv_store_images(srv_req *r);
+/* After face face_id was enrolled from photo p (data: its bytes) at face f: keep what the
+ * server is set to keep (the aligned crop as a JPEG, or the photo as sent). 0, or a mien
+ * status with the reason in why. */
+int srv_keep_face_image(srv_req *r, mien_gallery *g, int64_t face_id, mien_photo *p,
+                        const mien_face *f, const void *data, size_t len, char *why, size_t size);
+/* The id of the face of subject enrolled from the photo of sha256 sha (0 when none). */
+int64_t srv_face_id_of(mien_gallery *g, const char *subject, const char *sha);
 /* The identify/verify threshold: the --threshold of the server or the models' default. */
 float srv_threshold(srv_req *r);
 const mien_detect_options *srv_detect_options(srv_req *r);

@@ -1,19 +1,28 @@
 #!/usr/bin/python3
 """A CompreFace client written from CompreFace's docs/Rest-API-description.md alone, the way
 its SDKs call the service: x-api-key header, multipart/form-data uploads (field `file`, or
-`source_image` and `target_image`), JSON bodies with base64 images, query options. It enrolls
-the people of $MIEN_DATA/people/examples/knn_examples/train/<name>/ and checks that every
-labelled face of people/labels.tsv is named right (similarity >= the threshold, applied by
-the client as CompreFace clients do); people who are not enrolled must stay below it.
+`source_image` and `target_image`), JSON bodies with base64 images or with embeddings, query
+options. It enrolls the people of $MIEN_DATA/people/examples/knn_examples/train/<name>/ and
+checks that every labelled face of people/labels.tsv is named right (similarity >= the
+threshold, applied by the client as CompreFace clients do); people who are not enrolled must
+stay below it. Every route of the document is called, and an application's services are kept
+apart: a second recognition service (another face collection) cannot read, recognize against
+or delete the first one's people, and detection and verification keys touch no collection.
 
-    compreface_client.py --url http://127.0.0.1:8000 --key ADMIN_KEY --read-key READ_KEY \
-                         --data ../shared/data [--threshold 0.5]
+    compreface_client.py --url http://127.0.0.1:8000 --key RECOGNITION_KEY \
+        --read-key READ_ONLY_KEY_OF_THE_SAME_COLLECTION --key-b RECOGNITION_KEY_OF_ANOTHER \
+        --detection-key KEY --verification-key KEY --admin-key MIEN_ADMIN_KEY \
+        --data ../shared/data [--threshold 0.5]
 
-Standard library only. Exits 1 on the first mismatch, printing what was expected and got."""
+The mien admin key is used for one mien call only (/v1/verify: the cosine behind a
+similarity, to check the mapping the README documents). Standard library only. Exits 1 on the
+first mismatch, printing what was expected and got."""
 import argparse, base64, json, os, sys, urllib.error, urllib.parse, urllib.request, uuid
 
 ARGS = None
 CHECKS = 0
+# The README's similarity scale: the steepness of CompreFace's tanh, per relative distance.
+SCALE_A = 13.6
 
 
 def fail(msg):
@@ -73,6 +82,17 @@ def call(method, path, query=None, key=None, json_body=None, files=None, raw=Non
     return status, parsed, data
 
 
+def call_bytes(method, path, key=None):
+    """A request whose answer is bytes (an image): (status, headers, bytes)."""
+    headers = {"x-api-key": key} if key is not None else {}
+    req = urllib.request.Request(ARGS.url.rstrip("/") + path, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
 def ok(method, path, **kw):
     status, body, raw = call(method, path, key=kw.pop("key", ARGS.key), **kw)
     check(status in (200, 201), "%s %s: expected 200 or 201, got %d: %s" % (method, path, status, raw[:300]))
@@ -84,6 +104,24 @@ def read(path):
         return f.read()
 
 
+def error(st, body, status, what, code=None):
+    """A CompreFace error: the status, and a body {"message": ..., "code": ...}."""
+    check(st == status, "%s: expected %d, got %d: %s" % (what, status, st, body))
+    check(isinstance(body, dict) and isinstance(body.get("message"), str) and isinstance(body.get("code"), int),
+          "%s: error body is not {message, code}: %s" % (what, body))
+    if code is not None:
+        check(body["code"] == code, "%s: code %s, expected %d" % (what, body["code"], code))
+
+
+def cf_similarity(cos, t):
+    """The README's mapping of mien's cosine c onto CompreFace's similarity, with t the
+    embedder's threshold (similarity 0.5): (1 + tanh(A (1 - d / d_t))) / 2 with d and d_t the
+    distances sqrt(2 - 2c) and sqrt(2 - 2t) of unit vectors."""
+    import math
+    d, dt = math.sqrt(max(0.0, 2 - 2 * cos)), math.sqrt(max(1e-12, 2 - 2 * t))
+    return (1 + math.tanh(SCALE_A * (1 - d / dt))) / 2
+
+
 def check_box(box, where):
     for k in ("probability", "x_max", "y_max", "x_min", "y_min"):
         check(k in box, "%s: box lacks %s: %s" % (where, k, box))
@@ -93,12 +131,167 @@ def check_box(box, where):
     check(0.0 <= box["probability"] <= 1.0, "%s: probability out of [0,1]: %s" % (where, box))
 
 
+def uuid_of(i):
+    return "00000000-0000-0000-0000-%012x" % i
+
+
+def exercise_embeddings_and_images(R, people, image_ids, names, thr):
+    """The similarity scale, stored example images (and their static links), and the routes
+    that take the client's own embeddings."""
+    ex = os.path.join(people, "examples")
+    obama_jpg, obama2_jpg, biden_jpg = (read(os.path.join(ex, f)) for f in ("obama.jpg", "obama2.jpg", "biden.jpg"))
+
+    # -- the scale: a similarity is the documented function of mien's cosine (/v1/verify) --
+    for other in (obama2_jpg, biden_jpg):
+        st, v, raw = call("POST", "/v1/verify", key=ARGS.admin_key,
+                          files=[("image1", "a.jpg", obama_jpg), ("image2", "b.jpg", other)])
+        check(st == 200, "/v1/verify: %d %s" % (st, raw[:200]))
+        body = ok("POST", "/api/v1/verification/verify", key=ARGS.verification_key,
+                  files=[("source_image", "a.jpg", obama_jpg), ("target_image", "b.jpg", other)])
+        got = body["result"][0]["face_matches"][0]["similarity"]
+        want = cf_similarity(v["similarity"], v["threshold"])
+        check(abs(got - want) < 2e-4, "similarity %.5f for cosine %.5f (threshold %.4f), expected %.5f"
+              % (got, v["similarity"], v["threshold"], want))
+        check((got >= 0.5) == v["same"], "similarity 0.5 is not mien's threshold: %s %s" % (got, v))
+
+    # -- stored example images: the aligned face (JPEG), by header and by static link --
+    oid = image_ids["obama"][0]
+    st, _, img = call_bytes("GET", R + "/faces/%s/img" % oid, key=ARGS.read_key)
+    check(st == 200 and img[:3] == b"\xff\xd8\xff" and len(img) > 1000,
+          "image of an example: %d, %d bytes %r" % (st, len(img), img[:4]))
+    st, _, img2 = call_bytes("GET", "/api/v1/static/%s/images/%s" % (ARGS.read_key, oid))
+    check(st == 200 and img2 == img, "static link of an example: %d, %d bytes" % (st, len(img2)))
+    st, _, img3 = call_bytes("GET", R + "/faces/%s/img" % uuid_of(0xfffff), key=ARGS.key)
+    check(st == 200 and img3 == b"", "image of an unknown id: %d, %d bytes (empty expected)" % (st, len(img3)))
+    st, _, img3 = call_bytes("GET", "/api/v1/static/%s/images/%s" % ("not-a-key", oid))
+    check(st == 401, "static link with a wrong key: %d" % st)
+    # the kept crop is a face the service recognizes, also without detection (detect_faces=false)
+    body = ok("POST", R + "/recognize", key=ARGS.read_key, files=[("file", "crop.jpg", img)])
+    check(body["result"][0]["subjects"][0]["subject"] == "obama", "recognize the kept crop: %s" % body)
+    body = ok("POST", R + "/recognize", key=ARGS.read_key, query={"detect_faces": "false"},
+              files=[("file", "crop.jpg", img)])
+    check(len(body["result"]) == 1 and body["result"][0]["subjects"][0]["subject"] == "obama"
+          and body["result"][0]["subjects"][0]["similarity"] >= thr, "detect_faces=false: %s" % body)
+
+    # -- embeddings: the calculator plugin's vectors sent back --
+    body = ok("POST", "/api/v1/detection/detect", key=ARGS.detection_key, query={"face_plugins": "calculator"},
+              files=[("file", "two.jpg", read(os.path.join(ex, "two_people.jpg")))])
+    faces = sorted(body["result"], key=lambda f: f["box"]["x_min"])
+    e_obama, e_biden = faces[0]["embedding"], faces[1]["embedding"]
+    body = ok("POST", R + "/embeddings/recognize", key=ARGS.read_key, query={"prediction_count": 2},
+              json_body={"embeddings": [e_obama, e_biden]})
+    res = body["result"]
+    check(len(res) == 2 and res[0]["embedding"] == e_obama, "embeddings/recognize: %s" % str(body)[:300])
+    check(res[0]["similarities"][0]["subject"] == "obama" and res[0]["similarities"][0]["similarity"] >= thr,
+          "embeddings/recognize obama: %s" % res[0]["similarities"])
+    check(res[1]["similarities"][0]["subject"] == "biden" and len(res[1]["similarities"]) == 2,
+          "embeddings/recognize biden: %s" % res[1]["similarities"])
+    check(res[1]["similarities"][0]["similarity"] >= res[1]["similarities"][1]["similarity"],
+          "embeddings/recognize: not sorted")
+    # the same face through the photo route: the same similarity
+    photo = ok("POST", R + "/recognize", key=ARGS.read_key, files=[("file", "two.jpg", read(os.path.join(ex, "two_people.jpg")))])
+    left = min(photo["result"], key=lambda f: f["box"]["x_min"])
+    check(abs(left["subjects"][0]["similarity"] - res[0]["similarities"][0]["similarity"]) < 1e-4,
+          "photo and embedding recognize differ: %s vs %s" % (left["subjects"], res[0]["similarities"]))
+    body = ok("POST", R + "/embeddings/faces/%s/verify" % oid, key=ARGS.read_key,
+              json_body={"embeddings": [e_obama, e_biden]})
+    r = body["result"]
+    check(len(r) == 2 and r[0]["similarity"] >= thr > r[1]["similarity"] and r[1]["embedding"] == e_biden,
+          "embeddings/faces/{id}/verify: %s" % [(x["similarity"]) for x in r])
+    body = ok("POST", "/api/v1/verification/embeddings/verify", key=ARGS.verification_key,
+              json_body={"source": e_obama, "targets": [e_biden, e_obama]})
+    r = body["result"]
+    check(len(r) == 2 and r[0]["similarity"] < thr and abs(r[1]["similarity"] - 1.0) < 1e-4,
+          "verification/embeddings/verify: %s" % [x["similarity"] for x in r])
+    # vectors that are not this embedder's: refused with INCORRECT_ARGUMENT
+    for bad, what in (([0.1, 0.2, 0.3], "a 3-d vector"), (["x"] * len(e_obama), "strings"),
+                      ([0.0] * len(e_obama), "a zero vector")):
+        st, b, _ = call("POST", R + "/embeddings/recognize", key=ARGS.read_key, json_body={"embeddings": [bad]})
+        error(st, b, 400, "embeddings/recognize with %s" % what, 36)
+    st, b, _ = call("POST", "/api/v1/verification/embeddings/verify", key=ARGS.verification_key,
+                    json_body={"source": e_obama[:-1], "targets": [e_obama]})
+    error(st, b, 400, "a source one value short", 36)
+    st, b, _ = call("POST", R + "/embeddings/recognize", key=ARGS.read_key, json_body={"embeddings": []})
+    error(st, b, 400, "no embeddings", 36)
+    st, b, _ = call("POST", R + "/embeddings/faces/%s/verify" % uuid_of(0xfffff), key=ARGS.read_key,
+                    json_body={"embeddings": [e_obama]})
+    error(st, b, 404, "embeddings verify against an unknown id", 44)
+    st, b, _ = call("POST", "/api/v1/verification/embeddings/verify", key=ARGS.detection_key,
+                    json_body={"source": e_obama, "targets": [e_obama]})
+    error(st, b, 403, "a detection key on the verification service")
+    print("compreface_client: embeddings, images and the similarity scale OK")
+
+
+def exercise_isolation(R, people, image_ids):
+    """A second recognition service (another face collection) and the first: neither reads,
+    recognizes against nor deletes the other's people."""
+    ex = os.path.join(people, "examples")
+    kb = ARGS.key_b
+    obama_jpg, biden_jpg = read(os.path.join(ex, "obama.jpg")), read(os.path.join(ex, "biden.jpg"))
+    check(ok("GET", R + "/subjects", key=kb) == {"subjects": []}, "service B starts empty")
+    check(ok("GET", R + "/faces", key=kb)["total_elements"] == 0, "service B lists no example")
+    body = ok("POST", R + "/recognize", key=kb, files=[("file", "o.jpg", obama_jpg)])
+    check(body["result"][0]["subjects"] == [], "B recognizes against A's people: %s" % body)
+    # B enrolls its own 'obama' (the same name, another person for all it knows: biden's photo)
+    b_id = ok("POST", R + "/faces", key=kb, query={"subject": "obama"}, files=[("file", "b.jpg", biden_jpg)])["image_id"]
+    check(b_id not in sum(image_ids.values(), []), "B's image id collides with A's")
+    check(ok("GET", R + "/subjects", key=kb) == {"subjects": ["obama"]}, "B's subjects")
+    a_oid, a_bid = image_ids["obama"][0], image_ids["kit_harington"][0]
+    # B cannot read A's examples (image, verify), nor delete them, one by one or many at once
+    st, _, img = call_bytes("GET", R + "/faces/%s/img" % a_oid, key=kb)
+    check(st == 200 and img == b"", "B downloads A's image: %d bytes" % len(img))
+    st, _, img = call_bytes("GET", "/api/v1/static/%s/images/%s" % (kb, a_oid))
+    check(st == 200 and img == b"", "B's static link to A's image: %d bytes" % len(img))
+    st, b, _ = call("POST", R + "/faces/%s/verify" % a_oid, key=kb, files=[("file", "o.jpg", obama_jpg)])
+    error(st, b, 404, "B verifies against A's example", 44)
+    st, b, _ = call("DELETE", R + "/faces/%s" % a_oid, key=kb)
+    error(st, b, 404, "B deletes A's example", 44)
+    body = ok("POST", R + "/faces/delete", key=kb, json_body=[a_oid, a_bid])
+    check(body == [], "B deletes A's examples by id: %s" % body)
+    st, b, _ = call("DELETE", R + "/subjects/kit_harington", key=kb)
+    error(st, b, 404, "B deletes A's subject", 42)
+    st, b, _ = call("PUT", R + "/subjects/kit_harington", key=kb, json_body={"subject": "x"})
+    error(st, b, 404, "B renames A's subject", 42)
+    # B's own recognize finds only B's 'obama' (biden's face), A's only A's
+    body = ok("POST", R + "/recognize", key=kb, files=[("file", "o.jpg", obama_jpg)])
+    check([x["subject"] for x in body["result"][0]["subjects"]] == ["obama"], "B's recognize: %s" % body)
+    body_a = ok("POST", R + "/recognize", key=ARGS.key, query={"prediction_count": 10}, files=[("file", "b.jpg", biden_jpg)])
+    top = body_a["result"][0]["subjects"][0]
+    check(top["subject"] == "biden", "A's recognize of biden sees B's face: %s" % body_a["result"][0]["subjects"])
+    # B's deletions stay in B: delete many by id (own + A's + unknown), all faces, all subjects
+    b2 = ok("POST", R + "/faces", key=kb, query={"subject": "other"}, files=[("file", "o.jpg", obama_jpg)])["image_id"]
+    body = ok("POST", R + "/faces/delete", key=kb, json_body=[b_id, a_oid, uuid_of(0xfffff)])
+    check(body == [{"image_id": b_id, "subject": "obama"}], "B deletes by ids: %s" % body)
+    check(ok("DELETE", R + "/faces", key=kb) == {"deleted": 1}, "B deletes all its examples")
+    check(ok("DELETE", R + "/subjects", key=kb) == {"deleted": 2}, "B deletes all its subjects")
+    check(ok("GET", R + "/faces", key=kb)["total_elements"] == 0, "B is empty")
+    st, _, img = call_bytes("GET", R + "/faces/%s/img" % a_oid, key=ARGS.read_key)
+    check(st == 200 and img[:3] == b"\xff\xd8\xff", "A's image after B's deletions")
+    check(a_oid in [f["image_id"] for f in ok("GET", R + "/faces", key=ARGS.read_key, query={"size": 100})["faces"]],
+          "A's example after B's deletions")
+    # A deletes some of its own by id: the answer lists them, an id of nothing is ignored
+    kit = sorted(image_ids["kit_harington"])
+    body = ok("POST", R + "/faces/delete", key=ARGS.key, json_body=kit + [b2])
+    check(sorted(x["image_id"] for x in body) == kit and all(x["subject"] == "kit_harington" for x in body),
+          "A deletes kit's examples by id: %s" % body)
+    image_ids["kit_harington"] = []
+    st, b, _ = call("POST", R + "/faces/delete", key=ARGS.read_key, json_body=[a_oid])
+    error(st, b, 403, "a read-only key deletes by id")
+    st, b, _ = call("POST", R + "/faces/delete", key=ARGS.key, json_body={"ids": [a_oid]})
+    error(st, b, 400, "delete by ids with an object body")
+    print("compreface_client: two recognition services kept apart OK")
+
+
 def main():
     global ARGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", required=True)
-    ap.add_argument("--key", required=True, help="admin API key")
-    ap.add_argument("--read-key", required=True, help="read-only API key")
+    ap.add_argument("--key", required=True, help="recognition service key (collection A)")
+    ap.add_argument("--read-key", required=True, help="read-only recognition key of collection A")
+    ap.add_argument("--key-b", required=True, help="recognition service key of another collection")
+    ap.add_argument("--detection-key", required=True)
+    ap.add_argument("--verification-key", required=True)
+    ap.add_argument("--admin-key", required=True, help="mien admin key (for /v1/verify)")
     ap.add_argument("--data", default=os.environ.get("MIEN_DATA", "../shared/data"))
     ap.add_argument("--threshold", type=float, default=0.5)
     ARGS = ap.parse_args()
@@ -107,14 +300,28 @@ def main():
     thr = ARGS.threshold
     R = "/api/v1/recognition"
 
-    # ---- keys ----
+    # ---- keys: CompreFace's MISSING_REQUEST_HEADER, an unknown key, the wrong service ----
     st, body, _ = call("GET", R + "/subjects", key=None)
-    check(st == 401, "no x-api-key: expected 401, got %d" % st)
+    error(st, body, 400, "no x-api-key", 20)
     st, body, _ = call("GET", R + "/subjects", key="not-a-key")
-    check(st == 401, "wrong x-api-key: expected 401, got %d" % st)
-    check(isinstance(body, dict) and "message" in body, "error body lacks message: %s" % body)
+    error(st, body, 401, "wrong x-api-key")
     st, body, _ = call("POST", R + "/subjects", key=ARGS.read_key, json_body={"subject": "x"})
-    check(st == 403, "read key adding a subject: expected 403, got %d" % st)
+    error(st, body, 403, "read key adding a subject")
+    two = read(os.path.join(people, "examples", "two_people.jpg"))
+    obama_jpg = read(os.path.join(people, "examples", "obama.jpg"))
+    biden_jpg = read(os.path.join(people, "examples", "biden.jpg"))
+    for k, what in ((ARGS.detection_key, "detection"), (ARGS.verification_key, "verification")):
+        st, body, _ = call("POST", R + "/faces", key=k, query={"subject": "x"}, files=[("file", "o.jpg", obama_jpg)])
+        error(st, body, 403, "a %s key enrolling" % what)
+        st, body, _ = call("GET", R + "/subjects", key=k)
+        error(st, body, 403, "a %s key listing subjects" % what)
+        st, body, _ = call("POST", R + "/recognize", key=k, files=[("file", "o.jpg", obama_jpg)])
+        error(st, body, 403, "a %s key recognizing" % what)
+    st, body, _ = call("POST", "/api/v1/detection/detect", key=ARGS.verification_key, files=[("file", "o.jpg", obama_jpg)])
+    error(st, body, 403, "a verification key detecting")
+    st, body, _ = call("POST", "/api/v1/verification/verify", key=ARGS.key,
+                       files=[("source_image", "o.jpg", obama_jpg), ("target_image", "b.jpg", biden_jpg)])
+    error(st, body, 403, "a recognition key on the verification service")
 
     # ---- start empty ----
     body = ok("DELETE", R + "/subjects")
@@ -189,7 +396,6 @@ def main():
     print("compreface_client: %d labelled faces recognised right" % n_checked)
 
     # ---- recognize options: limit, plugins, status; base64 ----
-    two = read(os.path.join(people, "examples", "two_people.jpg"))
     body = ok("POST", R + "/recognize", query={"limit": 1}, files=[("file", "two.jpg", two)])
     check(len(body["result"]) == 1 and len(body["result"][0]["subjects"]) == 1,
           "limit=1, default prediction_count: %s" % body)
@@ -215,17 +421,18 @@ def main():
     check(st == 404, "verify against an unknown image id: expected 404, got %d" % st)
 
     # ---- detection service ----
-    body = ok("POST", "/api/v1/detection/detect", key=ARGS.read_key, files=[("file", "two.jpg", two)],
+    body = ok("POST", "/api/v1/detection/detect", key=ARGS.detection_key, files=[("file", "two.jpg", two)],
               query={"det_prob_threshold": 0.6, "face_plugins": "landmarks"})
     check(len(body["result"]) == 2, "detect two_people: %s" % body)
     for f in body["result"]:
         check_box(f["box"], "detect")
         check("subjects" not in f and len(f["landmarks"]) == 5, "detect result: %s" % f)
-    body = ok("POST", "/api/v1/detection/detect", query={"limit": 1}, files=[("file", "two.jpg", two)])
+    body = ok("POST", "/api/v1/detection/detect", key=ARGS.detection_key, query={"limit": 1},
+              files=[("file", "two.jpg", two)])
     check(len(body["result"]) == 1, "detect limit=1: %s" % body)
 
     # ---- verification service ----
-    body = ok("POST", "/api/v1/verification/verify",
+    body = ok("POST", "/api/v1/verification/verify", key=ARGS.verification_key,
               files=[("source_image", "o.jpg", read(os.path.join(people, "examples", "obama.jpg"))),
                      ("target_image", "two.jpg", two)])
     r0 = body["result"][0]
@@ -236,7 +443,7 @@ def main():
     check(m[0]["similarity"] >= thr > m[1]["similarity"], "verification similarities: %s" % m)
     check(r0["face_matches"][0]["similarity"] >= r0["face_matches"][1]["similarity"],
           "face_matches not sorted by similarity")
-    body = ok("POST", "/api/v1/verification/verify",
+    body = ok("POST", "/api/v1/verification/verify", key=ARGS.verification_key,
               json_body={"source_image": base64.b64encode(read(os.path.join(people, "examples", "biden.jpg"))).decode(),
                          "target_image": base64.b64encode(two).decode()})
     m = sorted(body["result"][0]["face_matches"], key=lambda f: f["box"]["x_min"])
@@ -246,11 +453,24 @@ def main():
     st, body, _ = call("POST", R + "/recognize", key=ARGS.key, files=[("file", "x.jpg", b"not an image")])
     check(st == 400 and "message" in body, "recognize garbage: expected 400 with message, got %d %s" % (st, body))
     st, body, _ = call("POST", R + "/faces", key=ARGS.key, query={"subject": "x"}, files=[("other", "x.jpg", two)])
-    check(st == 400, "add example without file field: expected 400, got %d" % st)
+    error(st, body, 400, "add example without file field", 34)
     st, body, _ = call("POST", R + "/faces", key=ARGS.key, files=[("file", "x.jpg", two)])
-    check(st == 400, "add example without subject: expected 400, got %d" % st)
+    error(st, body, 400, "add example without subject", 33)
+    st, body, _ = call("POST", R + "/recognize", key=ARGS.key, files=[("file", "d.jpg", read(os.path.join(ARGS.data, "dlib_faces", "dogs.jpg")))])
+    error(st, body, 400, "recognize a photo without a face", 28)
+    # error shapes beyond the routes: an unknown route, a multipart body without a boundary,
+    # a wrong method
+    st, body, _ = call("GET", "/api/v1/recognition/no/such/route", key=ARGS.key)
+    error(st, body, 404, "unknown route")
+    st, body, _ = call("POST", R + "/recognize", key=ARGS.key, raw=two, ctype="multipart/form-data")
+    error(st, body, 400, "multipart without a boundary")
+    st, body, _ = call("GET", R + "/recognize", key=ARGS.key)
+    error(st, body, 405, "GET recognize")
     st, body, _ = call("POST", R + "/recognize", key=ARGS.key, raw=b"{not json", ctype="application/json")
-    check(st == 400, "bad JSON: expected 400, got %d" % st)
+    error(st, body, 400, "bad JSON")
+
+    exercise_embeddings_and_images(R, people, image_ids, names, thr)
+    exercise_isolation(R, people, image_ids)
 
     # ---- rename, merge, delete examples and subjects ----
     body = ok("PUT", R + "/subjects/alex_lacamoire", json_body={"subject": "alex"})
@@ -264,13 +484,15 @@ def main():
     kit = ok("GET", R + "/faces", query={"subject": "kit_harington"})["faces"]
     check(len(kit) == len(image_ids["kit_harington"]) + len(image_ids["rose_leslie"]),
           "merged faces: %s" % kit)
-    st, _, _ = call("PUT", R + "/subjects/nobody", key=ARGS.key, json_body={"subject": "z"})
-    check(st == 404, "rename unknown subject: expected 404, got %d" % st)
+    st, body, _ = call("PUT", R + "/subjects/nobody", key=ARGS.key, json_body={"subject": "z"})
+    error(st, body, 404, "rename unknown subject", 42)
+    st, body, _ = call("POST", R + "/subjects", key=ARGS.key, json_body={"subject": "alex"})
+    error(st, body, 400, "add an existing subject", 43)
 
     bid = image_ids["biden"][0]
     check(ok("DELETE", R + "/faces/" + bid) == {"image_id": bid, "subject": "biden"}, "delete example")
-    st, _, _ = call("DELETE", R + "/faces/" + bid, key=ARGS.key)
-    check(st == 404, "delete a deleted example: expected 404, got %d" % st)
+    st, body, _ = call("DELETE", R + "/faces/" + bid, key=ARGS.key)
+    error(st, body, 404, "delete a deleted example", 44)
     body = ok("DELETE", R + "/faces", query={"subject": "biden"})
     check(body == {"deleted": len(image_ids["biden"]) - 1}, "delete examples of biden: %s" % body)
     check("biden" in ok("GET", R + "/subjects")["subjects"], "a subject stays when its examples go")

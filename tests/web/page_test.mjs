@@ -1,7 +1,8 @@
 // Drives mien serve's web page (/) in real headless Chromium through playwright-core:
 // enroll two people through the API, upload a photo of both through #file, wait for
 // body[data-state=done] and check the names in .face .name; enroll an unknown face through
-// the page (.enroll-name + .enroll); delete a subject through the page (#subjects .delete).
+// the page (.enroll-name + .enroll); delete a subject through the page (#subjects .delete);
+// pick another face collection in #collection: its own people, not the default's.
 //
 //   MIEN_URL=http://127.0.0.1:PORT MIEN_KEY=ADMIN_KEY MIEN_DATA=../shared/data \
 //     node tests/web/page_test.mjs
@@ -102,6 +103,20 @@ try {
   if ((await subjects()).includes('biden')) fail('deleted through the page but still in /v1/subjects');
   names = await identify(join(people, 'two_people.jpg'), 2);
   if ([...names].sort().join(',') !== 'obama,unknown') fail(`after deleting biden: ${JSON.stringify(names)}`);
+
+  // Another collection: made through the API with biden only; picked in the page, it names
+  // biden and not obama, and lists only its own people.
+  await api('POST', '/v1/collections', JSON.stringify({ name: 'page_test' }), 'application/json');
+  await api('POST', '/v1/subjects/biden/faces?collection=page_test', readFileSync(join(train, 'biden/biden.jpg')), 'image/jpeg');
+  await page.click('#refresh');
+  await page.locator('#collection option[value="page_test"]').waitFor({ state: 'attached', timeout: 30000 });
+  await page.selectOption('#collection', 'page_test');
+  await subjectName('biden').waitFor({ timeout: 30000 });
+  await subjectName('obama').waitFor({ state: 'detached', timeout: 30000 });
+  names = await identify(join(people, 'two_people.jpg'), 2);
+  if ([...names].sort().join(',') !== 'biden,unknown') fail(`in collection page_test: ${JSON.stringify(names)}`);
+  await page.selectOption('#collection', 'default');
+  await subjectName('obama').waitFor({ timeout: 30000 });
   if (errors.length) fail('errors in the page: ' + errors.join('; '));
   console.log('page_test: OK');
 } catch (e) {

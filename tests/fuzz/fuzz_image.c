@@ -1,26 +1,17 @@
-// libFuzzer target for the image decoders (img_probe and img_decode, every format, with and
-// without DCT scaling and EXIF), with resize, warp and text run on whatever decodes.
-//
-// Build and run from the repository root (clang with libFuzzer):
-//
-//   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_POSIX_C_SOURCE=200809L \
-//     -D_DEFAULT_SOURCE -Iinclude -Isrc $(pkg-config --cflags libjpeg libpng libwebp) \
-//     tools/fuzz_image.c src/image/*.c src/core/err.c \
-//     $(pkg-config --libs libjpeg libpng libwebp) -lm -o build/fuzz_image
-//   mkdir -p build/fuzz-corpus && cp ../shared/data/people/examples/obama_small.jpg \
-//     build/fuzz-corpus/     # plus any small PNG / WebP files
-//   build/fuzz_image -max_len=65536 -timeout=10 build/fuzz-corpus
-//
-// The options (scale 1/2/4/8, EXIF on/off) come from the input's length, so plain image
-// files work as seeds. Images over 4 megapixels are only probed: a hostile 16384x16384
-// header is legal up to the point where the pixels run out, and allocating for it on every
-// run would slow the fuzzer down without reaching code the smaller ones do not.
+/* libFuzzer target: the image decoders (img_probe and img_decode, JPEG/PNG/WebP, with and
+ * without DCT scaling and EXIF orientation), with resize, warp and text run on whatever
+ * decodes. `make fuzz` builds and runs it (tools/fuzz.sh); `make test` replays its corpus.
+ *
+ * The options (scale 1/2/4/8, EXIF on/off) come from the input's length, so plain image
+ * files work as seeds. Images over 4 megapixels are only probed: a hostile 16384x16384
+ * header is legal up to the point where the pixels run out, and allocating for it on every
+ * run would slow the fuzzer down without reaching code the smaller ones do not. */
+#include "fuzz.h"
+
 #include "image/image.h"
 
 #include <stdint.h>
 #include <stdlib.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const unsigned opt = (unsigned)size;

@@ -1,0 +1,29 @@
+/* libFuzzer target: checkpoints written by `mien train` (the tensor container, its metadata,
+ * and the embedder graph rebuilt from it), then one run of that graph.
+ * Seeds: small checkpoints made by the train suite's networks. */
+#include "fuzz.h"
+#include "run_graph.h"
+
+#include "train/train.h"
+
+#include <stdlib.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    char path[256];
+    if (!fuzz_write("fuzz.ckpt", data, size, path, sizeof path)) return 0;
+    tr_tensors ts;
+    mien_err e = {0};
+    if (tr_ckpt_load(path, &ts, &e) == MIEN_OK) tr_tensors_free(&ts);
+    else if (!e.msg[0]) abort();
+    nn_graph *g = NULL;
+    tr_embedder_info info;
+    e.msg[0] = 0;
+    if (tr_ckpt_load_embedder(path, &g, &info, &e) != MIEN_OK) {
+        if (g || !e.msg[0]) abort();
+        return 0;
+    }
+    if (info.size <= 0 || info.dim <= 0) abort();
+    fuzz_run_graph(g, (int)(size & 1));
+    nn_graph_free(g);
+    return 0;
+}
