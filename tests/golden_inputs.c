@@ -18,6 +18,9 @@ const golden_case golden_cases[] = {
     {"mobileface_sample6_f0", "human/mobileface.json", "demo/sample6.jpg", 112, GOLDEN_ALIGNED, 0, 0.f, 1.f, 0, NULL},
     {"faceres_sample3_f0", "human/faceres.json", "demo/sample3.jpg", 224, GOLDEN_ALIGNED, 0, 0.f, 1.f, 0, NULL},
     {"facemesh_sample4_f2", "human/facemesh.json", "demo/sample4.jpg", 192, GOLDEN_ALIGNED, 2, 0.f, 1 / 255.f, 0, NULL},
+    /* MediaPipe's short- and full-range face detectors (the full one's face output only). */
+    {"mediapipe_short_sample2", "human/facemesh-detection-short.json", "demo/sample2.jpg", 128, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f, 0, NULL},
+    {"mediapipe_full_sample1", "human/facemesh-detection-full.json", "demo/sample1.jpg", 192, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f, 0, "Identity"},
     /* UltraFace at the size it was exported for (with its own decoded boxes, which check
      * mien's priors) and at another size, cut where detectors.c cuts it. */
     {"ultraface_sample1_320", "faceplugin/fr_detect.onnx", "demo/sample1.jpg", 240, GOLDEN_LETTERBOX, 0, 127.f, 1 / 128.f, 320, "scores,462,boxes"},

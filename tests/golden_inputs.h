@@ -15,8 +15,8 @@ typedef struct golden_case {
     int face;                /* GOLDEN_ALIGNED: which detected face (by score order) */
     float mean, scale;       /* input = (pixel - mean) * scale */
     int width;               /* GOLDEN_LETTERBOX: input width when not side (height is side) */
-    const char *outputs;     /* ONNX models: the values to compare, comma-separated (the
-                              * model is cut there, as mien's detector table cuts it) */
+    const char *outputs;     /* the outputs to compare, comma-separated (NULL: the model's);
+                              * ONNX models are cut there, as mien's detector table cuts them */
 } golden_case;
 
 enum { GOLDEN_LETTERBOX = 0, GOLDEN_ALIGNED = 1 };

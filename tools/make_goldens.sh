@@ -20,8 +20,9 @@ cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc tools/golden_inputs_ma
     /usr/bin/python3 tools/onnx_torch_oracle.py --model "models/$model" --input "$tmp/$name.in.f32" \
          --shape "1,$height,$width,3" --outputs "$outputs" --out "tests/golden/$name" > "tests/golden/$name.json" ;;
   *)
+    sel=(); [ "$outputs" = "-" ] || sel=(--outputs "$outputs")
     node tools/tfjs_oracle.js --model "models/$model" --input "$tmp/$name.in.f32" \
-         --shape "1,$height,$width,3" --out "tests/golden/$name" 2>/dev/null > "tests/golden/$name.json" ;;
+         --shape "1,$height,$width,3" "${sel[@]}" --out "tests/golden/$name" 2>/dev/null > "tests/golden/$name.json" ;;
   esac
   echo "golden: $name" >&2
 done

@@ -151,13 +151,17 @@ static int cand_status(mien_session *s) {
 static int decode_blazeface(mien_session *s, const det_pass *d, nn_exec *x, const map *m,
                             float min_score, cands *cs) {
     int base = 0;
-    for (int layer = 0; layer < 2; layer++) {
+    /* Per layer, scores (N, 1) and regressors (N, 16); or one (N, 17) output of both. */
+    const int combined = d->out[1] < 0;
+    for (int layer = 0; layer < (combined ? 1 : 2); layer++) {
         const float *sc = nn_exec_output(x, d->out[2 * layer]);
-        const float *rg = nn_exec_output(x, d->out[2 * layer + 1]);
-        for (int a = 0; a < d->layer_anchors[layer]; a++) {
-            float score = sigmoidf(sc[a]);
+        const float *rg = combined ? sc + 1 : nn_exec_output(x, d->out[2 * layer + 1]);
+        const size_t ss = combined ? 17 : 1, rs = combined ? 17 : 16;
+        const int n = combined ? d->n_anchors : d->layer_anchors[layer];
+        for (int a = 0; a < n; a++) {
+            float score = sigmoidf(sc[(size_t)a * ss]);
             if (score < min_score) continue;
-            const float *r = rg + (size_t)a * 16;
+            const float *r = rg + (size_t)a * rs;
             const det_anchor *an = &d->anchors[base + a];
             float bx = r[0] + an->cx, by = r[1] + an->cy, bw = r[2], bh = r[3];
             det_cand *c = add_box(s, cs, m, score, bx - bw * 0.5f, by - bh * 0.5f,
@@ -169,7 +173,7 @@ static int decode_blazeface(mien_session *s, const det_pass *d, nn_exec *x, cons
                 c->kp[k][1] = map_y(m, r[5 + 2 * k] + an->cy);
             }
         }
-        base += d->layer_anchors[layer];
+        base += n;
     }
     return MIEN_OK;
 }

@@ -32,13 +32,29 @@
 
 static const det_spec det_specs[] = {
     {.name = "blazeface", .file = "human/blazeface.json", .loader = DL_TFJS, .w = 256, .h = 256,
-     .mean = 127.5f, .scale = 1.f / 127.5f, .decoder = DEC_BLAZEFACE, .nms = DET_NMS_WEIGHTED,
-     .nms_iou = 0.3f, .blend_min = 0.5f, .n_kp = 6, .mesh_roi = 1.5f, .lm68_roi = 1.2f,
+     .mean = 127.5f, .scale = 1.f / 127.5f, .decoder = DEC_BLAZEFACE, .grid = {16, 8},
+     .per_cell = {2, 6}, .nms = DET_NMS_WEIGHTED, .nms_iou = 0.3f, .blend_min = 0.5f, .n_kp = 6,
+     .mesh_roi = 1.5f, .lm68_roi = 1.2f,
      .source = "MediaPipe BlazeFace, back-camera model (human-models)"},
     {.name = "blazeface-front", .file = "human/blazeface-front.json", .loader = DL_TFJS, .w = 128,
-     .h = 128, .mean = 127.5f, .scale = 1.f / 127.5f, .decoder = DEC_BLAZEFACE,
-     .nms = DET_NMS_WEIGHTED, .nms_iou = 0.3f, .blend_min = 0.5f, .n_kp = 6, .mesh_roi = 1.5f,
-     .lm68_roi = 1.2f, .source = "MediaPipe BlazeFace, front-camera model (human-models)"},
+     .h = 128, .mean = 127.5f, .scale = 1.f / 127.5f, .decoder = DEC_BLAZEFACE, .grid = {16, 8},
+     .per_cell = {2, 6}, .nms = DET_NMS_WEIGHTED, .nms_iou = 0.3f, .blend_min = 0.5f, .n_kp = 6,
+     .mesh_roi = 1.5f, .lm68_roi = 1.2f,
+     .source = "MediaPipe BlazeFace, front-camera model (human-models)"},
+    /* MediaPipe's face detection models as human-models ships them for its face mesh: the
+     * short-range one (BlazeFace-front's anchors) and the full-range one (192x192, one 48x48
+     * layer of anchors at stride 4), each one (N, 17) output: score logit, then BlazeFace's
+     * 16 regressors. */
+    {.name = "mediapipe-short", .file = "human/facemesh-detection-short.json", .loader = DL_TFJS,
+     .w = 128, .h = 128, .mean = 127.5f, .scale = 1.f / 127.5f, .decoder = DEC_BLAZEFACE,
+     .grid = {16, 8}, .per_cell = {2, 6}, .nms = DET_NMS_WEIGHTED, .nms_iou = 0.3f,
+     .blend_min = 0.5f, .n_kp = 6, .mesh_roi = 1.5f, .lm68_roi = 1.2f,
+     .source = "MediaPipe face detection, short range (human-models facemesh-detection-short)"},
+    {.name = "mediapipe-full", .file = "human/facemesh-detection-full.json", .loader = DL_TFJS,
+     .w = 192, .h = 192, .mean = 127.5f, .scale = 1.f / 127.5f, .decoder = DEC_BLAZEFACE,
+     .grid = {48, 0}, .per_cell = {1, 0}, .nms = DET_NMS_WEIGHTED, .nms_iou = 0.3f,
+     .blend_min = 0.5f, .n_kp = 6, .mesh_roi = 1.5f, .lm68_roi = 1.2f,
+     .source = "MediaPipe face detection, full range (human-models facemesh-detection-full)"},
     /* face-api crops its SSD's (looser) boxes as they are for its 68-point net. */
     {.name = "ssd", .file = "faceapi/ssd_mobilenetv1_model-weights_manifest.json",
      .loader = DL_FACEAPI_SSD, .w = NN_FACEAPI_SSD_SIZE, .h = NN_FACEAPI_SSD_SIZE, .mean = 0.f,
@@ -56,7 +72,8 @@ static const det_spec det_specs[] = {
 };
 
 const char *face_detector_names(void) {
-    return "blazeface, blazeface-front, ssd, ultraface (NAME@W or @WxH resizes it), scrfd, yunet";
+    return "blazeface, blazeface-front, mediapipe-short, mediapipe-full, ssd, ultraface (NAME@W "
+           "or NAME@WxH resizes it), scrfd, yunet, and A+B to merge detectors";
 }
 
 /* "NAME", "NAME@W" (the default aspect kept) or "NAME@WxH". */
@@ -91,36 +108,48 @@ static const det_spec *parse_name(const char *cfg, int *w, int *h, mien_err *e) 
     return sp;
 }
 
-/* BlazeFace: the score and regressor outputs of the two anchor layers, found by shape, and
- * MediaPipe's anchors. */
+/* BlazeFace and MediaPipe's other face detectors: the score and regressor outputs, found by
+ * shape (per anchor layer, (N, 1) and (N, 16); or one (N, 17) output of both, score first,
+ * as the face mesh's detectors give them), and MediaPipe's anchors (fixed size; centres at
+ * cell centres). */
 static int setup_blazeface(det_pass *d, mien_err *e) {
     const nn_graph *g = d->g;
-    const int grid[2] = {16, 8}, per_cell[2] = {2, 6};
+    const det_spec *sp = d->spec;
+    int n = 0;
     for (int l = 0; l < 2; l++) {
-        d->layer_anchors[l] = grid[l] * grid[l] * per_cell[l];
+        d->layer_anchors[l] = sp->grid[l] * sp->grid[l] * sp->per_cell[l];
+        n += d->layer_anchors[l];
         d->out[2 * l] = d->out[2 * l + 1] = -1;
     }
-    for (int i = 0; i < g->n_outputs; i++) {
+    int combined = -1;
+    for (int i = g->n_outputs - 1; i >= 0; i--) { /* the first one wins */
         const nn_tensor *t = &g->t[g->outputs[i]];
         if (t->ndim != 3) continue;
+        if (t->dims[1] == n && t->dims[2] == 17) combined = i;
         for (int l = 0; l < 2; l++) {
             if (t->dims[1] != d->layer_anchors[l]) continue;
             if (t->dims[2] == 1) d->out[2 * l] = i;
             if (t->dims[2] == 16) d->out[2 * l + 1] = i;
         }
     }
-    for (int k = 0; k < 4; k++)
-        if (d->out[k] < 0)
-            return mien_err_set(e, MIEN_EFORMAT, "%s: outputs are not BlazeFace's", d->spec->file);
-    d->n_anchors = d->layer_anchors[0] + d->layer_anchors[1];
+    if (combined >= 0) {
+        d->out[0] = combined;
+        d->out[1] = d->out[2] = d->out[3] = -1;
+    } else {
+        for (int l = 0; l < 2; l++)
+            if (d->layer_anchors[l] && (d->out[2 * l] < 0 || d->out[2 * l + 1] < 0))
+                return mien_err_set(e, MIEN_EFORMAT, "%s: outputs are not BlazeFace's", sp->file);
+    }
+    d->n_anchors = n;
     d->anchors = calloc((size_t)d->n_anchors, sizeof *d->anchors);
     if (!d->anchors) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
     int k = 0;
     for (int l = 0; l < 2; l++) {
-        float stride = (float)d->w / (float)grid[l];
-        for (int y = 0; y < grid[l]; y++)
-            for (int x = 0; x < grid[l]; x++)
-                for (int a = 0; a < per_cell[l]; a++, k++) {
+        if (!sp->grid[l]) continue;
+        float stride = (float)d->w / (float)sp->grid[l];
+        for (int y = 0; y < sp->grid[l]; y++)
+            for (int x = 0; x < sp->grid[l]; x++)
+                for (int a = 0; a < sp->per_cell[l]; a++, k++) {
                     d->anchors[k].cx = ((float)x + 0.5f) * stride;
                     d->anchors[k].cy = ((float)y + 0.5f) * stride;
                 }

@@ -40,6 +40,7 @@ typedef struct det_spec {
     int resizable;           /* convolutional all through: "NAME@W" / "NAME@WxH" resize it */
     float mean, scale;       /* network input = (pixel - mean) * scale, RGB */
     det_decoder decoder;
+    int grid[2], per_cell[2]; /* DEC_BLAZEFACE: anchor grid side and anchors per cell, per layer */
     det_nms_kind nms;
     float nms_iou;
     float blend_min;         /* DET_NMS_WEIGHTED: candidates are blended from this score up */
