@@ -22,16 +22,22 @@ mkdir -p out
 
 ROWS=(
   "blazeface|blazeface|none|"
-  "blazeface+mesh|blazeface|facemesh|"
+  "blazeface+mesh (old default)|blazeface|facemesh|"
   "blazeface --tile|blazeface|none|--tile"
   "blazeface-front|blazeface-front|none|"
+  "mediapipe-short|mediapipe-short|none|"
+  "mediapipe-full|mediapipe-full|none|"
   "ssd|ssd|none|"
   "ultraface@320|ultraface@320|none|"
   "ultraface@480|ultraface@480|none|"
   "ultraface@640|ultraface@640|none|"
   "ultraface@800|ultraface@800|none|"
   "ultraface@960|ultraface@960|none|"
-  "ultraface@640 --tile|ultraface@640|none|--tile"
+  "ultraface@320+ultraface@640|ultraface@320+ultraface@640|none|"
+  "ultraface@480+ultraface@960|ultraface@480+ultraface@960|none|"
+  "ultraface@640+mediapipe-full|ultraface@640+mediapipe-full|none|"
+  "ultraface@480+blazeface|ultraface@480+blazeface|none|"
+  "ultraface@320+ultraface@640+mesh|ultraface@320+ultraface@640|facemesh|"
 )
 
 want() {
