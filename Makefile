@@ -13,9 +13,17 @@ CC      ?= cc
 # The release build needs REL_PKGS and REL_HEADERS; only the tests need TEST_PKGS.
 REL_PKGS    := libjpeg:libjpeg62-turbo-dev libpng:libpng-dev libwebp:libwebp-dev \
                libcjson:libcjson-dev sqlite3:libsqlite3-dev libmicrohttpd:libmicrohttpd-dev \
-               libprotobuf-c:libprotobuf-c-dev libcrypto:libssl-dev libpq:libpq-dev
-REL_HEADERS := xnnpack.h:libxnnpack-dev pthreadpool.h:libpthreadpool-dev cblas.h:libopenblas-dev \
-               hnswlib/hnswlib.h:libhnswlib-dev
+               libprotobuf-c:libprotobuf-c-dev libcrypto:libssl-dev libpq:libpq-dev \
+               libavformat:libavformat-dev libavcodec:libavcodec-dev libswscale:libswscale-dev \
+               libavutil:libavutil-dev libavdevice:libavdevice-dev libcurl:libcurl4-openssl-dev
+REL_HEADERS := cblas.h:libopenblas-dev hnswlib/hnswlib.h:libhnswlib-dev
+# XNNPACK=1 (the default): the fast backend on XNNPACK (src/nn/backend_xnnpack*.c). XNNPACK=0:
+# a build without it, every node on the reference backend (slower; the tests pass the same).
+XNNPACK ?= 1
+ifeq ($(XNNPACK),1)
+REL_HEADERS += xnnpack.h:libxnnpack-dev pthreadpool.h:libpthreadpool-dev
+XNN_LIBS := -lXNNPACK -lpthreadpool
+endif
 TEST_PKGS   := check:check
 pc_names = $(foreach p,$(1),$(firstword $(subst :, ,$(p))))
 # Flags are read when make reads this file; `make demo` installs the packages first and then
@@ -28,12 +36,17 @@ WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 DEFS    := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 INC     := -Iinclude -Isrc
 OPT     ?= -O2 -g
-LIBS    := $(PKG_LIBS) -lXNNPACK -lpthreadpool -lopenblas -lm -lpthread
+LIBS    := $(PKG_LIBS) $(XNN_LIBS) -lopenblas -lm -lpthread
 CHECK_CFLAGS := $(shell pkg-config --cflags $(call pc_names,$(TEST_PKGS)) 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs $(call pc_names,$(TEST_PKGS)) 2>/dev/null) -lz
 
 LIB_SRC := $(sort $(wildcard src/core/*.c src/image/*.c src/nn/*.c src/face/*.c src/train/*.c \
-                             src/gallery/*.c src/server/*.c))
+                             src/gallery/*.c src/server/*.c src/video/*.c))
+ifeq ($(XNNPACK),1)
+DEFS += -DMIEN_HAVE_XNNPACK
+else
+LIB_SRC := $(filter-out src/nn/backend_xnnpack%.c,$(LIB_SRC))
+endif
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 
@@ -181,7 +194,7 @@ $(B)/bench_gallery: $(B)/bench/bench_gallery.o $(B)/libmien.a
 # ../shared/data/fuzz/T/ through the sanitizer build (the `fuzz` test suite runs
 # build-asan/fuzz_replay_T); `make fuzz` builds the targets with clang's libFuzzer into
 # build-fuzz/ and runs a campaign (tools/fuzz.sh: FUZZ_SECONDS per target, FUZZ_TARGETS).
-FUZZ_TARGETS ?= image onnx tfjs tflite faceapi ckpt gallery http
+FUZZ_TARGETS ?= image onnx tfjs tflite faceapi ckpt gallery http video
 FUZZ_COMMON := tests/fuzz/fuzz_util.c
 FUZZ_REPLAY := $(FUZZ_TARGETS:%=$(A)/fuzz_replay_%)
 $(A)/fuzz_replay_%: $(A)/tests/fuzz/fuzz_%.o $(A)/tests/fuzz/replay.o $(FUZZ_COMMON:%.c=$(A)/%.o) $(A)/libmien.a

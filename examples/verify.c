@@ -23,7 +23,7 @@ static int embed_largest(mien_session *s, const char *path, float *emb) {
     int rc = best < 0 ? -1 : mien_embed(s, &img, &faces[best], emb);
     if (best < 0) fprintf(stderr, "%s: no face\n", path);
     else if (rc) fprintf(stderr, "%s\n", mien_errmsg(s));
-    free(faces);
+    mien_faces_free(faces);
     mien_image_free(&img);
     return rc;
 }

@@ -159,9 +159,12 @@ typedef struct mien_detect_options {
 
 void mien_detect_options_default(mien_detect_options *o);
 
-/* Find faces. *faces is malloc'd (free with free()); *n_faces may be 0. Sorted by score. */
+/* Find faces. *faces is allocated (free with mien_faces_free()); *n_faces may be 0. Sorted
+ * by score. */
 int mien_detect(mien_session *s, const mien_image *img, const mien_detect_options *o,
                 mien_face **faces, int *n_faces);
+/* Free the array of mien_detect (NULL is fine). */
+void mien_faces_free(mien_face *faces);
 
 /* The landmarks of a face known by its box alone (from another detector, a tracker or a
  * user): face->box set, face->n_landmarks 0 (or the detector's keypoints, eyes first, which
@@ -208,7 +211,7 @@ void mien_photo_close(mien_photo *p);
 void mien_photo_size(const mien_photo *p, int *width, int *height);
 /* The full-size image (decoded on first call), owned by the photo: valid until it closes. */
 int mien_photo_image(mien_session *s, mien_photo *p, const mien_image **img);
-/* As mien_detect and mien_embed. */
+/* As mien_detect (free *faces with mien_faces_free()) and mien_embed. */
 int mien_photo_detect(mien_session *s, mien_photo *p, const mien_detect_options *o,
                       mien_face **faces, int *n_faces);
 int mien_photo_embed(mien_session *s, mien_photo *p, const mien_face *face, float *emb);
@@ -331,8 +334,10 @@ typedef struct mien_subject {
     int64_t created;                   /* Unix time (seconds) of the first enrollment */
 } mien_subject;
 
-/* Every subject, sorted by name. *out is malloc'd (free with free()); *n may be 0. */
+/* Every subject, sorted by name. *out is allocated (free with mien_subjects_free()); *n may
+ * be 0. */
 int mien_gallery_subjects(mien_gallery *g, mien_subject **out, int *n);
+void mien_subjects_free(mien_subject *subjects);
 
 /* A search result: one subject. */
 typedef struct mien_match {
@@ -370,8 +375,10 @@ typedef struct mien_gallery_face_info {
 } mien_gallery_face_info;
 
 /* The faces of the subject called name (every face when name is NULL), by increasing id.
- * *out is malloc'd (free with free()); *n may be 0. MIEN_ENOTFOUND for an unknown name. */
+ * *out is allocated (free with mien_gallery_faces_free()); *n may be 0. MIEN_ENOTFOUND for an
+ * unknown name. */
 int mien_gallery_faces(mien_gallery *g, const char *name, mien_gallery_face_info **out, int *n);
+void mien_gallery_faces_free(mien_gallery_face_info *faces);
 
 /* Delete one face by id, from the file and from memory; its subject stays, possibly with no
  * face. subject (may be NULL) receives the subject's name. MIEN_ENOTFOUND when no face has
@@ -392,11 +399,13 @@ int mien_gallery_subject_add(mien_gallery *g, const char *name, int *created);
 int mien_gallery_face_image_set(mien_gallery *g, int64_t id, const char *kind, const char *type,
                                 const void *data, size_t len);
 
-/* The image kept with face id: *data malloc'd (free with free()), its media type and kind
+/* The image kept with face id: *data allocated (free with mien_buffer_free()), its media type and kind
  * into type and kind (either may be NULL). MIEN_ENOTFOUND when the face is not in this
  * handle's collection or has no image. */
 int mien_gallery_face_image(mien_gallery *g, int64_t id, void **data, size_t *len, char *type,
                             size_t type_size, char *kind, size_t kind_size);
+/* Free bytes the library returned (mien_gallery_face_image's data). */
+void mien_buffer_free(void *data);
 
 /* The collection this handle works on. */
 const char *mien_gallery_collection(const mien_gallery *g);
@@ -410,9 +419,10 @@ typedef struct mien_collection {
     int64_t created;                     /* Unix seconds */
 } mien_collection;
 
-/* Every collection of the gallery (not only this handle's), sorted by name. *out is malloc'd
- * (free with free()). */
+/* Every collection of the gallery (not only this handle's), sorted by name. *out is allocated
+ * (free with mien_collections_free()). */
 int mien_gallery_collections(mien_gallery *g, mien_collection **out, int *n);
+void mien_collections_free(mien_collection *collections);
 
 /* Delete this handle's collection with every subject, face and image in it (as forget, from
  * the file too). The handle is empty afterwards and refuses changes; close it. */
@@ -440,6 +450,132 @@ int mien_gallery_import(mien_gallery *g, const char *path, int *n_subjects, int 
  * *n_clusters - 1, numbered by decreasing size (ties by first member). Edges have weight 1. */
 int mien_cluster(const float *emb, int n, int dim, float threshold, int iterations,
                  uint64_t seed, int *labels, int *n_clusters);
+
+/* ==== Video: tracking faces across frames ====
+ *
+ * A tracker is fed the frames of one video or camera in order (mien_tracker_push) and follows
+ * every face from frame to frame (a ByteTrack-style tracker: a Kalman filter on each box,
+ * detections matched to tracks by IoU with a high- and a low-score pass, and by embedding
+ * similarity where boxes are ambiguous). A track is born after min_hits detections in a row
+ * and dies after max_lost_s seconds without one; a shot cut (a sudden change of the whole
+ * picture) ends every track. Each track is named once from its best faces (by detector score,
+ * size and frontality): each is embedded and searched in the gallery, and the track takes the
+ * name that the majority of them have as nearest subject, when min_votes of them reach it with
+ * a similarity >= the threshold (or one does, and so does the normalised mean of the track's
+ * faces); otherwise it stays "unknown", and it may become known later as better faces arrive
+ * (a MIEN_EVENT_NAMED event says when).
+ *
+ * Frames are any size (the same within one video is not required); the face models of the
+ * session do the detecting and embedding. A tracker is used by one thread at a time, with the
+ * session it was opened with. The library never prints: events are returned to the caller. */
+
+typedef struct mien_tracker mien_tracker;
+
+typedef struct mien_tracker_options {
+    int detect_every;     /* run the detector on every N-th frame, the motion model carries the
+                           * boxes in between (default 1) */
+    float high_score;     /* detections from this score start tracks and are matched first
+                           * (default 0.5) */
+    float low_score;      /* weaker detections down to this score only continue tracks (0.3) */
+    float name_score;     /* only faces detected with at least this score are embedded to name
+                           * a track (default 0.6, mien_detect's default: a track is named from
+                           * faces a still photo would have reported) */
+    int min_hits;         /* detections in a row before a track is born (default 3) */
+    float max_lost_s;     /* a track not detected for this many seconds dies (default 1.0) */
+    float cut_threshold;  /* a frame that differs from the previous one by more than this (and
+                           * by 3 times the recent frame-to-frame change) is a shot cut, which
+                           * ends every track; 0 disables (default 0.12; the difference is that
+                           * of 16x9 thumbnails plus that of colour histograms, 0..2) */
+    float threshold;      /* cosine similarity for a name; 0 = the embedder's default */
+    int min_votes;        /* faces that must agree on a name (default 2) */
+    int max_faces;        /* best faces kept (embedded) per track (default 12) */
+    float min_face;       /* faces smaller than this (box side, pixels) are tracked but not
+                           * embedded (default 32) */
+    float embed_gap_s;    /* at least this long between two embeddings of a track (0.15) */
+    int appearance;       /* 1: embed faces to disambiguate close boxes and to join a face that
+                           * comes back to its lost track, even without a gallery (default 1) */
+    int keep_crops;       /* 1: keep a copy of each track's best face (mien_tracker_crop) */
+} mien_tracker_options;
+
+void mien_tracker_options_default(mien_tracker_options *o);
+
+/* One track, as the tracker reports it. Times are the t_s of the frames pushed; frame numbers
+ * count the frames pushed, from 0. */
+typedef struct mien_track {
+    int id;                            /* 1, 2, ... in order of birth */
+    char name[MIEN_GALLERY_NAME_MAX];  /* "unknown" until named */
+    float similarity;                  /* the name's best similarity over the track's faces;
+                                        * while unknown, the nearest subject's (0 if none) */
+    char nearest[MIEN_GALLERY_NAME_MAX]; /* nearest subject of the best similarity, or "" */
+    double start_s, end_s;             /* first and last frame shown */
+    int64_t start_frame, end_frame;
+    int frames;                        /* frames in which it was shown */
+    int detections;                    /* frames in which the detector found it */
+    int faces;                         /* faces embedded for naming */
+    float box[4];                      /* x, y, w, h in the latest frame (predicted between
+                                        * detections) */
+    float score;                       /* detector score of its latest detection */
+    double best_s;                     /* the best face: time, frame, box, quality in [0,1] */
+    int64_t best_frame;
+    float best_box[4];
+    float best_quality;
+    double named_s;                    /* when the current name was given; -1 while unknown */
+} mien_track;
+
+typedef enum mien_event_type {
+    MIEN_EVENT_APPEARED = 1,  /* a track is born (t_s: its first frame) */
+    MIEN_EVENT_NAMED = 2,     /* a track gets a name, or a better one (t_s: now) */
+    MIEN_EVENT_LEFT = 3       /* a track died (t_s: its last frame) */
+} mien_event_type;
+
+typedef struct mien_track_event {
+    mien_event_type type;
+    int id;                            /* the track */
+    char name[MIEN_GALLERY_NAME_MAX];  /* its name at the time ("unknown" when not known) */
+    float similarity;
+    double t_s;
+    int64_t frame;
+} mien_track_event;
+
+/* Open a tracker that detects with session s and names faces from gallery g (NULL: every
+ * track stays "unknown"). o may be NULL (defaults). The session and gallery must outlive it.
+ * A gallery of another embedder is MIEN_EMISMATCH. On failure *out may hold a handle whose
+ * mien_tracker_errmsg() says why; close it. */
+int mien_tracker_open(mien_session *s, mien_gallery *g, const mien_tracker_options *o,
+                      mien_tracker **out);
+void mien_tracker_close(mien_tracker *t);
+const char *mien_tracker_errmsg(const mien_tracker *t);
+
+/* Push the next frame, shown at t_s seconds (must not go back in time). *events (may be
+ * NULL) receives what happened at this frame, *n_events how many; the array is the
+ * tracker's, valid until the next push or finish. */
+int mien_tracker_push(mien_tracker *t, const mien_image *frame, double t_s,
+                      const mien_track_event **events, int *n_events);
+
+/* The same with the frame's detections made by the caller (its own detector, or mien's run
+ * ahead on other threads): faces (n_faces of them, boxes and scores; points when there are;
+ * those under low_score are ignored) are this frame's detections; n_faces < 0 says the
+ * detector did not run on this frame (the motion model carries the boxes). detect_every is
+ * not used: the caller decides. Faces are still embedded with the tracker's session. */
+int mien_tracker_push_faces(mien_tracker *t, const mien_image *frame, double t_s,
+                            const mien_face *faces, int n_faces,
+                            const mien_track_event **events, int *n_events);
+
+/* End of input (or of a stream that dropped): every live track leaves. The tracker can be
+ * pushed again afterwards (later frames start new tracks). */
+int mien_tracker_finish(mien_tracker *t, const mien_track_event **events, int *n_events);
+
+/* The tracks shown in the latest frame (born, and detected or carried by the motion model).
+ * The array is the tracker's, valid until the next push or finish. */
+int mien_tracker_active(mien_tracker *t, const mien_track **tracks, int *n);
+
+/* The track with this id: live, or one that left in the latest push or finish (later they
+ * are forgotten). MIEN_ENOTFOUND otherwise. */
+int mien_tracker_track(mien_tracker *t, int id, mien_track *out);
+
+/* A copy of the track's best face (its box with a margin), into a new image (free with
+ * mien_image_free). Needs keep_crops; same lifetime rule as mien_tracker_track. */
+int mien_tracker_crop(mien_tracker *t, int id, mien_image *out);
 
 #ifdef __cplusplus
 }

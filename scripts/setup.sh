@@ -48,6 +48,14 @@ PKGS+=(clang libclang-rt-14-dev)
 # TFLite tests only: python3-flatbuffers (tools/tflite_make_tests.py writes synthetic .tflite
 # models with its Builder; the oracle tools/tflite_oracle.py reads them with its own parser).
 PKGS+=(python3-flatbuffers)
+# Video (mien video, mien watch, POST /v1/video): FFmpeg's libraries to demux and decode files,
+# network streams and cameras (libavformat-dev, libavcodec-dev, libavutil-dev; libavdevice-dev
+# for /dev/video* through v4l2), convert frames to RGB (libswscale-dev) and write the annotated
+# video (libavcodec's encoders, libx264 among them); libcurl4-openssl-dev for the webhook POSTs
+# of mien watch; ffmpeg (the command) for the tests only: it serves the test clip as a live UDP
+# stream and makes the rotated and truncated inputs.
+PKGS+=(libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libavdevice-dev
+       libcurl4-openssl-dev ffmpeg)
 if [ "${MIEN_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${PKGS[@]}"; do

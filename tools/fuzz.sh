@@ -5,7 +5,7 @@
 # photos of the shared data, the fetched models, the ONNX test networks, a checkpoint and a
 # gallery export made on the spot. Findings land in build-fuzz/crashes/T/; commit each one
 # (minimised: build-fuzz/fuzz_T -minimize_crash=1 FILE) into tests/fuzz/corpus/T/ once fixed,
-# so that `make test` replays it for ever. A line per target goes to out/fuzz/summary.tsv:
+# so that `make test` replays it for ever. A line per target goes to out/fuzz/summary.tsv (FUZZ_SUMMARY):
 # target, seconds, executions, executions/s, corpus size, findings.
 #
 #   make fuzz                                   # every target, 60 s each
@@ -13,10 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=${FUZZ_SECONDS:-60}
-T=${FUZZ_TARGETS:-image onnx tfjs tflite faceapi ckpt gallery http}
+T=${FUZZ_TARGETS:-image onnx tfjs tflite faceapi ckpt gallery http video}
 DATA=${MIEN_DATA:-../shared/data}
 MODELS=${MIEN_MODELS:-models}
 FZ=build-fuzz
+SUMMARY=${FUZZ_SUMMARY:-out/fuzz/summary.tsv}
 SEP=$'\n--mien-weights--\n'
 mkdir -p out/fuzz
 
@@ -72,11 +73,11 @@ seeds() {
 max_len() {
     case $1 in
     onnx) echo 400000 ;; tfjs|faceapi) echo 8000000 ;; tflite) echo 6000000 ;; ckpt) echo 4000000 ;;
-    image) echo 65536 ;; *) echo 16384 ;;
+    image|video) echo 65536 ;; *) echo 16384 ;;
     esac
 }
 
-printf 'target\tseconds\texecutions\texec_per_s\tcorpus\tfindings\n' > out/fuzz/summary.tsv
+printf 'target\tseconds\texecutions\texec_per_s\tcorpus\tfindings\n' > "$SUMMARY"
 for t in $T; do
     [ -x "$FZ/fuzz_$t" ] || { echo "fuzz: $FZ/fuzz_$t missing (make fuzz-build)" >&2; exit 2; }
     seeds "$t"
@@ -98,10 +99,10 @@ for t in $T; do
     found=$(find "$FZ/crashes/$t" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'oom-*' \
             -o -name 'timeout-*' \) | wc -l)
     corpus=$(find "$FZ/corpus/$t" -type f | wc -l)
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$S" "${execs:-0}" "$(( ${execs:-0} / S ))" "$corpus" "$found" >> out/fuzz/summary.tsv
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$S" "${execs:-0}" "$(( ${execs:-0} / S ))" "$corpus" "$found" >> "$SUMMARY"
 done
-column -t out/fuzz/summary.tsv
-if [ "$(awk 'NR > 1 && $6 > 0' out/fuzz/summary.tsv | wc -l)" -gt 0 ]; then
+column -t "$SUMMARY"
+if [ "$(awk 'NR > 1 && $6 > 0' "$SUMMARY" | wc -l)" -gt 0 ]; then
     echo "fuzz: findings in $FZ/crashes/ (see out/fuzz/*.log)" >&2
     exit 1
 fi

@@ -8,6 +8,7 @@ seeds from those, in build-fuzz/, which is not committed). Deterministic: runnin
 rewrites the same bytes (up to the ONNX exporter's version).
 
     /usr/bin/python3 tools/fuzz_seeds.py [OUTDIR]    # default tests/fuzz/corpus
+    /usr/bin/python3 tools/fuzz_seeds.py OUTDIR video   # only the video seeds
 """
 import base64
 import io
@@ -224,7 +225,38 @@ def http(jpg):
     put("http", "cf-rename-json", bytes([12, 1]) + b'{"subject":"y"}')
 
 
+# ---- video: a few frames of FFmpeg's test pattern in each container the reader meets most
+# (MP4 with H.264, a rotation and the index first or last, MKV, AVI, MPEG-TS, WebM) ------------
+def video():
+    import subprocess
+    import tempfile
+    cases = (("h264.mp4", ["-c:v", "libx264", "-preset", "ultrafast"]),
+             ("h264-faststart.mp4", ["-c:v", "libx264", "-preset", "ultrafast", "-movflags", "+faststart"]),
+             ("rotated.mp4", ["-c:v", "libx264", "-preset", "ultrafast", "-metadata:s:v:0", "rotate=90"]),
+             ("mjpeg.mkv", ["-c:v", "mjpeg"]), ("mpeg4.avi", ["-c:v", "mpeg4"]),
+             ("h264.ts", ["-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts"]),
+             ("vp8.webm", ["-c:v", "libvpx"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, args in cases:
+            path = os.path.join(tmp, name)
+            subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                            "testsrc=size=32x24:rate=10:duration=0.4", "-pix_fmt", "yuv420p",
+                            "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1"]
+                           + args + [path], check=True)
+            with open(path, "rb") as f:
+                put("video", name, f.read())
+        # POST /v1/video of the server's target (route 20): raw and as a form field.
+        with open(os.path.join(tmp, "h264.mp4"), "rb") as f:
+            mp4 = f.read()
+        put("http", "video-raw", bytes([20, 4]) + mp4)
+        put("http", "video-multipart", bytes([20, 0]) + b"--XyZ\r\nContent-Disposition: form-data; "
+            b"name=\"video\"; filename=\"v.mp4\"\r\nContent-Type: video/mp4\r\n\r\n" + mp4 + b"\r\n--XyZ--\r\n")
+
+
 if __name__ == "__main__":
+    if sys.argv[2:] == ["video"]:  # only the video seeds (they need ffmpeg, not OpenCV)
+        video()
+        sys.exit(0)
     jpg = images()
     onnx_nets()
     tfjs()
@@ -232,3 +264,4 @@ if __name__ == "__main__":
     ckpt()
     gallery()
     http(jpg)
+    video()

@@ -151,7 +151,7 @@ def _faces_from(ptr, n):
             faces.append(Face(_lib.Face.from_buffer_copy(ptr[i])))
     finally:
         if ptr:
-            _lib.libc_free(ctypes.cast(ptr, ctypes.c_void_p))
+            _lib.buffer_free(ctypes.cast(ptr, ctypes.c_void_p))
     return faces
 
 
@@ -659,7 +659,7 @@ class Gallery:
                     for i in range(n.value)]
         finally:
             if ptr:
-                _lib.libc_free(ctypes.cast(ptr, ctypes.c_void_p))
+                _lib.buffer_free(ctypes.cast(ptr, ctypes.c_void_p))
 
     def faces(self, name=None):
         """The enrolled faces (of one subject, or all): [GalleryFace(id, subject, image_sha256,
@@ -672,7 +672,7 @@ class Gallery:
                                 tuple(ptr[i].box), ptr[i].created) for i in range(n.value)]
         finally:
             if ptr:
-                _lib.libc_free(ctypes.cast(ptr, ctypes.c_void_p))
+                _lib.buffer_free(ctypes.cast(ptr, ctypes.c_void_p))
 
     def search(self, embedding, k=5):
         """The k best subjects for one embedding, best first: [Match]."""

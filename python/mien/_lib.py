@@ -128,10 +128,9 @@ def _fn(name, restype, *argtypes):
 
 status_name = _fn("mien_status_name", c_char_p, c_int)
 version = _fn("mien_version", c_char_p)
-libc_free = ctypes.CDLL(None).free
-libc_free.argtypes = [vp]
-libc_free.restype = None
 
+# Arrays and bytes the library returns go back through its own free functions.
+buffer_free = _fn("mien_buffer_free", None, vp)
 image_free = _fn("mien_image_free", None, P(Image))
 config_default = _fn("mien_config_default", None, P(Config))
 models_open = _fn("mien_models_open", c_int, c_char_p, P(Config), P(vp))

@@ -159,5 +159,7 @@ int cmd_eval_identify(int argc, char **argv);
 int cmd_eval_cluster(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
+int cmd_video(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
 
 #endif

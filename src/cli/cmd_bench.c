@@ -16,7 +16,9 @@
  * time other programs hold it), multi-thread and end-to-end ones on the wall clock; both
  * clocks are reported for the models, with the load average. */
 #include "cli/cli.h"
-#include "nn/backend_xnnpack_own.h"
+#ifdef MIEN_HAVE_XNNPACK
+#include "nn/backend_xnnpack_own.h" /* the fast backend's own GEMM, timed beside OpenBLAS */
+#endif
 #include "nn/exec.h"
 #include "nn/faceapi.h"
 #include "nn/tfjs.h"
@@ -152,8 +154,10 @@ static double time_gemm(gemm_fn fn, void *ctx, double flop, int reps, int trials
 typedef struct gemm_ctx {
     int m, k, n;
     float *a, *b, *c;            /* (m,k) (k,n) (m,n) */
+#ifdef MIEN_HAVE_XNNPACK
     nn_own *own;
     pthreadpool_t pool;
+#endif
 } gemm_ctx;
 
 static void run_blas(void *p) {
@@ -162,10 +166,12 @@ static void run_blas(void *p) {
                 g->k, g->b, g->n, 0.f, g->c, g->n);
 }
 
+#ifdef MIEN_HAVE_XNNPACK
 static void run_own(void *p) {
     gemm_ctx *g = p;
     nn_own_run(g->own, g->pool);
 }
+#endif
 
 /* GFLOP/s of both GEMMs on one shape with `threads` threads (M scaled by threads, so each
  * thread keeps a cache-resident share). */
@@ -184,6 +190,7 @@ static void peak_shape(const int shape[3], int threads, int quick, double *own, 
     openblas_set_num_threads(threads);
     *blas = time_gemm(run_blas, &g, flop, reps, trials, threads == 1);
     openblas_set_num_threads(1);
+#ifdef MIEN_HAVE_XNNPACK /* else no own GEMM: 0 GFLOP/s */
     if (nn_own_preferred()) {
         nn_own_conv p = {
             .n = 1, .h = 1, .w = g.m, .ci = g.k, .oh = 1, .ow = g.m, .co = g.n,
@@ -197,6 +204,7 @@ static void peak_shape(const int shape[3], int threads, int quick, double *own, 
         nn_own_free(g.own);
         if (g.pool) pthreadpool_destroy(g.pool);
     }
+#endif
 done:
     free(g.a);
     free(g.b);

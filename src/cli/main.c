@@ -32,6 +32,8 @@ static const struct command {
     {"import", cmd_import, "merge an exported gallery file"},
     {"cluster", cmd_cluster, "group the faces of unlabelled photos by person"},
     {"collections", cmd_collections, "the face collections of the gallery (collections delete NAME)"},
+    {"video", cmd_video, "follow and name the faces of a video file or stream (--json, --out)"},
+    {"watch", cmd_watch, "a live stream until stopped: events as they happen, webhook"},
     {"serve", cmd_serve, "HTTP service: JSON API under /v1, API keys, web page at /"},
     {"keys", cmd_keys, "API keys of mien serve: keys add | keys list | keys remove"},
     {"version", cmd_version, "print the version"},

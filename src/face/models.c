@@ -418,6 +418,8 @@ int mien_image_load(mien_session *s, const char *path, mien_image *out) {
 
 /* ==== Detection ==== */
 
+void mien_faces_free(mien_face *faces) { free(faces); }
+
 int mien_detect(mien_session *s, const mien_image *img, const mien_detect_options *o,
                 mien_face **faces, int *n_faces) {
     if (!s || !faces || !n_faces) return MIEN_EINVAL;

@@ -726,6 +726,12 @@ static int cmp_subject_name(const void *a, const void *b) {
     return strcmp(((const mien_subject *)a)->name, ((const mien_subject *)b)->name);
 }
 
+/* The named free functions of the arrays the gallery API returns. */
+void mien_subjects_free(mien_subject *subjects) { free(subjects); }
+void mien_gallery_faces_free(mien_gallery_face_info *faces) { free(faces); }
+void mien_collections_free(mien_collection *collections) { free(collections); }
+void mien_buffer_free(void *data) { free(data); }
+
 int mien_gallery_subjects(mien_gallery *g, mien_subject **out, int *n) {
     *out = NULL;
     *n = 0;

@@ -21,7 +21,10 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#if defined(__x86_64__) || defined(__i386__)
+#define MIEN_HNSW_AVX2 1 /* the one SIMD guard of this file */
 #include <immintrin.h>
+#endif
 #include <new>
 #include <thread>
 #include <vector>
@@ -43,6 +46,7 @@ float dot_plain(const float *a, const float *b, size_t n) {
     return (s0 + s1) + (s2 + s3);
 }
 
+#ifdef MIEN_HNSW_AVX2
 __attribute__((target("avx2,fma"))) float dot_avx2(const float *a, const float *b, size_t n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     size_t i = 0;
@@ -61,22 +65,30 @@ __attribute__((target("avx2,fma"))) float dot_avx2(const float *a, const float *
     return s;
 }
 
+#endif
+
 float dist_plain(const void *a, const void *b, const void *param) {
     return 1.0f - dot_plain(static_cast<const float *>(a), static_cast<const float *>(b),
                             *static_cast<const size_t *>(param));
 }
 
+#ifdef MIEN_HNSW_AVX2
 __attribute__((target("avx2,fma"))) float dist_avx2(const void *a, const void *b,
                                                      const void *param) {
     return 1.0f - dot_avx2(static_cast<const float *>(a), static_cast<const float *>(b),
                            *static_cast<const size_t *>(param));
 }
+#endif
 
 class IpSpace : public hnswlib::SpaceInterface<float> {
   public:
     explicit IpSpace(size_t dim) : dim_(dim) {
+#ifdef MIEN_HNSW_AVX2
         fn_ = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? dist_avx2
                                                                                 : dist_plain;
+#else
+        fn_ = dist_plain;
+#endif
     }
     size_t get_data_size() override { return dim_ * sizeof(float); }
     hnswlib::DISTFUNC<float> get_dist_func() override { return fn_; }

@@ -549,49 +549,11 @@ static int ref_input(const nn_graph *g, const nn_node *n, const float *const *in
 
 /* ==== Dispatch ==== */
 
+/* Generated from ops.def: an op whose kernel is missing does not compile. */
 static const ref_fn ref_table[NN_OP_COUNT] = {
-    [NN_OP_INPUT] = ref_input,
-    [NN_OP_CONV2D] = ref_conv2d,
-    [NN_OP_DWCONV2D] = ref_dwconv2d,
-    [NN_OP_FC] = ref_fc,
-    [NN_OP_ADD] = ref_binary,
-    [NN_OP_SUB] = ref_binary,
-    [NN_OP_MUL] = ref_binary,
-    [NN_OP_DIV] = ref_binary,
-    [NN_OP_MAXIMUM] = ref_binary,
-    [NN_OP_MINIMUM] = ref_binary,
-    [NN_OP_LESS] = ref_binary,
-    [NN_OP_GREATER_EQUAL] = ref_binary,
-    [NN_OP_ABS] = ref_unary,
-    [NN_OP_NEG] = ref_unary,
-    [NN_OP_SQUARE] = ref_unary,
-    [NN_OP_SQRT] = ref_unary,
-    [NN_OP_RSQRT] = ref_unary,
-    [NN_OP_EXP] = ref_unary,
-    [NN_OP_RELU] = ref_unary,
-    [NN_OP_RELU6] = ref_unary,
-    [NN_OP_SIGMOID] = ref_unary,
-    [NN_OP_TANH] = ref_unary,
-    [NN_OP_LEAKY_RELU] = ref_unary,
-    [NN_OP_CLAMP] = ref_unary,
-    [NN_OP_PRELU] = ref_prelu,
-    [NN_OP_SUM] = ref_reduce,
-    [NN_OP_MEAN] = ref_reduce,
-    [NN_OP_REDUCE_MAX] = ref_reduce,
-    [NN_OP_SOFTMAX] = ref_softmax,
-    [NN_OP_MAXPOOL] = ref_pool,
-    [NN_OP_AVGPOOL] = ref_pool,
-    [NN_OP_PAD] = ref_pad,
-    [NN_OP_CONCAT] = ref_concat,
-    [NN_OP_RESHAPE] = ref_reshape,
-    [NN_OP_TRANSPOSE] = ref_transpose,
-    [NN_OP_SLICE] = ref_slice,
-    [NN_OP_RESIZE_BILINEAR] = ref_resize,
-    [NN_OP_RESIZE_NEAREST] = ref_resize,
-    [NN_OP_DEPTH_TO_SPACE] = ref_depth_to_space,
-    [NN_OP_BATCHNORM] = ref_batchnorm,
-    [NN_OP_BATCHNORM_TRAIN] = ref_batchnorm_train,
-    [NN_OP_L2NORM] = ref_l2norm,
+#define OP(name, str, nmin, nmax, ref, test) [NN_OP_##name] = ref,
+#include "nn/ops.def"
+#undef OP
 };
 
 int nn_ref_eval(const nn_graph *g, const nn_node *n, const float *const *in, float *out,

@@ -10,7 +10,10 @@
  * accumulators before the store, so no second pass over the output is needed. */
 #include "nn/backend_xnnpack_own.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#define OWN_SIMD 1 /* the one guard of every AVX2 path of this file */
 #include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,7 +52,7 @@ typedef struct own_gemm {
 /* ==== CPU ==== */
 
 int nn_own_preferred(void) {
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef OWN_SIMD
     const char *env = getenv("MIEN_OWN_KERNELS");
     __builtin_cpu_init();
     int can = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -62,7 +65,7 @@ int nn_own_preferred(void) {
 
 /* ==== Microkernels ==== */
 
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef OWN_SIMD
 #define TARGET __attribute__((target("avx2,fma")))
 
 /* Lanes [0, n) set: the mask of a partial store. */
@@ -246,7 +249,7 @@ static const float *pixel_in(const nn_own_conv *p, pix q) {
     return p->x + ((q.b * p->h + q.oy * p->stride[0]) * p->w + q.ox * p->stride[1]) * p->ci;
 }
 
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef OWN_SIMD
 /* Copy n floats, n small (a few taps' channels): whole vectors, the last one overlapping
  * the one before; no library call per run. */
 TARGET static inline void copy_run(float *dst, const float *src, int64_t n) {
@@ -284,7 +287,7 @@ TARGET static void gather_row(const nn_own_conv *p, pix q, float *row) {
 }
 #endif
 
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef OWN_SIMD
 /* Blocks [b0, b1) of 6 pixels, every panel; scratch: MR im2col rows unless direct. */
 TARGET static void run_blocks(const own_gemm *gm, int64_t b0, int64_t b1, float *scratch) {
     const nn_own_conv *p = &gm->p;
@@ -339,7 +342,7 @@ static void task_im2col(void *ctx, size_t t) {
 }
 
 static void gemm_run(nn_own *k, pthreadpool_t pool) {
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef OWN_SIMD
     const own_gemm *gm = (const own_gemm *)k;
     const int64_t blocks = (gm->m + MR - 1) / MR;
     pthreadpool_parallelize_1d(pool, gm->direct ? task_direct : task_im2col, k,
@@ -394,7 +397,7 @@ static void dw_free(nn_own *k) {
     free(d);
 }
 
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef OWN_SIMD
 /* Written out per group count with macros: GCC keeps an accumulator array in memory. */
 #define DW_ACC(g)                                                                          \
     const __m256 b##g = _mm256_loadu_ps(d->bias + c + 8 * g);                             \
@@ -517,7 +520,7 @@ TARGET static void dw_row(void *ctx, size_t row_index) {
 #endif
 
 static void dw_run(nn_own *k, pthreadpool_t pool) {
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef OWN_SIMD
     own_dw *d = (own_dw *)k;
     pthreadpool_parallelize_1d(pool, dw_row, d, (size_t)(d->p.n * d->p.oh), 0);
 #else

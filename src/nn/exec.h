@@ -11,7 +11,8 @@ typedef struct nn_exec nn_exec;
 
 typedef enum nn_backend_kind {
     NN_BACKEND_REF = 0,      /* plain C for every node */
-    NN_BACKEND_FAST = 1,     /* XNNPACK where supported, reference for the rest */
+    NN_BACKEND_FAST = 1,     /* XNNPACK where supported, reference for the rest (all of it
+                              * in a build without XNNPACK) */
 } nn_backend_kind;
 
 typedef struct nn_exec_opts {
@@ -63,7 +64,17 @@ typedef struct nn_backend {
 } nn_backend;
 
 extern const nn_backend nn_backend_ref;
+#ifdef MIEN_HAVE_XNNPACK
 extern const nn_backend nn_backend_xnnpack;
+#endif
+
+/* The registry (backends.c): the backends this build has, the reference first. */
+int nn_backend_count(void);
+const nn_backend *nn_backend_at(int i);
+/* The backend that runs kind's fast nodes: the reference for NN_BACKEND_REF; for
+ * NN_BACKEND_FAST the fast backend, NULL in a build without one (then the reference runs
+ * every node). */
+const nn_backend *nn_backend_of_kind(nn_backend_kind kind);
 
 /* The backend context of exec x for backend b (what b->exec_init made). */
 void *nn_exec_backend_ctx(const nn_exec *x);

@@ -7,14 +7,14 @@
 #include <string.h>
 
 static const char *const op_names[] = {
-#define OP(name, str, nmin, nmax) str,
+#define OP(name, str, nmin, nmax, ref, test) str,
 #include "nn/ops.def"
 #undef OP
 };
 _Static_assert(sizeof op_names / sizeof op_names[0] == NN_OP_COUNT, "op name table");
 
 static const struct { int min, max; } op_arity[] = {
-#define OP(name, str, nmin, nmax) {nmin, nmax},
+#define OP(name, str, nmin, nmax, ref, test) {nmin, nmax},
 #include "nn/ops.def"
 #undef OP
 };

@@ -24,7 +24,7 @@
 #define NN_MAX_ARENA_BYTES ((size_t)2 << 30)
 
 typedef enum nn_op {
-#define OP(name, str, nmin, nmax) NN_OP_##name,
+#define OP(name, str, nmin, nmax, ref, test) NN_OP_##name,
 #include "nn/ops.def"
 #undef OP
     NN_OP_COUNT

@@ -497,6 +497,10 @@ static void h_subject_create(srv_req *r, const route_args *a) {
     srv_reply_json(r, created ? 201 : 200, o);
 }
 
+/* POST /v1/video (video.c). */
+void srv_video(srv_req *r);
+static void h_video(srv_req *r, const route_args *a) { srv_video(r); }
+
 /* ==== Collections and keys (mien keys: admin to change, read to list) ==== */
 
 static cJSON *collection_json(const mien_collection *c) {
@@ -718,6 +722,7 @@ static const struct route {
     {"POST", "/v1/embed", SRV_ROLE_READ, h_embed},
     {"POST", "/v1/verify", SRV_ROLE_READ, h_verify},
     {"POST", "/v1/identify", SRV_ROLE_READ, h_identify},
+    {"POST", "/v1/video", SRV_ROLE_READ, h_video},
     {"GET", "/v1/subjects", SRV_ROLE_READ, h_subjects},
     {"POST", "/v1/subjects", SRV_ROLE_ADMIN, h_subject_create},
     {"GET", "/v1/subjects/{name}", SRV_ROLE_READ, h_subject_get},

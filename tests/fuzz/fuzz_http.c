@@ -39,6 +39,7 @@ static const char *const routes[][2] = {
     {"POST", "/api/v1/verification/embeddings/verify"},
     {"POST", "/v1/keys"},
     {"POST", "/v1/collections"},
+    {"POST", "/v1/video?detect_every=2"},
 };
 #define N_ROUTES (int)(sizeof routes / sizeof routes[0])
 
