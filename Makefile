@@ -41,13 +41,13 @@ CHECK_CFLAGS := $(shell pkg-config --cflags $(call pc_names,$(TEST_PKGS)) 2>/dev
 CHECK_LIBS := $(shell pkg-config --libs $(call pc_names,$(TEST_PKGS)) 2>/dev/null) -lz
 
 LIB_SRC := $(sort $(wildcard src/core/*.c src/image/*.c src/nn/*.c src/face/*.c src/train/*.c \
-                             src/gallery/*.c src/server/*.c src/video/*.c))
+                             src/gallery/*.c src/server/*.c src/video/*.c src/eval/*.c))
 ifeq ($(XNNPACK),1)
 DEFS += -DMIEN_HAVE_XNNPACK
 else
 LIB_SRC := $(filter-out src/nn/backend_xnnpack%.c,$(LIB_SRC))
 endif
-CLI_SRC := $(sort $(wildcard src/cli/*.c))
+CLI_SRC := $(sort $(filter-out src/cli/main_mpi.c,$(wildcard src/cli/*.c)))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 
 # mien serve: the files embedded in the binary (src/server/assets.c .incbin's them), and the
@@ -113,17 +113,17 @@ $(B)/mien.1: $(B)/mien tools/make_man.sh tools/mien.1.head
 	bash tools/make_man.sh $(B)/mien tools/mien.1.head > $@.tmp && mv $@.tmp $@
 
 # ---- data-parallel training: build/mien-train-mpi (`mien train` as one rank of an MPI run) --
-# Only src/train/mpi/main_mpi.c sees MPI, with mpicc's own flags; the library and build/mien
+# Only src/cli/main_mpi.c sees MPI, with mpicc's own flags; the library and build/mien
 # never link it. Built with `all` where mpicc exists (Debian libopenmpi-dev).
 MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
 MPI_LIBS   := $(shell mpicc --showme:link 2>/dev/null)
 ifneq ($(MPI_LIBS),)
 all: $(B)/mien-train-mpi
 endif
-$(B)/src/train/mpi/main_mpi.o: src/train/mpi/main_mpi.c
+$(B)/src/cli/main_mpi.o: src/cli/main_mpi.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_REL) $(MPI_CFLAGS) -c $< -o $@
-$(B)/mien-train-mpi: $(B)/src/train/mpi/main_mpi.o $(filter-out $(B)/src/cli/main.o,$(CLI_OBJ)) $(B)/libmien.a
+$(B)/mien-train-mpi: $(B)/src/cli/main_mpi.o $(filter-out $(B)/src/cli/main.o,$(CLI_OBJ)) $(B)/libmien.a
 	$(CC) $^ $(LIBS) $(MPI_LIBS) -o $@
 
 # ---- benchmarks: build/bench_ops times every model on the reference and XNNPACK backends ----

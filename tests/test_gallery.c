@@ -10,7 +10,7 @@
 #include "testutil.h"
 #include "pgtest.h"
 #include "gallery/cluster.h"
-#include "gallery/sha256.h"
+#include "core/sha256.h"
 #include "gallery/store.h"
 #include "mien.h"
 

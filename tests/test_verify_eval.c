@@ -1,7 +1,7 @@
 /* Verification metrics: pairs files, k-fold accuracy, TAR@FAR, ROC/AUC/EER, the ROC plot, and
  * a comparison with an independent numpy reference (tools/ref_verify_metrics.py). */
 #include "testutil.h"
-#include "face/verify_eval.h"
+#include "eval/verify_eval.h"
 #include "image/image.h"
 
 #include <math.h>

@@ -1,7 +1,7 @@
 /* mien eval pairs | landmarks: accuracy measured on public data. */
 #include "cli/cli.h"
 #include "core/err.h"
-#include "face/verify_eval.h"
+#include "eval/verify_eval.h"
 
 #include <math.h>
 #include <stdlib.h>

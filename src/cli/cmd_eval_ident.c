@@ -2,7 +2,7 @@
  * folder-per-person set (LFW). */
 #include "cli/cli.h"
 #include "core/err.h"
-#include "face/verify_eval.h"
+#include "eval/verify_eval.h"
 
 #include <math.h>
 #include <stdlib.h>

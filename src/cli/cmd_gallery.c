@@ -3,7 +3,7 @@
 #include "cli/cli.h"
 #include "core/err.h"
 #include "gallery/gallery_int.h"
-#include "gallery/sha256.h"
+#include "core/sha256.h"
 #include "image/image.h"
 
 #include <dirent.h>

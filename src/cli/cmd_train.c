@@ -1,13 +1,13 @@
 /* mien train: margin-softmax training of a face embedder (the engine is src/train).
  *
  * The same code runs in one process (mien train) and in each process of a data-parallel run
- * (mien-train-mpi, src/train/mpi/main_mpi.c), which passes an MPI communicator: every rank
+ * (mien-train-mpi, src/cli/main_mpi.c), which passes an MPI communicator: every rank
  * takes its slice of each global batch, batch norm statistics, gradients, features and the
  * softmax denominators of the sharded class centres are combined across ranks, and rank 0
  * alone prints and writes files. */
 #include "cli/cli.h"
 #include "core/err.h"
-#include "face/verify_eval.h"
+#include "eval/verify_eval.h"
 #include "image/image.h"
 #include "nn/exec.h"
 #include "train/data.h"

@@ -561,374 +561,507 @@ static int strided_slice_spec(const cJSON *node, int nd, const int64_t *d, int n
     return MIEN_OK;
 }
 
-static int load_node(loader *L, const cJSON *node, tf_val *v) {
-    mien_err *e = L->e;
-    nn_graph *g = L->g;
-    const cJSON *jop = cJSON_GetObjectItemCaseSensitive(node, "op");
-    if (!cJSON_IsString(jop)) return mien_err_set(e, MIEN_EFORMAT, "%s: node without op", v->name);
-    const char *op = jop->valuestring, *nm = v->name;
-    tf_val *in[64];
-    int nin = 0;
+/* ==== The TensorFlow ops: one handler each, found by name in tf_ops below ====
+ * A handler gets the node (its attributes), its value v (named v->name: a graph tensor or an
+ * int vector of shape arithmetic), the values of its inputs in[0..nin-1] (at least the
+ * table's minimum; none for the ops that read no input) and the table's nn_op. */
+typedef int (*tf_handler)(loader *, const cJSON *, tf_val *, const char *, tf_val **, int,
+                          nn_op);
 
-    if (!strcmp(op, "Const")) {
-        const nn_weight *w = nn_weights_find(&L->w, nm);
-        if (!w) return mien_err_set(e, MIEN_EFORMAT, "constant %s has no weights", nm);
-        if (w->i) {
-            if (w->n > MAX_INTS)
-                return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: int32 constant of %lld values", nm,
-                                    (long long)w->n);
-            v->kind = VAL_INTS;
-            v->n_ints = (int)w->n;
-            v->is_scalar = w->ndim == 0;
-            for (int64_t k = 0; k < w->n; k++) v->ints[k] = w->i[k];
-            return MIEN_OK;
-        }
-        return set_tensor(v, nn_add_const_ref(g, nm, w->ndim, w->dims, w->f, e)) ? e->status : 0;
-    }
-    if (!strcmp(op, "Placeholder")) {
-        int64_t dims[NN_MAX_DIMS];
-        int nd = 0;
-        const cJSON *shape = cJSON_GetObjectItemCaseSensitive(attr(node, "shape"), "shape");
-        const cJSON *dim;
-        cJSON_ArrayForEach(dim, cJSON_GetObjectItemCaseSensitive(shape, "dim")) {
-            int64_t s;
-            if (nd >= NN_MAX_DIMS || !json_int64(cJSON_GetObjectItemCaseSensitive(dim, "size"), &s))
-                return mien_err_set(e, MIEN_EFORMAT, "%s: bad placeholder shape", nm);
-            dims[nd++] = s < 0 ? 1 : s;
-        }
-        if (L->input_dims) {
-            if (nd != 4) return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: input is not 4-D", nm);
-            memcpy(dims, L->input_dims, 4 * sizeof *dims);
-        }
-        return set_tensor(v, nn_add_input(g, nm, nd, dims, e)) ? e->status : 0;
-    }
-
-    nin = node_inputs(L, node, in, 64, nm);
-    if (nin < 0) return e->status;
+#define TF_LOCALS                                                                             \
+    mien_err *e = L->e;                                                                       \
+    nn_graph *g = L->g;                                                                       \
+    const char *nm = v->name;                                                                 \
+    (void)e, (void)g, (void)nm
 #define NEED(k)                                                                               \
     do {                                                                                      \
         if (nin < (k)) return mien_err_set(e, MIEN_EFORMAT, "%s (%s): needs %d inputs", nm, op, k); \
     } while (0)
 #define T(k) need_tensor(L, in[k], nm)
 
-    if (!strcmp(op, "Identity") || !strcmp(op, "StopGradient") || !strcmp(op, "Snapshot")) {
-        NEED(1);
-        *v = (tf_val){.name = v->name, .kind = in[0]->kind, .t = in[0]->t,
-                      .n_ints = in[0]->n_ints, .is_scalar = in[0]->is_scalar};
-        memcpy(v->ints, in[0]->ints, sizeof v->ints);
+static int tf_const(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                    int nin, nn_op nop) {
+    TF_LOCALS;
+    const nn_weight *w = nn_weights_find(&L->w, nm);
+    if (!w) return mien_err_set(e, MIEN_EFORMAT, "constant %s has no weights", nm);
+    if (w->i) {
+        if (w->n > MAX_INTS)
+            return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: int32 constant of %lld values", nm,
+                                (long long)w->n);
+        v->kind = VAL_INTS;
+        v->n_ints = (int)w->n;
+        v->is_scalar = w->ndim == 0;
+        for (int64_t k = 0; k < w->n; k++) v->ints[k] = w->i[k];
         return MIEN_OK;
     }
-    if (!strcmp(op, "_FusedConv2D") || !strcmp(op, "Conv2D") ||
-        !strcmp(op, "DepthwiseConv2dNative") || !strcmp(op, "FusedDepthwiseConv2dNative")) {
+    return set_tensor(v, nn_add_const_ref(g, nm, w->ndim, w->dims, w->f, e)) ? e->status : 0;
+}
+
+static int tf_placeholder(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                          int nin, nn_op nop) {
+    TF_LOCALS;
+    int64_t dims[NN_MAX_DIMS];
+    int nd = 0;
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(attr(node, "shape"), "shape");
+    const cJSON *dim;
+    cJSON_ArrayForEach(dim, cJSON_GetObjectItemCaseSensitive(shape, "dim")) {
+        int64_t s;
+        if (nd >= NN_MAX_DIMS || !json_int64(cJSON_GetObjectItemCaseSensitive(dim, "size"), &s))
+            return mien_err_set(e, MIEN_EFORMAT, "%s: bad placeholder shape", nm);
+        dims[nd++] = s < 0 ? 1 : s;
+    }
+    if (L->input_dims) {
+        if (nd != 4) return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: input is not 4-D", nm);
+        memcpy(dims, L->input_dims, 4 * sizeof *dims);
+    }
+    return set_tensor(v, nn_add_input(g, nm, nd, dims, e)) ? e->status : 0;
+}
+
+static int tf_identity(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                       int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(1);
+    *v = (tf_val){.name = v->name, .kind = in[0]->kind, .t = in[0]->t,
+                  .n_ints = in[0]->n_ints, .is_scalar = in[0]->is_scalar};
+    memcpy(v->ints, in[0]->ints, sizeof v->ints);
+    return MIEN_OK;
+}
+
+static int tf_conv(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                   int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(2);
+    int depthwise = strstr(op, "Depthwise") != NULL;
+    nn_conv_params p;
+    int rc = conv_params_of(node, &p, nm, e);
+    if (rc) return rc;
+    int has_bias = 0;
+    if (op[0] == '_' || !strncmp(op, "Fused", 5)) {
+        if ((rc = fused_of(node, &has_bias, &p.act, &p.act_alpha, nm, e))) return rc;
+    }
+    int need = 2 + has_bias + (p.act == NN_ACT_PRELU);
+    NEED(need);
+    int x = T(0), w = T(1), b = has_bias ? T(2) : -1;
+    int a = p.act == NN_ACT_PRELU ? T(2 + has_bias) : -1;
+    if (x < 0 || w < 0 || (has_bias && b < 0) || (p.act == NN_ACT_PRELU && a < 0))
+        return e->status;
+    int t = depthwise ? nn_add_dwconv2d(g, nm, x, w, b, a, &p, e)
+                      : nn_add_conv2d(g, nm, x, w, b, a, &p, e);
+    return set_tensor(v, t) ? e->status : 0;
+}
+
+static int tf_matmul(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                     int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(2);
+    int has_bias = 0;
+    nn_act act = NN_ACT_NONE;
+    float alpha = 0;
+    int rc;
+    if (op[0] == '_' && (rc = fused_of(node, &has_bias, &act, &alpha, nm, e))) return rc;
+    NEED(2 + has_bias + (act == NN_ACT_PRELU));
+    if (attr_bool(node, "transpose_a", 0))
+        return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: MatMul with transpose_a", nm);
+    int x = T(0), w = T(1);
+    if (x < 0 || w < 0) return e->status;
+    if (!g->t[w].data || g->t[w].ndim != 2)
+        return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: MatMul needs constant 2-D weights", nm);
+    if (attr_bool(node, "transpose_b", 0)) {
+        int perm[2] = {1, 0};
+        char tn[300];
+        snprintf(tn, sizeof tn, "%s/transposed_b", nm);
+        w = nn_add_transpose(g, tn, w, perm, e);
+        if (w < 0) return e->status;
+    }
+    int b = has_bias ? T(2) : -1, a = act == NN_ACT_PRELU ? T(2 + has_bias) : -1;
+    int t = nn_add_fc(g, nm, x, w, b, a, act, e);
+    if (t >= 0 && act == NN_ACT_LEAKY) g->nodes[g->t[t].producer].act_alpha = alpha;
+    return set_tensor(v, t) ? e->status : 0;
+}
+
+/* Add, Sub, Mul, ... with broadcasting: the table gives the op. */
+static int tf_binary(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                     int nin, nn_op nop) {
+    TF_LOCALS;
+    int a = T(0), b = T(1);
+    if (a < 0 || b < 0) return e->status;
+    return set_tensor(v, nn_add_binary(g, nop, nm, a, b, e)) ? e->status : 0;
+}
+
+static int tf_unary(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                    int nin, nn_op nop) {
+    TF_LOCALS;
+    int x = T(0);
+    if (x < 0) return e->status;
+    return set_tensor(v, nn_add_unary(g, nop, nm, x, e)) ? e->status : 0;
+}
+
+static int tf_leaky_relu(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                         int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(1);
+    int x = T(0);
+    if (x < 0) return e->status;
+    return set_tensor(v, nn_add_leaky_relu(g, nm, x, attr_float(node, "alpha", 0.2f), e))
+               ? e->status : 0;
+}
+
+static int tf_prelu(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                    int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(2);
+    int x = T(0), a = T(1);
+    if (x < 0 || a < 0) return e->status;
+    return set_tensor(v, nn_add_prelu(g, nm, x, a, e)) ? e->status : 0;
+}
+
+static int tf_softmax(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                      int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(1);
+    int x = T(0);
+    if (x < 0) return e->status;
+    return set_tensor(v, nn_add_softmax(g, nm, x, e)) ? e->status : 0;
+}
+
+static int tf_reduce(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                     int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(2);
+    if (in[0]->kind != VAL_TENSOR || !need_ints(L, in[1], nm, "reduction axes"))
+        return e->status ? e->status
+                         : mien_err_set(e, MIEN_EUNSUPPORTED, "%s: reduction of a constant", nm);
+    int x = in[0]->t, nd = g->t[x].ndim;
+    int64_t ax[MAX_INTS];
+    int nax = ints_of(L, in[1], ax);
+    unsigned mask = 0;
+    for (int k = 0; k < nax; k++) {
+        int64_t a = ax[k] < 0 ? ax[k] + nd : ax[k];
+        if (a < 0 || a >= nd) return mien_err_set(e, MIEN_EFORMAT, "%s: bad axis", nm);
+        mask |= 1u << a;
+    }
+    nn_op rop = op[1] == 'u' ? NN_OP_SUM : op[1] == 'e' ? NN_OP_MEAN : NN_OP_REDUCE_MAX;
+    int keep = attr_bool(node, "keep_dims", 0) || attr_bool(node, "keepdims", 0);
+    return set_tensor(v, nn_add_reduce(g, rop, nm, x, mask, keep, e)) ? e->status : 0;
+}
+
+static int tf_pool(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                   int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(1);
+    int x = T(0);
+    if (x < 0) return e->status;
+    nn_conv_params p;
+    int rc = conv_params_of(node, &p, nm, e);
+    if (rc) return rc;
+    int64_t k[4];
+    if (attr_ints(node, "ksize", k, 4) != 4 || k[1] < 1 || k[2] < 1 || k[1] > 1024 || k[2] > 1024)
+        return mien_err_set(e, MIEN_EFORMAT, "%s: bad ksize", nm);
+    int kern[2] = {(int)k[1], (int)k[2]};
+    nn_op pop = op[0] == 'M' ? NN_OP_MAXPOOL : NN_OP_AVGPOOL;
+    return set_tensor(v, nn_add_pool(g, pop, nm, x, kern, &p, e)) ? e->status : 0;
+}
+
+static int tf_pad(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                  int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(2);
+    int x = T(0);
+    if (x < 0 || !need_ints(L, in[1], nm, "paddings")) return e->status;
+    int64_t pads[MAX_INTS];
+    int np = ints_of(L, in[1], pads);
+    if (np != 2 * g->t[x].ndim) return mien_err_set(e, MIEN_EFORMAT, "%s: bad paddings", nm);
+    float value = 0;
+    if (nin > 2) {
+        int c = T(2);
+        if (c < 0 || !g->t[c].data || g->t[c].n != 1)
+            return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: non-constant pad value", nm);
+        value = g->t[c].data[0];
+    }
+    return set_tensor(v, nn_add_pad(g, nm, x, pads, value, e)) ? e->status : 0;
+}
+
+static int tf_concat(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                     int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(2);
+    tf_val *axv = in[nin - 1];
+    if (!need_ints(L, axv, nm, "axis")) return e->status;
+    int64_t axis;
+    ints_of(L, axv, &axis);
+    int all_ints = 1;
+    for (int k = 0; k < nin - 1; k++) all_ints &= in[k]->kind == VAL_INTS;
+    if (all_ints) { /* shape arithmetic: concatenate int vectors */
+        v->kind = VAL_INTS;
+        v->n_ints = 0;
+        for (int k = 0; k < nin - 1; k++) {
+            if (v->n_ints + in[k]->n_ints > MAX_INTS)
+                return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: int vector too long", nm);
+            memcpy(v->ints + v->n_ints, in[k]->ints, (size_t)in[k]->n_ints * sizeof(int64_t));
+            v->n_ints += in[k]->n_ints;
+        }
+        return MIEN_OK;
+    }
+    int xs[64];
+    for (int k = 0; k < nin - 1; k++)
+        if ((xs[k] = T(k)) < 0) return e->status;
+    return set_tensor(v, nn_add_concat(g, nm, xs, nin - 1, (int)axis, e)) ? e->status : 0;
+}
+
+static int tf_reshape(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                      int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(2);
+    int x = T(0);
+    if (x < 0 || !need_ints(L, in[1], nm, "shape")) return e->status;
+    int64_t shape[MAX_INTS];
+    int nd = ints_of(L, in[1], shape);
+    if (nd > NN_MAX_DIMS) return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: rank %d", nm, nd);
+    for (int k = 0; k < nd; k++)
+        if (shape[k] == 0) return mien_err_set(e, MIEN_EFORMAT, "%s: zero dim", nm);
+    return set_tensor(v, nn_add_reshape(g, nm, x, nd, shape, e)) ? e->status : 0;
+}
+
+static int tf_squeeze_expand(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                             int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(1);
+    int x = T(0);
+    if (x < 0) return e->status;
+    const nn_tensor *tx = &g->t[x];
+    int64_t dims[NN_MAX_DIMS];
+    int nd = 0;
+    if (op[0] == 'S') {
+        int64_t sq[NN_MAX_DIMS];
+        int nsq = attr_ints(node, "squeeze_dims", sq, NN_MAX_DIMS);
+        if (nsq < 0) nsq = attr_ints(node, "axis", sq, NN_MAX_DIMS);
+        for (int d = 0; d < tx->ndim; d++) {
+            int drop = 0;
+            if (nsq <= 0) drop = tx->dims[d] == 1;
+            for (int k = 0; k < nsq; k++)
+                if ((sq[k] < 0 ? sq[k] + tx->ndim : sq[k]) == d) drop = 1;
+            if (drop && tx->dims[d] != 1)
+                return mien_err_set(e, MIEN_EFORMAT, "%s: squeezing a dim that is not 1", nm);
+            if (!drop) dims[nd++] = tx->dims[d];
+        }
+    } else {
         NEED(2);
-        int depthwise = strstr(op, "Depthwise") != NULL;
-        nn_conv_params p;
-        int rc = conv_params_of(node, &p, nm, e);
+        if (!need_ints(L, in[1], nm, "axis")) return e->status;
+        int64_t ax;
+        ints_of(L, in[1], &ax);
+        if (ax < 0) ax += tx->ndim + 1;
+        if (ax < 0 || ax > tx->ndim || tx->ndim >= NN_MAX_DIMS)
+            return mien_err_set(e, MIEN_EFORMAT, "%s: bad axis", nm);
+        for (int d = 0; d <= tx->ndim; d++) {
+            if (d == ax) dims[nd++] = 1;
+            if (d < tx->ndim) dims[nd++] = tx->dims[d];
+        }
+    }
+    return set_tensor(v, nn_add_reshape(g, nm, x, nd, dims, e)) ? e->status : 0;
+}
+
+static int tf_shape(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                    int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(1);
+    if (in[0]->kind != VAL_TENSOR) {
+        v->kind = VAL_INTS;
+        v->n_ints = 1;
+        v->ints[0] = in[0]->n_ints;
+        return MIEN_OK;
+    }
+    const nn_tensor *tx = &g->t[in[0]->t];
+    v->kind = VAL_INTS;
+    v->n_ints = tx->ndim;
+    for (int d = 0; d < tx->ndim; d++) v->ints[d] = tx->dims[d];
+    return MIEN_OK;
+}
+
+static int tf_pack(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                   int nin, nn_op nop) {
+    TF_LOCALS;
+    int all_ints = 1;
+    for (int k = 0; k < nin; k++) all_ints &= in[k]->kind == VAL_INTS && in[k]->is_scalar;
+    if (!all_ints || nin > MAX_INTS)
+        return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: Pack of tensors not supported", nm);
+    v->kind = VAL_INTS;
+    v->n_ints = nin;
+    for (int k = 0; k < nin; k++) v->ints[k] = in[k]->ints[0];
+    return MIEN_OK;
+}
+
+static int tf_strided_slice(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                            int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(4);
+    for (int k = 1; k < 4; k++)
+        if (!need_ints(L, in[k], nm, "slice bounds")) return e->status;
+    int64_t b[MAX_INTS], en[MAX_INTS], st[MAX_INTS], ob[NN_MAX_DIMS], oe[NN_MAX_DIMS],
+        os[NN_MAX_DIMS];
+    int nb = ints_of(L, in[1], b);
+    ints_of(L, in[2], en);
+    ints_of(L, in[3], st);
+    unsigned shrink;
+    if (in[0]->kind == VAL_INTS) { /* shape arithmetic on a 1-D int vector */
+        int64_t d = in[0]->n_ints;
+        int rc = strided_slice_spec(node, 1, &d, nb, b, en, st, ob, oe, os, &shrink, nm, e);
         if (rc) return rc;
-        int has_bias = 0;
-        if (op[0] == '_' || !strncmp(op, "Fused", 5)) {
-            if ((rc = fused_of(node, &has_bias, &p.act, &p.act_alpha, nm, e))) return rc;
-        }
-        int need = 2 + has_bias + (p.act == NN_ACT_PRELU);
-        NEED(need);
-        int x = T(0), w = T(1), b = has_bias ? T(2) : -1;
-        int a = p.act == NN_ACT_PRELU ? T(2 + has_bias) : -1;
-        if (x < 0 || w < 0 || (has_bias && b < 0) || (p.act == NN_ACT_PRELU && a < 0))
-            return e->status;
-        int t = depthwise ? nn_add_dwconv2d(g, nm, x, w, b, a, &p, e)
-                          : nn_add_conv2d(g, nm, x, w, b, a, &p, e);
-        return set_tensor(v, t) ? e->status : 0;
+        int64_t tmp[MAX_INTS];
+        int n = 0;
+        for (int64_t i = ob[0]; os[0] > 0 ? i < oe[0] : i > oe[0]; i += os[0])
+            tmp[n++] = in[0]->ints[i];
+        v->kind = VAL_INTS;
+        v->n_ints = n;
+        v->is_scalar = (shrink & 1) != 0;
+        memcpy(v->ints, tmp, (size_t)n * sizeof *tmp);
+        return MIEN_OK;
     }
-    if (!strcmp(op, "MatMul") || !strcmp(op, "_FusedMatMul")) {
-        NEED(2);
-        int has_bias = 0;
-        nn_act act = NN_ACT_NONE;
-        float alpha = 0;
-        int rc;
-        if (op[0] == '_' && (rc = fused_of(node, &has_bias, &act, &alpha, nm, e))) return rc;
-        NEED(2 + has_bias + (act == NN_ACT_PRELU));
-        if (attr_bool(node, "transpose_a", 0))
-            return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: MatMul with transpose_a", nm);
-        int x = T(0), w = T(1);
-        if (x < 0 || w < 0) return e->status;
-        if (!g->t[w].data || g->t[w].ndim != 2)
-            return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: MatMul needs constant 2-D weights", nm);
-        if (attr_bool(node, "transpose_b", 0)) {
-            int perm[2] = {1, 0};
-            char tn[300];
-            snprintf(tn, sizeof tn, "%s/transposed_b", nm);
-            w = nn_add_transpose(g, tn, w, perm, e);
-            if (w < 0) return e->status;
-        }
-        int b = has_bias ? T(2) : -1, a = act == NN_ACT_PRELU ? T(2 + has_bias) : -1;
-        int t = nn_add_fc(g, nm, x, w, b, a, act, e);
-        if (t >= 0 && act == NN_ACT_LEAKY) g->nodes[g->t[t].producer].act_alpha = alpha;
-        return set_tensor(v, t) ? e->status : 0;
-    }
-    static const struct { const char *tf; nn_op op; } binary[] = {
-        {"Add", NN_OP_ADD},      {"AddV2", NN_OP_ADD},         {"BiasAdd", NN_OP_ADD},
-        {"Sub", NN_OP_SUB},      {"Mul", NN_OP_MUL},           {"RealDiv", NN_OP_DIV},
-        {"Div", NN_OP_DIV},      {"Maximum", NN_OP_MAXIMUM},   {"Minimum", NN_OP_MINIMUM},
-    };
-    for (size_t k = 0; k < sizeof binary / sizeof binary[0]; k++) {
-        if (strcmp(op, binary[k].tf)) continue;
-        NEED(2);
-        int a = T(0), b = T(1);
-        if (a < 0 || b < 0) return e->status;
-        return set_tensor(v, nn_add_binary(g, binary[k].op, nm, a, b, e)) ? e->status : 0;
-    }
-    static const struct { const char *tf; nn_op op; } unary[] = {
-        {"Abs", NN_OP_ABS},   {"Neg", NN_OP_NEG},         {"Square", NN_OP_SQUARE},
-        {"Sqrt", NN_OP_SQRT}, {"Rsqrt", NN_OP_RSQRT},     {"Exp", NN_OP_EXP},
-        {"Relu", NN_OP_RELU}, {"Relu6", NN_OP_RELU6},     {"Sigmoid", NN_OP_SIGMOID},
-        {"Tanh", NN_OP_TANH},
-    };
-    for (size_t k = 0; k < sizeof unary / sizeof unary[0]; k++) {
-        if (strcmp(op, unary[k].tf)) continue;
-        NEED(1);
-        int x = T(0);
-        if (x < 0) return e->status;
-        return set_tensor(v, nn_add_unary(g, unary[k].op, nm, x, e)) ? e->status : 0;
-    }
-    if (!strcmp(op, "LeakyRelu")) {
-        NEED(1);
-        int x = T(0);
-        if (x < 0) return e->status;
-        return set_tensor(v, nn_add_leaky_relu(g, nm, x, attr_float(node, "alpha", 0.2f), e))
-                   ? e->status : 0;
-    }
-    if (!strcmp(op, "Prelu")) {
-        NEED(2);
-        int x = T(0), a = T(1);
-        if (x < 0 || a < 0) return e->status;
-        return set_tensor(v, nn_add_prelu(g, nm, x, a, e)) ? e->status : 0;
-    }
-    if (!strcmp(op, "Softmax")) {
-        NEED(1);
-        int x = T(0);
-        if (x < 0) return e->status;
-        return set_tensor(v, nn_add_softmax(g, nm, x, e)) ? e->status : 0;
-    }
-    if (!strcmp(op, "Sum") || !strcmp(op, "Mean") || !strcmp(op, "Max")) {
-        NEED(2);
-        if (in[0]->kind != VAL_TENSOR || !need_ints(L, in[1], nm, "reduction axes"))
-            return e->status ? e->status
-                             : mien_err_set(e, MIEN_EUNSUPPORTED, "%s: reduction of a constant", nm);
-        int x = in[0]->t, nd = g->t[x].ndim;
-        int64_t ax[MAX_INTS];
-        int nax = ints_of(L, in[1], ax);
-        unsigned mask = 0;
-        for (int k = 0; k < nax; k++) {
-            int64_t a = ax[k] < 0 ? ax[k] + nd : ax[k];
-            if (a < 0 || a >= nd) return mien_err_set(e, MIEN_EFORMAT, "%s: bad axis", nm);
-            mask |= 1u << a;
-        }
-        nn_op rop = op[1] == 'u' ? NN_OP_SUM : op[1] == 'e' ? NN_OP_MEAN : NN_OP_REDUCE_MAX;
-        int keep = attr_bool(node, "keep_dims", 0) || attr_bool(node, "keepdims", 0);
-        return set_tensor(v, nn_add_reduce(g, rop, nm, x, mask, keep, e)) ? e->status : 0;
-    }
-    if (!strcmp(op, "MaxPool") || !strcmp(op, "AvgPool")) {
-        NEED(1);
-        int x = T(0);
-        if (x < 0) return e->status;
-        nn_conv_params p;
-        int rc = conv_params_of(node, &p, nm, e);
-        if (rc) return rc;
-        int64_t k[4];
-        if (attr_ints(node, "ksize", k, 4) != 4 || k[1] < 1 || k[2] < 1 || k[1] > 1024 || k[2] > 1024)
-            return mien_err_set(e, MIEN_EFORMAT, "%s: bad ksize", nm);
-        int kern[2] = {(int)k[1], (int)k[2]};
-        nn_op pop = op[0] == 'M' ? NN_OP_MAXPOOL : NN_OP_AVGPOOL;
-        return set_tensor(v, nn_add_pool(g, pop, nm, x, kern, &p, e)) ? e->status : 0;
-    }
-    if (!strcmp(op, "Pad") || !strcmp(op, "PadV2")) {
-        NEED(2);
-        int x = T(0);
-        if (x < 0 || !need_ints(L, in[1], nm, "paddings")) return e->status;
-        int64_t pads[MAX_INTS];
-        int np = ints_of(L, in[1], pads);
-        if (np != 2 * g->t[x].ndim) return mien_err_set(e, MIEN_EFORMAT, "%s: bad paddings", nm);
-        float value = 0;
-        if (nin > 2) {
-            int c = T(2);
-            if (c < 0 || !g->t[c].data || g->t[c].n != 1)
-                return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: non-constant pad value", nm);
-            value = g->t[c].data[0];
-        }
-        return set_tensor(v, nn_add_pad(g, nm, x, pads, value, e)) ? e->status : 0;
-    }
-    if (!strcmp(op, "ConcatV2")) {
-        NEED(2);
-        tf_val *axv = in[nin - 1];
-        if (!need_ints(L, axv, nm, "axis")) return e->status;
-        int64_t axis;
-        ints_of(L, axv, &axis);
-        int all_ints = 1;
-        for (int k = 0; k < nin - 1; k++) all_ints &= in[k]->kind == VAL_INTS;
-        if (all_ints) { /* shape arithmetic: concatenate int vectors */
-            v->kind = VAL_INTS;
-            v->n_ints = 0;
-            for (int k = 0; k < nin - 1; k++) {
-                if (v->n_ints + in[k]->n_ints > MAX_INTS)
-                    return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: int vector too long", nm);
-                memcpy(v->ints + v->n_ints, in[k]->ints, (size_t)in[k]->n_ints * sizeof(int64_t));
-                v->n_ints += in[k]->n_ints;
-            }
-            return MIEN_OK;
-        }
-        int xs[64];
-        for (int k = 0; k < nin - 1; k++)
-            if ((xs[k] = T(k)) < 0) return e->status;
-        return set_tensor(v, nn_add_concat(g, nm, xs, nin - 1, (int)axis, e)) ? e->status : 0;
-    }
-    if (!strcmp(op, "Reshape")) {
-        NEED(2);
-        int x = T(0);
-        if (x < 0 || !need_ints(L, in[1], nm, "shape")) return e->status;
-        int64_t shape[MAX_INTS];
-        int nd = ints_of(L, in[1], shape);
-        if (nd > NN_MAX_DIMS) return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: rank %d", nm, nd);
-        for (int k = 0; k < nd; k++)
-            if (shape[k] == 0) return mien_err_set(e, MIEN_EFORMAT, "%s: zero dim", nm);
-        return set_tensor(v, nn_add_reshape(g, nm, x, nd, shape, e)) ? e->status : 0;
-    }
-    if (!strcmp(op, "Squeeze") || !strcmp(op, "ExpandDims")) {
-        NEED(1);
-        int x = T(0);
-        if (x < 0) return e->status;
-        const nn_tensor *tx = &g->t[x];
+    const nn_tensor *tx = &g->t[in[0]->t];
+    if (nb > tx->ndim) return mien_err_set(e, MIEN_EFORMAT, "%s: too many slice axes", nm);
+    int rc = strided_slice_spec(node, tx->ndim, tx->dims, nb, b, en, st, ob, oe, os, &shrink,
+                                nm, e);
+    if (rc) return rc;
+    int t = nn_add_slice(g, nm, in[0]->t, ob, oe, os, e);
+    if (t < 0) return e->status;
+    if (shrink) {
         int64_t dims[NN_MAX_DIMS];
         int nd = 0;
-        if (op[0] == 'S') {
-            int64_t sq[NN_MAX_DIMS];
-            int nsq = attr_ints(node, "squeeze_dims", sq, NN_MAX_DIMS);
-            if (nsq < 0) nsq = attr_ints(node, "axis", sq, NN_MAX_DIMS);
-            for (int d = 0; d < tx->ndim; d++) {
-                int drop = 0;
-                if (nsq <= 0) drop = tx->dims[d] == 1;
-                for (int k = 0; k < nsq; k++)
-                    if ((sq[k] < 0 ? sq[k] + tx->ndim : sq[k]) == d) drop = 1;
-                if (drop && tx->dims[d] != 1)
-                    return mien_err_set(e, MIEN_EFORMAT, "%s: squeezing a dim that is not 1", nm);
-                if (!drop) dims[nd++] = tx->dims[d];
-            }
-        } else {
-            NEED(2);
-            if (!need_ints(L, in[1], nm, "axis")) return e->status;
-            int64_t ax;
-            ints_of(L, in[1], &ax);
-            if (ax < 0) ax += tx->ndim + 1;
-            if (ax < 0 || ax > tx->ndim || tx->ndim >= NN_MAX_DIMS)
-                return mien_err_set(e, MIEN_EFORMAT, "%s: bad axis", nm);
-            for (int d = 0; d <= tx->ndim; d++) {
-                if (d == ax) dims[nd++] = 1;
-                if (d < tx->ndim) dims[nd++] = tx->dims[d];
-            }
-        }
-        return set_tensor(v, nn_add_reshape(g, nm, x, nd, dims, e)) ? e->status : 0;
+        for (int d = 0; d < g->t[t].ndim; d++)
+            if (!(shrink & (1u << d))) dims[nd++] = g->t[t].dims[d];
+        char rn[300];
+        snprintf(rn, sizeof rn, "%s/shrink", nm);
+        t = nn_add_reshape(g, rn, t, nd, dims, e);
     }
-    if (!strcmp(op, "Shape")) {
-        NEED(1);
-        if (in[0]->kind != VAL_TENSOR) {
-            v->kind = VAL_INTS;
-            v->n_ints = 1;
-            v->ints[0] = in[0]->n_ints;
-            return MIEN_OK;
-        }
-        const nn_tensor *tx = &g->t[in[0]->t];
-        v->kind = VAL_INTS;
-        v->n_ints = tx->ndim;
-        for (int d = 0; d < tx->ndim; d++) v->ints[d] = tx->dims[d];
-        return MIEN_OK;
-    }
-    if (!strcmp(op, "Pack")) {
-        int all_ints = 1;
-        for (int k = 0; k < nin; k++) all_ints &= in[k]->kind == VAL_INTS && in[k]->is_scalar;
-        if (!all_ints || nin > MAX_INTS)
-            return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: Pack of tensors not supported", nm);
-        v->kind = VAL_INTS;
-        v->n_ints = nin;
-        for (int k = 0; k < nin; k++) v->ints[k] = in[k]->ints[0];
-        return MIEN_OK;
-    }
-    if (!strcmp(op, "StridedSlice")) {
-        NEED(4);
-        for (int k = 1; k < 4; k++)
-            if (!need_ints(L, in[k], nm, "slice bounds")) return e->status;
-        int64_t b[MAX_INTS], en[MAX_INTS], st[MAX_INTS], ob[NN_MAX_DIMS], oe[NN_MAX_DIMS],
-            os[NN_MAX_DIMS];
-        int nb = ints_of(L, in[1], b);
-        ints_of(L, in[2], en);
-        ints_of(L, in[3], st);
-        unsigned shrink;
-        if (in[0]->kind == VAL_INTS) { /* shape arithmetic on a 1-D int vector */
-            int64_t d = in[0]->n_ints;
-            int rc = strided_slice_spec(node, 1, &d, nb, b, en, st, ob, oe, os, &shrink, nm, e);
-            if (rc) return rc;
-            int64_t tmp[MAX_INTS];
-            int n = 0;
-            for (int64_t i = ob[0]; os[0] > 0 ? i < oe[0] : i > oe[0]; i += os[0])
-                tmp[n++] = in[0]->ints[i];
-            v->kind = VAL_INTS;
-            v->n_ints = n;
-            v->is_scalar = (shrink & 1) != 0;
-            memcpy(v->ints, tmp, (size_t)n * sizeof *tmp);
-            return MIEN_OK;
-        }
-        const nn_tensor *tx = &g->t[in[0]->t];
-        if (nb > tx->ndim) return mien_err_set(e, MIEN_EFORMAT, "%s: too many slice axes", nm);
-        int rc = strided_slice_spec(node, tx->ndim, tx->dims, nb, b, en, st, ob, oe, os, &shrink,
-                                    nm, e);
-        if (rc) return rc;
-        int t = nn_add_slice(g, nm, in[0]->t, ob, oe, os, e);
-        if (t < 0) return e->status;
-        if (shrink) {
-            int64_t dims[NN_MAX_DIMS];
-            int nd = 0;
-            for (int d = 0; d < g->t[t].ndim; d++)
-                if (!(shrink & (1u << d))) dims[nd++] = g->t[t].dims[d];
-            char rn[300];
-            snprintf(rn, sizeof rn, "%s/shrink", nm);
-            t = nn_add_reshape(g, rn, t, nd, dims, e);
-        }
-        return set_tensor(v, t) ? e->status : 0;
-    }
-    if (!strcmp(op, "Transpose")) {
-        NEED(2);
-        int x = T(0);
-        if (x < 0 || !need_ints(L, in[1], nm, "perm")) return e->status;
-        int64_t p64[MAX_INTS];
-        int np = ints_of(L, in[1], p64);
-        if (np != g->t[x].ndim) return mien_err_set(e, MIEN_EFORMAT, "%s: bad perm", nm);
-        int perm[NN_MAX_DIMS];
-        for (int k = 0; k < np; k++) perm[k] = (int)p64[k];
-        return set_tensor(v, nn_add_transpose(g, nm, x, perm, e)) ? e->status : 0;
-    }
-    if (!strcmp(op, "ResizeBilinear") || !strcmp(op, "ResizeNearestNeighbor")) {
-        NEED(2);
-        int x = T(0);
-        if (x < 0 || !need_ints(L, in[1], nm, "size")) return e->status;
-        int64_t sz[MAX_INTS];
-        if (ints_of(L, in[1], sz) != 2) return mien_err_set(e, MIEN_EFORMAT, "%s: bad size", nm);
-        if (sz[0] < 1 || sz[1] < 1 || sz[0] > 65536 || sz[1] > 65536)
-            return mien_err_set(e, MIEN_EFORMAT, "%s: bad size", nm);
-        nn_op rop = op[6] == 'B' ? NN_OP_RESIZE_BILINEAR : NN_OP_RESIZE_NEAREST;
-        return set_tensor(v, nn_add_resize(g, rop, nm, x, (int)sz[0], (int)sz[1],
-                                           attr_bool(node, "align_corners", 0),
-                                           attr_bool(node, "half_pixel_centers", 0), e))
-                   ? e->status : 0;
-    }
-    if (!strcmp(op, "DepthToSpace")) {
-        NEED(1);
-        int x = T(0);
-        if (x < 0) return e->status;
-        int64_t bs = attr_int(node, "block_size", 0);
-        if (bs < 1 || bs > 64) return mien_err_set(e, MIEN_EFORMAT, "%s: bad block size", nm);
-        return set_tensor(v, nn_add_depth_to_space(g, nm, x, (int)bs, e)) ? e->status : 0;
-    }
+    return set_tensor(v, t) ? e->status : 0;
+}
+
+static int tf_transpose(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                        int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(2);
+    int x = T(0);
+    if (x < 0 || !need_ints(L, in[1], nm, "perm")) return e->status;
+    int64_t p64[MAX_INTS];
+    int np = ints_of(L, in[1], p64);
+    if (np != g->t[x].ndim) return mien_err_set(e, MIEN_EFORMAT, "%s: bad perm", nm);
+    int perm[NN_MAX_DIMS];
+    for (int k = 0; k < np; k++) perm[k] = (int)p64[k];
+    return set_tensor(v, nn_add_transpose(g, nm, x, perm, e)) ? e->status : 0;
+}
+
+static int tf_resize(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                     int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(2);
+    int x = T(0);
+    if (x < 0 || !need_ints(L, in[1], nm, "size")) return e->status;
+    int64_t sz[MAX_INTS];
+    if (ints_of(L, in[1], sz) != 2) return mien_err_set(e, MIEN_EFORMAT, "%s: bad size", nm);
+    if (sz[0] < 1 || sz[1] < 1 || sz[0] > 65536 || sz[1] > 65536)
+        return mien_err_set(e, MIEN_EFORMAT, "%s: bad size", nm);
+    nn_op rop = op[6] == 'B' ? NN_OP_RESIZE_BILINEAR : NN_OP_RESIZE_NEAREST;
+    return set_tensor(v, nn_add_resize(g, rop, nm, x, (int)sz[0], (int)sz[1],
+                                       attr_bool(node, "align_corners", 0),
+                                       attr_bool(node, "half_pixel_centers", 0), e))
+               ? e->status : 0;
+}
+
+static int tf_depth_to_space(loader *L, const cJSON *node, tf_val *v, const char *op, tf_val **in,
+                             int nin, nn_op nop) {
+    TF_LOCALS;
+    NEED(1);
+    int x = T(0);
+    if (x < 0) return e->status;
+    int64_t bs = attr_int(node, "block_size", 0);
+    if (bs < 1 || bs > 64) return mien_err_set(e, MIEN_EFORMAT, "%s: bad block size", nm);
+    return set_tensor(v, nn_add_depth_to_space(g, nm, x, (int)bs, e)) ? e->status : 0;
+}
+
 #undef NEED
 #undef T
-    return mien_err_set(e, MIEN_EUNSUPPORTED, "op %s (node %s) is not supported", op, nm);
+#undef TF_LOCALS
+
+/* Every TensorFlow op the loader reads: name, handler, fewest inputs (-1: the op reads none,
+ * its inputs are not resolved), and the graph op for the handlers shared by several. */
+static const struct tf_op {
+    const char *name;
+    tf_handler fn;
+    int min_inputs;
+    nn_op op;
+} tf_ops[] = {
+    {"Const",                       tf_const,            -1, NN_OP_INPUT},
+    {"Placeholder",                 tf_placeholder,      -1, NN_OP_INPUT},
+    {"Identity",                    tf_identity,          1, NN_OP_INPUT},
+    {"StopGradient",                tf_identity,          1, NN_OP_INPUT},
+    {"Snapshot",                    tf_identity,          1, NN_OP_INPUT},
+    {"_FusedConv2D",                tf_conv,              2, NN_OP_INPUT},
+    {"Conv2D",                      tf_conv,              2, NN_OP_INPUT},
+    {"DepthwiseConv2dNative",       tf_conv,              2, NN_OP_INPUT},
+    {"FusedDepthwiseConv2dNative",  tf_conv,              2, NN_OP_INPUT},
+    {"MatMul",                      tf_matmul,            2, NN_OP_INPUT},
+    {"_FusedMatMul",                tf_matmul,            2, NN_OP_INPUT},
+    {"Add",                         tf_binary,            2, NN_OP_ADD},
+    {"AddV2",                       tf_binary,            2, NN_OP_ADD},
+    {"BiasAdd",                     tf_binary,            2, NN_OP_ADD},
+    {"Sub",                         tf_binary,            2, NN_OP_SUB},
+    {"Mul",                         tf_binary,            2, NN_OP_MUL},
+    {"RealDiv",                     tf_binary,            2, NN_OP_DIV},
+    {"Div",                         tf_binary,            2, NN_OP_DIV},
+    {"Maximum",                     tf_binary,            2, NN_OP_MAXIMUM},
+    {"Minimum",                     tf_binary,            2, NN_OP_MINIMUM},
+    {"Abs",                         tf_unary,             1, NN_OP_ABS},
+    {"Neg",                         tf_unary,             1, NN_OP_NEG},
+    {"Square",                      tf_unary,             1, NN_OP_SQUARE},
+    {"Sqrt",                        tf_unary,             1, NN_OP_SQRT},
+    {"Rsqrt",                       tf_unary,             1, NN_OP_RSQRT},
+    {"Exp",                         tf_unary,             1, NN_OP_EXP},
+    {"Relu",                        tf_unary,             1, NN_OP_RELU},
+    {"Relu6",                       tf_unary,             1, NN_OP_RELU6},
+    {"Sigmoid",                     tf_unary,             1, NN_OP_SIGMOID},
+    {"Tanh",                        tf_unary,             1, NN_OP_TANH},
+    {"LeakyRelu",                   tf_leaky_relu,        1, NN_OP_INPUT},
+    {"Prelu",                       tf_prelu,             2, NN_OP_INPUT},
+    {"Softmax",                     tf_softmax,           1, NN_OP_INPUT},
+    {"Sum",                         tf_reduce,            2, NN_OP_INPUT},
+    {"Mean",                        tf_reduce,            2, NN_OP_INPUT},
+    {"Max",                         tf_reduce,            2, NN_OP_INPUT},
+    {"MaxPool",                     tf_pool,              1, NN_OP_INPUT},
+    {"AvgPool",                     tf_pool,              1, NN_OP_INPUT},
+    {"Pad",                         tf_pad,               2, NN_OP_INPUT},
+    {"PadV2",                       tf_pad,               2, NN_OP_INPUT},
+    {"ConcatV2",                    tf_concat,            2, NN_OP_INPUT},
+    {"Reshape",                     tf_reshape,           2, NN_OP_INPUT},
+    {"Squeeze",                     tf_squeeze_expand,    1, NN_OP_INPUT},
+    {"ExpandDims",                  tf_squeeze_expand,    1, NN_OP_INPUT},
+    {"Shape",                       tf_shape,             1, NN_OP_INPUT},
+    {"Pack",                        tf_pack,              0, NN_OP_INPUT},
+    {"StridedSlice",                tf_strided_slice,     4, NN_OP_INPUT},
+    {"Transpose",                   tf_transpose,         2, NN_OP_INPUT},
+    {"ResizeBilinear",              tf_resize,            2, NN_OP_INPUT},
+    {"ResizeNearestNeighbor",       tf_resize,            2, NN_OP_INPUT},
+    {"DepthToSpace",                tf_depth_to_space,    1, NN_OP_INPUT},
+};
+
+static int load_node(loader *L, const cJSON *node, tf_val *v) {
+    mien_err *e = L->e;
+    const cJSON *jop = cJSON_GetObjectItemCaseSensitive(node, "op");
+    if (!cJSON_IsString(jop)) return mien_err_set(e, MIEN_EFORMAT, "%s: node without op", v->name);
+    const char *op = jop->valuestring;
+    const struct tf_op *d = NULL;
+    for (size_t k = 0; k < sizeof tf_ops / sizeof tf_ops[0] && !d; k++)
+        if (!strcmp(op, tf_ops[k].name)) d = &tf_ops[k];
+    if (!d)
+        return mien_err_set(e, MIEN_EUNSUPPORTED, "op %s (node %s) is not supported", op, v->name);
+    tf_val *in[64];
+    int nin = 0;
+    if (d->min_inputs >= 0) {
+        nin = node_inputs(L, node, in, 64, v->name);
+        if (nin < 0) return e->status;
+        if (nin < d->min_inputs)
+            return mien_err_set(e, MIEN_EFORMAT, "%s (%s): needs %d inputs", v->name, op,
+                                d->min_inputs);
+    }
+    return d->fn(L, node, v, op, in, nin, d->op);
 }
 
 /* The model's declared outputs: signature.outputs, or userDefinedMetadata.signature.outputs

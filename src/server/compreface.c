@@ -24,7 +24,7 @@
  *   - status=true adds execution_time (ms) per face and plugins_versions.
  *   - Errors are CompreFace's shape {"message": ..., "code": ...}, with 400 for bad input
  *     (code 28 when no face is found), 401/403 for keys, 404 for unknown subjects and ids. */
-#include "gallery/sha256.h"
+#include "core/sha256.h"
 #include "server/server.h"
 
 #include <cJSON.h>

@@ -1,7 +1,7 @@
 /* API keys: a small SQLite file of SHA-256 digests (keys.h). */
 #include "server/keys.h"
 
-#include "gallery/sha256.h"
+#include "core/sha256.h"
 #include "mien.h"
 
 #include <ctype.h>

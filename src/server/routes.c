@@ -1,6 +1,6 @@
 /* mien serve, the routes: one table of method, path template, metrics label, role and
  * handler; /api/v1/... goes to compreface_route first. */
-#include "gallery/sha256.h"
+#include "core/sha256.h"
 #include "server/srv_int.h"
 
 #include <math.h>

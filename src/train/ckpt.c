@@ -174,8 +174,9 @@ int tr_ckpt_load(const char *path, tr_tensors *out, mien_err *e) {
     }
     rc = MIEN_OK;
     for (uint32_t i = 0; i < nm && !rc; i++) {
-        char *kv;
+        char *kv = NULL;
         if (!take_str(&r, &kv) || !strchr(kv, '=')) {
+            free(kv); /* an entry without '=' (found by the ckpt fuzz target: a leak) */
             rc = mien_err_set(e, MIEN_EFORMAT, "%s: bad metadata entry %u", path, i);
             break;
         }

@@ -2,7 +2,7 @@
  *
  * The trainer is written once against this small vtable. A single process uses
  * tr_comm_single() (every collective is the identity); mien-train-mpi fills it with MPI calls
- * (src/train/mpi/main_mpi.c), so nothing outside that one file includes mpi.h. Every rank
+ * (src/cli/main_mpi.c), so nothing outside that one file includes mpi.h. Every rank
  * calls the collectives in the same order with the same counts. */
 #ifndef MIEN_TRAIN_COMM_H
 #define MIEN_TRAIN_COMM_H

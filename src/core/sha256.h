@@ -1,6 +1,6 @@
 /* SHA-256 of a photo's bytes (and of API keys), through OpenSSL's libcrypto. */
-#ifndef MIEN_GALLERY_SHA256_H
-#define MIEN_GALLERY_SHA256_H
+#ifndef MIEN_CORE_SHA256_H
+#define MIEN_CORE_SHA256_H
 
 #include <stddef.h>
 

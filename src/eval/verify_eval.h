@@ -11,8 +11,8 @@
  *
  * Missing pairs (no face found in one of the two images) follow an explicit policy chosen when
  * the set is built, see ve_missing. */
-#ifndef MIEN_FACE_VERIFY_EVAL_H
-#define MIEN_FACE_VERIFY_EVAL_H
+#ifndef MIEN_EVAL_VERIFY_EVAL_H
+#define MIEN_EVAL_VERIFY_EVAL_H
 
 #include "core/err.h"
 

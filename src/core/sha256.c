@@ -1,5 +1,5 @@
 /* SHA-256 via OpenSSL's EVP interface (libcrypto): no hand-written digest in mien. */
-#include "gallery/sha256.h"
+#include "core/sha256.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>

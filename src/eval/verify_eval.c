@@ -1,6 +1,6 @@
 /* Face verification evaluation: pairs files, k-fold accuracy, TAR@FAR, ROC, AUC, EER, plot.
  * See verify_eval.h for the definitions; the comments here say how and why. */
-#include "face/verify_eval.h"
+#include "eval/verify_eval.h"
 
 #include "image/image.h"
 
