@@ -11,14 +11,21 @@
 #include <string.h>
 
 const golden_case golden_cases[] = {
-    {"blazeface_sample1", "human/blazeface.json", "demo/sample1.jpg", 256, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f, 0},
-    {"blazeface_sample4", "human/blazeface.json", "demo/sample4.jpg", 256, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f, 0},
-    {"blazeface_front_sample2", "human/blazeface-front.json", "demo/sample2.jpg", 128, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f, 0},
-    {"mobilefacenet_sample1_f0", "human/mobilefacenet.json", "demo/sample1.jpg", 112, GOLDEN_ALIGNED, 0, 127.5f, 1 / 128.f, 0},
-    {"mobilefacenet_sample5_f1", "human/mobilefacenet.json", "demo/sample5.jpg", 112, GOLDEN_ALIGNED, 1, 127.5f, 1 / 128.f, 0},
-    {"mobileface_sample6_f0", "human/mobileface.json", "demo/sample6.jpg", 112, GOLDEN_ALIGNED, 0, 0.f, 1.f, 0},
-    {"faceres_sample3_f0", "human/faceres.json", "demo/sample3.jpg", 224, GOLDEN_ALIGNED, 0, 0.f, 1.f, 0},
-    {"facemesh_sample4_f2", "human/facemesh.json", "demo/sample4.jpg", 192, GOLDEN_ALIGNED, 2, 0.f, 1 / 255.f, 0},
+    {"blazeface_sample1", "human/blazeface.json", "demo/sample1.jpg", 256, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f, 0, NULL},
+    {"blazeface_sample4", "human/blazeface.json", "demo/sample4.jpg", 256, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f, 0, NULL},
+    {"blazeface_front_sample2", "human/blazeface-front.json", "demo/sample2.jpg", 128, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f, 0, NULL},
+    {"mobilefacenet_sample1_f0", "human/mobilefacenet.json", "demo/sample1.jpg", 112, GOLDEN_ALIGNED, 0, 127.5f, 1 / 128.f, 0, NULL},
+    {"mobilefacenet_sample5_f1", "human/mobilefacenet.json", "demo/sample5.jpg", 112, GOLDEN_ALIGNED, 1, 127.5f, 1 / 128.f, 0, NULL},
+    {"mobileface_sample6_f0", "human/mobileface.json", "demo/sample6.jpg", 112, GOLDEN_ALIGNED, 0, 0.f, 1.f, 0, NULL},
+    {"faceres_sample3_f0", "human/faceres.json", "demo/sample3.jpg", 224, GOLDEN_ALIGNED, 0, 0.f, 1.f, 0, NULL},
+    {"facemesh_sample4_f2", "human/facemesh.json", "demo/sample4.jpg", 192, GOLDEN_ALIGNED, 2, 0.f, 1 / 255.f, 0, NULL},
+    /* MediaPipe's short- and full-range face detectors (the full one's face output only). */
+    {"mediapipe_short_sample2", "human/facemesh-detection-short.json", "demo/sample2.jpg", 128, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f, 0, NULL},
+    {"mediapipe_full_sample1", "human/facemesh-detection-full.json", "demo/sample1.jpg", 192, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 127.5f, 0, "Identity"},
+    /* UltraFace at the size it was exported for (with its own decoded boxes, which check
+     * mien's priors) and at another size, cut where detectors.c cuts it. */
+    {"ultraface_sample1_320", "faceplugin/fr_detect.onnx", "demo/sample1.jpg", 240, GOLDEN_LETTERBOX, 0, 127.f, 1 / 128.f, 320, "scores,462,boxes"},
+    {"ultraface_sample4_256", "faceplugin/fr_detect.onnx", "demo/sample4.jpg", 192, GOLDEN_LETTERBOX, 0, 127.f, 1 / 128.f, 256, "scores,462"},
 };
 const int n_golden_cases = (int)(sizeof golden_cases / sizeof golden_cases[0]);
 
@@ -27,12 +34,12 @@ const int n_golden_cases = (int)(sizeof golden_cases / sizeof golden_cases[0]);
  * letterboxed photo at an odd, non-square size; R-Net, O-Net and the anti-spoofing model
  * take face crops. */
 const golden_case golden_tflite_cases[] = {
-    {"tflite_mobilefacenet_sample1_f0", "expo/MobileFaceNet.tflite", "demo/sample1.jpg", 112, GOLDEN_ALIGNED, 0, 127.5f, 1 / 128.f, 0},
-    {"tflite_mobilefacenet_sample5_f1", "expo/MobileFaceNet.tflite", "demo/sample5.jpg", 112, GOLDEN_ALIGNED, 1, 127.5f, 1 / 128.f, 0},
-    {"tflite_pnet_sample2", "expo/pnet.tflite", "demo/sample2.jpg", 97, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 128.f, 71},
-    {"tflite_rnet_sample3_f0", "expo/rnet.tflite", "demo/sample3.jpg", 24, GOLDEN_ALIGNED, 0, 127.5f, 1 / 128.f, 0},
-    {"tflite_onet_sample4_f1", "expo/onet.tflite", "demo/sample4.jpg", 48, GOLDEN_ALIGNED, 1, 127.5f, 1 / 128.f, 0},
-    {"tflite_antispoof_sample6_f0", "expo/FaceAntiSpoofing.tflite", "demo/sample6.jpg", 256, GOLDEN_ALIGNED, 0, 0.f, 1 / 255.f, 0},
+    {"tflite_mobilefacenet_sample1_f0", "expo/MobileFaceNet.tflite", "demo/sample1.jpg", 112, GOLDEN_ALIGNED, 0, 127.5f, 1 / 128.f, 0, NULL},
+    {"tflite_mobilefacenet_sample5_f1", "expo/MobileFaceNet.tflite", "demo/sample5.jpg", 112, GOLDEN_ALIGNED, 1, 127.5f, 1 / 128.f, 0, NULL},
+    {"tflite_pnet_sample2", "expo/pnet.tflite", "demo/sample2.jpg", 97, GOLDEN_LETTERBOX, 0, 127.5f, 1 / 128.f, 71, NULL},
+    {"tflite_rnet_sample3_f0", "expo/rnet.tflite", "demo/sample3.jpg", 24, GOLDEN_ALIGNED, 0, 127.5f, 1 / 128.f, 0, NULL},
+    {"tflite_onet_sample4_f1", "expo/onet.tflite", "demo/sample4.jpg", 48, GOLDEN_ALIGNED, 1, 127.5f, 1 / 128.f, 0, NULL},
+    {"tflite_antispoof_sample6_f0", "expo/FaceAntiSpoofing.tflite", "demo/sample6.jpg", 256, GOLDEN_ALIGNED, 0, 0.f, 1 / 255.f, 0, NULL},
 };
 const int n_golden_tflite_cases = (int)(sizeof golden_tflite_cases / sizeof golden_tflite_cases[0]);
 

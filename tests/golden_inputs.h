@@ -17,6 +17,8 @@ typedef struct golden_case {
     int face;                /* GOLDEN_ALIGNED: which detected face (by score order) */
     float mean, scale;       /* input = (pixel - mean) * scale */
     int width;               /* GOLDEN_LETTERBOX: input width when not side (height is side) */
+    const char *outputs;     /* the outputs to compare, comma-separated (NULL: the model's);
+                              * ONNX models are cut there, as mien's detector table cuts them */
 } golden_case;
 
 enum { GOLDEN_LETTERBOX = 0, GOLDEN_ALIGNED = 1 };
@@ -26,6 +28,9 @@ extern const int n_golden_cases;
 /* The TFLite models (tests/test_tflite.c, goldens from tools/tflite_oracle.py). */
 extern const golden_case golden_tflite_cases[];
 extern const int n_golden_tflite_cases;
+
+/* Input width of case c (side unless width is given). */
+static inline int golden_width(const golden_case *c) { return c->width > 0 ? c->width : c->side; }
 
 /* Make the input tensor (side, width or side, 3) of case c into out (malloc'd). */
 int golden_make_input(const char *models_dir, const golden_case *c, float **out, mien_err *e);

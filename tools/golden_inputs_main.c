@@ -1,7 +1,8 @@
 /* Writes the input tensors of the golden cases (tests/golden_inputs.c) as raw float32 files
  * for the oracles. Used by tools/make_goldens.sh (TFJS) and tools/make_goldens_tflite.sh:
  *   golden_inputs MODELS_DIR OUT_DIR            ->  OUT_DIR/<case>.in.f32, and prints
- *                                                   "<case> <model> <side>" per line;
+ *                                                   "<case> <model> <height> <width>
+ *                                                   <outputs or ->" per line;
  *   golden_inputs MODELS_DIR OUT_DIR --tflite   ->  the TFLite cases, "<case> <model> <height>
  *                                                   <width>" per line. */
 #include "../tests/golden_inputs.h"
@@ -37,7 +38,7 @@ int main(int argc, char **argv) {
         }
         free(t);
         if (tflite) printf("%s %s %d %d\n", c->name, c->model, c->side, w);
-        else printf("%s %s %d\n", c->name, c->model, c->side);
+        else printf("%s %s %d %d %s\n", c->name, c->model, c->side, w, c->outputs ? c->outputs : "-");
     }
     return 0;
 }

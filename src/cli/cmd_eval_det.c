@@ -2,10 +2,13 @@
  * annotated boxes (WIDER FACE's text format or dlib's imglab XML). */
 #include "cli/cli.h"
 #include "core/err.h"
+#include "face/face.h"
+#include "image/image.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char usage[] =
     "usage: mien eval detection --gt FILE --root DIR [--json] [--min-size PX] [options]\n"
@@ -23,6 +26,9 @@ static const char usage[] =
     "  --json            one JSON object\n"
     "  --min-size PX     smaller annotated faces are don't-care (default 20)\n"
     "  --iou T           match threshold (default 0.5)\n"
+    "  --time N          also time detection on N of the photos resized to 640x480, one\n"
+    "                    thread: median CPU ms per photo (ms_per_640x480 in the JSON)\n"
+    "  --landmarks none  the detector's boxes alone (no landmark stage, no presence check)\n"
     "  (and the model options of mien detect)\n";
 
 typedef struct gt_box {
@@ -174,6 +180,7 @@ typedef struct det_job {
     const char *root;
     gt_set *gt;
     const mien_detect_options *det;
+    int boxes_only;          /* the detection stage alone (face_detect) */
     det_rec **recs;          /* per image: detections */
     int *n_recs;
     int *failed;
@@ -186,7 +193,9 @@ static int det_one(void *ctx, mien_session *s, int worker, int i) {
     mien_image img = {0};
     mien_face *faces = NULL;
     int n = 0;
-    if (mien_image_load(s, path, &img) || mien_detect(s, &img, j->det, &faces, &n)) {
+    if (mien_image_load(s, path, &img) ||
+        (j->boxes_only ? face_detect(s, &img, j->det, &faces, &n)
+                       : mien_detect(s, &img, j->det, &faces, &n))) {
         fprintf(stderr, "\nmien eval detection: %s\n", mien_errmsg(s));
         j->failed[i] = 1;
         mien_image_free(&img);
@@ -273,7 +282,7 @@ static void evaluate(gt_set *g, det_rec *d, int nd, float iou_thr, float op_scor
     free(rec);
 }
 
-typedef struct det_opts { const char *gt, *root; float iou; } det_opts;
+typedef struct det_opts { const char *gt, *root; float iou; int time_n; } det_opts;
 
 static int det_extra(void *ctx, const char *opt, const char *val) {
     det_opts *o = ctx;
@@ -281,6 +290,14 @@ static int det_extra(void *ctx, const char *opt, const char *val) {
         if (!val) return -2;
         if (opt[2] == 'g') o->gt = val;
         else o->root = val;
+        return 1;
+    }
+    if (!strcmp(opt, "--time")) {
+        if (!val) return -2;
+        char *e;
+        long n = strtol(val, &e, 10);
+        if (*e || e == val || n < 1 || n > 10000) return -3;
+        o->time_n = (int)n;
         return 1;
     }
     if (!strcmp(opt, "--iou")) {
@@ -292,11 +309,63 @@ static int det_extra(void *ctx, const char *opt, const char *val) {
     return -1;
 }
 
+static double thread_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median thread-CPU milliseconds of one detection on n photos of the set (spread over it)
+ * resized to 640x480, after one warm-up run; -1 on failure. CPU time, so that other
+ * programs on a shared machine do not add their share (they still slow caches). */
+static double time_vga(mien_models *m, const det_job *j, int n) {
+    mien_session *s = NULL;
+    double *t = calloc((size_t)n, sizeof *t), med = -1;
+    int k = 0;
+    if (!t || mien_session_open(m, &s)) goto done;
+    for (int i = 0; i < n; i++) {
+        int gi = (int)((long)i * j->gt->n / n);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", j->root, j->gt->img[gi].path);
+        mien_image img = {0}, vga = {0};
+        if (mien_image_load(s, path, &img) || img_resize(&img, 640, 480, &vga, NULL)) {
+            mien_image_free(&img);
+            continue;
+        }
+        mien_image_free(&img);
+        for (int r = 0; r < (k == 0 ? 2 : 1); r++) { /* the first photo warms up */
+            mien_face *f = NULL;
+            int nf = 0;
+            double t0 = thread_ms();
+            int rc = j->boxes_only ? face_detect(s, &vga, j->det, &f, &nf)
+                                   : mien_detect(s, &vga, j->det, &f, &nf);
+            t[k] = thread_ms() - t0;
+            free(f);
+            if (rc) break;
+        }
+        mien_image_free(&vga);
+        k++;
+    }
+    if (k) {
+        qsort(t, (size_t)k, sizeof *t, cmp_double);
+        med = k % 2 ? t[k / 2] : 0.5 * (t[k / 2 - 1] + t[k / 2]);
+    }
+done:
+    mien_session_close(s);
+    free(t);
+    return med;
+}
+
 int cmd_eval_detection(int argc, char **argv) {
     cli_common c;
     cli_common_init(&c);
     c.det.min_size = 20;
-    det_opts o = {NULL, NULL, 0.5f};
+    det_opts o = {NULL, NULL, 0.5f, 0};
     if (cli_parse(&c, &argc, argv, det_extra, &o, usage)) return EXIT_USAGE;
     if (!o.gt || !o.root || argc != 1) {
         fputs(usage, stderr);
@@ -327,7 +396,10 @@ int cmd_eval_detection(int argc, char **argv) {
     c.cfg.threads = 1;
     mien_models *m = cli_open_models(&c);
     int status = EXIT_FAIL;
-    det_job j = {o.root, &g, &run, calloc((size_t)g.n, sizeof(det_rec *)),
+    /* "--landmarks none": the boxes as the detector gives them (a detector without keypoints
+     * gets a landmark network to align with, which eval detection does not need). */
+    const int boxes_only = c.cfg.landmarks && !strcmp(c.cfg.landmarks, "none");
+    det_job j = {o.root, &g, &run, boxes_only, calloc((size_t)g.n, sizeof(det_rec *)),
                  calloc((size_t)g.n, sizeof(int)), calloc((size_t)g.n, sizeof(int))};
     if (m && j.recs && j.n_recs && j.failed &&
         !cli_parallel(m, c.threads, g.n, det_one, &j, "detection", c.quiet)) {
@@ -340,6 +412,12 @@ int cmd_eval_detection(int argc, char **argv) {
                 for (int q = 0; q < j.n_recs[i]; q++) all[k++] = j.recs[i][q];
             pr_result r;
             evaluate(&g, all, nd, o.iou, op_score, &r);
+            /* Timing at the reporting threshold, as the detector is used. */
+            mien_detect_options timed = c.det;
+            j.det = &timed;
+            const double vga_ms = o.time_n ? time_vga(m, &j, o.time_n) : -1;
+            double load[1] = {-1};
+            if (o.time_n && getloadavg(load, 1) != 1) load[0] = -1;
             if (c.json) {
                 cJSON *out = cJSON_CreateObject();
                 cJSON_AddStringToObject(out, "gt", o.gt);
@@ -355,6 +433,12 @@ int cmd_eval_detection(int argc, char **argv) {
                 cJSON_AddNumberToObject(out, "recall", r.recall);
                 cJSON_AddNumberToObject(out, "true_positives", r.tp);
                 cJSON_AddNumberToObject(out, "false_positives", r.fp);
+                if (o.time_n) {
+                    cJSON_AddNumberToObject(out, "ms_per_640x480", vga_ms);
+                    cJSON_AddNumberToObject(out, "timed_photos", o.time_n);
+                    cJSON_AddNumberToObject(out, "load_average", load[0]);
+                }
+                cJSON_AddBoolToObject(out, "boxes_only", boxes_only);
                 cli_print_json(out);
             } else {
                 printf("images %d (%d unreadable), faces %d (>= %.0f px; smaller ones don't count)\n",
@@ -362,6 +446,9 @@ int cmd_eval_detection(int argc, char **argv) {
                 printf("AP@IoU%.2f       %.2f%%\n", o.iou, 100 * r.ap);
                 printf("at score %.2f   precision %.2f%%  recall %.2f%%  (%d right, %d wrong)\n",
                        op_score, 100 * r.precision, 100 * r.recall, r.tp, r.fp);
+                if (o.time_n)
+                    printf("%.2f ms per 640x480 photo (median of %d, 1 thread, CPU time; load "
+                           "average %.2f)\n", vga_ms, o.time_n, load[0]);
             }
             free(all);
             status = EXIT_OK;

@@ -8,29 +8,88 @@
 #include "nn/exec.h"
 #include "nn/graph.h"
 
-/* ==== Detector: MediaPipe BlazeFace ==== */
+/* ==== Detectors ====
+ * One table (detectors.c) says, per detector, how its network is loaded, how a photo becomes
+ * its input, how its outputs decode into boxes (and keypoints), and how overlapping boxes
+ * merge; detect.c runs any of them the same way. */
 
-typedef struct bf_anchor {
-    float cx, cy;            /* anchor centre, in pixels of the network input */
-} bf_anchor;
+typedef enum det_loader {
+    DL_TFJS,                 /* a TFJS graph model */
+    DL_FACEAPI_SSD,          /* face-api's weights-only SSD MobileNetV1 (architecture coded) */
+    DL_ONNX,                 /* an ONNX file, cut at `outputs` */
+    DL_ONNX_USER,            /* SCRFD, YuNet: a file the user brings (onnx_models.c) */
+} det_loader;
 
-typedef enum det_kind {
-    DET_BLAZEFACE,           /* MediaPipe BlazeFace: box + 6 keypoints, weighted NMS */
-    DET_SSD,                 /* face-api's SSD MobileNetV1: box only, hard NMS */
-} det_kind;
+typedef enum det_decoder {
+    DEC_BLAZEFACE,           /* MediaPipe anchors (fixed size, centres only), 16 regressors */
+    DEC_FACEAPI_SSD,         /* face-api's SSD: 5118 anchors, TF box coder (10, 10, 5, 5) */
+    DEC_ULTRAFACE,           /* UltraFace priors at strides 8-64, SSD coder (0.1, 0.2) */
+} det_decoder;
 
-typedef struct det_model {
-    const char *name;        /* "blazeface", "blazeface-front" or "ssd" */
-    det_kind kind;
+typedef enum det_nms_kind {
+    DET_NMS_HARD,            /* greedy: drop what overlaps a better box */
+    DET_NMS_WEIGHTED,        /* MediaPipe's: overlapping boxes averaged, weighted by score */
+} det_nms_kind;
+
+typedef struct det_spec {
+    const char *name;        /* "blazeface", "ultraface", ... */
+    const char *file;        /* under the models folder */
+    det_loader loader;
+    const char *outputs[2];  /* DL_ONNX: the graph outputs (before a size-bound tail) */
+    int w, h;                /* network input, default */
+    int resizable;           /* convolutional all through: "NAME@W" / "NAME@WxH" resize it */
+    float mean, scale;       /* network input = (pixel - mean) * scale, RGB */
+    det_decoder decoder;
+    int grid[2], per_cell[2]; /* DEC_BLAZEFACE: anchor grid side and anchors per cell, per layer */
+    det_nms_kind nms;
+    float nms_iou;
+    float blend_min;         /* DET_NMS_WEIGHTED: candidates are blended from this score up */
+    int n_kp;                /* keypoints per detection: 6 (BlazeFace), 0 */
+    /* Landmark crops around this detector's boxes, so that the landmark networks see faces
+     * framed as they were trained: side of the face mesh's crop and of the 68-point nets'
+     * crop relative to the box's longer side, and the crop centre's shift down from the box
+     * centre relative to the box height. */
+    float mesh_roi, lm68_roi, roi_dy;
+    const char *source;      /* where the weights come from (mien models) */
+} det_spec;
+
+/* Prior (anchor) box, in network input pixels. */
+typedef struct det_anchor {
+    float cx, cy, w, h;
+} det_anchor;
+
+/* One network run over the photo: a detector of the table at one input size. */
+typedef struct det_pass {
+    const det_spec *spec;
     nn_graph *g;
-    int size;                /* network input side: 256 (back model) or 128 (front model) */
-    int n_anchors;           /* 896 */
-    bf_anchor *anchors;      /* (n_anchors) */
-    /* Graph outputs: scores (n,1) and regressors (n,16) of the two anchor layers. */
-    int out_score[2], out_reg[2], layer_anchors[2];
-    float *ssd_anchors;      /* DET_SSD: (5118, 4) ymin, xmin, ymax, xmax relative to the input */
-    struct onnx_det *onnx;   /* SCRFD or YuNet from an ONNX file (onnx_models.c), else NULL */
+    int w, h;                /* network input */
+    int n_anchors;
+    det_anchor *anchors;     /* decoder's anchors or priors, in the graph's output order */
+    int out[4];              /* graph output index of each decoder input */
+    int layer_anchors[2];    /* DEC_BLAZEFACE: anchors of the two output layers */
+    float *ssd_anchors;      /* DEC_FACEAPI_SSD: (5118, 4) ymin, xmin, ymax, xmax relative */
+} det_pass;
+
+#define DET_MAX_PASSES 4
+
+/* A detector: one pass, or several whose candidates merge in one NMS ("A+B": an image
+ * pyramid when A and B are one network at two sizes, an ensemble when they differ). */
+typedef struct det_model {
+    const char *name;        /* the first pass's detector */
+    const det_spec *spec;    /* the first pass's row: NMS and landmark crops (NULL: ONNX) */
+    int n_pass;
+    det_pass pass[DET_MAX_PASSES];
+    nn_graph *g;             /* DL_ONNX_USER: its graph (pass[0].g otherwise) */
+    int size;                /* longer side of the largest input */
+    struct onnx_det *onnx;   /* DL_ONNX_USER: SCRFD or YuNet (onnx_models.c), else NULL */
 } det_model;
+
+/* Open the detector cfg_name names ("blazeface", "ultraface@320", "ultraface+blazeface",
+ * "yunet:/path") from the models folder dir into d; on failure the message is in e. */
+int face_detector_open(const char *dir, const char *cfg_name, det_model *d, mien_err *e);
+void face_detector_close(det_model *d);
+/* Names of the known detectors, for messages ("blazeface, blazeface-front, ..."). */
+const char *face_detector_names(void);
 
 /* ==== Landmark refinement ==== */
 
@@ -88,8 +147,9 @@ struct mien_models {
 struct mien_session {
     mien_models *m;
     mien_err err;
-    nn_exec *det, *lm, *lm2, *emb, *emb2;
-    struct an_session *an;   /* executors of the analysis models */
+    nn_exec *det[DET_MAX_PASSES];    /* one per pass; det[0] runs an ONNX detector */
+    nn_exec *lm, *lm2, *emb, *emb2;
+    struct an_session *an;           /* executors of the analysis models */
 };
 
 /* ==== Where the models are (models_find.c) ==== */
@@ -113,6 +173,23 @@ static inline float face_iou(const float *a, const float *b) {
     float ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
     return ua > 0 ? inter / ua : 0.f;
 }
+
+/* A detection before overlapping ones merge: box (x0, y0, x1, y1) in image pixels. */
+typedef struct det_cand {
+    float score;
+    float box[4];
+    int n_kp;                /* 6 (BlazeFace) or 0 */
+    float kp[6][2];
+} det_cand;
+
+/* Non-maximum suppression, in place; each returns the number kept, best first.
+ * face_nms_hard works on any array of structs that begin with {float score; float box[4];}
+ * (det_cand, onnx_cand): a box overlapping a better kept one by IoU > iou is dropped.
+ * face_nms_weighted is MediaPipe's: every box overlapping the best remaining one by IoU > iou
+ * is averaged into it, weighted by score (keypoints over the members that have them); the
+ * best's score is kept. */
+int face_nms_hard(void *c, int n, size_t size, float iou);
+int face_nms_weighted(det_cand *c, int n, float iou);
 
 /* Stage functions; errors go to s->err. */
 int face_detect(mien_session *s, const mien_image *img, const mien_detect_options *o,

@@ -18,6 +18,10 @@ static const int eye_a[] = {33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 
 static const int eye_b[] = {263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466};
 enum { MESH_NOSE_TIP = 1, MESH_MOUTH_A = 61, MESH_MOUTH_B = 291 };
 #define MESH_ROI_SCALE 1.5f
+/* A BlazeFace box in eye-to-mouth distances of the mesh's points: side, and its centre's
+ * offset down from the point midway between the eyes and the mouth (see refine_mesh). */
+#define MESH_REFIT_SIDE 2.30f
+#define MESH_REFIT_DOWN 0.05f
 /* Face-presence score below which the mesh rejects a detection. */
 #define MESH_MIN_PRESENCE 0.1f
 
@@ -41,24 +45,23 @@ static void map_point(const float m[6], float u, float v, float *x, float *y) {
     *y = m[3] * u + m[4] * v + m[5];
 }
 
-static int refine_mesh(mien_session *s, const lm_model *lm, nn_exec *net, const mien_image *img,
-                       mien_face *f, int *keep) {
+/* One run of the mesh on the square crop of side `side` centred on (cx, cy), rotated by ang:
+ * the five alignment points into p and the face-presence score (1 when the graph has none).
+ * Returns 0 with *ok 0 when the points are not finite. */
+static int mesh_pass(mien_session *s, const lm_model *lm, nn_exec *net, const mien_image *img,
+                     float cx, float cy, float side, float ang, float p[5][2], float *presence,
+                     int *ok) {
     const float S = (float)lm->size;
-    float cx = f->box[0] + f->box[2] * 0.5f, cy = f->box[1] + f->box[3] * 0.5f;
-    float side = fmaxf(f->box[2], f->box[3]) * MESH_ROI_SCALE;
-    /* Level the eyes when the detector gave them (BlazeFace); upright otherwise. */
-    float ang = f->n_landmarks >= 2 ? atan2f(f->landmarks[1][1] - f->landmarks[0][1],
-                                             f->landmarks[1][0] - f->landmarks[0][0])
-                                    : 0.f;
-    if (!isfinite(ang) || !(side > 0)) return MIEN_OK;
     float a = cosf(ang) * side / S, b = sinf(ang) * side / S, h = S * 0.5f;
     /* crop (u, v) -> image: centre + R (u - h, v - h) * side / S */
     float m[6] = {a, -b, cx - (a * h - b * h), b, a, cy - (b * h + a * h)};
     int rc;
+    *ok = 0;
     const float *mesh = run_crop(s, lm, net, img, m, 1.f / 255.f, &rc);
     if (!mesh) return rc;
     const int n_eye = (int)(sizeof eye_a / sizeof eye_a[0]);
-    float p[5][2] = {{0}}, x, y;
+    float x, y;
+    memset(p, 0, 5 * sizeof *p);
     for (int k = 0; k < n_eye; k++) {
         map_point(m, mesh[3 * eye_a[k]], mesh[3 * eye_a[k] + 1], &x, &y);
         p[0][0] += x / (float)n_eye, p[0][1] += y / (float)n_eye;
@@ -68,24 +71,68 @@ static int refine_mesh(mien_session *s, const lm_model *lm, nn_exec *net, const 
     map_point(m, mesh[3 * MESH_NOSE_TIP], mesh[3 * MESH_NOSE_TIP + 1], &p[2][0], &p[2][1]);
     map_point(m, mesh[3 * MESH_MOUTH_A], mesh[3 * MESH_MOUTH_A + 1], &p[3][0], &p[3][1]);
     map_point(m, mesh[3 * MESH_MOUTH_B], mesh[3 * MESH_MOUTH_B + 1], &p[4][0], &p[4][1]);
+    *presence = lm->out_flag >= 0 ? nn_exec_output(net, lm->out_flag)[0] : 1.f;
+    *ok = 1;
     for (int i = 0; i < 5; i++)
-        if (!isfinite(p[i][0]) || !isfinite(p[i][1])) return MIEN_OK;
+        if (!isfinite(p[i][0]) || !isfinite(p[i][1])) *ok = 0;
+    return MIEN_OK;
+}
+
+static int refine_mesh(mien_session *s, const lm_model *lm, nn_exec *net, const mien_image *img,
+                       mien_face *f, int *keep) {
+    const det_spec *ds = s->m->det.spec;
+    float cx = f->box[0] + f->box[2] * 0.5f;
+    float cy = f->box[1] + f->box[3] * (0.5f + (ds ? ds->roi_dy : 0.f));
+    float side = fmaxf(f->box[2], f->box[3]) * (ds ? ds->mesh_roi : MESH_ROI_SCALE);
+    /* The mesh wants the eyes level, as MediaPipe crops it: from the detector's eye points
+     * when it gives them (BlazeFace); otherwise from a first, upright run of the mesh. */
+    float p[5][2], presence;
+    int ok, rc;
+    float ang = 0.f;
+    if (f->n_landmarks >= 2) {
+        ang = atan2f(f->landmarks[1][1] - f->landmarks[0][1], f->landmarks[1][0] - f->landmarks[0][0]);
+    } else {
+        /* No eye points: a first run on the upright box crop; the second frames the face from
+         * that run's points as a BlazeFace box would, rotated so the eyes are level (box
+         * side 2.30 eye-to-mouth distances, centre 0.05 of them below the point midway
+         * between the eyes and the mouth: medians of BlazeFace's boxes and the mesh's points
+         * on 400 LFW photos). Boxes of detectors that see a forehead and hair vary with the
+         * hair; the face's own points do not. */
+        if (!(side > 0) || !isfinite(cx) || !isfinite(cy)) return MIEN_OK;
+        if ((rc = mesh_pass(s, lm, net, img, cx, cy, side, 0.f, p, &presence, &ok))) return rc;
+        if (!ok) return MIEN_OK;
+        const float ex = 0.5f * (p[0][0] + p[1][0]), ey = 0.5f * (p[0][1] + p[1][1]);
+        const float mx = 0.5f * (p[3][0] + p[4][0]), my = 0.5f * (p[3][1] + p[4][1]);
+        const float em = hypotf(mx - ex, my - ey);
+        ang = atan2f(p[1][1] - p[0][1], p[1][0] - p[0][0]);
+        if (em > 0 && isfinite(ang)) {
+            /* "down" in the face: the eye line turned by +90 degrees (image y grows down) */
+            const float dx = -sinf(ang), dy = cosf(ang);
+            cx = 0.5f * (ex + mx) + MESH_REFIT_DOWN * em * dx;
+            cy = 0.5f * (ey + my) + MESH_REFIT_DOWN * em * dy;
+            side = MESH_REFIT_SIDE * em * MESH_ROI_SCALE;
+        }
+    }
+    if (!isfinite(ang) || !(side > 0)) return MIEN_OK;
+    if ((rc = mesh_pass(s, lm, net, img, cx, cy, side, ang, p, &presence, &ok))) return rc;
+    if (!ok) return MIEN_OK;
     for (int i = 0; i < 5; i++) f->points[i][0] = p[i][0], f->points[i][1] = p[i][1];
     f->n_points = 5;
     /* The mesh also says whether it sees a face at all: background that fooled the detector
      * (textures, windows) scores near 0; real faces, even turned away, near 1. */
-    if (lm->out_flag >= 0 && nn_exec_output(net, lm->out_flag)[0] < MESH_MIN_PRESENCE)
-        *keep = 0;
+    if (presence < MESH_MIN_PRESENCE) *keep = 0;
     return MIEN_OK;
 }
 
 static int refine_68(mien_session *s, const lm_model *lm, nn_exec *x, const mien_image *img,
                      mien_face *f) {
     const float S = (float)lm->size;
-    float cx = f->box[0] + f->box[2] * 0.5f, cy = f->box[1] + f->box[3] * 0.5f;
-    /* face-api crops its SSD's (looser) boxes as they are; BlazeFace's need a margin. */
-    float roi = s->m->det.kind == DET_SSD ? 1.f : P68_ROI_SCALE;
-    float side = fmaxf(f->box[2], f->box[3]) * roi;
+    /* Framed per detector (detectors.c): face-api crops its SSD's (looser) boxes as they are;
+     * BlazeFace's need a margin. */
+    const det_spec *ds = s->m->det.spec;
+    float cx = f->box[0] + f->box[2] * 0.5f;
+    float cy = f->box[1] + f->box[3] * (0.5f + (ds ? ds->roi_dy : 0.f));
+    float side = fmaxf(f->box[2], f->box[3]) * (ds ? ds->lm68_roi : P68_ROI_SCALE);
     if (!(side > 0) || !isfinite(cx) || !isfinite(cy)) return MIEN_OK;
     float k = side / S;
     float m[6] = {k, 0, cx - side * 0.5f, 0, k, cy - side * 0.5f};

@@ -17,14 +17,7 @@
 #include <sys/stat.h>
 
 /* ==== Known models ====
- * A table rather than a chain of ifs: name, file under the models folder, input side. */
-
-typedef struct det_spec { const char *name, *file; int size; det_kind kind; } det_spec;
-static const det_spec det_specs[] = {
-    {"blazeface", "human/blazeface.json", 256, DET_BLAZEFACE}, /* MediaPipe back-camera model */
-    {"blazeface-front", "human/blazeface-front.json", 128, DET_BLAZEFACE},
-    {"ssd", "faceapi/ssd_mobilenetv1_model-weights_manifest.json", NN_FACEAPI_SSD_SIZE, DET_SSD},
-};
+ * A table rather than a chain of ifs (the detectors' is in detectors.c). */
 
 /* How a face is cropped for an embedder. */
 typedef enum crop_kind {
@@ -152,48 +145,6 @@ static int load_graph(mien_models *m, const char *dir, const char *file, int sid
     return MIEN_OK;
 }
 
-/* BlazeFace: find the score and regressor outputs of the two anchor layers by shape, and
- * make MediaPipe's anchors (fixed size; centres at cell centres). */
-static int setup_detector(mien_models *m, const det_spec *sp) {
-    det_model *d = &m->det;
-    const nn_graph *g = d->g;
-    d->name = sp->name;
-    d->kind = DET_BLAZEFACE;
-    d->size = sp->size;
-    const int grid[2] = {16, 8}, per_cell[2] = {2, 6};
-    for (int l = 0; l < 2; l++) {
-        d->layer_anchors[l] = grid[l] * grid[l] * per_cell[l];
-        d->out_score[l] = d->out_reg[l] = -1;
-    }
-    for (int i = 0; i < g->n_outputs; i++) {
-        const nn_tensor *t = &g->t[g->outputs[i]];
-        if (t->ndim != 3) continue;
-        for (int l = 0; l < 2; l++) {
-            if (t->dims[1] != d->layer_anchors[l]) continue;
-            if (t->dims[2] == 1) d->out_score[l] = i;
-            if (t->dims[2] == 16) d->out_reg[l] = i;
-        }
-    }
-    for (int l = 0; l < 2; l++)
-        if (d->out_score[l] < 0 || d->out_reg[l] < 0)
-            return models_fail(m, MIEN_EFORMAT, "%s: outputs are not BlazeFace's", sp->file);
-    d->n_anchors = d->layer_anchors[0] + d->layer_anchors[1];
-    d->anchors = malloc((size_t)d->n_anchors * sizeof *d->anchors);
-    if (!d->anchors) return models_fail(m, MIEN_ENOMEM, "out of memory");
-    int k = 0;
-    for (int l = 0; l < 2; l++) {
-        float stride = (float)d->size / (float)grid[l];
-        for (int y = 0; y < grid[l]; y++)
-            for (int x = 0; x < grid[l]; x++)
-                for (int a = 0; a < per_cell[l]; a++) {
-                    d->anchors[k].cx = ((float)x + 0.5f) * stride;
-                    d->anchors[k].cy = ((float)y + 0.5f) * stride;
-                    k++;
-                }
-    }
-    return MIEN_OK;
-}
-
 static const emb_spec *find_emb_spec(const char *name) {
     for (size_t i = 0; i < sizeof emb_specs / sizeof emb_specs[0]; i++)
         if (!strcmp(emb_specs[i].name, name) ||
@@ -263,13 +214,6 @@ static int models_open_dir(const char *dir, const mien_config *cfg_in, mien_mode
     if (!m->cfg.embedder) m->cfg.embedder = def.embedder;
     if (!m->cfg.landmarks) m->cfg.landmarks = def.landmarks;
 
-    const det_spec *ds = NULL;
-    for (size_t i = 0; i < sizeof det_specs / sizeof det_specs[0]; i++)
-        if (!strcmp(det_specs[i].name, m->cfg.detector)) ds = &det_specs[i];
-    if (!ds && !onnx_is_detector(m->cfg.detector)) /* scrfd, yunet: onnx_models.c */
-        return models_fail(m, MIEN_ENOTFOUND,
-                           "unknown detector '%s' (known: blazeface, blazeface-front, ssd, scrfd, yunet)",
-                           m->cfg.detector);
     /* "A+B": a fused recognizer of two embedders (see fused_specs). */
     char name1[64], name2[64] = "";
     const fused_spec *fs = NULL;
@@ -291,9 +235,17 @@ static int models_open_dir(const char *dir, const mien_config *cfg_in, mien_mode
     if (!es || (name2[0] && !es2))
         return models_fail(m, MIEN_ENOTFOUND, "unknown embedder '%s' (known: dlib, frfeature, mobilefacenet-tflite, mobilefacenet, mobileface, faceres, arcface, sface, and A+B to fuse two)",
                            es ? name2 : name1);
-    /* The SSD gives boxes only: the alignment points must come from a landmark network;
-     * face-api pairs its SSD with its 68-point net. */
-    if (ds && ds->kind == DET_SSD && !strcmp(m->cfg.landmarks, "none")) m->cfg.landmarks = "68";
+    /* The detector, first: whether it gives keypoints decides the landmark default. */
+    int rc;
+    {
+        mien_err e = {0};
+        if ((rc = face_detector_open(dir, m->cfg.detector, &m->det, &e)))
+            return models_fail(m, rc, "%s", e.msg);
+    }
+    /* Detectors that give boxes only (SSD, UltraFace): the alignment points must come from a
+     * landmark network; face-api pairs its SSD with its 68-point net. */
+    if (m->det.spec && m->det.spec->n_kp == 0 && !strcmp(m->cfg.landmarks, "none"))
+        m->cfg.landmarks = "68";
     static const struct { const char *name; lm_kind kind; } lm_names[] = {
         {"none", LM_NONE}, {"facemesh", LM_FACEMESH}, {"68", LM_68}, {"68-tiny", LM_68_TINY},
         {"facemesh+68", LM_MESH68},
@@ -320,28 +272,6 @@ static int models_open_dir(const char *dir, const mien_config *cfg_in, mien_mode
     m->exec_opts.backend = m->cfg.backend == MIEN_BACKEND_REF ? NN_BACKEND_REF : NN_BACKEND_FAST;
     m->exec_opts.threads = m->cfg.threads;
 
-    int rc;
-    if (!ds) {
-        mien_err e = {0};
-        if ((rc = onnx_detector_open(dir, m->cfg.detector, &m->det.g, &m->det.onnx, &m->det.name,
-                                     &m->det.size, &e)))
-            return models_fail(m, rc, "%s", e.msg);
-    } else if (ds->kind == DET_SSD) {
-        char path[4096];
-        mien_err e = {0};
-        snprintf(path, sizeof path, "%s/%s", dir, ds->file);
-        m->det.name = ds->name;
-        m->det.kind = DET_SSD;
-        m->det.size = ds->size;
-        m->det.ssd_anchors = malloc((size_t)NN_FACEAPI_SSD_ANCHORS * 4 * sizeof(float));
-        if (!m->det.ssd_anchors) return models_fail(m, MIEN_ENOMEM, "out of memory");
-        nn_faceapi_ssd_anchors(m->det.ssd_anchors);
-        if ((rc = nn_faceapi_ssd_load(path, &m->det.g, &e))) return models_fail(m, rc, "%s", e.msg);
-    } else {
-        rc = load_graph(m, dir, ds->file, ds->size, NULL, &m->det.g);
-        if (!rc) rc = setup_detector(m, ds);
-    }
-    if (rc) return rc;
     if ((rc = open_embedder(m, dir, es, name1, &m->emb))) return rc;
     if (es2) {
         if ((rc = open_embedder(m, dir, es2, name2, &m->emb2))) return rc;
@@ -440,10 +370,7 @@ const char *mien_models_dir(const mien_models *m) { return m ? m->dir : ""; }
 
 void mien_models_close(mien_models *m) {
     if (!m) return;
-    nn_graph_free(m->det.g);
-    free(m->det.anchors);
-    free(m->det.ssd_anchors);
-    onnx_det_free(m->det.onnx);
+    face_detector_close(&m->det);
     nn_graph_free(m->emb.g);
     nn_graph_free(m->emb2.g);
     nn_graph_free(m->lm.g);
@@ -471,7 +398,9 @@ int mien_session_open(mien_models *m, mien_session **out) {
     if (!s) return MIEN_ENOMEM;
     s->m = m;
     *out = s;
-    int rc = nn_exec_create(m->det.g, &m->exec_opts, &s->det, &s->err);
+    int rc = m->det.onnx ? nn_exec_create(m->det.g, &m->exec_opts, &s->det[0], &s->err) : MIEN_OK;
+    for (int i = 0; !rc && !m->det.onnx && i < m->det.n_pass; i++)
+        rc = nn_exec_create(m->det.pass[i].g, &m->exec_opts, &s->det[i], &s->err);
     if (!rc) rc = nn_exec_create(m->emb.g, &m->exec_opts, &s->emb, &s->err);
     if (!rc && m->lm.g) rc = nn_exec_create(m->lm.g, &m->exec_opts, &s->lm, &s->err);
     if (!rc && m->lm2.g) rc = nn_exec_create(m->lm2.g, &m->exec_opts, &s->lm2, &s->err);
@@ -482,7 +411,7 @@ int mien_session_open(mien_models *m, mien_session **out) {
 
 void mien_session_close(mien_session *s) {
     if (!s) return;
-    nn_exec_free(s->det);
+    for (int i = 0; i < DET_MAX_PASSES; i++) nn_exec_free(s->det[i]);
     nn_exec_free(s->emb);
     nn_exec_free(s->lm);
     nn_exec_free(s->lm2);

@@ -186,20 +186,8 @@ int onnx_det_decode(const onnx_det *d, const float *const *outs, float min_score
     return n;
 }
 
-static int by_score_desc(const void *a, const void *b) {
-    float x = ((const onnx_cand *)a)->score, y = ((const onnx_cand *)b)->score;
-    return (x < y) - (x > y);
-}
-
 int onnx_det_nms(onnx_cand *c, int n, float thr) {
-    qsort(c, (size_t)n, sizeof *c, by_score_desc);
-    int kept = 0;
-    for (int i = 0; i < n; i++) {
-        int keep = 1;
-        for (int j = 0; j < kept && keep; j++) keep = face_iou(c[j].box, c[i].box) <= thr;
-        if (keep) c[kept++] = c[i];
-    }
-    return kept;
+    return face_nms_hard(c, n, sizeof *c, thr); /* detect.c: the one NMS of every detector */
 }
 
 /* ==== The detection stage ==== */

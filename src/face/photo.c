@@ -46,9 +46,10 @@
 #define PHOTO_DETECT_OVERSAMPLE 4.f
 /* Crop levels: level pixels per crop pixel at least this. */
 #define PHOTO_CROP_MIN_SCALE 1.f
-/* The landmark crop's side relative to the detection box's longer side: landmarks.c's
- * MESH_ROI_SCALE (face mesh) and P68_ROI_SCALE (68-point nets). Keep in step with it; a
- * drift only moves the level choice, never a result's coordinates. */
+/* The landmark crop's side relative to the detection box's longer side when the detector's
+ * row (detectors.c) does not say: landmarks.c's MESH_ROI_SCALE (face mesh) and P68_ROI_SCALE
+ * (68-point nets). Keep in step with it; a drift only moves the level choice, never a
+ * result's coordinates. */
 #define PHOTO_MESH_ROI 1.5f
 #define PHOTO_68_ROI 1.2f
 
@@ -234,7 +235,10 @@ int mien_photo_detect(mien_session *s, mien_photo *p, const mien_detect_options 
     int kept = 0;
     const lm_model *lm = &s->m->lm;
     for (int i = 0; s->lm && i < n; i++) {
-        const float roi = lm->kind == LM_FACEMESH || lm->kind == LM_MESH68 ? PHOTO_MESH_ROI : PHOTO_68_ROI;
+        const det_spec *ds = s->m->det.spec;
+        const float roi = lm->kind == LM_FACEMESH || lm->kind == LM_MESH68
+                              ? (ds ? ds->mesh_roi : PHOTO_MESH_ROI)
+                              : (ds ? ds->lm68_roi : PHOTO_68_ROI);
         const float k = fmaxf(f[i].box[2], f[i].box[3]) * roi / (float)lm->size;
         const int j = crop_level(p, k);
         const mien_image *li;

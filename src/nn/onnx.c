@@ -2126,7 +2126,48 @@ static int graph_input(loader *L, const Onnx__ValueInfoProto *vi, const int64_t 
     return set_tensor(L, v, nn_add_input(L->g, nm, nd, md, L->e), p);
 }
 
-static int build(loader *L, const Onnx__ModelProto *m, const int64_t *dims_nchw) {
+/* The nodes the values named outputs[] depend on (need[i] = 1), by a backward walk over the
+ * producers (ONNX node lists are topologically sorted). An output no node produces fails. */
+static int needed_nodes(loader *L, const Onnx__GraphProto *gp, const char *const *outputs,
+                        int n_outputs, char *need) {
+    /* producer[v] = node index + 1 of the value's producer (0: an input or initializer) */
+    int *producer = calloc((size_t)L->cap_vals, sizeof *producer);
+    int *stack = malloc(((size_t)gp->n_node + 1) * sizeof *stack);
+    if (!producer || !stack) {
+        free(producer);
+        free(stack);
+        return fail(L, MIEN_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < gp->n_node; i++)
+        for (size_t k = 0; k < gp->node[i]->n_output; k++) {
+            oval *v = find_val(L, gp->node[i]->output[k]);
+            if (v) producer[v - L->vals] = (int)i + 1;
+        }
+    int sp = 0, rc = MIEN_OK;
+    for (int k = 0; k < n_outputs && !rc; k++) {
+        oval *v = find_val(L, outputs[k]);
+        if (!v || !producer[v - L->vals]) {
+            rc = fail(L, MIEN_ENOTFOUND, "no node computes a value named %s", str(outputs[k]));
+            break;
+        }
+        int ni = producer[v - L->vals] - 1;
+        if (!need[ni]) need[ni] = 1, stack[sp++] = ni;
+    }
+    while (!rc && sp > 0) {
+        const Onnx__NodeProto *nd = gp->node[stack[--sp]];
+        for (size_t k = 0; k < nd->n_input; k++) {
+            oval *v = find_val(L, nd->input[k]);
+            int ni = v ? producer[v - L->vals] - 1 : -1;
+            if (ni >= 0 && !need[ni]) need[ni] = 1, stack[sp++] = ni;
+        }
+    }
+    free(producer);
+    free(stack);
+    return rc;
+}
+
+static int build(loader *L, const Onnx__ModelProto *m, const int64_t *dims_nchw,
+                 const char *const *outputs, int n_outputs) {
     const Onnx__GraphProto *gp = m->graph;
     if (!gp) return fail(L, MIEN_EFORMAT, "not an ONNX model (no graph)");
     L->opset = 0;
@@ -2175,24 +2216,41 @@ static int build(loader *L, const Onnx__ModelProto *m, const int64_t *dims_nchw)
             const char *nm = gp->node[i]->output[k];
             if (nm && *nm && !new_val(L, nm)) return L->e->status;
         }
+    /* With outputs named by the caller, only the nodes they need (the rest, e.g. a decoding
+     * tail built for another input size, is never loaded). */
+    char *need = NULL;
+    if (outputs) {
+        if (n_outputs < 1 || n_outputs > 16)
+            return fail(L, MIEN_EINVAL, "%d outputs asked for (1 to 16 supported)", n_outputs);
+        if (!(need = calloc(gp->n_node + 1, 1))) return fail(L, MIEN_ENOMEM, "out of memory");
+        if ((rc = needed_nodes(L, gp, outputs, n_outputs, need))) {
+            free(need);
+            return rc;
+        }
+    }
     /* Consumers of each value (for folding decisions). */
-    for (size_t i = 0; i < gp->n_node; i++)
+    for (size_t i = 0; i < gp->n_node; i++) {
+        if (need && !need[i]) continue;
         for (size_t k = 0; k < gp->node[i]->n_input; k++) {
             oval *v = find_val(L, gp->node[i]->input[k]);
             if (v) v->uses++;
         }
-    for (size_t i = 0; i < gp->n_output; i++) {
-        oval *v = gp->output[i] ? find_val(L, gp->output[i]->name) : NULL;
+    }
+    const int n_out = outputs ? n_outputs : (int)gp->n_output;
+    for (int i = 0; i < n_out; i++) {
+        oval *v = outputs ? find_val(L, outputs[i])
+                          : gp->output[i] ? find_val(L, gp->output[i]->name) : NULL;
         if (v) v->uses++;
     }
-    for (size_t i = 0; i < gp->n_node; i++)
-        if ((rc = load_node(L, gp->node[i], (int)i))) return rc;
+    for (size_t i = 0; i < gp->n_node && !rc; i++)
+        if (!need || need[i]) rc = load_node(L, gp->node[i], (int)i);
+    free(need);
+    if (rc) return rc;
     /* Outputs, in ONNX's own layout and under their ONNX names. */
-    if (gp->n_output < 1 || gp->n_output > 16)
-        return fail(L, MIEN_EUNSUPPORTED, "the model has %zu outputs (1 to 16 supported)",
-                    gp->n_output);
-    for (size_t i = 0; i < gp->n_output; i++) {
-        const char *nm = gp->output[i] ? str(gp->output[i]->name) : "";
+    if (n_out < 1 || n_out > 16)
+        return fail(L, MIEN_EUNSUPPORTED, "the model has %d outputs (1 to 16 supported)", n_out);
+    for (int i = 0; i < n_out; i++) {
+        const char *nm = outputs ? str(outputs[i]) : gp->output[i] ? str(gp->output[i]->name) : "";
         oval *v = find_val(L, nm);
         if (!v || v->kind == V_NONE) return fail(L, MIEN_EFORMAT, "output %s is not computed", nm);
         if (v->kind != V_TENSOR)
@@ -2221,8 +2279,9 @@ static int build(loader *L, const Onnx__ModelProto *m, const int64_t *dims_nchw)
     return nn_graph_optimize(L->g, L->e);
 }
 
-int nn_onnx_load_buffer(const void *data, size_t len, const char *name,
-                        const int64_t *input_dims_nchw, nn_graph **out, mien_err *e) {
+static int load_buffer(const void *data, size_t len, const char *name,
+                       const int64_t *input_dims_nchw, const char *const *outputs,
+                       int n_outputs, nn_graph **out, mien_err *e) {
     *out = NULL;
     if (len > NN_ONNX_MAX_FILE)
         return mien_err_set(e, MIEN_ETOOBIG, "%s: larger than %zu bytes", name, NN_ONNX_MAX_FILE);
@@ -2231,7 +2290,7 @@ int nn_onnx_load_buffer(const void *data, size_t len, const char *name,
     loader L = {.e = e, .path = name};
     const char *base = strrchr(name, '/');
     L.g = nn_graph_new(base ? base + 1 : name);
-    int rc = L.g ? build(&L, m, input_dims_nchw) : mien_err_set(e, MIEN_ENOMEM, "out of memory");
+    int rc = L.g ? build(&L, m, input_dims_nchw, outputs, n_outputs) : mien_err_set(e, MIEN_ENOMEM, "out of memory");
     if (rc && !strstr(e->msg, name)) mien_err_prefix(e, "%s", name);
     for (int i = 0; i < L.n_vals; i++) free_val(&L.vals[i]);
     free(L.vals);
@@ -2245,13 +2304,23 @@ int nn_onnx_load_buffer(const void *data, size_t len, const char *name,
     return MIEN_OK;
 }
 
-int nn_onnx_load(const char *path, const int64_t *input_dims_nchw, nn_graph **out, mien_err *e) {
+int nn_onnx_load_buffer(const void *data, size_t len, const char *name,
+                        const int64_t *input_dims_nchw, nn_graph **out, mien_err *e) {
+    return load_buffer(data, len, name, input_dims_nchw, NULL, 0, out, e);
+}
+
+int nn_onnx_load_outputs(const char *path, const int64_t *input_dims_nchw,
+                         const char *const *outputs, int n_outputs, nn_graph **out, mien_err *e) {
     *out = NULL;
     unsigned char *data;
     size_t len;
     int rc = mien_read_file(path, NN_ONNX_MAX_FILE, &data, &len, e);
     if (rc) return rc;
-    rc = nn_onnx_load_buffer(data, len, path, input_dims_nchw, out, e);
+    rc = load_buffer(data, len, path, input_dims_nchw, outputs, n_outputs, out, e);
     free(data);
     return rc;
+}
+
+int nn_onnx_load(const char *path, const int64_t *input_dims_nchw, nn_graph **out, mien_err *e) {
+    return nn_onnx_load_outputs(path, input_dims_nchw, NULL, 0, out, e);
 }

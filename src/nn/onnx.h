@@ -22,7 +22,14 @@
  * with a message naming the node or tensor. */
 int nn_onnx_load(const char *path, const int64_t *input_dims_nchw, nn_graph **out, mien_err *e);
 
-/* Same, from a file already in memory (tests, fuzzing). name labels messages and the graph. */
+/* Same, with the graph's outputs the values named outputs[] (n_outputs, 1 to 16) instead
+ * of the model's: only the nodes they depend on are loaded, so a model whose tail only works
+ * at the size it was exported for (a detector's decoding with constant priors) runs at any
+ * size cut before that tail. */
+int nn_onnx_load_outputs(const char *path, const int64_t *input_dims_nchw,
+                         const char *const *outputs, int n_outputs, nn_graph **out, mien_err *e);
+
+/* Same as nn_onnx_load, from a file already in memory (tests, fuzzing). name labels messages and the graph. */
 int nn_onnx_load_buffer(const void *data, size_t len, const char *name,
                         const int64_t *input_dims_nchw, nn_graph **out, mien_err *e);
 
