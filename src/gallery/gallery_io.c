@@ -214,6 +214,14 @@ static int push_pending(import_state *st, int64_t sid, const char *name, int64_t
     return MIEN_OK;
 }
 
+/* A "created" time (Unix seconds): the number when it is one an int64 holds, else fallback
+ * (a hostile 1e95 must not reach the conversion: found by the gallery fuzz target). */
+static int64_t unix_time_of(const cJSON *x, int64_t fallback) {
+    if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || fabs(x->valuedouble) > 9.0e18)
+        return fallback;
+    return (int64_t)x->valuedouble;
+}
+
 static int number_array(const cJSON *a, float *out, int n) {
     if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n) return 0;
     int i = 0;
@@ -273,7 +281,7 @@ static int import_subject(import_state *st, const char *line, mien_err *e) {
         rc = bad(st, e, "\"faces\" is not an array");
         goto out;
     }
-    int64_t when = cJSON_IsNumber(created) ? (int64_t)created->valuedouble : st->now;
+    int64_t when = unix_time_of(created, st->now);
     int nf = faces ? cJSON_GetArraySize(faces) : 0;
     if (nf > 0 && st->dim == 0) {
         rc = bad(st, e, "faces in an export without a model");
@@ -310,7 +318,7 @@ static int import_subject(import_state *st, const char *line, mien_err *e) {
         const cJSON *sha = cJSON_GetObjectItemCaseSensitive(f, "image_sha256");
         const cJSON *fc = cJSON_GetObjectItemCaseSensitive(f, "created");
         gallery_face_rec rec = {.subject = sid, .dim = st->dim, .model = st->model,
-                                .created = cJSON_IsNumber(fc) ? (int64_t)fc->valuedouble : st->now};
+                                .created = unix_time_of(fc, st->now)};
         snprintf(why, sizeof why, "face %d: embedding is not %d finite numbers", i, st->dim);
         if (!number_array(em, v, st->dim) || gallery_normalise(v, st->dim, v)) {
             rc = bad(st, e, why);
