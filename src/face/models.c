@@ -261,13 +261,15 @@ static int models_open_dir(const char *dir, const mien_config *cfg_in, mien_mode
                            "unknown landmark source '%s' (known: none, facemesh, 68, 68-tiny, facemesh+68)",
                            m->cfg.landmarks);
     if (m->cfg.flip < 0) m->cfg.flip = es->flip;
-    /* --model-file: a checkpoint of `mien train` (src/train) replaces the named embedder; it
-     * brings its architecture, input size, normalisation and threshold, on the ArcFace crop. */
+    /* --model-file: a checkpoint of `mien train` (src/train) replaces the named embedder, a
+     * fused pair (the default) included; it brings its architecture, input size, normalisation
+     * and threshold, on the ArcFace crop. */
     emb_spec ck_spec;
     if (m->cfg.model_file) {
         ck_spec = (emb_spec){.name = "checkpoint", .file = m->cfg.model_file,
                              .loader = LOAD_CHECKPOINT, .crop = CROP_ARCFACE, .zoom = 1.f, .flip = 1};
         es = &ck_spec;
+        es2 = NULL;
     }
     m->exec_opts.backend = m->cfg.backend == MIEN_BACKEND_REF ? NN_BACKEND_REF : NN_BACKEND_FAST;
     m->exec_opts.threads = m->cfg.threads;

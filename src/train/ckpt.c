@@ -226,16 +226,28 @@ int tr_ckpt_load_embedder(const char *path, const char *models_dir, nn_graph **g
     if (!rc) {
         const char *v;
         info->size = (v = tr_tensors_meta(&ck, "input")) ? atoi(v) : 112;
-        info->dim = (v = tr_tensors_meta(&ck, "dim")) ? atoi(v) : 0;
+        const nn_graph *gr = *g;
+        int64_t out_dim = gr->n_outputs > 0 && gr->t[gr->outputs[0]].ndim > 0
+                              ? gr->t[gr->outputs[0]].dims[gr->t[gr->outputs[0]].ndim - 1]
+                              : 0;
+        info->dim = (v = tr_tensors_meta(&ck, "dim")) ? atoi(v) : (int)out_dim;
         info->mean = (v = tr_tensors_meta(&ck, "mean")) ? strtof(v, NULL) : 127.5f;
         info->scale = (v = tr_tensors_meta(&ck, "scale")) ? strtof(v, NULL) : 1.f / 128.f;
         info->threshold = (v = tr_tensors_meta(&ck, "threshold")) ? strtof(v, NULL) : 0.3f;
         snprintf(info->arch, sizeof info->arch, "%s", tr_tensors_meta(&ck, "arch"));
         const char *crop = tr_tensors_meta(&ck, "crop");
-        if (crop && strcmp(crop, "arcface")) {
+        /* The metadata must agree with the graph it describes (a hostile "dim" of 0 reached
+         * the callers: found by the ckpt fuzz target). */
+        if (crop && strcmp(crop, "arcface"))
+            rc = mien_err_set(e, MIEN_EUNSUPPORTED, "%s: crop '%s' unknown", path, crop);
+        else if (info->size < 16 || info->size > 1024)
+            rc = mien_err_set(e, MIEN_EFORMAT, "%s: input size %d out of range", path, info->size);
+        else if (info->dim <= 0 || info->dim != out_dim)
+            rc = mien_err_set(e, MIEN_EFORMAT, "%s: dim %d is not the graph's output (%lld)", path,
+                              info->dim, (long long)out_dim);
+        if (rc) {
             nn_graph_free(*g);
             *g = NULL;
-            rc = mien_err_set(e, MIEN_EUNSUPPORTED, "%s: crop '%s' unknown", path, crop);
         }
     }
     if (rc) mien_err_prefix(e, "%s", path);
