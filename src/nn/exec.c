@@ -193,7 +193,7 @@ int nn_exec_create(const nn_graph *g, const nn_exec_opts *o, nn_exec **out, mien
     }
     if (o && o->backend == NN_BACKEND_FAST) {
         /* NULL in a build without a fast backend: every node runs on the reference. */
-        x->fast = nn_backend_of_kind(NN_BACKEND_FAST);
+        x->fast = nn_backend_fast();
         if (x->fast && x->fast->exec_init && (rc = x->fast->exec_init(x, o->threads, &x->fast_ctx, e))) {
             x->fast = NULL;
             nn_exec_free(x);

@@ -68,13 +68,9 @@ extern const nn_backend nn_backend_ref;
 extern const nn_backend nn_backend_xnnpack;
 #endif
 
-/* The registry (backends.c): the backends this build has, the reference first. */
-int nn_backend_count(void);
-const nn_backend *nn_backend_at(int i);
-/* The backend that runs kind's fast nodes: the reference for NN_BACKEND_REF; for
- * NN_BACKEND_FAST the fast backend, NULL in a build without one (then the reference runs
- * every node). */
-const nn_backend *nn_backend_of_kind(nn_backend_kind kind);
+/* The registry (backends.c): the fast backend of this build for NN_BACKEND_FAST execs, NULL
+ * in a build without one (then the reference runs every node). */
+const nn_backend *nn_backend_fast(void);
 
 /* The backend context of exec x for backend b (what b->exec_init made). */
 void *nn_exec_backend_ctx(const nn_exec *x);
