@@ -48,6 +48,9 @@ PKGS+=(clang libclang-rt-14-dev)
 # TFLite tests only: python3-flatbuffers (tools/tflite_make_tests.py writes synthetic .tflite
 # models with its Builder; the oracle tools/tflite_oracle.py reads them with its own parser).
 PKGS+=(python3-flatbuffers)
+# ONNX oracle tests only: python3-opencv (tools/onnx_torch_run.py makes frfeature's crop with
+# cv2.warpAffine, independently of mien's own warp).
+PKGS+=(python3-opencv)
 # Video (mien video, mien watch, POST /v1/video): FFmpeg's libraries to demux and decode files,
 # network streams and cameras (libavformat-dev, libavcodec-dev, libavutil-dev; libavdevice-dev
 # for /dev/video* through v4l2), convert frames to RGB (libswscale-dev) and write the annotated
