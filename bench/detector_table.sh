@@ -38,6 +38,9 @@ ROWS=(
   "ultraface@640+mediapipe-full|ultraface@640+mediapipe-full|none|"
   "ultraface@480+blazeface|ultraface@480+blazeface|none|"
   "ultraface@320+ultraface@640+mesh|ultraface@320+ultraface@640|facemesh|"
+  "blazeface+onet|blazeface|onet|"
+  "ultraface@320+onet|ultraface@320|onet|"
+  "ultraface@320+ultraface@640+onet (default)|ultraface@320+ultraface@640|onet|"
 )
 
 want() {

@@ -294,7 +294,9 @@ def fmt_row(r, speed):
     l, c, i = r['lfw'], r['cfp'], r['identify']
     sp = speed.get(f"{r['embedder']}@{r['landmarks']}@{'flip' if r['flip'] else 'noflip'}")
     name = r['embedder'] + (f" (w {r['w1']:.3f})" if 'w1' in r else '')
-    return (f"| {name} | {r['landmarks']} | {'yes' if r['flip'] else 'no'} "
+    lm, _, det = r['landmarks'].partition('~')  # LANDMARKS~DETECTOR (recog_cache.sh)
+    lm = f"{lm} ({det.replace(':', '@')})" if det else lm
+    return (f"| {name} | {lm} | {'yes' if r['flip'] else 'no'} "
             f"| {100*l['accuracy']:.2f}% ± {100*l['accuracy_std']:.2f} | {100*l['tar_at_far_1e-3']:.2f}% "
             f"| {100*l['tar_at_far_1e-4']:.2f}% | {l['threshold_at_far_1e-3']:.4f} "
             f"| {100*c['accuracy']:.2f}% | {100*i['rank1']:.2f}% | {100*i['dir_at_far_1e-2']:.2f}% "

@@ -208,6 +208,83 @@ START_TEST(landmarks_from_a_box) {
 }
 END_TEST
 
+static int count_faces(mien_session *s, const char *rel) {
+    mien_image img;
+    mien_face *faces;
+    int n;
+    ck_assert_msg(mien_image_load(s, tu_path("%s/%s", tu_data_dir(), rel), &img) == MIEN_OK, "%s",
+                  mien_errmsg(s));
+    ck_assert_msg(mien_detect(s, &img, NULL, &faces, &n) == MIEN_OK, "%s", mien_errmsg(s));
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(faces[i].n_points, 5);
+        for (int k = 0; k < 5; k++) /* every point near its box */
+            ck_assert(fabsf(faces[i].points[k][0] - faces[i].box[0] - 0.5f * faces[i].box[2]) <
+                          faces[i].box[2] && fabsf(faces[i].points[k][1] - faces[i].box[1] -
+                                                   0.5f * faces[i].box[3]) < faces[i].box[3]);
+    }
+    mien_faces_free(faces);
+    mien_image_free(&img);
+    return n;
+}
+
+/* MTCNN's O-Net as the landmark stage behind UltraFace: it keeps a profile face that the face
+ * mesh's presence check drops (cfp_dev 012/profile/01), drops the dogs that UltraFace's boxes
+ * alone report, and on a frontal face puts its points where the mesh puts them. */
+START_TEST(onet_profiles_and_dogs) {
+    const char *lms[] = {"onet", "facemesh", "none"};
+    int prof[3], dogs[3];
+    for (int k = 0; k < 3; k++) {
+        mien_config cfg;
+        mien_config_default(&cfg);
+        cfg.detector = "ultraface@320+ultraface@640";
+        cfg.landmarks = lms[k];
+        mien_models *m;
+        ck_assert_msg(mien_models_open(tu_models_dir(), &cfg, &m) == MIEN_OK, "%s", mien_models_errmsg(m));
+        mien_session *s;
+        ck_assert_int_eq(mien_session_open(m, &s), MIEN_OK);
+        prof[k] = k == 2 ? 1 : count_faces(s, "cfp_dev/Data/Images/012/profile/01.jpg");
+        dogs[k] = k == 2 ? 0 : count_faces(s, "dlib_faces/dogs.jpg");
+        if (k == 2) { /* boxes alone: no points to check */
+            mien_image img;
+            mien_face *faces;
+            ck_assert(mien_image_load(s, tu_path("%s/dlib_faces/dogs.jpg", tu_data_dir()), &img) == MIEN_OK);
+            ck_assert_int_eq(mien_detect(s, &img, NULL, &faces, &dogs[k]), MIEN_OK);
+            mien_faces_free(faces);
+            mien_image_free(&img);
+        }
+        mien_session_close(s);
+        mien_models_close(m);
+    }
+    ck_assert_int_eq(prof[0], 1);
+    ck_assert_int_eq(prof[1], 0);
+    ck_assert_int_eq(dogs[0], 0);
+    ck_assert_int_eq(dogs[1], 0);
+    ck_assert_int_ge(dogs[2], 1);
+    /* Frontal: O-Net's points within 5% of the box of the mesh's. */
+    mien_face fo, fm;
+    for (int k = 0; k < 2; k++) {
+        mien_config cfg;
+        mien_config_default(&cfg);
+        cfg.detector = "ultraface@320";
+        cfg.landmarks = lms[k];
+        mien_models *m;
+        ck_assert_msg(mien_models_open(tu_models_dir(), &cfg, &m) == MIEN_OK, "%s", mien_models_errmsg(m));
+        mien_session *s;
+        ck_assert_int_eq(mien_session_open(m, &s), MIEN_OK);
+        mien_image img;
+        largest_face(s, "people/examples/obama.jpg", &img, k ? &fm : &fo);
+        mien_image_free(&img);
+        mien_session_close(s);
+        mien_models_close(m);
+    }
+    for (int i = 0; i < 5; i++)
+        ck_assert_msg(fabsf(fo.points[i][0] - fm.points[i][0]) < 0.05f * fm.box[2] &&
+                          fabsf(fo.points[i][1] - fm.points[i][1]) < 0.05f * fm.box[3],
+                      "point %d: onet %.1f,%.1f mesh %.1f,%.1f", i, fo.points[i][0],
+                      fo.points[i][1], fm.points[i][0], fm.points[i][1]);
+}
+END_TEST
+
 /* mien_models_open(NULL): $MIEN_MODELS first; a folder without the models passes to the next
  * place (here the checkout's models beside build-asan/); mien_models_find names the first. */
 START_TEST(models_search) {
@@ -250,6 +327,7 @@ Suite *suite_face(void) {
     tcase_add_test(t, errors_on_the_handle);
     tcase_add_test(t, landmarks_from_a_box);
     tcase_add_test(t, models_search);
+    tcase_add_test(t, onet_profiles_and_dogs);
     suite_add_tcase(s, t);
     return s;
 }

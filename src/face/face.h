@@ -99,6 +99,8 @@ typedef enum lm_kind {
     LM_68,                   /* face-api's 68-point net (iBUG 300-W order), 112x112 */
     LM_68_TINY,              /* face-api's tiny 68-point net */
     LM_MESH68,               /* both the mesh (lm) and the 68-point net (lm2), points averaged */
+    LM_ONET,                 /* MTCNN's output network (expo's onet.tflite): 5 points and a
+                              * face score on a 48x48 crop of the box */
 } lm_kind;
 
 typedef struct lm_model {
@@ -106,7 +108,8 @@ typedef struct lm_model {
     nn_graph *g;
     int size;                /* network input side */
     int out_points;          /* graph output index of the points */
-    int out_flag;            /* facemesh: graph output of the face-presence score, else -1 */
+    int out_flag;            /* facemesh, onet: graph output of the face-presence score, else -1 */
+    int out_box;             /* onet: graph output of the box regression, else -1 */
 } lm_model;
 
 /* ==== Embedder ==== */

@@ -113,12 +113,17 @@ static void make_template(const emb_spec *sp, float tmpl[5][2]) {
 
 /* The default recognizer, chosen by measurement (README, "Accuracy"; bench/recog.py). */
 #define MIEN_DEFAULT_EMBEDDER "frfeature+mobilefacenet-tflite"
+/* The default detection stage (README, "Detectors in crowds" and "Profiles"): UltraFace at
+ * 320x240, and at 640x480 on photos large enough to hold faces it cannot see at 320 (or
+ * when 320 finds nothing), then MTCNN's O-Net for the five points and the face check. */
+#define MIEN_DEFAULT_DETECTOR "ultraface@320+ultraface@640"
+#define MIEN_DEFAULT_LANDMARKS "onet"
 
 void mien_config_default(mien_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
-    cfg->detector = "blazeface";
+    cfg->detector = MIEN_DEFAULT_DETECTOR;
     cfg->embedder = MIEN_DEFAULT_EMBEDDER;
-    cfg->landmarks = "facemesh";
+    cfg->landmarks = MIEN_DEFAULT_LANDMARKS;
     cfg->backend = MIEN_BACKEND_AUTO;
     cfg->threads = 1;
     cfg->flip = -1;
@@ -248,7 +253,7 @@ static int models_open_dir(const char *dir, const mien_config *cfg_in, mien_mode
         m->cfg.landmarks = "68";
     static const struct { const char *name; lm_kind kind; } lm_names[] = {
         {"none", LM_NONE}, {"facemesh", LM_FACEMESH}, {"68", LM_68}, {"68-tiny", LM_68_TINY},
-        {"facemesh+68", LM_MESH68},
+        {"facemesh+68", LM_MESH68}, {"onet", LM_ONET},
     };
     int lm_found = 0;
     for (size_t i = 0; i < sizeof lm_names / sizeof lm_names[0]; i++)
@@ -258,7 +263,7 @@ static int models_open_dir(const char *dir, const mien_config *cfg_in, mien_mode
         }
     if (!lm_found)
         return models_fail(m, MIEN_ENOTFOUND,
-                           "unknown landmark source '%s' (known: none, facemesh, 68, 68-tiny, facemesh+68)",
+                           "unknown landmark source '%s' (known: none, facemesh, 68, 68-tiny, facemesh+68, onet)",
                            m->cfg.landmarks);
     if (m->cfg.flip < 0) m->cfg.flip = es->flip;
     /* --model-file: a checkpoint of `mien train` (src/train) replaces the named embedder, a
@@ -294,6 +299,25 @@ static int models_open_dir(const char *dir, const mien_config *cfg_in, mien_mode
             if (n == 1) m->lm.out_flag = i;
         }
         if (m->lm.out_points < 0) return models_fail(m, MIEN_EFORMAT, "facemesh: no 468-point output");
+    }
+    if (m->lm.kind == LM_ONET) {
+        /* MTCNN's O-Net at its 48x48 input: outputs face probability (2), box regression (4)
+         * and the five points (10), told apart by size. */
+        char path[4096];
+        mien_err e = {0};
+        int64_t dims[4] = {1, 48, 48, 3};
+        snprintf(path, sizeof path, "%s/expo/onet.tflite", dir);
+        m->lm.size = 48;
+        m->lm.out_points = m->lm.out_flag = m->lm.out_box = -1;
+        if ((rc = nn_tflite_load(path, dims, &m->lm.g, &e))) return models_fail(m, rc, "%s", e.msg);
+        for (int i = 0; i < m->lm.g->n_outputs; i++) {
+            int64_t n = m->lm.g->t[m->lm.g->outputs[i]].n;
+            if (n == 2) m->lm.out_flag = i;
+            if (n == 4) m->lm.out_box = i;
+            if (n == 10) m->lm.out_points = i;
+        }
+        if (m->lm.out_points < 0 || m->lm.out_flag < 0 || m->lm.out_box < 0)
+            return models_fail(m, MIEN_EFORMAT, "%s: not MTCNN's O-Net (outputs of 2, 4, 10)", path);
     }
     if (m->lm.kind == LM_68 || m->lm.kind == LM_68_TINY || m->lm.kind == LM_MESH68) {
         lm_model *l68 = m->lm.kind == LM_MESH68 ? &m->lm2 : &m->lm;
