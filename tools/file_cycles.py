@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """File-level dependency check of mien's sources, from the symbols of the built objects.
 
-Every object file under BUILD/src (one per source file) is read with `nm`: the global symbols
+The object file of every source file under src/ (BUILD/src/DIR/FILE.o) is read with `nm`: the global symbols
 it defines and those it leaves undefined. File A depends on file B when A uses a symbol that B
 defines. The check fails (exit 1) when
   - files depend on each other in a cycle (A -> B -> A, or longer): "no two source files call
@@ -10,7 +10,8 @@ defines. The check fails (exit 1) when
   - a file outside the folders allowed to use training (src/train, src/cli) depends on a file
     of src/train: inference does not depend on training.
 
-usage: tools/file_cycles.py [BUILD]     (BUILD: build-asan by default; build works the same)
+usage: tools/file_cycles.py [BUILD]     (from the checkout's root; BUILD: build-asan by default,
+                                        build works the same)
        tools/file_cycles.py --selftest  (two small files that call each other must be caught)
 Exit 0: no cycle, no forbidden dependency; 1: some; 2: usage or no objects found.
 """
@@ -111,9 +112,15 @@ def show(syms):
 
 
 def check(root):
+    # The object of every source file under src/ (run from the checkout's root); objects whose
+    # source is gone (a file moved away, not yet cleaned) are not looked at.
     objs = []
-    for d, _, files in os.walk(os.path.join(root, "src")):
-        objs += [os.path.join(d, f) for f in files if f.endswith(".o")]
+    for d, _, files in os.walk("src"):
+        for f in files:
+            stem, ext = os.path.splitext(f)
+            o = os.path.join(root, d, stem + ".o")
+            if ext in (".c", ".cpp") and os.path.exists(o):
+                objs.append(o)
     objs.sort()
     if len(objs) < MIN_OBJECTS:
         print("file_cycles: only %d objects under %s/src: build first" % (len(objs), root))
