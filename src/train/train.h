@@ -1,5 +1,6 @@
 /* Training: reverse-mode gradients over the engine's graph IR, optimizers, learning-rate
- * schedules, the trainable architectures and the checkpoint format.
+ * schedules, the training graphs of the built-in architectures, and nets loaded from model
+ * files made trainable (the checkpoint format and the inference side are nn/ckpt.h's).
  *
  * A training graph is an ordinary nn_graph built with the nn_add_* builders. Its parameters
  * are constant tensors whose storage the trainer owns and updates in place; batch norm runs
@@ -162,7 +163,7 @@ typedef struct tr_build_opts {
     nn_arch arch;
     int batch;               /* N of the input */
     int normalize;           /* end with L2NORM (margin losses) */
-    const nn_ckpt *init;  /* weights by name (NULL or missing names: random He init) */
+    const nn_ckpt *init;     /* weights by name (NULL or missing names: random He init) */
     uint64_t seed;           /* random init */
     float bn_eps;            /* 1e-5 */
     int threads;             /* fast kernels' threads (0: 1) */
@@ -193,7 +194,7 @@ typedef struct tr_loaded_opts {
     int side;                /* input side (112) */
     float mean, scale;       /* input = (pixel - mean) * scale, for the checkpoint */
     int normalize;           /* end with L2NORM (margin losses) */
-    const nn_ckpt *init;  /* NULL, or a checkpoint of the same base: its weights by name */
+    const nn_ckpt *init;     /* NULL, or a checkpoint of the same base: its weights by name */
     int last_layers;         /* > 0: train only the last N convolution / FC layers */
     int threads, reference;  /* as tr_net_opts */
 } tr_loaded_opts;
