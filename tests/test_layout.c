@@ -1,7 +1,7 @@
 /* The source layout's rules, checked on the built objects (tools/file_cycles.py reads their
  * symbols with nm): no two source files depend on each other, directly or around a longer
- * cycle, and nothing outside src/train and src/cli depends on the training engine. The
- * checker first shows it catches both on a made-up pair of files (--selftest). */
+ * cycle, no two folders either, and nothing outside src/train and src/cli depends on the
+ * training engine. The checker first shows it catches each on made-up files (--selftest). */
 #include "testutil.h"
 
 #include <stdio.h>

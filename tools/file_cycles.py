@@ -7,6 +7,8 @@ defines. The check fails (exit 1) when
   - files depend on each other in a cycle (A -> B -> A, or longer): "no two source files call
     each other" (DESIGN.md, README "Layout"); each cycle is printed with the symbols that make
     every edge;
+  - folders depend on each other in a cycle (src/face -> src/image -> src/face): the folders
+    are layers (core, image, nn; face, gallery, train, eval; video, server; cli);
   - a file outside the folders allowed to use training (src/train, src/cli) depends on a file
     of src/train: inference does not depend on training.
 
@@ -107,6 +109,19 @@ def cycles(deps):
     return out
 
 
+def folder_graph(deps):
+    """{folder: {folder: ["file -> file", ...]}} of the dependencies between folders."""
+    out = collections.defaultdict(lambda: collections.defaultdict(list))
+    for a in deps:
+        fa = os.path.dirname(a)
+        out[fa]
+        for b in deps[a]:
+            fb = os.path.dirname(b)
+            if fa != fb:
+                out[fa][fb].append("%s -> %s" % (os.path.basename(a), os.path.basename(b)))
+    return out
+
+
 def show(syms):
     return ", ".join(syms[:6]) + (" (+%d more)" % (len(syms) - 6) if len(syms) > 6 else "")
 
@@ -134,6 +149,14 @@ def check(root):
             for b in comp:
                 if b in deps[a]:
                     print("  %s -> %s: %s" % (a, b, show(deps[a][b])))
+    folders = folder_graph(deps)
+    for comp in cycles(folders):
+        bad += 1
+        print("cycle between %d folders: %s" % (len(comp), " ".join(comp)))
+        for a in comp:
+            for b in comp:
+                if b in folders[a]:
+                    print("  %s -> %s: %s" % (a, b, show(folders[a][b])))
     for a in sorted(deps):
         if a.startswith(TRAIN_USERS):
             continue
@@ -147,11 +170,14 @@ def check(root):
 
 
 def selftest():
-    """Two files that call each other, and a third outside training using src/train: both
-    must be reported."""
+    """Two files that call each other, two folders that use each other (through other files)
+    and a file outside training using src/train: each must be reported."""
     src = {
         "src/face/a.c": "int b(int);\nint a(int x) { return x ? b(x - 1) : 0; }\n",
-        "src/face/b.c": "int a(int);\nint t(void);\nint b(int x) { return a(x) + t(); }\n",
+        "src/face/b.c": "int a(int);\nint t(void);\nint i(void);\n"
+                        "int b(int x) { return a(x) + t() + i(); }\n",
+        "src/image/i.c": "int i(void) { return 2; }\n",
+        "src/image/j.c": "int a(int);\nint j(void) { return a(3); }\n",
         "src/train/t.c": "int t(void) { return 1; }\n",
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,7 +189,8 @@ def selftest():
             subprocess.run(["cc", "-c", c, "-o", c[:-2] + ".o"], check=True)
         deps = graph(sorted(os.path.join(tmp, p[:-2] + ".o") for p in src), tmp)
         found = cycles(deps)
-        ok = found == [["src/face/a", "src/face/b"]] and "src/train/t" in deps["src/face/b"]
+        ok = (found == [["src/face/a", "src/face/b"]] and "src/train/t" in deps["src/face/b"] and
+              cycles(folder_graph(deps)) == [["src/face", "src/image"]])
     print("file_cycles selftest: %s" % ("ok" if ok else "FAILED: %r" % (found,)))
     return 0 if ok else 1
 
