@@ -14,7 +14,7 @@ emb=${1:-}
 mkdir -p out
 out=out/cfp_landmarks.jsonl
 : > "$out"
-for det in blazeface ultraface@320 ultraface@320+ultraface@640; do
+for det in blazeface ultraface@320+ultraface@640; do
   for lm in facemesh 68 facemesh+68 onet; do
     "$MIEN" eval pairs --pairs "$DATA/cfp_dev/pairs.tsv" --root "$DATA/cfp_dev" --json --quiet \
       --detector "$det" --landmarks "$lm" ${emb:+--embedder "$emb"} | tail -1 >> "$out"

@@ -22,7 +22,7 @@ mkdir -p out
 
 ROWS=(
   "blazeface|blazeface|none|"
-  "blazeface+mesh (default)|blazeface|facemesh|"
+  "blazeface+mesh (the former default)|blazeface|facemesh|"
   "blazeface --tile|blazeface|none|--tile"
   "blazeface-front|blazeface-front|none|"
   "mediapipe-short|mediapipe-short|none|"
