@@ -10,7 +10,8 @@ static const uint8_t black[3] = {0, 0, 0};
 
 /* Bilinear sample of src at continuous position (sx, sy); neighbours outside the image count
  * as black, so a pixel half outside blends with black. */
-static inline void sample(const mien_image *src, float sx, float sy, float px[3]) {
+static inline __attribute__((always_inline)) void sample(const mien_image *src, float sx,
+                                                         float sy, float px[3]) {
     const int w = src->width, h = src->height;
     /* To pixel-index coordinates, where pixel i sits at i. */
     float u = sx - 0.5f, v = sy - 0.5f;
@@ -24,6 +25,16 @@ static inline void sample(const mien_image *src, float sx, float sy, float px[3]
     const int x0 = (int)fu, y0 = (int)fv; /* in [-1, w-1] x [-1, h-1] */
     const float ax = u - fu, ay = v - fv;
     const size_t stride = (size_t)w * 3;
+    if (x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h) {
+        /* Inside: the four neighbours exist (the same arithmetic as below). */
+        const uint8_t *p00 = src->rgb + (size_t)y0 * stride + (size_t)x0 * 3, *p10 = p00 + stride;
+        for (int k = 0; k < 3; k++) {
+            float top = p00[k] + ax * (p00[3 + k] - p00[k]);
+            float bot = p10[k] + ax * (p10[3 + k] - p10[k]);
+            px[k] = top + ay * (bot - top);
+        }
+        return;
+    }
     const int in_x0 = x0 >= 0, in_x1 = x0 + 1 < w, in_y0 = y0 >= 0, in_y1 = y0 + 1 < h;
     /* Pointers are formed only for pixels that exist (no arithmetic before the buffer). */
     const uint8_t *p00 = black, *p01 = black, *p10 = black, *p11 = black;
