@@ -21,8 +21,12 @@ static inline __attribute__((always_inline)) void sample(const mien_image *src, 
         px[0] = px[1] = px[2] = 0;
         return;
     }
-    const float fu = floorf(u), fv = floorf(v);
-    const int x0 = (int)fu, y0 = (int)fv; /* in [-1, w-1] x [-1, h-1] */
+    /* floor without a libm call (u, v > -1, so the truncations are defined): the same
+     * values as floorf (its -0 for u = -0 becomes +0, which changes no result below). */
+    int x0 = (int)u, y0 = (int)v; /* in [-1, w-1] x [-1, h-1] */
+    x0 -= u < (float)x0;
+    y0 -= v < (float)y0;
+    const float fu = (float)x0, fv = (float)y0;
     const float ax = u - fu, ay = v - fv;
     const size_t stride = (size_t)w * 3;
     if (x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h) {
@@ -84,10 +88,13 @@ void img_warp_affine_f32(const mien_image *src, const float m[6], int dst_w, int
         float *o = out + (size_t)r * dst_w * 3;
         for (int c = 0; c < dst_w; c++, o += 3) {
             const float x = c + 0.5f;
-            float px[3] = {0, 0, 0};
-            if (have_src)
-                sample(src, m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5], px);
-            for (int k = 0; k < 3; k++) o[k] = (px[k] - mean) * scale;
+            /* Sampled straight into the output: a copy through a small array on the stack
+             * was read back with one 8-byte load over two 4-byte stores, a stall on every
+             * pixel that cost more than the sampling. */
+            if (have_src) sample(src, m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5], o);
+            else o[0] = o[1] = o[2] = 0;
         }
+        if (mean != 0.f || scale != 1.f)
+            for (int i = 0; i < dst_w * 3; i++) o[i - dst_w * 3] = (o[i - dst_w * 3] - mean) * scale;
     }
 }
