@@ -30,6 +30,7 @@ print("One face, age + gender + expression + liveness + pose, 1 thread, CPU ms "
       "(%s rounds, binaries alternated; load average at the end %s)\n" % (rounds, load))
 print("| binary | median of the rounds' medians | lowest median | fastest run | per task (median of medians) |")
 print("|---|---|---|---|---|")
+rounds_of = {}
 for which, path in (("old", old), ("new", new)):
     runs = [json.loads(l) for l in open("%s/%s.jsonl" % (tmp, which))]
     runs = [r.get("analysis", r) for r in runs]
@@ -41,4 +42,8 @@ for which, path in (("old", old), ("new", new)):
             tasks.setdefault(t["task"], []).append(t["ms"])
     per = ", ".join("%s %.2f" % (t, statistics.median(v)) for t, v in tasks.items())
     print("| %s (`%s`) | **%.2f** | %.2f | %.2f | %s |" % (which, path, statistics.median(med), min(med), min(fast), per))
+    rounds_of[which] = med
+ratio = [n / o for o, n in zip(rounds_of["old"], rounds_of["new"])]
+print("\nnew / old in each round (its two runs back to back): median %.3f (rounds: %s)" %
+      (statistics.median(ratio), ", ".join("%.2f/%.2f" % (o, n) for o, n in zip(rounds_of["old"], rounds_of["new"]))))
 PY
