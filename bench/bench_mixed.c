@@ -137,7 +137,7 @@ int main(int argc, char **argv) {
     }
     mien_err e = {0};
     const int B = 64;
-    tr_build_opts bo = {.arch = TR_ARCH_MOBILEFACENET, .batch = B, .normalize = 1, .seed = 1, .threads = 1};
+    tr_build_opts bo = {.arch = NN_ARCH_MOBILEFACENET, .batch = B, .normalize = 1, .seed = 1, .threads = 1};
     tr_net *net;
     if (tr_build_train(&bo, &net, &e)) {
         fprintf(stderr, "bench_mixed: %s\n", e.msg);

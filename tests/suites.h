@@ -1,6 +1,7 @@
 /* Every test suite, one line each: SUITE(name) declares `Suite *suite_name(void)` defined in
  * tests/test_name.c and runs it. Add a suite here and nowhere else. */
 SUITE(core)
+SUITE(layout)
 SUITE(verify_eval)
 SUITE(image)
 SUITE(backend_ops)

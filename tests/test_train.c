@@ -629,10 +629,10 @@ START_TEST(small_net_gradients_and_checkpoint) {
     mien_err e = {0};
     rng r = {99};
     const int B = 4, C = 5;
-    tr_build_opts bo = {.arch = TR_ARCH_SMALL, .batch = B, .normalize = 1, .seed = 3};
+    tr_build_opts bo = {.arch = NN_ARCH_SMALL, .batch = B, .normalize = 1, .seed = 3};
     tr_net *net;
     ck_assert_msg(tr_build_train(&bo, &net, &e) == 0, "%s", e.msg);
-    const int S = tr_arch_input(TR_ARCH_SMALL), D = tr_arch_dim(TR_ARCH_SMALL);
+    const int S = nn_arch_input(NN_ARCH_SMALL), D = nn_arch_dim(NN_ARCH_SMALL);
     float *x = randn(&r, (int64_t)B * S * S * 3, 1.f);
     memcpy(tr_input(net, 0), x, (size_t)B * S * S * 3 * sizeof(float));
     tr_margin m;
@@ -677,14 +677,14 @@ START_TEST(small_net_gradients_and_checkpoint) {
     }
     /* Update the running statistics a little, then save, load and compare in eval mode. */
     for (int t = 0; t < 3; t++) ck_assert_int_eq(tr_forward(net, &e), 0);
-    tr_tensors ts;
-    ck_assert_int_eq(tr_export(net, TR_ARCH_SMALL, &ts, &e), 0);
+    nn_ckpt ts;
+    ck_assert_int_eq(tr_export(net, NN_ARCH_SMALL, &ts, &e), 0);
     const char *ck = tu_temp_file(".ckpt", "", 0);
-    ck_assert_msg(tr_ckpt_save(ck, &ts, &e) == 0, "%s", e.msg);
-    tr_tensors_free(&ts);
+    ck_assert_msg(nn_ckpt_save(ck, &ts, &e) == 0, "%s", e.msg);
+    nn_ckpt_free(&ts);
     nn_graph *g;
-    tr_embedder_info info;
-    ck_assert_msg(tr_ckpt_load_embedder(ck, NULL, &g, &info, &e) == 0, "%s", e.msg);
+    nn_ckpt_embedder_info info;
+    ck_assert_msg(nn_ckpt_load_embedder(ck, NULL, &g, &info, &e) == 0, "%s", e.msg);
     ck_assert_int_eq(info.dim, D);
     ck_assert_int_eq(info.size, S);
     net->training = 0;
@@ -714,8 +714,8 @@ START_TEST(small_net_gradients_and_checkpoint) {
     ck_assert(f);
     ck_assert_int_eq(ftruncate(fileno(f), 200), 0);
     fclose(f);
-    tr_tensors bad;
-    ck_assert_int_eq(tr_ckpt_load(ck, &bad, &e), MIEN_EFORMAT);
+    nn_ckpt bad;
+    ck_assert_int_eq(nn_ckpt_load(ck, &bad, &e), MIEN_EFORMAT);
     unlink(ck);
     free(x);
     free(dx);
@@ -732,21 +732,21 @@ END_TEST
 START_TEST(mobilefacenet_weights_map) {
     mien_err e = {0};
     const char *mj = tu_path("%s/human/mobilefacenet.json", tu_models_dir());
-    tr_tensors w;
+    nn_ckpt w;
     ck_assert_msg(tr_load_tfjs_mobilefacenet(mj, &w, &e) == 0, "%s", e.msg);
-    const tr_tensor *c0 = tr_tensors_find(&w, "Conv2d_0/conv");
+    const nn_ckpt_tensor *c0 = nn_ckpt_find(&w, "Conv2d_0/conv");
     ck_assert(c0 && c0->ndim == 4 && c0->dims[3] == 64);
-    tr_build_opts bo = {.arch = TR_ARCH_MOBILEFACENET, .batch = 2, .init = &w, .bn_eps = 1e-5f};
+    tr_build_opts bo = {.arch = NN_ARCH_MOBILEFACENET, .batch = 2, .init = &w, .bn_eps = 1e-5f};
     tr_net *net;
     ck_assert_msg(tr_build_train(&bo, &net, &e) == 0, "%s", e.msg);
     int used = 0;
     for (int i = 0; i < w.n; i++) used += tr_find_param(net, w.v[i].name) != NULL ||
                                           strstr(w.v[i].name, "/bias") != NULL;
     ck_assert_int_eq(used, w.n);
-    tr_tensors ts;
-    ck_assert_int_eq(tr_export(net, TR_ARCH_MOBILEFACENET, &ts, &e), 0);
+    nn_ckpt ts;
+    ck_assert_int_eq(tr_export(net, NN_ARCH_MOBILEFACENET, &ts, &e), 0);
     for (int i = 0; i < ts.n; i++) {
-        tr_tensor *t = &ts.v[i];
+        nn_ckpt_tensor *t = &ts.v[i];
         size_t l = strlen(t->name);
         if (l > 12 && !strcmp(t->name + l - 12, "/running_var"))
             for (int64_t k = 0; k < t->n; k++) t->data[k] = 1.f - 1e-5f;
@@ -754,7 +754,7 @@ START_TEST(mobilefacenet_weights_map) {
             for (int64_t k = 0; k < t->n; k++) t->data[k] = 0.f;
     }
     nn_graph *mine;
-    ck_assert_msg(tr_build_inference(&ts, &mine, &e) == 0, "%s", e.msg);
+    ck_assert_msg(nn_ckpt_build_arch(&ts, &mine, &e) == 0, "%s", e.msg);
     nn_graph *ref;
     int64_t dims[4] = {1, 112, 112, 3};
     ck_assert_int_eq(nn_tfjs_load(mj, dims, NULL, 0, &ref, &e), 0);
@@ -777,8 +777,8 @@ START_TEST(mobilefacenet_weights_map) {
     nn_exec_free(b);
     nn_graph_free(mine);
     nn_graph_free(ref);
-    tr_tensors_free(&ts);
-    tr_tensors_free(&w);
+    nn_ckpt_free(&ts);
+    nn_ckpt_free(&w);
     tr_net_free(net);
 }
 END_TEST
@@ -1092,11 +1092,11 @@ START_TEST(fast_kernels_match_reference) {
         for (int run = 0; run < 7; run++) {
             const int isa = (run - 1) / 2, th = 1 + (run - 1) % 2;
             if (run > 0 && (!use_isa(isa) || (arch == 1 && (isa < 1 || th == 2)))) continue;
-            tr_build_opts bo = {.arch = arch ? TR_ARCH_MOBILEFACENET : TR_ARCH_SMALL, .batch = B, .normalize = 1,
+            tr_build_opts bo = {.arch = arch ? NN_ARCH_MOBILEFACENET : NN_ARCH_SMALL, .batch = B, .normalize = 1,
                                 .seed = 3, .threads = th, .reference = run == 0};
             tr_net *net;
             ck_assert_msg(tr_build_train(&bo, &net, &e) == 0, "%s", e.msg);
-            const int S = tr_arch_input(bo.arch), D = tr_arch_dim(bo.arch);
+            const int S = nn_arch_input(bo.arch), D = nn_arch_dim(bo.arch);
             tr_margin m;
             tr_margin_default(&m, TR_LOSS_ARCFACE);
             tr_head h;
@@ -1231,14 +1231,14 @@ START_TEST(loaded_model_trains_and_reloads) {
     ck_assert_msg(changed > net->p[0].n / 2, "%d of %lld weights changed", changed, (long long)net->p[0].n);
     free(w0);
     /* checkpoint, then the inference graph it loads into */
-    tr_tensors ts;
+    nn_ckpt ts;
     ck_assert_msg(tr_export_loaded(net, &lo, &ts, &e) == 0, "%s", e.msg);
-    ck_assert_str_eq(tr_tensors_meta(&ts, "graph"), "onnx");
-    ck_assert_str_eq(tr_tensors_meta(&ts, "base_rel"), "faceplugin/fr_feature.onnx");
+    ck_assert_str_eq(nn_ckpt_meta(&ts, "graph"), "onnx");
+    ck_assert_str_eq(nn_ckpt_meta(&ts, "base_rel"), "faceplugin/fr_feature.onnx");
     const char *ck = tu_temp_file(".ckpt", "", 0);
-    ck_assert_int_eq(tr_ckpt_save(ck, &ts, &e), 0);
-    tr_embedder_info info;
-    ck_assert_msg(tr_ckpt_load_embedder(ck, tu_models_dir(), &g, &info, &e) == 0, "%s", e.msg);
+    ck_assert_int_eq(nn_ckpt_save(ck, &ts, &e), 0);
+    nn_ckpt_embedder_info info;
+    ck_assert_msg(nn_ckpt_load_embedder(ck, tu_models_dir(), &g, &info, &e) == 0, "%s", e.msg);
     ck_assert_int_eq(info.dim, D);
     ck_assert_int_eq(info.size, S);
     ck_assert(fabsf(info.scale - 1.f / 127.5f) < 1e-9f);
@@ -1256,17 +1256,17 @@ START_TEST(loaded_model_trains_and_reloads) {
     nn_graph_free(g);
     /* the base found under the models folder when its saved path is gone; another file (or a
      * changed one) refused */
-    tr_tensors_set_meta(&ts, "base", "/nonexistent/fr_feature.onnx", &e);
-    ck_assert_int_eq(tr_ckpt_save(ck, &ts, &e), 0);
-    ck_assert_msg(tr_ckpt_load_embedder(ck, tu_models_dir(), &g, &info, &e) == 0, "%s", e.msg);
+    nn_ckpt_set_meta(&ts, "base", "/nonexistent/fr_feature.onnx", &e);
+    ck_assert_int_eq(nn_ckpt_save(ck, &ts, &e), 0);
+    ck_assert_msg(nn_ckpt_load_embedder(ck, tu_models_dir(), &g, &info, &e) == 0, "%s", e.msg);
     nn_graph_free(g);
-    ck_assert_int_eq(tr_ckpt_load_embedder(ck, NULL, &g, &info, &e), MIEN_ENOTFOUND);
-    tr_tensors_set_meta(&ts, "base_fnv1a", "0123456789abcdef", &e);
-    ck_assert_int_eq(tr_ckpt_save(ck, &ts, &e), 0);
-    ck_assert_int_eq(tr_ckpt_load_embedder(ck, tu_models_dir(), &g, &info, &e), MIEN_EFORMAT);
+    ck_assert_int_eq(nn_ckpt_load_embedder(ck, NULL, &g, &info, &e), MIEN_ENOTFOUND);
+    nn_ckpt_set_meta(&ts, "base_fnv1a", "0123456789abcdef", &e);
+    ck_assert_int_eq(nn_ckpt_save(ck, &ts, &e), 0);
+    ck_assert_int_eq(nn_ckpt_load_embedder(ck, tu_models_dir(), &g, &info, &e), MIEN_EFORMAT);
     ck_assert_msg(strstr(e.msg, "not the base model"), "%s", e.msg);
     unlink(ck);
-    tr_tensors_free(&ts);
+    nn_ckpt_free(&ts);
     tr_head_free(&h);
     tr_net_free(net);
     free(x);

@@ -1,6 +1,10 @@
 /* Verification metrics: pairs files, k-fold accuracy, TAR@FAR, ROC/AUC/EER, the ROC plot, and
- * a comparison with an independent numpy reference (tools/ref_verify_metrics.py). */
+ * a comparison with an independent numpy reference (tools/ref_verify_metrics.py). Also the
+ * other measures of src/eval on hand-worked cases: detection AP (det_eval.c), identification
+ * and clustering (ident_eval.c). */
 #include "testutil.h"
+#include "eval/det_eval.h"
+#include "eval/ident_eval.h"
 #include "eval/verify_eval.h"
 #include "image/image.h"
 
@@ -703,6 +707,81 @@ START_TEST(roc_plot) {
 }
 END_TEST
 
+/* ==== Detection, identification, clustering (hand-worked) ==== */
+
+START_TEST(detection_ap_hand) {
+    /* One photo: faces A and B, and a 10 px face (don't-care at min_size 20). */
+    char text[] = "a.jpg\n3\n0 0 40 40 0 0 0 0 0 0\n100 0 40 40 0 0 0 0 0 0\n200 0 10 10 0 0 0 0 0 0\n";
+    de_set g = {0};
+    mien_err e = {0};
+    ck_assert_int_eq(de_gt_parse(text, "t", 20, &g, &e), MIEN_OK);
+    ck_assert_int_eq(g.n, 1);
+    ck_assert_int_eq(g.img[0].n, 3);
+    /* By score: A (right), nothing (wrong), B (right, under the operating score), the
+     * don't-care face (counts neither way). */
+    de_det d[4] = {{0, 0.7f, {100, 0, 40, 40}}, {0, 0.9f, {1, 1, 40, 40}},
+                   {0, 0.6f, {200, 0, 10, 10}}, {0, 0.8f, {300, 300, 40, 40}}};
+    de_result r;
+    de_evaluate(&g, d, 4, 0.5f, 0.75f, &r);
+    /* Precision 1, 1/2, 2/3 at recall 1/2, 1/2, 1: made monotone 1, 2/3, 2/3; AP = 1/2 + 1/3. */
+    ck_assert_int_eq(r.n_care, 2);
+    ck_assert(fabs(r.ap - 5.0 / 6.0) < 1e-12);
+    ck_assert_int_eq(r.tp, 1);
+    ck_assert_int_eq(r.fp, 1);
+    ck_assert(fabs(r.precision - 0.5) < 1e-12 && fabs(r.recall - 0.5) < 1e-12);
+    de_set_free(&g);
+    /* dlib's XML: the ignore attribute makes a face don't-care. */
+    char xml[] = "<images><image file='b.jpg'><box top='0' left='0' width='50' height='50'/>"
+                 "<box top='0' left='60' width='50' height='50' ignore='1'/></image></images>";
+    de_set x = {0};
+    ck_assert_int_eq(de_gt_parse(xml, "x", 20, &x, &e), MIEN_OK);
+    ck_assert_int_eq(x.n, 1);
+    ck_assert_int_eq(x.img[0].n, 2);
+    ck_assert(x.img[0].box[0].care && !x.img[0].box[1].care);
+    de_set_free(&x);
+    char bad[] = "a.jpg\nmany\n";
+    de_set y = {0};
+    ck_assert_int_eq(de_gt_parse(bad, "bad", 20, &y, &e), MIEN_EFORMAT);
+    de_set_free(&y);
+}
+END_TEST
+
+START_TEST(identification_hand) {
+    /* Genuine: right 0.9, right 0.5, wrong 0.8, no face; distractors: 0.6, no face. */
+    const ie_probe p[6] = {{1, 1, 1, 0.9f}, {1, 1, 1, 0.5f}, {1, 1, 0, 0.8f},
+                           {1, 0, 0, 0}, {0, 1, 0, 0.6f}, {0, 0, 0, 0}};
+    ie_result r;
+    mien_err e = {0};
+    ck_assert_int_eq(ie_identify(p, 6, 0.7f, &r, &e), MIEN_OK);
+    ck_assert_int_eq(r.n_genuine, 4);
+    ck_assert_int_eq(r.n_distractor, 2);
+    ck_assert_int_eq(r.rank1, 2);
+    ck_assert_int_eq(r.dir, 1);
+    ck_assert_int_eq(r.wrong, 1);
+    ck_assert_int_eq(r.fa, 0);
+    /* FAR 1e-2 of two distractors: none accepted, so above 0.6; one genuine (0.9) passes. */
+    ck_assert(fabs(r.at_far_1e2.tar - 0.25) < 1e-12);
+    ck_assert_int_eq(ie_identify(p, 4, 0.7f, &r, &e), MIEN_EINVAL); /* no distractor */
+}
+END_TEST
+
+START_TEST(clustering_hand) {
+    /* Clusters {p0, p0} and {p0, p1, p1}: 4 pairs together, 2 of them the same person;
+     * p0's 3 pairs and p1's 1 are the same-person pairs. */
+    const int labels[5] = {0, 0, 1, 1, 1}, person[5] = {0, 0, 0, 1, 1};
+    ie_cluster_score sc;
+    ck_assert_int_eq(ie_cluster_pairs(labels, 2, person, 5, 2, &sc), MIEN_OK);
+    ck_assert_int_eq(sc.clusters, 2);
+    ck_assert_int_eq(sc.singletons, 0);
+    ck_assert(fabs(sc.precision - 0.5) < 1e-12 && fabs(sc.recall - 0.5) < 1e-12 &&
+              fabs(sc.f1 - 0.5) < 1e-12);
+    const int one[3] = {0, 1, 2}, who[3] = {0, 0, 1};
+    ck_assert_int_eq(ie_cluster_pairs(one, 3, who, 3, 2, &sc), MIEN_OK);
+    ck_assert_int_eq(sc.singletons, 3);
+    ck_assert(sc.precision == 1 && sc.recall == 0 && sc.f1 == 0);
+}
+END_TEST
+
 Suite *suite_verify_eval(void) {
     Suite *s = suite_create("verify_eval");
     TCase *t = tcase_create("verify_eval");
@@ -720,6 +799,9 @@ Suite *suite_verify_eval(void) {
     tcase_add_test(t, python_reference_reject);
     tcase_add_test(t, python_reference_exclude);
     tcase_add_test(t, roc_plot);
+    tcase_add_test(t, detection_ap_hand);
+    tcase_add_test(t, identification_hand);
+    tcase_add_test(t, clustering_hand);
     suite_add_tcase(s, t);
     return s;
 }

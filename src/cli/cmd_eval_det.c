@@ -2,6 +2,7 @@
  * annotated boxes (WIDER FACE's text format or dlib's imglab XML). */
 #include "cli/cli.h"
 #include "core/err.h"
+#include "eval/det_eval.h"
 #include "face/face.h"
 #include "image/image.h"
 
@@ -31,157 +32,12 @@ static const char usage[] =
     "  --landmarks none  the detector's boxes alone (no landmark stage, no presence check)\n"
     "  (and the model options of mien detect)\n";
 
-typedef struct gt_box {
-    float x, y, w, h;
-    int care;                /* 0: don't care (small, ignored or invalid) */
-    int matched;
-} gt_box;
-
-typedef struct gt_image {
-    char *path;
-    gt_box *box;
-    int n, cap;
-} gt_image;
-
-typedef struct gt_set {
-    gt_image *img;
-    int n, cap;
-} gt_set;
-
-static void gt_free(gt_set *g) {
-    for (int i = 0; i < g->n; i++) {
-        free(g->img[i].path);
-        free(g->img[i].box);
-    }
-    free(g->img);
-}
-
-static gt_image *gt_add_image(gt_set *g, const char *path, size_t len) {
-    if (g->n == g->cap) {
-        int nc = g->cap ? g->cap * 2 : 64;
-        gt_image *ni = realloc(g->img, (size_t)nc * sizeof *ni);
-        if (!ni) return NULL;
-        g->img = ni;
-        g->cap = nc;
-    }
-    gt_image *im = &g->img[g->n];
-    memset(im, 0, sizeof *im);
-    im->path = strndup(path, len);
-    if (!im->path) return NULL;
-    g->n++;
-    return im;
-}
-
-static int gt_add_box(gt_image *im, float x, float y, float w, float h, int care) {
-    if (im->n == im->cap) {
-        int nc = im->cap ? im->cap * 2 : 8;
-        gt_box *nb = realloc(im->box, (size_t)nc * sizeof *nb);
-        if (!nb) return 0;
-        im->box = nb;
-        im->cap = nc;
-    }
-    im->box[im->n++] = (gt_box){x, y, w, h, care, 0};
-    return 1;
-}
-
-/* Value of attribute name='...' (or "...") inside [s, end); NULL if absent. */
-static const char *xml_attr(const char *s, const char *end, const char *name, size_t *len) {
-    size_t nl = strlen(name);
-    for (const char *p = s; p + nl + 2 < end; p++) {
-        if (strncmp(p, name, nl) != 0 || p[nl] != '=' || (p > s && p[-1] != ' ')) continue;
-        char q = p[nl + 1];
-        if (q != '\'' && q != '"') continue;
-        const char *v = p + nl + 2, *e = memchr(v, q, (size_t)(end - v));
-        if (!e) return NULL;
-        *len = (size_t)(e - v);
-        return v;
-    }
-    return NULL;
-}
-
-static int xml_num(const char *s, const char *end, const char *name, float *out) {
-    size_t len;
-    const char *v = xml_attr(s, end, name, &len);
-    if (!v || len == 0 || len > 30) return 0;
-    char buf[32];
-    memcpy(buf, v, len);
-    buf[len] = 0;
-    char *e;
-    *out = strtof(buf, &e);
-    return *e == 0 && isfinite(*out);
-}
-
-static int parse_dlib_xml(const char *text, const char *name, float min_size, gt_set *g,
-                          mien_err *err) {
-    const char *p = text;
-    gt_image *cur = NULL;
-    while ((p = strchr(p, '<'))) {
-        const char *end = strchr(p, '>');
-        if (!end) break;
-        if (!strncmp(p, "<image ", 7)) {
-            size_t len;
-            const char *f = xml_attr(p, end, "file", &len);
-            if (!f) return mien_err_set(err, MIEN_EFORMAT, "%s: <image> without file", name);
-            if (!(cur = gt_add_image(g, f, len))) return mien_err_set(err, MIEN_ENOMEM, "out of memory");
-        } else if (!strncmp(p, "<box ", 5)) {
-            float top, left, w, h, ign = 0;
-            if (!cur || !xml_num(p, end, "top", &top) || !xml_num(p, end, "left", &left) ||
-                !xml_num(p, end, "width", &w) || !xml_num(p, end, "height", &h) || w < 0 || h < 0)
-                return mien_err_set(err, MIEN_EFORMAT, "%s: bad <box> near byte %ld", name,
-                                    (long)(p - text));
-            xml_num(p, end, "ignore", &ign);
-            if (!gt_add_box(cur, left, top, w, h, ign == 0 && fmaxf(w, h) >= min_size))
-                return mien_err_set(err, MIEN_ENOMEM, "out of memory");
-        }
-        p = end + 1;
-    }
-    return MIEN_OK;
-}
-
-/* WIDER FACE: path / count / count lines "x y w h blur expression illumination invalid
- * occlusion pose" (a count of 0 is followed by one line of zeros). */
-static int parse_wider(char *text, const char *name, float min_size, gt_set *g, mien_err *err) {
-    char *save = NULL;
-    int lineno = 0;
-    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        lineno++;
-        size_t len = strcspn(l, "\r");
-        if (len == 0) continue;
-        gt_image *im = gt_add_image(g, l, len);
-        if (!im) return mien_err_set(err, MIEN_ENOMEM, "out of memory");
-        char *cl = strtok_r(NULL, "\n", &save), *e;
-        lineno++;
-        long count = cl ? strtol(cl, &e, 10) : -1;
-        if (!cl || e == cl || count < 0 || count > 100000)
-            return mien_err_set(err, MIEN_EFORMAT, "%s:%d: expected a face count", name, lineno);
-        for (long k = 0; k < (count ? count : 1); k++) {
-            char *bl = strtok_r(NULL, "\n", &save);
-            lineno++;
-            float v[10] = {0};
-            int got = bl ? sscanf(bl, "%f %f %f %f %f %f %f %f %f %f", &v[0], &v[1], &v[2], &v[3],
-                                  &v[4], &v[5], &v[6], &v[7], &v[8], &v[9])
-                         : 0;
-            if (got < 4) return mien_err_set(err, MIEN_EFORMAT, "%s:%d: expected x y w h", name, lineno);
-            if (count == 0) break;
-            int invalid = got >= 8 && v[7] != 0;
-            if (!gt_add_box(im, v[0], v[1], v[2], v[3], !invalid && fmaxf(v[2], v[3]) >= min_size))
-                return mien_err_set(err, MIEN_ENOMEM, "out of memory");
-        }
-    }
-    return MIEN_OK;
-}
-
-typedef struct det_rec {
-    int image;
-    float score, box[4];
-} det_rec;
-
 typedef struct det_job {
     const char *root;
-    gt_set *gt;
+    de_set *gt;
     const mien_detect_options *det;
     int boxes_only;          /* the detection stage alone (face_detect) */
-    det_rec **recs;          /* per image: detections */
+    de_det **recs;          /* per image: detections */
     int *n_recs;
     int *failed;
 } det_job;
@@ -208,7 +64,7 @@ static int det_one(void *ctx, mien_session *s, int worker, int i) {
         return EXIT_FAIL;
     }
     for (int k = 0; k < n; k++) {
-        det_rec *r = &j->recs[i][k];
+        de_det *r = &j->recs[i][k];
         r->image = i;
         r->score = faces[k].score;
         memcpy(r->box, faces[k].box, sizeof r->box);
@@ -217,69 +73,6 @@ static int det_one(void *ctx, mien_session *s, int worker, int i) {
     free(faces);
     mien_image_free(&img);
     return 0;
-}
-
-static float iou_xywh(const float *a, const gt_box *b) {
-    float x0 = fmaxf(a[0], b->x), y0 = fmaxf(a[1], b->y);
-    float x1 = fminf(a[0] + a[2], b->x + b->w), y1 = fminf(a[1] + a[3], b->y + b->h);
-    float inter = fmaxf(x1 - x0, 0.f) * fmaxf(y1 - y0, 0.f);
-    float uni = a[2] * a[3] + b->w * b->h - inter;
-    return uni > 0 ? inter / uni : 0.f;
-}
-
-static int by_score(const void *a, const void *b) {
-    float x = ((const det_rec *)a)->score, y = ((const det_rec *)b)->score;
-    return (x < y) - (x > y);
-}
-
-typedef struct pr_result {
-    double ap, precision, recall;   /* precision/recall at op_score */
-    int tp, fp, n_care;
-} pr_result;
-
-/* Match detections (sorted by score) to faces greedily, as VOC's evaluation does. */
-static void evaluate(gt_set *g, det_rec *d, int nd, float iou_thr, float op_score, pr_result *r) {
-    memset(r, 0, sizeof *r);
-    for (int i = 0; i < g->n; i++)
-        for (int k = 0; k < g->img[i].n; k++) {
-            g->img[i].box[k].matched = 0;
-            r->n_care += g->img[i].box[k].care;
-        }
-    qsort(d, (size_t)nd, sizeof *d, by_score);
-    double *prec = malloc((size_t)(nd + 1) * sizeof *prec), *rec = malloc((size_t)(nd + 1) * sizeof *rec);
-    int tp = 0, fp = 0, m = 0;
-    for (int k = 0; prec && rec && k < nd; k++) {
-        gt_image *im = &g->img[d[k].image];
-        int best = -1;
-        float bi = 0;
-        for (int b = 0; b < im->n; b++) {
-            float v = iou_xywh(d[k].box, &im->box[b]);
-            if (v > bi) bi = v, best = b;
-        }
-        if (bi < iou_thr) best = -1;
-        if (best >= 0 && !im->box[best].care) continue; /* don't-care: neither way */
-        if (best >= 0 && !im->box[best].matched) {
-            im->box[best].matched = 1;
-            tp++;
-        } else {
-            fp++;
-        }
-        if (d[k].score >= op_score) r->tp = tp, r->fp = fp;
-        prec[m] = (double)tp / (tp + fp);
-        rec[m] = r->n_care ? (double)tp / r->n_care : 0;
-        m++;
-    }
-    /* All-point interpolated AP: precision made monotone from the right. */
-    for (int k = m - 2; k >= 0; k--) prec[k] = fmax(prec[k], prec[k + 1]);
-    double prev_r = 0;
-    for (int k = 0; k < m; k++) {
-        r->ap += (rec[k] - prev_r) * prec[k];
-        prev_r = rec[k];
-    }
-    r->precision = r->tp + r->fp ? (double)r->tp / (r->tp + r->fp) : 1.0;
-    r->recall = r->n_care ? (double)r->tp / r->n_care : 0;
-    free(prec);
-    free(rec);
 }
 
 typedef struct det_opts { const char *gt, *root; float iou; int time_n; } det_opts;
@@ -378,14 +171,13 @@ int cmd_eval_detection(int argc, char **argv) {
         fprintf(stderr, "mien eval detection: %s\n", e.msg);
         return EXIT_FAIL;
     }
-    gt_set g = {0};
+    de_set g = {0};
     const float min_size = c.det.min_size;
-    int rc = strstr((char *)text, "<image") ? parse_dlib_xml((char *)text, o.gt, min_size, &g, &e)
-                                            : parse_wider((char *)text, o.gt, min_size, &g, &e);
+    int rc = de_gt_parse((char *)text, o.gt, min_size, &g, &e);
     free(text);
     if (rc || g.n == 0) {
         fprintf(stderr, "mien eval detection: %s\n", rc ? e.msg : "no images in the ground truth");
-        gt_free(&g);
+        de_set_free(&g);
         return EXIT_FAIL;
     }
     /* Detect at a low threshold for the curve; keep every size (don't-care decides). */
@@ -399,19 +191,19 @@ int cmd_eval_detection(int argc, char **argv) {
     /* "--landmarks none": the boxes as the detector gives them (a detector without keypoints
      * gets a landmark network to align with, which eval detection does not need). */
     const int boxes_only = c.cfg.landmarks && !strcmp(c.cfg.landmarks, "none");
-    det_job j = {o.root, &g, &run, boxes_only, calloc((size_t)g.n, sizeof(det_rec *)),
+    det_job j = {o.root, &g, &run, boxes_only, calloc((size_t)g.n, sizeof(de_det *)),
                  calloc((size_t)g.n, sizeof(int)), calloc((size_t)g.n, sizeof(int))};
     if (m && j.recs && j.n_recs && j.failed &&
         !cli_parallel(m, c.threads, g.n, det_one, &j, "detection", c.quiet)) {
         int nd = 0, failed = 0;
         for (int i = 0; i < g.n; i++) nd += j.n_recs[i], failed += j.failed[i];
-        det_rec *all = malloc((size_t)(nd ? nd : 1) * sizeof *all);
+        de_det *all = malloc((size_t)(nd ? nd : 1) * sizeof *all);
         if (all) {
             int k = 0;
             for (int i = 0; i < g.n; i++)
                 for (int q = 0; q < j.n_recs[i]; q++) all[k++] = j.recs[i][q];
-            pr_result r;
-            evaluate(&g, all, nd, o.iou, op_score, &r);
+            de_result r;
+            de_evaluate(&g, all, nd, o.iou, op_score, &r);
             /* Timing at the reporting threshold, as the detector is used. */
             mien_detect_options timed = c.det;
             j.det = &timed;
@@ -459,6 +251,6 @@ int cmd_eval_detection(int argc, char **argv) {
     free(j.n_recs);
     free(j.failed);
     mien_models_close(m);
-    gt_free(&g);
+    de_set_free(&g);
     return status;
 }

@@ -1,8 +1,9 @@
 /* mien eval identify | eval cluster: open-set identification and clustering measured on a
- * folder-per-person set (LFW). */
+ * folder-per-person set (LFW). The measures are eval/ident_eval.c's; here the photos, the
+ * gallery, the searches and the report. */
 #include "cli/cli.h"
 #include "core/err.h"
-#include "eval/verify_eval.h"
+#include "eval/ident_eval.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -163,7 +164,6 @@ int cmd_eval_identify(int argc, char **argv) {
     int gfd = -1;
     float *probe_emb = NULL;
     int *probe_ph = NULL, *same = NULL;
-    ve_set set = {0};
     mien_err e = {0};
     float thr;
     double t_embed;
@@ -250,38 +250,24 @@ int cmd_eval_identify(int argc, char **argv) {
         goto done;
     }
     double t_search = cli_now() - t0;
-    /* Scores for the operating points: a genuine probe counts with its top-1 similarity when
-     * its top-1 is right, else as missing (rejected at every threshold); a distractor with its
-     * top-1 similarity (missing without a face: never accepted). */
-    float *score = malloc((size_t)(n_probe ? n_probe : 1) * sizeof *score);
-    int rank1 = 0, dir_default = 0, wrong_default = 0, fa_default = 0;
-    for (int k = 0; k < n_probe; k++) {
+    /* The measures (eval/ident_eval.c): each probe with its top-1 answer. */
+    ie_probe *ans = malloc((size_t)(n_probe ? n_probe : 1) * sizeof *ans);
+    for (int k = 0; ans && k < n_probe; k++) {
         int r = row[k];
         int has = r >= 0 && res_n[r] > 0;
-        float sim = has ? res[r].similarity : NAN;
-        int right = has && !strcmp(res[r].name, pp.people[pp.who[probe_ph[k]]].name);
-        if (same[k]) {
-            rank1 += right;
-            dir_default += right && sim >= thr;
-            wrong_default += has && !right && sim >= thr;
-            if (score) score[k] = right ? sim : NAN;
-        } else {
-            fa_default += has && sim >= thr;
-            if (score) score[k] = sim;
-        }
+        ans[k] = (ie_probe){same[k], has, has && !strcmp(res[r].name, pp.people[pp.who[probe_ph[k]]].name),
+                            has ? res[r].similarity : NAN};
     }
     free(res), free(res_n), free(row);
-    ve_op at1 = {0}, at01 = {0};
-    int rc = !score || n_genuine == 0 || n_distractor == 0;
-    if (!rc)
-        rc = ve_set_build(&set, n_probe, score, NULL, same, NULL, VE_MISSING_REJECT, &e) ||
-             ve_at_far(&set, 0.01, &at1, &e) || ve_at_far(&set, 0.001, &at01, &e);
-    free(score);
+    ie_result ir;
+    int rc = !ans || ie_identify(ans, n_probe, thr, &ir, &e);
+    free(ans);
     if (rc) {
-        fprintf(stderr, "mien eval identify: %s\n",
-                e.msg[0] ? e.msg : "needs people with one photo (distractors) and with several");
+        fprintf(stderr, "mien eval identify: %s\n", e.msg[0] ? e.msg : "out of memory");
         goto done;
     }
+    const int rank1 = ir.rank1, dir_default = ir.dir, wrong_default = ir.wrong, fa_default = ir.fa;
+    const ve_op at1 = ir.at_far_1e2, at01 = ir.at_far_1e3;
     double r1 = (double)rank1 / n_genuine;
     if (c.json) {
         cJSON *jo = cJSON_CreateObject();
@@ -326,7 +312,6 @@ int cmd_eval_identify(int argc, char **argv) {
     }
     status = EXIT_OK;
 done:
-    ve_set_free(&set);
     free(probe_emb), free(probe_ph), free(same);
     mien_gallery_close(g);
     if (gfd >= 0) {
@@ -362,62 +347,16 @@ static const char cluster_usage[] =
     "  --json            one JSON object\n"
     "  (and the model and detection options of mien detect)\n";
 
-typedef struct cl_pair {
-    int cluster, person;
-} cl_pair;
-
-static int cmp_cl_pair(const void *a, const void *b) {
-    const cl_pair *x = a, *y = b;
-    if (x->cluster != y->cluster) return x->cluster - y->cluster;
-    return x->person - y->person;
-}
-
-static double pairs_of(long n) { return 0.5 * (double)n * (double)(n - 1); }
-
-typedef struct cl_score {
-    int clusters, singletons;
-    double precision, recall, f1;
-} cl_score;
-
-/* Cluster n faces at threshold thr and score the result by pairs against person (n,).
- * labels (n,) and cp (n,) are scratch. */
+/* Cluster n faces at threshold thr (as mien cluster does) and score the result by pairs
+ * against person (n,). labels (n,) is scratch. */
 static int cluster_score(const float *emb, int n, int dim, float thr, const int *person,
-                         int n_people, int *labels, cl_pair *cp, cl_score *out) {
+                         int n_people, int *labels, ie_cluster_score *out) {
     int n_clusters = 0;
-    if (mien_cluster(emb, n, dim, thr, 0, 0, labels, &n_clusters)) {
+    if (mien_cluster(emb, n, dim, thr, 0, 0, labels, &n_clusters) ||
+        ie_cluster_pairs(labels, n_clusters, person, n, n_people, out)) {
         fprintf(stderr, "mien eval cluster: clustering failed (out of memory)\n");
         return -1;
     }
-    /* Pair counts from the contingency table: sort (cluster, person) and count runs. */
-    for (int i = 0; i < n; i++) cp[i] = (cl_pair){labels[i], person[i]};
-    qsort(cp, (size_t)n, sizeof *cp, cmp_cl_pair);
-    double together = 0, both = 0, same = 0;
-    int singletons = 0;
-    for (int i = 0; i < n;) {
-        int j = i;
-        while (j < n && cp[j].cluster == cp[i].cluster) j++;
-        together += pairs_of(j - i);
-        singletons += j - i == 1;
-        for (int a = i; a < j;) {
-            int b = a;
-            while (b < j && cp[b].person == cp[a].person) b++;
-            both += pairs_of(b - a);
-            a = b;
-        }
-        i = j;
-    }
-    int *per = calloc((size_t)(n_people ? n_people : 1), sizeof *per);
-    if (!per) return -1;
-    for (int i = 0; i < n; i++) per[person[i]]++;
-    for (int p = 0; p < n_people; p++) same += pairs_of(per[p]);
-    free(per);
-    out->clusters = n_clusters;
-    out->singletons = singletons;
-    out->precision = together > 0 ? both / together : 1;
-    out->recall = same > 0 ? both / same : 1;
-    out->f1 = out->precision + out->recall > 0
-                  ? 2 * out->precision * out->recall / (out->precision + out->recall)
-                  : 0;
     return 0;
 }
 
@@ -435,7 +374,6 @@ int cmd_eval_cluster(int argc, char **argv) {
     mien_models *m = NULL;
     float *emb = NULL;
     int *labels = NULL, *person = NULL;
-    cl_pair *cp = NULL;
     float thr;
     double t_embed;
     int st = eval_embed_people(&c, &o, o.min_photos, "eval cluster", &pp, &m, &thr, &t_embed);
@@ -448,8 +386,7 @@ int cmd_eval_cluster(int argc, char **argv) {
     emb = malloc((size_t)pp.n * dim * sizeof *emb);
     labels = malloc((size_t)pp.n * sizeof *labels);
     person = malloc((size_t)pp.n * sizeof *person);
-    cp = malloc((size_t)pp.n * sizeof *cp);
-    if (!emb || !labels || !person || !cp) goto done;
+    if (!emb || !labels || !person) goto done;
     for (int i = 0; i < pp.n; i++) {
         if (pp.ph[i].n_faces == 0) {
             missing++;
@@ -459,8 +396,8 @@ int cmd_eval_cluster(int argc, char **argv) {
         person[n++] = pp.who[i];
     }
     double t0 = cli_now();
-    cl_score sc;
-    if (cluster_score(emb, n, dim, thr, person, pp.n_people, labels, cp, &sc)) goto done;
+    ie_cluster_score sc;
+    if (cluster_score(emb, n, dim, thr, person, pp.n_people, labels, &sc)) goto done;
     double t_cluster = cli_now() - t0;
     /* The same faces at other thresholds: clustering is cheap next to embedding. */
     /* Around the threshold t, in steps of a tenth of what lies above it (1 - t): an
@@ -469,9 +406,9 @@ int cmd_eval_cluster(int argc, char **argv) {
     float sweep_thr[N_SWEEP];
     for (int k = 0; k < N_SWEEP; k++)
         sweep_thr[k] = roundf((thr + (float)(k - 1) * (1.f - thr) / 10.f) * 1000.f) / 1000.f;
-    cl_score sweep[N_SWEEP];
+    ie_cluster_score sweep[N_SWEEP];
     for (int k = 0; k < N_SWEEP; k++)
-        if (cluster_score(emb, n, dim, sweep_thr[k], person, pp.n_people, labels, cp, &sweep[k])) goto done;
+        if (cluster_score(emb, n, dim, sweep_thr[k], person, pp.n_people, labels, &sweep[k])) goto done;
     if (c.json) {
         cJSON *jo = cJSON_CreateObject();
         cJSON_AddStringToObject(jo, "root", o.root);
@@ -512,7 +449,7 @@ int cmd_eval_cluster(int argc, char **argv) {
     }
     status = EXIT_OK;
 done:
-    free(emb), free(labels), free(person), free(cp);
+    free(emb), free(labels), free(person);
     mien_models_close(m);
     pp_free(&pp);
     return status;

@@ -95,7 +95,7 @@ typedef struct train_opts {
     const char *data, *out, *plot, *cache, *pairs_out, *init;
     int aligned, min_images, max_per_class, holdout, pairs_per_fold, no_flip, no_eval_before;
     int head_init_data;      /* class centres from the mean embedding of each class */
-    tr_arch arch;
+    nn_arch arch;
     int arch_set;
     tr_bn_init bn_init;
     tr_loss_kind loss;
@@ -172,7 +172,7 @@ static int train_extra(void *ctx, const char *opt, const char *v) {
     else if (!strcmp(opt, "--max-per-class")) ok = pi(v, 0, 1 << 20, &o->max_per_class);
     else if (!strcmp(opt, "--holdout")) ok = pi(v, 0, 1 << 20, &o->holdout);
     else if (!strcmp(opt, "--pairs-per-fold")) ok = pi(v, 1, 100000, &o->pairs_per_fold);
-    else if (!strcmp(opt, "--arch")) ok = tr_arch_from_name(v, &o->arch), o->arch_set = 1;
+    else if (!strcmp(opt, "--arch")) ok = nn_arch_from_name(v, &o->arch), o->arch_set = 1;
     else if (!strcmp(opt, "--bn-init")) {
         if (!strcmp(v, "unit")) o->bn_init = TR_BN_UNIT;
         else if (!strcmp(v, "data")) o->bn_init = TR_BN_DATA;
@@ -341,25 +341,25 @@ static int ensure_crops(cli_common *c, const train_opts *o, const tr_listing *l,
 /* One of the coded architectures, or a model file loaded as it is (train/loaded.c). */
 typedef struct net_desc {
     int loaded;
-    tr_arch arch;
+    nn_arch arch;
     tr_loaded_opts lo;       /* loaded: path, side, mean, scale */
     int S, D;                /* input side, embedding size */
     float mean, scale;       /* input = (pixel - mean) * scale */
     const char *models_dir;
 } net_desc;
 
-static const char *desc_name(const net_desc *d) { return d->loaded ? d->lo.path : tr_arch_name(d->arch); }
+static const char *desc_name(const net_desc *d) { return d->loaded ? d->lo.path : nn_arch_name(d->arch); }
 
-static int desc_export(const tr_net *net, const net_desc *d, tr_tensors *ts, mien_err *e) {
+static int desc_export(const tr_net *net, const net_desc *d, nn_ckpt *ts, mien_err *e) {
     return d->loaded ? tr_export_loaded(net, &d->lo, ts, e) : tr_export(net, d->arch, ts, e);
 }
 
 /* The inference graph (batch 1) of the net's current weights. */
 static int desc_inference(const tr_net *net, const net_desc *d, nn_graph **g, mien_err *e) {
-    tr_tensors ts;
+    nn_ckpt ts;
     int rc = desc_export(net, d, &ts, e);
-    if (!rc) rc = d->loaded ? tr_build_inference_loaded(&ts, d->models_dir, g, e) : tr_build_inference(&ts, g, e);
-    if (!rc) tr_tensors_free(&ts);
+    if (!rc) rc = d->loaded ? nn_ckpt_build_loaded(&ts, d->models_dir, g, e) : nn_ckpt_build_arch(&ts, g, e);
+    if (!rc) nn_ckpt_free(&ts);
     return rc;
 }
 
@@ -605,8 +605,8 @@ static int bench_pfc(const cli_common *c, const train_opts *o, const tr_comm *co
  * bench/train_speed.sh sets beside PyTorch. Step 0 warms the buffers up and is not timed. */
 static int bench_step(const cli_common *c, const train_opts *o) {
     mien_err e = {0};
-    const int B = o->batch, steps = o->steps > 0 ? o->steps : 5, S = tr_arch_input(o->arch);
-    const int D = tr_arch_dim(o->arch);
+    const int B = o->batch, steps = o->steps > 0 ? o->steps : 5, S = nn_arch_input(o->arch);
+    const int D = nn_arch_dim(o->arch);
     tr_margin m;
     set_margin(o, &m);
     tr_build_opts bo = {.arch = o->arch, .batch = B, .normalize = tr_loss_normalized(o->loss),
@@ -659,7 +659,7 @@ static int bench_step(const cli_common *c, const train_opts *o) {
         const double ips = steps * B / (t_total + 1e-12);
         if (c->json) {
             cJSON *j = cJSON_CreateObject();
-            cJSON_AddStringToObject(j, "arch", tr_arch_name(o->arch));
+            cJSON_AddStringToObject(j, "arch", nn_arch_name(o->arch));
             cJSON_AddStringToObject(j, "loss", tr_loss_name(o->loss));
             cJSON_AddNumberToObject(j, "batch", B);
             cJSON_AddNumberToObject(j, "classes", (double)o->bench_step);
@@ -683,7 +683,7 @@ static int bench_step(const cli_common *c, const train_opts *o) {
         } else {
             printf("%s, %s over %ld classes, batch %d, %d thread%s: %.1f images/s (%.0f ms per step: "
                    "head %.0f, update %.0f), peak memory %.0f MiB\n",
-                   tr_arch_name(o->arch), tr_loss_name(o->loss), o->bench_step, B, c->threads,
+                   nn_arch_name(o->arch), tr_loss_name(o->loss), o->bench_step, B, c->threads,
                    c->threads > 1 ? "s" : "", ips, 1000 * t_total / steps, 1000 * t_head / steps,
                    1000 * t_opt / steps, ru.ru_maxrss / 1024.0);
             for (int k = 0; k < NN_OP_COUNT; k++)
@@ -764,50 +764,50 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
     unsigned char *flip = NULL;
     tr_pair *pairs = NULL;
     int n_pairs = 0, n_hold = 0, n_train_ids = 0, n_samples = 0;
-    tr_tensors init = {0};
+    nn_ckpt init = {0};
     tr_net *net = NULL;
     tr_head head = {0};
     float *losses = NULL, *accs = NULL, *dx = NULL;
     double acc0 = NAN, acc0_std = NAN, acc1 = NAN, acc1_std = NAN, thr0 = NAN, thr1 = NAN;
 
-    if (!o.init) o.init = o.arch == TR_ARCH_MOBILEFACENET ? "mobilefacenet" : "none";
+    if (!o.init) o.init = o.arch == NN_ARCH_MOBILEFACENET ? "mobilefacenet" : "none";
     /* What is trained: a model file as loaded, a checkpoint of either kind, or an architecture. */
     net_desc nd = {.arch = o.arch, .models_dir = c.models_dir, .mean = 127.5f, .scale = 1.f / 128.f};
     char base_path[4096];
-    if (tr_is_model_file(o.init)) {
+    if (nn_ckpt_is_model_file(o.init)) {
         nd.loaded = 1;
         nd.lo.path = o.init;
     } else if (strcmp(o.init, "mobilefacenet") && strcmp(o.init, "none")) {
-        if ((rc = tr_ckpt_load(o.init, &init, &e))) {
+        if ((rc = nn_ckpt_load(o.init, &init, &e))) {
             if (root) fprintf(stderr, "mien train: %s\n", e.msg);
             return EXIT_FAIL;
         }
-        const char *an = tr_tensors_meta(&init, "arch");
-        tr_arch a;
-        if (tr_tensors_meta(&init, "graph")) {
+        const char *an = nn_ckpt_meta(&init, "arch");
+        nn_arch a;
+        if (nn_ckpt_meta(&init, "graph")) {
             /* A checkpoint of a loaded model: the same base, its weights. */
             nn_graph *tmp = NULL;
-            const char *fnd = tr_tensors_meta(&init, "base");
+            const char *fnd = nn_ckpt_meta(&init, "base");
             snprintf(base_path, sizeof base_path, "%s", fnd ? fnd : "");
-            if ((rc = tr_build_inference_loaded(&init, c.models_dir, &tmp, &e))) {
+            if ((rc = nn_ckpt_build_loaded(&init, c.models_dir, &tmp, &e))) {
                 if (root) fprintf(stderr, "mien train: %s: %s\n", o.init, e.msg);
-                tr_tensors_free(&init);
+                nn_ckpt_free(&init);
                 return EXIT_FAIL;
             }
             nn_graph_free(tmp);
-            if (access(base_path, R_OK)) snprintf(base_path, sizeof base_path, "%s/%s", c.models_dir, tr_tensors_meta(&init, "base_rel"));
+            if (access(base_path, R_OK)) snprintf(base_path, sizeof base_path, "%s/%s", c.models_dir, nn_ckpt_meta(&init, "base_rel"));
             nd.loaded = 1;
             nd.lo.path = base_path;
             const char *v;
-            if ((v = tr_tensors_meta(&init, "mean"))) nd.mean = strtof(v, NULL);
-            if ((v = tr_tensors_meta(&init, "scale"))) nd.scale = strtof(v, NULL);
-            if ((v = tr_tensors_meta(&init, "input"))) o.input_size = atoi(v);
+            if ((v = nn_ckpt_meta(&init, "mean"))) nd.mean = strtof(v, NULL);
+            if ((v = nn_ckpt_meta(&init, "scale"))) nd.scale = strtof(v, NULL);
+            if ((v = nn_ckpt_meta(&init, "input"))) o.input_size = atoi(v);
             if (!o.input_mean_set) o.input_mean = nd.mean;
             if (!o.input_scale_set) o.input_scale = nd.scale;
-        } else if (an && tr_arch_from_name(an, &a)) {
+        } else if (an && nn_arch_from_name(an, &a)) {
             if (o.arch_set && a != o.arch) {
-                if (root) fprintf(stderr, "mien train: %s is a %s checkpoint, not --arch %s\n", o.init, an, tr_arch_name(o.arch));
-                tr_tensors_free(&init);
+                if (root) fprintf(stderr, "mien train: %s is a %s checkpoint, not --arch %s\n", o.init, an, nn_arch_name(o.arch));
+                nn_ckpt_free(&init);
                 return EXIT_USAGE;
             }
             o.arch = nd.arch = a;
@@ -816,7 +816,7 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
     if (nd.loaded) {
         if (o.bn_init == TR_BN_DATA) {
             if (root) fprintf(stderr, "mien train: --bn-init data: a loaded model's batch norms are folded\n");
-            tr_tensors_free(&init);
+            nn_ckpt_free(&init);
             return EXIT_USAGE;
         }
         nd.S = o.input_size;
@@ -826,8 +826,8 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
         nd.lo.mean = nd.mean;
         nd.lo.scale = nd.scale;
     } else {
-        nd.S = tr_arch_input(o.arch);
-        nd.D = tr_arch_dim(o.arch);
+        nd.S = nn_arch_input(o.arch);
+        nd.D = nn_arch_dim(o.arch);
     }
     const int S = nd.S;
 
@@ -935,7 +935,7 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
         char mj[4096];
         snprintf(mj, sizeof mj, "%s/human/mobilefacenet.json", c.models_dir);
         rc = tr_load_tfjs_mobilefacenet(mj, &init, &e);
-        if (o.arch != TR_ARCH_MOBILEFACENET && !rc)
+        if (o.arch != NN_ARCH_MOBILEFACENET && !rc)
             rc = mien_err_set(&e, MIEN_EINVAL, "--init mobilefacenet needs --arch mobilefacenet");
     }
     tr_margin margin;
@@ -1081,16 +1081,16 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
     /* Held-out accuracy after, the checkpoint, the curve. */
     if (root) {
         if (n_pairs) rc = eval_holdout(net, &nd, &crops, pairs, n_pairs, c.threads, &acc1, &acc1_std, &thr1);
-        tr_tensors ts;
+        nn_ckpt ts;
         if (!rc && !(rc = desc_export(net, &nd, &ts, &e))) {
             char v[64];
-            tr_tensors_set_meta(&ts, "loss", tr_loss_name(o.loss), &e);
+            nn_ckpt_set_meta(&ts, "loss", tr_loss_name(o.loss), &e);
             snprintf(v, sizeof v, "%.4f", n_pairs ? thr1 : 0.3);
-            tr_tensors_set_meta(&ts, "threshold", v, &e);
+            nn_ckpt_set_meta(&ts, "threshold", v, &e);
             snprintf(v, sizeof v, "%lld", (long long)step);
-            tr_tensors_set_meta(&ts, "steps", v, &e);
-            if (tr_ckpt_save(o.out, &ts, &e)) rc = EXIT_FAIL;
-            tr_tensors_free(&ts);
+            nn_ckpt_set_meta(&ts, "steps", v, &e);
+            if (nn_ckpt_save(o.out, &ts, &e)) rc = EXIT_FAIL;
+            nn_ckpt_free(&ts);
         }
         if (rc) fprintf(stderr, "mien train: %s\n", e.msg);
         char title[160];
@@ -1103,7 +1103,7 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
         if (c.json) {
             cJSON *j = cJSON_CreateObject();
             cJSON_AddBoolToObject(j, "summary", 1);
-            cJSON_AddStringToObject(j, "arch", nd.loaded ? "loaded" : tr_arch_name(o.arch));
+            cJSON_AddStringToObject(j, "arch", nd.loaded ? "loaded" : nn_arch_name(o.arch));
             if (nd.loaded) cJSON_AddStringToObject(j, "base", nd.lo.path);
             cJSON_AddStringToObject(j, "loss", tr_loss_name(o.loss));
             cJSON_AddNumberToObject(j, "processes", comm->size);
@@ -1141,7 +1141,7 @@ int cmd_train_with(int argc, char **argv, const struct tr_comm *comm) {
 done:
     tr_head_free(&head);
     tr_net_free(net);
-    tr_tensors_free(&init);
+    nn_ckpt_free(&init);
     tr_crops_free(&crops);
     tr_listing_free(&l);
     free(samples);

@@ -446,31 +446,31 @@ int cmd_train_attribute(int argc, char **argv) {
         measure(p, n, train_part, F, mean, scale, w_out, b_out, &tr_ok, &tr_n, &tr_miss, kok, kn);
         if (train_part >= 0)
             measure(p, n, 1 - train_part, F, mean, scale, w_out, b_out, &te_ok, &te_n, &te_miss, tkok, tkn);
-        tr_tensors ck = {0};
+        nn_ckpt ck = {0};
         int64_t dF[1] = {F}, dW[2] = {F, 2}, dB[1] = {2};
         char buf[64];
-        int rc2 = tr_tensors_add(&ck, "norm/mean", 1, dF, mean, &e);
-        if (!rc2) rc2 = tr_tensors_add(&ck, "norm/scale", 1, dF, scale, &e);
-        if (!rc2) rc2 = tr_tensors_add(&ck, "head/w", 2, dW, w_out, &e);
-        if (!rc2) rc2 = tr_tensors_add(&ck, "head/b", 1, dB, b_out, &e);
-        if (!rc2) rc2 = tr_tensors_set_meta(&ck, "kind", "attribute", &e);
-        if (!rc2) rc2 = tr_tensors_set_meta(&ck, "task", "mask", &e);
-        if (!rc2) rc2 = tr_tensors_set_meta(&ck, "classes", "no_mask,mask", &e);
-        if (!rc2) rc2 = tr_tensors_set_meta(&ck, "base", o.features, &e);
-        if (!rc2) rc2 = tr_tensors_set_meta(&ck, "feat", "avgpool", &e);
-        if (!rc2) rc2 = tr_tensors_set_meta(&ck, "train_set", o.set, &e);
-        if (!rc2) rc2 = tr_tensors_set_meta(&ck, "train_part", o.part_arg, &e);
+        int rc2 = nn_ckpt_add(&ck, "norm/mean", 1, dF, mean, &e);
+        if (!rc2) rc2 = nn_ckpt_add(&ck, "norm/scale", 1, dF, scale, &e);
+        if (!rc2) rc2 = nn_ckpt_add(&ck, "head/w", 2, dW, w_out, &e);
+        if (!rc2) rc2 = nn_ckpt_add(&ck, "head/b", 1, dB, b_out, &e);
+        if (!rc2) rc2 = nn_ckpt_set_meta(&ck, "kind", "attribute", &e);
+        if (!rc2) rc2 = nn_ckpt_set_meta(&ck, "task", "mask", &e);
+        if (!rc2) rc2 = nn_ckpt_set_meta(&ck, "classes", "no_mask,mask", &e);
+        if (!rc2) rc2 = nn_ckpt_set_meta(&ck, "base", o.features, &e);
+        if (!rc2) rc2 = nn_ckpt_set_meta(&ck, "feat", "avgpool", &e);
+        if (!rc2) rc2 = nn_ckpt_set_meta(&ck, "train_set", o.set, &e);
+        if (!rc2) rc2 = nn_ckpt_set_meta(&ck, "train_part", o.part_arg, &e);
         snprintf(buf, sizeof buf, "%d", tr_n);
-        if (!rc2) rc2 = tr_tensors_set_meta(&ck, "train_faces", buf, &e);
+        if (!rc2) rc2 = nn_ckpt_set_meta(&ck, "train_faces", buf, &e);
         if (!rc2 && train_part >= 0) {
             snprintf(buf, sizeof buf, "%.4f", te_n ? (double)te_ok / te_n : 0.0);
-            rc2 = tr_tensors_set_meta(&ck, "heldout_accuracy", buf, &e);
+            rc2 = nn_ckpt_set_meta(&ck, "heldout_accuracy", buf, &e);
         }
         if (!rc2) {
             cli_make_parent_dirs(o.out);
-            rc2 = tr_ckpt_save(o.out, &ck, &e);
+            rc2 = nn_ckpt_save(o.out, &ck, &e);
         }
-        tr_tensors_free(&ck);
+        nn_ckpt_free(&ck);
         if (rc2) {
             fprintf(stderr, "mien train attribute: %s\n", e.msg);
             status = EXIT_FAIL;

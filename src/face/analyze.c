@@ -30,11 +30,11 @@
 
 #include "face/face.h"
 #include "image/image.h"
+#include "nn/ckpt.h"
 #include "nn/faceapi.h"
 #include "nn/onnx.h"
 #include "nn/tfjs.h"
 #include "nn/tflite.h"
-#include "train/train.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -354,30 +354,30 @@ static const char *base_name(const char *p) {
 
 /* The mask head from checkpoint path (see an_models); its base model is loaded too. */
 static int load_mask(an_models *a, const char *dir, const char *path, mien_err *e) {
-    tr_tensors ck;
-    int rc = tr_ckpt_load(path, &ck, e);
+    nn_ckpt ck;
+    int rc = nn_ckpt_load(path, &ck, e);
     if (rc) {
         if (rc == MIEN_EIO)
             return mien_err_set(e, MIEN_ENOTFOUND, "analysis: no mask model %s; train it with "
                                 "'make mask-model' (README, \"Face analysis\")", path);
         return rc;
     }
-    const char *kind = tr_tensors_meta(&ck, "kind"), *base = tr_tensors_meta(&ck, "base");
-    const char *feat = tr_tensors_meta(&ck, "feat");
-    const tr_tensor *mean = tr_tensors_find(&ck, "norm/mean"), *scale = tr_tensors_find(&ck, "norm/scale");
-    const tr_tensor *w = tr_tensors_find(&ck, "head/w"), *b = tr_tensors_find(&ck, "head/b");
+    const char *kind = nn_ckpt_meta(&ck, "kind"), *base = nn_ckpt_meta(&ck, "base");
+    const char *feat = nn_ckpt_meta(&ck, "feat");
+    const nn_ckpt_tensor *mean = nn_ckpt_find(&ck, "norm/mean"), *scale = nn_ckpt_find(&ck, "norm/scale");
+    const nn_ckpt_tensor *w = nn_ckpt_find(&ck, "head/w"), *b = nn_ckpt_find(&ck, "head/b");
     const an_spec *sp = base ? find_spec(base, strlen(base)) : NULL;
     int F = mean ? (int)mean->n : 0;
     if (!kind || strcmp(kind, "attribute") || !sp || !sp->feat || !feat || strcmp(feat, sp->feat) ||
         !mean || !scale || !w || !b || F <= 0 || scale->n != F || w->n != 2 * (int64_t)F ||
         b->n != 2) {
-        tr_tensors_free(&ck);
+        nn_ckpt_free(&ck);
         return mien_err_set(e, MIEN_EFORMAT, "%s: not a mask head written by mien train attribute", path);
     }
     int k = add_model(a, dir, sp, e);
     if (k < 0 || a->m[k].feat_out < 0 ||
         a->m[k].g->t[a->m[k].g->outputs[a->m[k].feat_out]].n != F) {
-        tr_tensors_free(&ck);
+        nn_ckpt_free(&ck);
         if (k < 0) return e->status ? e->status : MIEN_EINTERNAL;
         return mien_err_set(e, MIEN_EFORMAT, "%s: its %d features do not fit %s's", path, F, sp->name);
     }
@@ -385,7 +385,7 @@ static int load_mask(an_models *a, const char *dir, const char *path, mien_err *
     a->mask_scale = malloc((size_t)F * sizeof(float));
     a->mask_w = malloc((size_t)F * 2 * sizeof(float));
     if (!a->mask_mean || !a->mask_scale || !a->mask_w) {
-        tr_tensors_free(&ck);
+        nn_ckpt_free(&ck);
         return mien_err_set(e, MIEN_ENOMEM, "out of memory");
     }
     memcpy(a->mask_mean, mean->data, (size_t)F * sizeof(float));
@@ -395,7 +395,7 @@ static int load_mask(an_models *a, const char *dir, const char *path, mien_err *
     a->mask_b[1] = b->data[1];
     a->mask_dim = F;
     a->mask_base = k;
-    tr_tensors_free(&ck);
+    nn_ckpt_free(&ck);
     return MIEN_OK;
 }
 

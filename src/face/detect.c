@@ -34,66 +34,6 @@ static float sigmoidf(float x) {
     return 1.f / (1.f + expf(-x));
 }
 
-/* ==== Non-maximum suppression (shared by every detector) ==== */
-
-/* Any struct beginning with {float score; float box[4];}. */
-static int by_score_desc(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x < y) - (x > y);
-}
-
-int face_nms_hard(void *c, int n, size_t size, float iou) {
-    if (n > 1) qsort(c, (size_t)n, size, by_score_desc); /* c is NULL when n is 0 */
-    char *p = c;
-    int kept = 0;
-    for (int i = 0; i < n; i++) {
-        const float *bi = (const float *)(p + (size_t)i * size) + 1;
-        int ok = 1;
-        for (int k = 0; k < kept && ok; k++)
-            ok = face_iou((const float *)(p + (size_t)k * size) + 1, bi) <= iou;
-        if (ok) {
-            if (kept != i) memcpy(p + (size_t)kept * size, p + (size_t)i * size, size);
-            kept++;
-        }
-    }
-    return kept;
-}
-
-int face_nms_weighted(det_cand *c, int n, float iou) {
-    if (n > 1) qsort(c, (size_t)n, sizeof *c, by_score_desc);
-    char *used = calloc((size_t)(n ? n : 1), 1);
-    if (!used) return -1;
-    int kept = 0;
-    for (int i = 0; i < n; i++) {
-        if (used[i]) continue;
-        det_cand acc = {0};
-        float wsum = 0, wkp = 0;
-        for (int j = i; j < n; j++) {
-            if (used[j] || (j != i && face_iou(c[i].box, c[j].box) <= iou)) continue;
-            used[j] = 1;
-            float w = c[j].score;
-            wsum += w;
-            for (int k = 0; k < 4; k++) acc.box[k] += w * c[j].box[k];
-            if (!c[j].n_kp) continue;
-            wkp += w;
-            acc.n_kp = c[j].n_kp;
-            for (int k = 0; k < c[j].n_kp; k++) {
-                acc.kp[k][0] += w * c[j].kp[k][0];
-                acc.kp[k][1] += w * c[j].kp[k][1];
-            }
-        }
-        for (int k = 0; k < 4; k++) acc.box[k] /= wsum;
-        for (int k = 0; k < acc.n_kp; k++) {
-            acc.kp[k][0] /= wkp;
-            acc.kp[k][1] /= wkp;
-        }
-        acc.score = c[i].score;
-        c[kept++] = acc;  /* kept <= i, so this never overwrites an unread candidate */
-    }
-    free(used);
-    return kept;
-}
-
 /* ==== Candidates ==== */
 
 /* From network input pixels to image pixels. */
@@ -110,7 +50,7 @@ typedef struct cands {
 static det_cand *new_cand(mien_session *s, cands *cs) {
     if (cs->n == cs->cap && cs->cap >= MAX_CANDIDATES) {
         /* Full: keep the best DET_TOP_K (all NMS will look at) and go on. */
-        qsort(cs->c, (size_t)cs->n, sizeof *cs->c, by_score_desc);
+        face_sort_by_score(cs->c, cs->n, sizeof *cs->c);
         cs->n = DET_TOP_K;
     }
     if (cs->n == cs->cap) {
@@ -339,7 +279,7 @@ int face_detect(mien_session *s, const mien_image *img, const mien_detect_option
      * detector scores thousands of tiny priors just above it, which NMS would compare with
      * each other (n^2) to no effect on any real face. */
     if (cs.n > DET_TOP_K) {
-        qsort(c, (size_t)cs.n, sizeof *c, by_score_desc);
+        face_sort_by_score(c, cs.n, sizeof *c);
         cs.n = DET_TOP_K;
     }
     int n = sp->nms == DET_NMS_WEIGHTED ? face_nms_weighted(c, cs.n, sp->nms_iou)

@@ -182,7 +182,7 @@ typedef struct det_cand {
     float kp[6][2];
 } det_cand;
 
-/* Non-maximum suppression, in place; each returns the number kept, best first.
+/* Non-maximum suppression (nms.c), in place; each returns the number kept, best first.
  * face_nms_hard works on any array of structs that begin with {float score; float box[4];}
  * (det_cand, onnx_cand): a box overlapping a better kept one by IoU > iou is dropped.
  * face_nms_weighted is MediaPipe's: every box overlapping the best remaining one by IoU > iou
@@ -190,6 +190,8 @@ typedef struct det_cand {
  * best's score is kept. */
 int face_nms_hard(void *c, int n, size_t size, float iou);
 int face_nms_weighted(det_cand *c, int n, float iou);
+/* Sort such an array by score, best first (what both suppressions do first). */
+void face_sort_by_score(void *c, int n, size_t size);
 
 /* Stage functions; errors go to s->err. */
 int face_detect(mien_session *s, const mien_image *img, const mien_detect_options *o,

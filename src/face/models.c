@@ -4,10 +4,10 @@
 #include "face/face.h"
 #include "face/onnx_models.h"
 #include "image/image.h"
+#include "nn/ckpt.h"
 #include "nn/faceapi.h"
 #include "nn/tfjs.h"
 #include "nn/tflite.h"
-#include "train/train.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -160,9 +160,9 @@ static int open_embedder(mien_models *m, const char *dir, const emb_spec *es, co
     int rc = MIEN_OK;
     emb_spec ck_spec;
     if (es->loader == LOAD_CHECKPOINT) {
-        tr_embedder_info info;
+        nn_ckpt_embedder_info info;
         mien_err e = {0};
-        if ((rc = tr_ckpt_load_embedder(es->file, dir, &em->g, &info, &e))) return models_fail(m, rc, "%s", e.msg);
+        if ((rc = nn_ckpt_load_embedder(es->file, dir, &em->g, &info, &e))) return models_fail(m, rc, "%s", e.msg);
         ck_spec = *es;
         ck_spec.size = info.size;
         ck_spec.mean = info.mean;

@@ -187,7 +187,7 @@ int onnx_det_decode(const onnx_det *d, const float *const *outs, float min_score
 }
 
 int onnx_det_nms(onnx_cand *c, int n, float thr) {
-    return face_nms_hard(c, n, sizeof *c, thr); /* detect.c: the one NMS of every detector */
+    return face_nms_hard(c, n, sizeof *c, thr); /* nms.c: the one NMS of every detector */
 }
 
 /* ==== The detection stage ==== */
@@ -334,11 +334,6 @@ static int by_face_score_desc(const void *a, const void *b) {
 
 int onnx_face_detect(const onnx_det *d, nn_exec *x, const mien_image *img,
                      const mien_detect_options *o, mien_face **faces, int *n_faces, mien_err *e) {
-    mien_detect_options def;
-    if (!o) {
-        mien_detect_options_default(&def);
-        o = &def;
-    }
     int rc = onnx_det_run(d, x, img, o->min_score, faces, n_faces, e);
     if (rc) return rc;
     mien_face *f = *faces;

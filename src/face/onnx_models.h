@@ -79,7 +79,8 @@ int onnx_is_detector(const char *cfg_name);
 int onnx_detector_open(const char *dir, const char *cfg_name, nn_graph **g, onnx_det **d,
                        const char **name, int *size, mien_err *e);
 /* The detection stage with an ONNX detector: onnx_det_run plus the options' min_size and
- * max_faces (largest first), sorted by score. o may be NULL. */
+ * max_faces (largest first), sorted by score. o: the options (face_detect passes the
+ * defaults for NULL). */
 int onnx_face_detect(const onnx_det *d, nn_exec *x, const mien_image *img,
                      const mien_detect_options *o, mien_face **faces, int *n_faces, mien_err *e);
 

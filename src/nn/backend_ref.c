@@ -4,10 +4,12 @@
  * vectorise them; that keeps the test suite quick. */
 #include "nn/backend_ref.h"
 #include "nn/exec.h"
+#include "nn/exec_int.h"
 
 #include <assert.h>
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef int (*ref_fn)(const nn_graph *g, const nn_node *n, const float *const *in, float *out,
@@ -566,3 +568,37 @@ int nn_ref_eval(const nn_graph *g, const nn_node *n, const float *const *in, flo
 }
 
 int nn_ref_has_op(nn_op op) { return (unsigned)op < NN_OP_COUNT && ref_table[op] != NULL; }
+
+/* ==== The reference backend of nn_exec (exec.h) ====
+ * Every exec has it: it runs whatever no fast backend claims. */
+
+int nn_ref_run_node(nn_exec *x, const nn_node *n, mien_err *e) {
+    const float *in_small[8] = {0};
+    const float **in = in_small;
+    if (n->n_in > 8) {
+        in = malloc((size_t)n->n_in * sizeof *in);
+        if (!in) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < n->n_in; i++) in[i] = x->ptr[n->in[i]];
+    int rc = nn_ref_eval(x->g, n, in, x->ptr[n->out], e);
+    if (in != in_small) free(in);
+    return rc;
+}
+
+static int ref_kernel_run(nn_exec *x, const nn_node *n, void *state, mien_err *e) {
+    return nn_ref_run_node(x, n, e);
+}
+
+static int ref_supports(const nn_graph *g, const nn_node *n) { return nn_ref_has_op(n->op); }
+
+static int ref_init(nn_exec *x, const nn_node *n, nn_kernel *k, mien_err *e) {
+    k->run = ref_kernel_run;
+    k->free = NULL;
+    k->state = NULL;
+    k->backend = "ref";
+    return MIEN_OK;
+}
+
+const nn_backend nn_backend_ref = {
+    .name = "ref", .supports = ref_supports, .init = ref_init,
+};

@@ -1,20 +1,12 @@
-/* nn_exec: activation memory planning and running the nodes. */
+/* nn_exec: activation memory planning, the choice of a backend per node (backends.c), and
+ * running the nodes. What kernels read of an exec is in exec_view.c, the reference backend's
+ * kernels in backend_ref.c. */
 #include "nn/exec.h"
-#include "nn/backend_ref.h"
+#include "nn/exec_int.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct nn_exec {
-    const nn_graph *g;
-    float *arena;             /* all activations, 64-byte aligned */
-    size_t arena_bytes;
-    float **ptr;              /* (n_t) data pointer of every tensor */
-    nn_kernel *kernels;       /* (n_nodes) */
-    const nn_backend *fast;   /* NULL for the reference-only exec */
-    void *fast_ctx;
-};
 
 /* ==== Memory planning ====
  * Every non-constant tensor gets an interval [first, last] of node indices during which it
@@ -137,39 +129,6 @@ static int plan_memory(nn_exec *x, size_t max_arena, mien_err *e) {
     return MIEN_OK;
 }
 
-/* ==== Reference kernel wrapper ==== */
-
-int nn_ref_run_node(nn_exec *x, const nn_node *n, mien_err *e) {
-    const float *in_small[8] = {0};
-    const float **in = in_small;
-    if (n->n_in > 8) {
-        in = malloc((size_t)n->n_in * sizeof *in);
-        if (!in) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
-    }
-    for (int i = 0; i < n->n_in; i++) in[i] = x->ptr[n->in[i]];
-    int rc = nn_ref_eval(x->g, n, in, x->ptr[n->out], e);
-    if (in != in_small) free(in);
-    return rc;
-}
-
-static int ref_kernel_run(nn_exec *x, const nn_node *n, void *state, mien_err *e) {
-    return nn_ref_run_node(x, n, e);
-}
-
-static int ref_supports(const nn_graph *g, const nn_node *n) { return nn_ref_has_op(n->op); }
-
-static int ref_init(nn_exec *x, const nn_node *n, nn_kernel *k, mien_err *e) {
-    k->run = ref_kernel_run;
-    k->free = NULL;
-    k->state = NULL;
-    k->backend = "ref";
-    return MIEN_OK;
-}
-
-const nn_backend nn_backend_ref = {
-    .name = "ref", .supports = ref_supports, .init = ref_init,
-};
-
 /* ==== Exec ==== */
 
 int nn_exec_create(const nn_graph *g, const nn_exec_opts *o, nn_exec **out, mien_err *e) {
@@ -237,13 +196,7 @@ const float *nn_exec_output(const nn_exec *x, int i) {
     return i >= 0 && i < x->g->n_outputs ? x->ptr[x->g->outputs[i]] : NULL;
 }
 
-float *nn_exec_tensor(const nn_exec *x, int t) {
-    return t >= 0 && t < x->g->n_t ? x->ptr[t] : NULL;
-}
-
-const nn_graph *nn_exec_graph(const nn_exec *x) { return x->g; }
 size_t nn_exec_arena_bytes(const nn_exec *x) { return x->arena_bytes; }
-void *nn_exec_backend_ctx(const nn_exec *x) { return x->fast_ctx; }
 
 const char *nn_exec_node_backend(const nn_exec *x, int i) {
     return i >= 0 && i < x->g->n_nodes && x->kernels[i].backend ? x->kernels[i].backend : "?";

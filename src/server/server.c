@@ -1,150 +1,21 @@
-/* mien serve, HTTP plumbing: the libmicrohttpd daemon (a pool of worker threads), request
- * bodies with their size limit, multipart parts, replies, the session pool, metrics and the
- * graceful stop. The routes are in routes.c. */
+/* mien serve, the request side of the HTTP plumbing: reading request bodies, multipart parts
+ * and keys, replies, the shared state the routes use (models, collections, the session pool),
+ * kept face images and the metrics. The daemon (libmicrohttpd callbacks, opening and
+ * closing) is in daemon.c, the routes in routes.c. */
 #include "image/image.h"
 #include "server/srv_int.h"
+#include "server/srv_state.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
-#include <microhttpd.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
-
-/* ==== Metrics ==== */
-
-#define SRV_ROUTE_MAX 96
-static const double hist_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-#define N_BOUNDS ((int)(sizeof hist_bounds / sizeof hist_bounds[0]))
-
-typedef struct metric_count {
-    char route[SRV_ROUTE_MAX];
-    char method[8];
-    int status;
-    uint64_t n;
-} metric_count;
-
-typedef struct metric_hist {
-    char route[SRV_ROUTE_MAX];
-    uint64_t buckets[N_BOUNDS + 1]; /* (N_BOUNDS + 1,) counts per bucket, last = +Inf */
-    uint64_t n;
-    double sum;                     /* seconds */
-} metric_hist;
-
-/* ==== The server ==== */
-
-#define MAX_RESP_HEADERS 8
-
-/* An open collection. */
-typedef struct srv_coll {
-    char name[SRV_COLLECTION_MAX];
-    mien_gallery *g;
-    int owned;                 /* opened here (closed by srv_close), else the caller's */
-} srv_coll;
-
-struct srv {
-    struct MHD_Daemon *daemon;
-    mien_models *models;
-    mien_gallery *gallery;     /* the caller's: the default collection */
-    srv_keys *keys;
-    /* Collections: those open, and the handles of dropped ones (kept, empty, until close,
-     * since a request may still hold one). Under coll_lock. */
-    char gallery_path[4096];
-    int have_path;
-    mien_gallery_options gopt;
-    pthread_mutex_t coll_lock;
-    srv_coll *colls;
-    int n_colls, cap_colls;
-    mien_gallery **dropped;
-    int n_dropped;
-    srv_config cfg;
-    mien_detect_options det;
-    float threshold;
-    int port;
-    char msg[512];
-
-    /* Session pool: one per worker; free[] holds the indices of idle ones. */
-    mien_session **sessions;   /* (workers,) */
-    int *free_ids;             /* (workers,) stack */
-    int n_free;
-    pthread_mutex_t pool_lock;
-    pthread_cond_t pool_cond;
-
-    atomic_int inflight;       /* requests between their first call and completion */
-    int stopped;
-
-    pthread_mutex_t metric_lock;
-    metric_count *counts;
-    int n_counts, cap_counts;
-    metric_hist *hists;
-    int n_hists, cap_hists;
-};
-
-struct srv_req {
-    srv *s;
-    struct MHD_Connection *conn;
-    const char *method, *url;
-    double t0;
-
-    unsigned char *body;       /* (len + 1,) raw body, NUL-terminated */
-    size_t len, cap;
-    int too_big;               /* the body passed max_body: 413 */
-
-    srv_part *parts;           /* (n_parts,) */
-    int n_parts, cap_parts;
-    int parts_bad;             /* the post processor refused the body */
-
-    cJSON *json;
-    char **strings;            /* (n_strings,) decoded query values, freed at the end */
-    int n_strings;
-
-    char *path_key;            /* srv_req_set_api_key's, or NULL */
-    srv_grant grant;           /* the key's, once grant_done */
-    int grant_done;
-    mien_gallery *gallery;     /* the request's collection, or NULL for the default */
-
-    int session_id;            /* index in the pool, or -1 */
-    char route[SRV_ROUTE_MAX];
-    int replied, status;
-    enum MHD_Result queued;
-
-    char *hdr_name[MAX_RESP_HEADERS], *hdr_val[MAX_RESP_HEADERS];
-    int n_hdr;
-};
-
-static int fail(srv *s, int status, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->msg, sizeof s->msg, fmt, ap);
-    va_end(ap);
-    return status;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-void srv_config_default(srv_config *c) {
-    memset(c, 0, sizeof *c);
-    c->host = "127.0.0.1";
-    c->port = 8080;
-    c->workers = 2;
-    c->max_body = SRV_DEFAULT_MAX_BODY;
-    c->timeout_s = 30;
-    c->threshold = -3;
-}
 
 /* ==== Requests: reading ==== */
 
@@ -232,7 +103,7 @@ static const char *media_type(srv_req *r, char *buf, size_t size) {
     return buf;
 }
 
-static int is_form(srv_req *r) {
+int srv_req_is_form(srv_req *r) {
     char mt[128];
     media_type(r, mt, sizeof mt);
     return !strcmp(mt, "multipart/form-data");
@@ -242,7 +113,7 @@ int srv_req_image(srv_req *r, int n, const char *const *names, const unsigned ch
                   size_t *len) {
     char mt[128];
     media_type(r, mt, sizeof mt);
-    if (is_form(r)) {
+    if (srv_req_is_form(r)) {
         const srv_part *p = names && names[n] ? srv_req_find_part(r, names[n]) : NULL;
         if (!p) {
             /* The n-th file part, or the n-th part named image / file. */
@@ -649,7 +520,7 @@ mien_session *srv_session(srv_req *r) {
     return s->sessions[r->session_id];
 }
 
-static void session_release(srv_req *r) {
+void srv_session_release(srv_req *r) {
     srv *s = r->s;
     if (r->session_id < 0) return;
     pthread_mutex_lock(&s->pool_lock);
@@ -682,8 +553,17 @@ cJSON *srv_face_json(const mien_face *f) {
 
 /* ==== Metrics ==== */
 
-static void metrics_record(srv *s, const srv_req *r) {
-    double dt = now_s() - r->t0;
+static const double hist_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+_Static_assert(sizeof hist_bounds / sizeof hist_bounds[0] == N_BOUNDS, "N_BOUNDS");
+
+double srv_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void srv_metrics_record(srv *s, const srv_req *r) {
+    double dt = srv_now_s() - r->t0;
     pthread_mutex_lock(&s->metric_lock);
     metric_count *c = NULL;
     for (int i = 0; i < s->n_counts && !c; i++)
@@ -815,309 +695,4 @@ char *srv_metrics_text(srv *s) {
         return NULL;
     }
     return b.p;
-}
-
-/* ==== The daemon's callbacks ==== */
-
-/* Keep the path and the query values as sent: a subject name may contain an escaped '/', so
- * the router splits the path first and decodes each segment after. */
-static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s) { return strlen(s); }
-
-static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key,
-                               const char *filename, const char *content_type,
-                               const char *transfer_encoding, const char *data, uint64_t off,
-                               size_t size) {
-    srv_req *r = cls;
-    srv_part *last = r->n_parts ? &r->parts[r->n_parts - 1] : NULL;
-    /* Later pieces of the same field come with off > 0. */
-    int more = last && off > 0 && off == last->len && !strcmp(last->name, key ? key : "");
-    if (!more) {
-        if (r->n_parts == r->cap_parts) {
-            if (r->cap_parts > 1000) return MHD_NO; /* a form of thousands of fields: refuse */
-            int cap = r->cap_parts ? 2 * r->cap_parts : 4;
-            srv_part *v = realloc(r->parts, (size_t)cap * sizeof *v);
-            if (!v) return MHD_NO;
-            r->parts = v;
-            r->cap_parts = cap;
-        }
-        last = &r->parts[r->n_parts++];
-        memset(last, 0, sizeof *last);
-        last->name = strdup(key ? key : "");
-        last->filename = filename ? strdup(filename) : NULL;
-        last->content_type = content_type ? strdup(content_type) : NULL;
-        last->data = calloc(1, 1);
-        if (!last->name || !last->data || (filename && !last->filename) ||
-            (content_type && !last->content_type))
-            return MHD_NO;
-    }
-    if (size == 0) return MHD_YES;
-    /* The parts together never exceed the body, which is bounded by max_body; still, check
-     * the sum. */
-    if (size > SIZE_MAX - 1 - last->len) return MHD_NO;
-    unsigned char *d = realloc((void *)last->data, last->len + size + 1);
-    if (!d) return MHD_NO;
-    memcpy(d + last->len, data, size);
-    last->len += size;
-    d[last->len] = '\0';
-    last->data = d;
-    return MHD_YES;
-}
-
-static void parse_parts(srv_req *r) {
-    struct MHD_PostProcessor *pp = MHD_create_post_processor(r->conn, 64 * 1024, on_part, r);
-    if (!pp) {
-        r->parts_bad = 1;
-        return;
-    }
-    if (MHD_post_process(pp, (const char *)r->body, r->len) != MHD_YES) r->parts_bad = 1;
-    if (MHD_destroy_post_processor(pp) != MHD_YES) r->parts_bad = 1;
-}
-
-static void req_free(srv_req *r) {
-    for (int i = 0; i < r->n_parts; i++) {
-        free((void *)r->parts[i].name);
-        free((void *)r->parts[i].filename);
-        free((void *)r->parts[i].content_type);
-        free((void *)r->parts[i].data);
-    }
-    free(r->parts);
-    for (int i = 0; i < r->n_strings; i++) free(r->strings[i]);
-    free(r->strings);
-    for (int i = 0; i < r->n_hdr; i++) {
-        free(r->hdr_name[i]);
-        free(r->hdr_val[i]);
-    }
-    cJSON_Delete(r->json);
-    free(r->body);
-    free(r->path_key);
-    free(r);
-}
-
-/* Strict decimal Content-Length; -1 when malformed. */
-static int parse_length(const char *s, unsigned long long *out) {
-    unsigned long long v = 0;
-    if (!*s) return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9') return -1;
-        if (v > (ULLONG_MAX - 9) / 10) return -1;
-        v = v * 10 + (unsigned)(*s - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
-    srv *s = cls;
-    srv_req *r = *con_cls;
-    if (!r) {
-        r = calloc(1, sizeof *r);
-        if (!r) return MHD_NO;
-        r->s = s;
-        r->conn = conn;
-        r->method = method;
-        r->url = url;
-        r->t0 = now_s();
-        r->session_id = -1;
-        snprintf(r->route, sizeof r->route, "other");
-        *con_cls = r;
-        atomic_fetch_add(&s->inflight, 1);
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        unsigned long long n = 0;
-        if (cl && parse_length(cl, &n) == 0 && n > s->cfg.max_body) {
-            srv_route_classify(r);
-            /* Refuse before reading the body: MHD then discards it and closes. */
-            r->too_big = 1;
-            srv_reply_error(r, 413, "request body of %llu bytes is over the limit of %zu bytes",
-                            n, s->cfg.max_body);
-            return r->queued;
-        }
-        return MHD_YES;
-    }
-    if (*upload_data_size) {
-        size_t n = *upload_data_size;
-        *upload_data_size = 0;
-        if (r->replied || r->too_big) return MHD_YES;
-        if (n > s->cfg.max_body || r->len > s->cfg.max_body - n) {
-            /* Chunked uploads have no Content-Length: stop keeping the bytes. */
-            r->too_big = 1;
-            free(r->body);
-            r->body = NULL;
-            r->len = r->cap = 0;
-            return MHD_YES;
-        }
-        if (r->len + n + 1 > r->cap) {
-            size_t cap = r->cap ? r->cap : 16384;
-            while (cap < r->len + n + 1) cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
-            unsigned char *b = realloc(r->body, cap);
-            if (!b) {
-                srv_reply_error(r, 503, "out of memory reading the body");
-                return r->queued;
-            }
-            r->body = b;
-            r->cap = cap;
-        }
-        memcpy(r->body + r->len, upload_data, n);
-        r->len += n;
-        r->body[r->len] = '\0';
-        return MHD_YES;
-    }
-    if (r->replied) return r->queued;
-    if (r->too_big) {
-        srv_reply_error(r, 413, "request body is over the limit of %zu bytes", s->cfg.max_body);
-        return r->queued;
-    }
-    if (r->len > 0 && is_form(r)) {
-        parse_parts(r);
-        if (r->parts_bad) {
-            srv_reply_error(r, 400, "malformed multipart/form-data body (or no boundary)");
-            return r->queued;
-        }
-    }
-    srv_dispatch(r);
-    if (!r->replied) srv_reply_error(r, 500, "internal error: no reply");
-    /* The session is no longer needed once the reply is queued. */
-    session_release(r);
-    return r->queued;
-}
-
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe) {
-    srv *s = cls;
-    srv_req *r = *con_cls;
-    if (!r) return;
-    *con_cls = NULL;
-    if (r->replied) metrics_record(s, r);
-    session_release(r);
-    req_free(r);
-    atomic_fetch_sub(&s->inflight, 1);
-}
-
-/* ==== Opening and closing ==== */
-
-int srv_open(mien_models *m, mien_gallery *g, srv_keys *k, const srv_config *c, srv **out) {
-    *out = NULL;
-    srv *s = calloc(1, sizeof *s);
-    if (!s) return MIEN_ENOMEM;
-    *out = s;
-    pthread_mutex_init(&s->pool_lock, NULL);
-    pthread_cond_init(&s->pool_cond, NULL);
-    pthread_mutex_init(&s->metric_lock, NULL);
-    pthread_mutex_init(&s->coll_lock, NULL);
-    atomic_init(&s->inflight, 0);
-    s->models = m;
-    s->gallery = g;
-    s->keys = k;
-    if (c) s->cfg = *c;
-    else srv_config_default(&s->cfg);
-    if (!m || !g || !k) return fail(s, MIEN_EINVAL, "models, gallery and keys are needed");
-    if (s->cfg.store_images < SRV_IMAGES_CROP || s->cfg.store_images > SRV_IMAGES_NONE)
-        return fail(s, MIEN_EINVAL, "store_images must be crop, photo or none");
-    if (s->cfg.gallery_path) {
-        if (strlen(s->cfg.gallery_path) >= sizeof s->gallery_path)
-            return fail(s, MIEN_EINVAL, "gallery path too long");
-        snprintf(s->gallery_path, sizeof s->gallery_path, "%s", s->cfg.gallery_path);
-        s->have_path = 1;
-        if (s->cfg.gallery_options) s->gopt = *s->cfg.gallery_options;
-        else mien_gallery_options_default(&s->gopt);
-    }
-    s->cfg.gallery_path = NULL;
-    s->cfg.gallery_options = NULL;
-    /* The caller's handle serves its own collection. */
-    s->colls = calloc(8, sizeof *s->colls);
-    if (!s->colls) return fail(s, MIEN_ENOMEM, "out of memory");
-    s->cap_colls = 8;
-    snprintf(s->colls[0].name, sizeof s->colls[0].name, "%s", mien_gallery_collection(g));
-    s->colls[0].g = g;
-    s->n_colls = 1;
-    if (s->cfg.workers < 1 || s->cfg.workers > 256) return fail(s, MIEN_EINVAL, "workers must be 1 to 256");
-    if (s->cfg.port < 0 || s->cfg.port > 65535) return fail(s, MIEN_EINVAL, "port must be 0 to 65535");
-    if (s->cfg.max_body == 0) s->cfg.max_body = SRV_DEFAULT_MAX_BODY;
-    if (s->cfg.timeout_s <= 0) s->cfg.timeout_s = 30;
-    if (s->cfg.det) s->det = *s->cfg.det;
-    else mien_detect_options_default(&s->det);
-    s->cfg.det = &s->det;
-    s->threshold = s->cfg.threshold > -2 ? s->cfg.threshold : mien_models_threshold(m);
-
-    int nw = s->cfg.workers;
-    s->sessions = calloc((size_t)nw, sizeof *s->sessions);
-    s->free_ids = calloc((size_t)nw, sizeof *s->free_ids);
-    if (!s->sessions || !s->free_ids) return fail(s, MIEN_ENOMEM, "out of memory");
-    for (int i = 0; i < nw; i++) {
-        int rc = mien_session_open(m, &s->sessions[i]);
-        if (rc) return fail(s, rc, "cannot open a session: %s", mien_errmsg(s->sessions[i]));
-        s->free_ids[s->n_free++] = i;
-    }
-
-    /* Resolve the address to bind. */
-    const char *host = s->cfg.host && *s->cfg.host ? s->cfg.host : "127.0.0.1";
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-    struct addrinfo *ai = NULL;
-    char port[16];
-    snprintf(port, sizeof port, "%d", s->cfg.port);
-    int gai = getaddrinfo(host, port, &hints, &ai);
-    if (gai != 0 || !ai) return fail(s, MIEN_EINVAL, "cannot resolve host %s: %s", host, gai_strerror(gai));
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_AUTO;
-    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    s->daemon = MHD_start_daemon(
-        flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
-        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)nw,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(64 * nw > 1024 ? 1024 : 64 * nw),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
-        MHD_OPTION_END);
-    freeaddrinfo(ai);
-    if (!s->daemon)
-        return fail(s, MIEN_EIO, "cannot listen on %s port %d (address in use, or not allowed)",
-                    host, s->cfg.port);
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : s->cfg.port;
-    return MIEN_OK;
-}
-
-int srv_port(const srv *s) { return s->port; }
-const char *srv_errmsg(const srv *s) { return s ? s->msg : "out of memory"; }
-
-void srv_shutdown(srv *s, double grace_s) {
-    if (!s || !s->daemon || s->stopped) return;
-    s->stopped = 1;
-    /* Stop accepting; connections already open keep being served until their requests
-     * finish (or the grace period ends). */
-    MHD_socket ls = MHD_quiesce_daemon(s->daemon);
-    /* The socket may be closed only after MHD_stop_daemon, but new clients should be refused
-     * now rather than wait in the backlog: on Linux, shutdown() of a listening socket stops
-     * it listening while the descriptor stays valid. */
-    if (ls != MHD_INVALID_SOCKET) shutdown(ls, SHUT_RDWR);
-    double end = now_s() + grace_s;
-    while (atomic_load(&s->inflight) > 0 && now_s() < end) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    MHD_stop_daemon(s->daemon);
-    s->daemon = NULL;
-    if (ls != MHD_INVALID_SOCKET) close(ls);
-}
-
-void srv_close(srv *s) {
-    if (!s) return;
-    srv_shutdown(s, 30);
-    for (int i = 0; s->sessions && i < s->cfg.workers; i++) mien_session_close(s->sessions[i]);
-    free(s->sessions);
-    free(s->free_ids);
-    free(s->counts);
-    free(s->hists);
-    for (int i = 0; i < s->n_colls; i++)
-        if (s->colls[i].owned) mien_gallery_close(s->colls[i].g);
-    for (int i = 0; i < s->n_dropped; i++) mien_gallery_close(s->dropped[i]);
-    free(s->colls);
-    free(s->dropped);
-    pthread_mutex_destroy(&s->coll_lock);
-    pthread_mutex_destroy(&s->pool_lock);
-    pthread_cond_destroy(&s->pool_cond);
-    pthread_mutex_destroy(&s->metric_lock);
-    free(s);
 }

@@ -1,4 +1,5 @@
-/* Internals shared by server.c (HTTP plumbing, pool, metrics) and routes.c (the router). */
+/* Internals shared by the server's files: daemon.c (libmicrohttpd), server.c (requests, replies,
+ * shared state, metrics) and the routes (routes.c, compreface.c, video.c, analysis.c). */
 #ifndef MIEN_SERVER_SRV_INT_H
 #define MIEN_SERVER_SRV_INT_H
 

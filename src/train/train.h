@@ -1,5 +1,6 @@
 /* Training: reverse-mode gradients over the engine's graph IR, optimizers, learning-rate
- * schedules, the trainable architectures and the checkpoint format.
+ * schedules, the training graphs of the built-in architectures, and nets loaded from model
+ * files made trainable (the checkpoint format and the inference side are nn/ckpt.h's).
  *
  * A training graph is an ordinary nn_graph built with the nn_add_* builders. Its parameters
  * are constant tensors whose storage the trainer owns and updates in place; batch norm runs
@@ -21,6 +22,7 @@
 #define MIEN_TRAIN_H
 
 #include "core/err.h"
+#include "nn/ckpt.h"
 #include "nn/graph.h"
 #include "train/comm.h"
 
@@ -143,44 +145,14 @@ typedef struct tr_sched {
  * 0.5 (1 + cos(pi (step - warmup) / (total - warmup))) or step decay. */
 float tr_sched_lr(const tr_sched *s, int64_t step);
 
-/* ==== Architectures ==== */
-
-typedef enum tr_arch { TR_ARCH_MOBILEFACENET = 0, TR_ARCH_SMALL = 1 } tr_arch;
-
-/* Input side (112), embedding size (mobilefacenet 192, small 128) of an architecture. */
-int tr_arch_input(tr_arch a);
-int tr_arch_dim(tr_arch a);
-const char *tr_arch_name(tr_arch a);
-int tr_arch_from_name(const char *name, tr_arch *a);
-
-/* Named float tensors: weights to initialise from or to save. */
-typedef struct tr_tensor {
-    char *name;
-    int ndim;
-    int64_t dims[NN_MAX_DIMS];
-    int64_t n;
-    float *data;
-} tr_tensor;
-
-typedef struct tr_tensors {
-    tr_tensor *v;            /* (n) */
-    int n, cap;
-    /* Metadata, "key=value" strings (arch, input, dim, mean, scale, ...). */
-    char **meta;
-    int n_meta;
-} tr_tensors;
-
-const tr_tensor *tr_tensors_find(const tr_tensors *ts, const char *name);
-const char *tr_tensors_meta(const tr_tensors *ts, const char *key);
-int tr_tensors_add(tr_tensors *ts, const char *name, int ndim, const int64_t *dims,
-                   const float *data, mien_err *e);
-int tr_tensors_set_meta(tr_tensors *ts, const char *key, const char *value, mien_err *e);
-void tr_tensors_free(tr_tensors *ts);
+/* ==== Architectures ====
+ * The built-in architectures (nn_arch), checkpoints and their named tensors (nn_ckpt) are
+ * nn/ckpt.h's: inference reads them without this engine. */
 
 /* MobileFaceNet's weights from the TFJS model (models/human/mobilefacenet.json), renamed to
  * the training graph's names: conv kernels, the converter's bias (bn_offset, which becomes
  * the initial BN shift) and PReLU alphas (2x the graph's "mul" constants). */
-int tr_load_tfjs_mobilefacenet(const char *model_json, tr_tensors *out, mien_err *e);
+int tr_load_tfjs_mobilefacenet(const char *model_json, nn_ckpt *out, mien_err *e);
 
 typedef enum tr_bn_init {
     TR_BN_UNIT = 0,          /* gamma 1, beta = the initial bias (0 without one) */
@@ -188,10 +160,10 @@ typedef enum tr_bn_init {
 } tr_bn_init;
 
 typedef struct tr_build_opts {
-    tr_arch arch;
+    nn_arch arch;
     int batch;               /* N of the input */
     int normalize;           /* end with L2NORM (margin losses) */
-    const tr_tensors *init;  /* weights by name (NULL or missing names: random He init) */
+    const nn_ckpt *init;     /* weights by name (NULL or missing names: random He init) */
     uint64_t seed;           /* random init */
     float bn_eps;            /* 1e-5 */
     int threads;             /* fast kernels' threads (0: 1) */
@@ -209,11 +181,7 @@ int tr_build_train(const tr_build_opts *o, tr_net **out, mien_err *e);
 int tr_bn_init_from_data(tr_net *net, mien_err *e);
 
 /* Every parameter and running statistic of net as named tensors, with metadata. */
-int tr_export(const tr_net *net, tr_arch arch, tr_tensors *out, mien_err *e);
-
-/* The inference graph of a checkpoint: batch 1, BN folded into the conv weights and biases,
- * PReLU fused, output (1, dim) unnormalised. Runs on either backend. */
-int tr_build_inference(const tr_tensors *ckpt, nn_graph **out, mien_err *e);
+int tr_export(const tr_net *net, nn_arch arch, nn_ckpt *out, mien_err *e);
 
 /* ==== Networks loaded from model files (train/loaded.c) ====
  * An ONNX or TFJS embedder as a training net: every convolution, depthwise convolution and
@@ -226,51 +194,16 @@ typedef struct tr_loaded_opts {
     int side;                /* input side (112) */
     float mean, scale;       /* input = (pixel - mean) * scale, for the checkpoint */
     int normalize;           /* end with L2NORM (margin losses) */
-    const tr_tensors *init;  /* NULL, or a checkpoint of the same base: its weights by name */
+    const nn_ckpt *init;     /* NULL, or a checkpoint of the same base: its weights by name */
     int last_layers;         /* > 0: train only the last N convolution / FC layers */
     int threads, reference;  /* as tr_net_opts */
 } tr_loaded_opts;
 
-/* 1 if path names a model file (.onnx, .json) rather than a checkpoint. */
-int tr_is_model_file(const char *path);
-/* 64-bit FNV-1a of a file's bytes, and its size. */
-int tr_file_hash(const char *path, uint64_t *hash, int64_t *size, mien_err *e);
 int tr_build_loaded(const tr_loaded_opts *o, tr_net **out, mien_err *e);
 /* The parameters by graph tensor name, with metadata: arch "loaded", graph (onnx, tfjs), base
  * (the path), base_rel (its last two components), base_fnv1a, base_bytes, input, dim, mean,
  * scale, crop. */
-int tr_export_loaded(const tr_net *net, const tr_loaded_opts *o, tr_tensors *out, mien_err *e);
-/* Such a checkpoint's inference graph (batch 1): the base loaded again (found at its path,
- * else base_rel under models_dir; refused if its size or hash differ) with the trained
- * constants put in. */
-int tr_build_inference_loaded(const tr_tensors *ckpt, const char *models_dir, nn_graph **out,
-                              mien_err *e);
-
-/* ==== Checkpoint file ====
- * Little-endian, all of it:
- *   "MIENCKPT" (8 bytes), u32 version (1), u32 n_meta, u32 n_tensors
- *   n_meta times:    u32 length, "key=value" bytes (no NUL)
- *   n_tensors times: u32 name length, name bytes, u32 ndim, ndim x i64 dims, n x f32 data
- * Metadata written by mien train: arch, input, dim, mean, scale, crop (arcface), loss,
- * threshold. Tensor names are the training graph's (unit/conv, unit/bn/gamma, unit/bn/beta,
- * unit/bn/running_mean, unit/bn/running_var, unit/prelu). */
-int tr_ckpt_save(const char *path, const tr_tensors *ts, mien_err *e);
-int tr_ckpt_load(const char *path, tr_tensors *out, mien_err *e);
-
-/* What an embedder needs from a checkpoint: the inference graph and the crop. */
-typedef struct tr_embedder_info {
-    int size;                /* input side */
-    int dim;                 /* embedding size */
-    float mean, scale;       /* input = (pixel - mean) * scale */
-    float threshold;         /* cosine threshold for "same" (from training's held-out pairs) */
-    char arch[32];
-} tr_embedder_info;
-
-/* models_dir: where a loaded-net checkpoint's base model is looked for when its saved path
- * does not lead to it (may be NULL). */
-int tr_ckpt_load_embedder(const char *path, const char *models_dir, nn_graph **g,
-                          tr_embedder_info *info, mien_err *e);
-
+int tr_export_loaded(const tr_net *net, const tr_loaded_opts *o, nn_ckpt *out, mien_err *e);
 /* ==== Random numbers ====
  * Counter-based: the same (seed, a, b) gives the same number on every rank and run. */
 uint64_t tr_hash3(uint64_t seed, uint64_t a, uint64_t b);

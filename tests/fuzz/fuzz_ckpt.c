@@ -5,21 +5,21 @@
 #include "fuzz.h"
 #include "run_graph.h"
 
-#include "train/train.h"
+#include "nn/ckpt.h"
 
 #include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[256];
     if (!fuzz_write("fuzz.ckpt", data, size, path, sizeof path)) return 0;
-    tr_tensors ts;
+    nn_ckpt ts;
     mien_err e = {0};
-    if (tr_ckpt_load(path, &ts, &e) == MIEN_OK) tr_tensors_free(&ts);
+    if (nn_ckpt_load(path, &ts, &e) == MIEN_OK) nn_ckpt_free(&ts);
     else if (!e.msg[0]) abort();
     nn_graph *g = NULL;
-    tr_embedder_info info;
+    nn_ckpt_embedder_info info;
     e.msg[0] = 0;
-    if (tr_ckpt_load_embedder(path, NULL, &g, &info, &e) != MIEN_OK) {
+    if (nn_ckpt_load_embedder(path, NULL, &g, &info, &e) != MIEN_OK) {
         if (g || !e.msg[0]) abort();
         return 0;
     }

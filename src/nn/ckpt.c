@@ -1,5 +1,5 @@
-/* Named tensors and the checkpoint file (format in train.h). */
-#include "train/train.h"
+/* Named tensors and the checkpoint file (format in ckpt.h). */
+#include "nn/ckpt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,20 +13,20 @@
 
 /* ==== Named tensors ==== */
 
-const tr_tensor *tr_tensors_find(const tr_tensors *ts, const char *name) {
+const nn_ckpt_tensor *nn_ckpt_find(const nn_ckpt *ts, const char *name) {
     for (int i = 0; i < ts->n; i++)
         if (!strcmp(ts->v[i].name, name)) return &ts->v[i];
     return NULL;
 }
 
-const char *tr_tensors_meta(const tr_tensors *ts, const char *key) {
+const char *nn_ckpt_meta(const nn_ckpt *ts, const char *key) {
     size_t kl = strlen(key);
     for (int i = 0; i < ts->n_meta; i++)
         if (!strncmp(ts->meta[i], key, kl) && ts->meta[i][kl] == '=') return ts->meta[i] + kl + 1;
     return NULL;
 }
 
-int tr_tensors_add(tr_tensors *ts, const char *name, int ndim, const int64_t *dims,
+int nn_ckpt_add(nn_ckpt *ts, const char *name, int ndim, const int64_t *dims,
                    const float *data, mien_err *e) {
     if (ndim < 0 || ndim > NN_MAX_DIMS) return mien_err_set(e, MIEN_EINVAL, "tensor %s: bad rank", name);
     int64_t n = 1;
@@ -37,12 +37,12 @@ int tr_tensors_add(tr_tensors *ts, const char *name, int ndim, const int64_t *di
     }
     if (ts->n == ts->cap) {
         int nc = ts->cap ? 2 * ts->cap : 64;
-        tr_tensor *nv = realloc(ts->v, (size_t)nc * sizeof *nv);
+        nn_ckpt_tensor *nv = realloc(ts->v, (size_t)nc * sizeof *nv);
         if (!nv) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
         ts->v = nv;
         ts->cap = nc;
     }
-    tr_tensor *t = &ts->v[ts->n];
+    nn_ckpt_tensor *t = &ts->v[ts->n];
     memset(t, 0, sizeof *t);
     t->name = strdup(name);
     t->data = malloc((size_t)(n ? n : 1) * sizeof(float));
@@ -59,7 +59,7 @@ int tr_tensors_add(tr_tensors *ts, const char *name, int ndim, const int64_t *di
     return MIEN_OK;
 }
 
-int tr_tensors_set_meta(tr_tensors *ts, const char *key, const char *value, mien_err *e) {
+int nn_ckpt_set_meta(nn_ckpt *ts, const char *key, const char *value, mien_err *e) {
     size_t kl = strlen(key), vl = strlen(value);
     char *kv = malloc(kl + vl + 2);
     if (!kv) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
@@ -82,7 +82,7 @@ int tr_tensors_set_meta(tr_tensors *ts, const char *key, const char *value, mien
     return MIEN_OK;
 }
 
-void tr_tensors_free(tr_tensors *ts) {
+void nn_ckpt_free(nn_ckpt *ts) {
     if (!ts) return;
     for (int i = 0; i < ts->n; i++) {
         free(ts->v[i].name);
@@ -103,7 +103,7 @@ static int put(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, f) == 
 
 static int put_u32(FILE *f, uint32_t v) { return put(f, &v, 4); }
 
-int tr_ckpt_save(const char *path, const tr_tensors *ts, mien_err *e) {
+int nn_ckpt_save(const char *path, const nn_ckpt *ts, mien_err *e) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
@@ -115,7 +115,7 @@ int tr_ckpt_save(const char *path, const tr_tensors *ts, mien_err *e) {
         ok = put_u32(f, l) && put(f, ts->meta[i], l);
     }
     for (int i = 0; ok && i < ts->n; i++) {
-        const tr_tensor *t = &ts->v[i];
+        const nn_ckpt_tensor *t = &ts->v[i];
         uint32_t l = (uint32_t)strlen(t->name);
         ok = put_u32(f, l) && put(f, t->name, l) && put_u32(f, (uint32_t)t->ndim);
         for (int d = 0; ok && d < t->ndim; d++) ok = put(f, &t->dims[d], 8);
@@ -154,7 +154,7 @@ static int take_str(rd *r, char **out) {
     return 1;
 }
 
-int tr_ckpt_load(const char *path, tr_tensors *out, mien_err *e) {
+int nn_ckpt_load(const char *path, nn_ckpt *out, mien_err *e) {
     memset(out, 0, sizeof *out);
     unsigned char *data;
     size_t len;
@@ -182,7 +182,7 @@ int tr_ckpt_load(const char *path, tr_tensors *out, mien_err *e) {
         }
         char *eq = strchr(kv, '=');
         *eq = '\0';
-        rc = tr_tensors_set_meta(out, kv, eq + 1, e);
+        rc = nn_ckpt_set_meta(out, kv, eq + 1, e);
         free(kv);
     }
     for (uint32_t i = 0; i < nt && !rc; i++) {
@@ -205,52 +205,11 @@ int tr_ckpt_load(const char *path, tr_tensors *out, mien_err *e) {
             rc = mien_err_set(e, MIEN_EFORMAT, "%s: tensor %u truncated or too large", path, i);
             break;
         }
-        rc = tr_tensors_add(out, name, (int)nd, dims, NULL, e);
+        rc = nn_ckpt_add(out, name, (int)nd, dims, NULL, e);
         if (!rc && n) take(&r, out->v[out->n - 1].data, (size_t)n * 4);
         free(name);
     }
     free(data);
-    if (rc) tr_tensors_free(out);
-    return rc;
-}
-
-int tr_ckpt_load_embedder(const char *path, const char *models_dir, nn_graph **g,
-                          tr_embedder_info *info, mien_err *e) {
-    *g = NULL;
-    memset(info, 0, sizeof *info);
-    tr_tensors ck;
-    int rc = tr_ckpt_load(path, &ck, e);
-    if (rc) return rc;
-    rc = tr_tensors_meta(&ck, "graph") ? tr_build_inference_loaded(&ck, models_dir, g, e)
-                                       : tr_build_inference(&ck, g, e);
-    if (!rc) {
-        const char *v;
-        info->size = (v = tr_tensors_meta(&ck, "input")) ? atoi(v) : 112;
-        const nn_graph *gr = *g;
-        int64_t out_dim = gr->n_outputs > 0 && gr->t[gr->outputs[0]].ndim > 0
-                              ? gr->t[gr->outputs[0]].dims[gr->t[gr->outputs[0]].ndim - 1]
-                              : 0;
-        info->dim = (v = tr_tensors_meta(&ck, "dim")) ? atoi(v) : (int)out_dim;
-        info->mean = (v = tr_tensors_meta(&ck, "mean")) ? strtof(v, NULL) : 127.5f;
-        info->scale = (v = tr_tensors_meta(&ck, "scale")) ? strtof(v, NULL) : 1.f / 128.f;
-        info->threshold = (v = tr_tensors_meta(&ck, "threshold")) ? strtof(v, NULL) : 0.3f;
-        snprintf(info->arch, sizeof info->arch, "%s", tr_tensors_meta(&ck, "arch"));
-        const char *crop = tr_tensors_meta(&ck, "crop");
-        /* The metadata must agree with the graph it describes (a hostile "dim" of 0 reached
-         * the callers: found by the ckpt fuzz target). */
-        if (crop && strcmp(crop, "arcface"))
-            rc = mien_err_set(e, MIEN_EUNSUPPORTED, "%s: crop '%s' unknown", path, crop);
-        else if (info->size < 16 || info->size > 1024)
-            rc = mien_err_set(e, MIEN_EFORMAT, "%s: input size %d out of range", path, info->size);
-        else if (info->dim <= 0 || info->dim != out_dim)
-            rc = mien_err_set(e, MIEN_EFORMAT, "%s: dim %d is not the graph's output (%lld)", path,
-                              info->dim, (long long)out_dim);
-        if (rc) {
-            nn_graph_free(*g);
-            *g = NULL;
-        }
-    }
-    if (rc) mien_err_prefix(e, "%s", path);
-    tr_tensors_free(&ck);
+    if (rc) nn_ckpt_free(out);
     return rc;
 }
