@@ -28,7 +28,7 @@ CANDIDATES = {
     "gender": ["faceapi", "fr_gender", "gender", "gear", "faceapi+gear"],
     "expression": ["emotion+faceapi-expression", "emotion", "faceapi-expression", "fr_expression",
                    "emotion+faceapi-expression+fr_expression"],
-    "liveness": ["fr_liveness", "antispoof", "liveness", "fr_liveness+antispoof"],
+    "liveness": ["fr_liveness", "antispoof", "liveness", "fr_liveness+antispoof", "expo-antispoof"],
     "pose": ["landmarks", "fr_pose", "landmarks+fr_pose"],
 }
 DEFAULT = {"age": "faceapi", "gender": "faceapi", "expression": "emotion+faceapi-expression",

@@ -9,7 +9,10 @@
  * fast backend's time goes (XNNPACK, and its own GEMM kernel for dense convolutions): each
  * kernel timed on its own, summed per op type (mean per run); -v adds every node with its
  * kernel, output shape and, for convolutions, GFLOP/s.
- * The reference backend is single-threaded, so it is timed once per model. */
+ * The reference backend is single-threaded, so it is timed once per model.
+ * A model named an:NAME is face analysis model NAME (mien models lists them), loaded as
+ * mien_analyze loads it from the folder above MODELS_DIR (models/). */
+#include "face/analyze.h"
 #include "nn/exec.h"
 #include "nn/tfjs.h"
 
@@ -179,7 +182,16 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/%s.json", dir, models[m]);
         nn_graph *g = NULL;
         mien_err e = {0};
-        if (nn_tfjs_load(path, NULL, NULL, 0, &g, &e)) {
+        int rc;
+        if (!strncmp(models[m], "an:", 3)) {
+            char root[1024];
+            snprintf(root, sizeof root, "%s/..", dir);
+            rc = an_model_load(root, models[m] + 3, &g, &e);
+            snprintf(path, sizeof path, "%s", models[m]);
+        } else {
+            rc = nn_tfjs_load(path, NULL, NULL, 0, &g, &e);
+        }
+        if (rc) {
             fprintf(stderr, "%s: %s\n", path, e.msg);
             continue;
         }

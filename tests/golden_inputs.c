@@ -123,6 +123,7 @@ done:
 const char *const golden_analysis_models[] = {
     "ssrnet-age", "gender", "gear", "emotion", "antispoof", "liveness",
     "fr_age", "fr_gender", "fr_expression", "fr_liveness", "fr_pose", "fr_eye",
+    "expo-antispoof",
 };
 const int n_golden_analysis_models =
     (int)(sizeof golden_analysis_models / sizeof golden_analysis_models[0]);
@@ -138,7 +139,7 @@ int golden_analysis_input(const char *models_dir, const char *name, float **out,
     mien_face f = {.n_points = 5,
                    .points = {{442.42f, 459.07f}, {517.42f, 459.61f}, {456.82f, 519.48f},
                               {451.8f, 541.38f}, {522.11f, 541.72f}}};
-    const size_t cap = 224 * 224 * 3;
+    const size_t cap = 256 * 256 * 3; /* the largest input (expo-antispoof) */
     float *t = malloc(cap * sizeof *t);
     if (!t) rc = mien_err_set(e, MIEN_ENOMEM, "out of memory");
     if (!rc) rc = an_model_input(name, &img, &f, t, cap, dims, e);

@@ -290,6 +290,9 @@ static const dw_case dw_cases[] = {
     {13, 10, 48, 1, 3, 3, 1, 1, NN_PAD_EXPLICIT, {2, 0, 0, 2}},
     {5, 23, 16, 1, 1, 1, 2, 1, NN_PAD_VALID, {0}},
     {6, 9, 200, 1, 3, 3, 1, 1, NN_PAD_SAME, {0}}, /* from 128 channels: XNNPACK */
+    /* A kernel over the whole input (MiniFASNet's last depthwise layer): the own kernel at
+     * any channel count. */
+    {8, 8, 160, 1, 8, 8, 1, 1, NN_PAD_VALID, {0}},
 };
 
 START_TEST(op_dwconv2d) {
@@ -320,7 +323,9 @@ START_TEST(op_dwconv2d) {
                      c->h, c->w, c->c, c->m, c->kh, c->kw, c->stride, c->dil, c->padding,
                      act_name(act), path);
             use_own(path);
-            check(g, what, path && c->m == 1 && c->c < 128 ? "own" : "xnnpack");
+            const int global = c->kh == c->h && c->kw == c->w && c->padding == NN_PAD_VALID &&
+                               c->kh * c->kw >= 16;
+            check(g, what, path && c->m == 1 && (c->c < 128 || global) ? "own" : "xnnpack");
             nn_graph_free(g);
         }
 }
@@ -377,6 +382,11 @@ static const bcast_case bcast_cases[] = {
     {1, {9}, 4, {1, 6, 7, 9}, 0},            /* a broadcast */
     {0, {0}, 2, {3, 4}, 0},                  /* a scalar input */
     {2, {3, 1}, 2, {3, 1}, 1},
+    /* A short constant over the channels of an image (an input's mean): the fast backend
+     * repeats it along the row. */
+    {4, {1, 12, 10, 3}, 1, {3}, 1},
+    {4, {2, 5, 7, 3}, 4, {1, 1, 1, 3}, 1},
+    {4, {1, 4, 6, 2}, 2, {1, 2}, 1},
 };
 
 START_TEST(op_binary) {

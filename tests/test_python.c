@@ -27,6 +27,9 @@ END_TEST
 START_TEST(pip_install) { run_pytest("test_install.py"); }
 END_TEST
 
+START_TEST(analysis) { run_pytest("test_analysis.py"); }
+END_TEST
+
 Suite *suite_python(void) {
     Suite *s = suite_create("python");
     TCase *t = tcase_create("pytest");
@@ -34,6 +37,7 @@ Suite *suite_python(void) {
     tcase_add_test(t, binding);
     tcase_add_test(t, face_recognition_dropin);
     tcase_add_test(t, pip_install);
+    tcase_add_test(t, analysis);
     suite_add_tcase(s, t);
     return s;
 }

@@ -5,6 +5,9 @@
         for face in m.faces("group.jpg"):         # detect + embed every face
             print(face.box, face.score, face.embedding.shape)
         print(m.verify("a.jpg", "b.jpg"))         # Verification(similarity, same, threshold)
+    with mien.Models(analyze="all") as m:         # face analysis: load its models at open
+        for a in m.analyze("door.jpg"):           # per face: age, gender, expression, ...
+            print(a["age"], a["gender"], a["liveness"]["real"], a["quality"]["score"])
 
 Images are NumPy arrays (H x W x 3 uint8, RGB) or photo files (a path, or the file's bytes);
 embeddings are float32 NumPy arrays, L2-normalised. Failures raise MienError with the
@@ -28,7 +31,13 @@ import numpy as np
 from . import _lib
 
 __all__ = ["MienError", "Face", "Models", "Gallery", "Verification", "Match", "Subject",
-           "cluster", "similarity", "version", "find_models"]
+           "cluster", "similarity", "version", "find_models", "ANALYSIS_TASKS",
+           "EXPRESSIONS"]
+
+# Face analysis: the tasks (Models(analyze=...), Models.analyze(tasks=...)) and the 7
+# expressions in the order of "scores".
+ANALYSIS_TASKS = tuple(_lib.ANALYZE)
+EXPRESSIONS = tuple(_lib.expression_names)
 
 __version__ = _lib.version().decode()
 
@@ -198,6 +207,50 @@ def _extra_model_dirs():
     return dirs
 
 
+def _analysis_flags(tasks):
+    """MIEN_ANALYZE_* bits of "all", "age,gender" or ["age", "gender"]."""
+    if isinstance(tasks, str):
+        tasks = list(_lib.ANALYZE) if tasks == "all" else [t.strip() for t in tasks.split(",") if t.strip()]
+    flags = 0
+    for t in tasks:
+        if t not in _lib.ANALYZE:
+            raise ValueError("mien: unknown analysis task %r (one of %s)" % (t, ", ".join(_lib.ANALYZE)))
+        flags |= _lib.ANALYZE[t]
+    return flags
+
+
+def _analysis_dict(face, a):
+    """One face's mien_analysis as `mien analyze --json` writes it (src/server/analysis.c),
+    without its rounding."""
+    d = {"box": list(face.box), "score": face.score}
+    t = a.tasks
+    if t & _lib.ANALYZE["age"]:
+        d["age"] = float(a.age)
+    if t & _lib.ANALYZE["gender"]:
+        d["gender"] = {"value": "male" if a.male else "female", "score": float(a.gender_score)}
+    if t & _lib.ANALYZE["expression"]:
+        d["expression"] = {"value": EXPRESSIONS[a.expression],
+                           "scores": {n: float(v) for n, v in zip(EXPRESSIONS, a.expression_scores)}}
+    if t & _lib.ANALYZE["liveness"]:
+        d["liveness"] = {"score": float(a.liveness), "real": bool(a.real),
+                         "threshold": float(a.liveness_threshold)}
+    if t & (_lib.ANALYZE["pose"] | _lib.ANALYZE["quality"]):
+        d["pose"] = {"yaw": float(a.yaw), "pitch": float(a.pitch), "roll": float(a.roll)}
+    if t & _lib.ANALYZE["quality"]:
+        q = {"score": float(a.quality), "sharpness": float(a.sharpness),
+             "brightness": float(a.brightness), "contrast": float(a.contrast),
+             "face_size": float(a.face_size)}
+        if a.eyes_open >= 0:
+            q["eyes_open"] = float(a.eyes_open)
+        q["scores"] = {"sharpness": float(a.sharpness_score), "brightness": float(a.brightness_score),
+                       "contrast": float(a.contrast_score), "face_size": float(a.size_score),
+                       "pose": float(a.pose_score)}
+        d["quality"] = q
+    if t & _lib.ANALYZE["mask"]:
+        d["mask"] = {"value": "mask" if a.mask else "no_mask", "score": float(a.mask_score)}
+    return d
+
+
 class Models:
     """The model set (mien_models) and a session per thread (mien_session).
 
@@ -211,10 +264,15 @@ class Models:
     "frfeature+mobilefacenet-tflite" (default), "dlib", "frfeature", "mobilefacenet-tflite",
     ...; landmarks "onet" (default), "facemesh", "68", "68-tiny", "facemesh+68", "none"; threads: the
     threads inside each network, per session; flip: add the mirrored face's embedding
-    (default: the embedder's choice)."""
+    (default: the embedder's choice).
+    Face analysis (analyze()): analyze, the tasks whose models are loaded, "all" or a list or
+    comma-separated string of ANALYSIS_TASKS (default none; "all" leaves out the mask when its
+    head was not trained); analysis, other models per task as `mien analyze --analysis`
+    ("age=fr_age+gear,liveness=antispoof"); liveness_threshold (default the model's 0.5)."""
 
     def __init__(self, models_dir=None, *, detector=None, embedder=None, landmarks=None,
-                 backend="auto", threads=1, flip=None, model_file=None):
+                 backend="auto", threads=1, flip=None, model_file=None, analyze=None,
+                 analysis=None, liveness_threshold=None):
         self._h = None
         self._sessions = []
         self._lock = threading.Lock()
@@ -224,7 +282,8 @@ class Models:
         # The C handle keeps pointers to these strings: they live as long as self.
         self._keep = [s.encode() if isinstance(s, str) else s
                       for s in (detector, embedder, landmarks)] + [
-                          _path_bytes(model_file) if model_file else None]
+                          _path_bytes(model_file) if model_file else None,
+                          analysis.encode() if analysis else None]
         if detector:
             cfg.detector = self._keep[0]
         if embedder:
@@ -239,7 +298,35 @@ class Models:
         cfg.threads = int(threads)
         if flip is not None:
             cfg.flip = 1 if flip else 0
+        all_tasks = analyze == "all"
+        if analyze:
+            cfg.analyze = _analysis_flags(analyze)
+        if analysis:
+            cfg.analysis = self._keep[4]
+        if liveness_threshold is not None:
+            cfg.liveness_threshold = float(liveness_threshold)
         self._cfg = cfg
+        try:
+            h = self._open(models_dir, cfg)
+        except MienError as e:
+            # "all": every task the folder has; the mask head exists only once trained.
+            if not (all_tasks and e.status == _lib.ENOTFOUND and "mask" in str(e)):
+                raise
+            cfg.analyze &= ~_lib.ANALYZE["mask"]
+            h = self._open(models_dir, cfg)
+        self._h = h
+        self.dir = _text(_lib.models_dir(h))
+        self.embedder = _text(_lib.models_embedder_name(h))
+        self.embedding_dim = int(_lib.models_embedding_dim(h))
+        self.threshold = float(_lib.models_threshold(h))
+        tasks = int(_lib.models_analysis_tasks(h))
+        self.analysis_tasks = tuple(t for t, bit in _lib.ANALYZE.items() if tasks & bit)
+        self.analysis_models = {t: _text(_lib.models_analysis_names(h, _lib.ANALYZE[t]))
+                                for t in self.analysis_tasks}
+
+    @staticmethod
+    def _open(models_dir, cfg):
+        """mien_models_open, searching as the command does; the handle or MienError."""
         h = ctypes.c_void_p()
         rc = _lib.models_open(_path_bytes(models_dir) if models_dir is not None else None,
                               ctypes.byref(cfg), ctypes.byref(h))
@@ -263,11 +350,7 @@ class Models:
             msg = _text(_lib.models_errmsg(h))
             _lib.models_close(h)
             raise MienError(rc, msg)
-        self._h = h
-        self.dir = _text(_lib.models_dir(h))
-        self.embedder = _text(_lib.models_embedder_name(h))
-        self.embedding_dim = int(_lib.models_embedding_dim(h))
-        self.threshold = float(_lib.models_threshold(h))
+        return h
 
     # -- handles --
 
@@ -436,6 +519,47 @@ class Models:
         img = _c_image(a)
         for i, f in enumerate(faces):
             out[i] = self._embed(s, img, f)
+        return out
+
+    # -- face analysis --
+
+    def analyze(self, image, faces=None, *, tasks=None, min_score=None, min_size=None,
+                tile=False, max_faces=0):
+        """Age, gender, expression, liveness, pose, quality, mask of each face of image (an
+        array, a file path or a file's bytes): a list of dicts in `mien analyze --json`'s
+        shapes (README, "Face analysis"), one per face, each with its "box" and "score".
+        faces: Faces found earlier (default: detect them here, with detect()'s options);
+        tasks: a list or comma-separated string of the tasks to answer (default every task
+        loaded at open: Models(analyze=...)). A task not loaded raises MienError."""
+        flags = _analysis_flags(tasks) if tasks else _analysis_flags(self.analysis_tasks)
+        if not flags:
+            raise ValueError("mien: no analysis task loaded; open Models(analyze=...)")
+        s = self._session()
+        out = []
+        a = _lib.Analysis()
+        if _is_file(image):
+            p = self._photo(s, image)
+            try:
+                if faces is None:
+                    o = self._options(min_score, min_size, tile, max_faces)
+                    ptr, n = ctypes.POINTER(_lib.Face)(), ctypes.c_int()
+                    self._check(_lib.photo_detect(s, p, ctypes.byref(o), ctypes.byref(ptr),
+                                                  ctypes.byref(n)), s)
+                    faces = _faces_from(ptr, n.value)
+                for f in faces:
+                    self._check(_lib.photo_analyze(s, p, ctypes.byref(f._c), flags, ctypes.byref(a)), s)
+                    out.append(_analysis_dict(f, a))
+            finally:
+                _lib.photo_close(p)
+            return out
+        arr = _rgb_array(image)
+        img = _c_image(arr)
+        if faces is None:
+            faces = self.detect(arr, min_score=min_score, min_size=min_size, tile=tile,
+                                max_faces=max_faces)
+        for f in faces:
+            self._check(_lib.analyze(s, ctypes.byref(img), ctypes.byref(f._c), flags, ctypes.byref(a)), s)
+            out.append(_analysis_dict(f, a))
         return out
 
     def landmarks(self, image, box):

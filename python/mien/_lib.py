@@ -113,6 +113,26 @@ class GalleryFaceInfo(ctypes.Structure):
                 ("created", ctypes.c_int64)]
 
 
+EXPRESSIONS = 7
+
+
+class Analysis(ctypes.Structure):
+    """mien_analysis (mien.h)."""
+    _fields_ = [("tasks", ctypes.c_uint), ("age", ctypes.c_float), ("male", ctypes.c_int),
+                ("gender_score", ctypes.c_float), ("expression", ctypes.c_int),
+                ("expression_scores", ctypes.c_float * EXPRESSIONS),
+                ("liveness", ctypes.c_float), ("real", ctypes.c_int),
+                ("liveness_threshold", ctypes.c_float), ("yaw", ctypes.c_float),
+                ("pitch", ctypes.c_float), ("roll", ctypes.c_float),
+                ("quality", ctypes.c_float), ("sharpness", ctypes.c_float),
+                ("brightness", ctypes.c_float), ("contrast", ctypes.c_float),
+                ("face_size", ctypes.c_float), ("eyes_open", ctypes.c_float),
+                ("sharpness_score", ctypes.c_float), ("brightness_score", ctypes.c_float),
+                ("contrast_score", ctypes.c_float), ("size_score", ctypes.c_float),
+                ("pose_score", ctypes.c_float), ("mask", ctypes.c_int),
+                ("mask_score", ctypes.c_float)]
+
+
 # ---- functions -------------------------------------------------------------------------------
 
 P = ctypes.POINTER
@@ -163,6 +183,14 @@ photo_image = _fn("mien_photo_image", c_int, vp, vp, P(P(Image)))
 photo_detect = _fn("mien_photo_detect", c_int, vp, vp, P(DetectOptions), P(P(Face)), P(c_int))
 photo_embed = _fn("mien_photo_embed", c_int, vp, vp, P(Face), FLOATS)
 similarity = _fn("mien_similarity", c_float, FLOATS, FLOATS, c_int)
+analyze = _fn("mien_analyze", c_int, vp, P(Image), P(Face), ctypes.c_uint, P(Analysis))
+photo_analyze = _fn("mien_photo_analyze", c_int, vp, vp, P(Face), ctypes.c_uint, P(Analysis))
+models_analysis_tasks = _fn("mien_models_analysis_tasks", ctypes.c_uint, vp)
+models_analysis_names = _fn("mien_models_analysis_names", c_char_p, vp, ctypes.c_uint)
+expression_names = [n.decode() for n in (c_char_p * EXPRESSIONS).in_dll(lib, "mien_expression_names")]
+# MIEN_ANALYZE_* (mien.h), by the names the command line and the service use.
+ANALYZE = {"age": 1 << 0, "gender": 1 << 1, "expression": 1 << 2, "liveness": 1 << 3,
+           "pose": 1 << 4, "quality": 1 << 5, "mask": 1 << 6}
 
 gallery_options_default = _fn("mien_gallery_options_default", None, P(GalleryOptions))
 gallery_default_path = _fn("mien_gallery_default_path", c_int, ctypes.c_char_p, c_size_t)

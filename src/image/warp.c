@@ -5,12 +5,18 @@
 #include "image/image.h"
 
 #include <math.h>
+#include <string.h>
+#ifdef __SSE2__ /* the one guard of this file's SIMD path (every x86-64 CPU has SSE2) */
+#define WARP_SSE2 1
+#include <emmintrin.h>
+#endif
 
 static const uint8_t black[3] = {0, 0, 0};
 
 /* Bilinear sample of src at continuous position (sx, sy); neighbours outside the image count
  * as black, so a pixel half outside blends with black. */
-static inline void sample(const mien_image *src, float sx, float sy, float px[3]) {
+static inline __attribute__((always_inline)) void sample(const mien_image *src, float sx,
+                                                         float sy, float px[3]) {
     const int w = src->width, h = src->height;
     /* To pixel-index coordinates, where pixel i sits at i. */
     float u = sx - 0.5f, v = sy - 0.5f;
@@ -20,10 +26,24 @@ static inline void sample(const mien_image *src, float sx, float sy, float px[3]
         px[0] = px[1] = px[2] = 0;
         return;
     }
-    const float fu = floorf(u), fv = floorf(v);
-    const int x0 = (int)fu, y0 = (int)fv; /* in [-1, w-1] x [-1, h-1] */
+    /* floor without a libm call (u, v > -1, so the truncations are defined): the same
+     * values as floorf (its -0 for u = -0 becomes +0, which changes no result below). */
+    int x0 = (int)u, y0 = (int)v; /* in [-1, w-1] x [-1, h-1] */
+    x0 -= u < (float)x0;
+    y0 -= v < (float)y0;
+    const float fu = (float)x0, fv = (float)y0;
     const float ax = u - fu, ay = v - fv;
     const size_t stride = (size_t)w * 3;
+    if (x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h) {
+        /* Inside: the four neighbours exist (the same arithmetic as below). */
+        const uint8_t *p00 = src->rgb + (size_t)y0 * stride + (size_t)x0 * 3, *p10 = p00 + stride;
+        for (int k = 0; k < 3; k++) {
+            float top = p00[k] + ax * (p00[3 + k] - p00[k]);
+            float bot = p10[k] + ax * (p10[3 + k] - p10[k]);
+            px[k] = top + ay * (bot - top);
+        }
+        return;
+    }
     const int in_x0 = x0 >= 0, in_x1 = x0 + 1 < w, in_y0 = y0 >= 0, in_y1 = y0 + 1 < h;
     /* Pointers are formed only for pixels that exist (no arithmetic before the buffer). */
     const uint8_t *p00 = black, *p01 = black, *p10 = black, *p11 = black;
@@ -42,6 +62,44 @@ static inline void sample(const mien_image *src, float sx, float sy, float px[3]
         float bot = p10[k] + ax * (p11[k] - p10[k]);
         px[k] = top + ay * (bot - top);
     }
+}
+
+#ifdef WARP_SSE2
+/* The 4 bytes at p (a pixel and the next one's first byte) as floats. */
+static inline __m128 bytes4(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    const __m128i z = _mm_setzero_si128();
+    return _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(v), z), z));
+}
+#endif
+
+/* sample() into out (3 floats); inside the image, the three channels at once: the same
+ * operations in the same order on each channel, so the same values to the bit (byte
+ * differences are exact in float). */
+static inline __attribute__((always_inline)) void sample_f32(const mien_image *src, float sx,
+                                                             float sy, float *out) {
+#ifdef WARP_SSE2
+    const int w = src->width, h = src->height;
+    const float u = sx - 0.5f, v = sy - 0.5f;
+    if (u > 0.f && v > 0.f && u < (float)(w - 2) && v < (float)(h - 1)) {
+        /* x0 + 2 < w: the 4-byte loads of the right neighbours stay in the row. */
+        int x0 = (int)u, y0 = (int)v;
+        x0 -= u < (float)x0;
+        y0 -= v < (float)y0;
+        const __m128 ax = _mm_set1_ps(u - (float)x0), ay = _mm_set1_ps(v - (float)y0);
+        const size_t stride = (size_t)w * 3;
+        const uint8_t *p00 = src->rgb + (size_t)y0 * stride + (size_t)x0 * 3, *p10 = p00 + stride;
+        const __m128 a = bytes4(p00), b = bytes4(p00 + 3), c = bytes4(p10), d = bytes4(p10 + 3);
+        const __m128 top = _mm_add_ps(a, _mm_mul_ps(ax, _mm_sub_ps(b, a)));
+        const __m128 bot = _mm_add_ps(c, _mm_mul_ps(ax, _mm_sub_ps(d, c)));
+        const __m128 px = _mm_add_ps(top, _mm_mul_ps(ay, _mm_sub_ps(bot, top)));
+        _mm_storel_pi((__m64 *)out, px);
+        _mm_store_ss(out + 2, _mm_shuffle_ps(px, px, _MM_SHUFFLE(2, 2, 2, 2)));
+        return;
+    }
+#endif
+    sample(src, sx, sy, out);
 }
 
 void img_warp_affine(const mien_image *src, const float m[6], mien_image *dst) {
@@ -73,10 +131,13 @@ void img_warp_affine_f32(const mien_image *src, const float m[6], int dst_w, int
         float *o = out + (size_t)r * dst_w * 3;
         for (int c = 0; c < dst_w; c++, o += 3) {
             const float x = c + 0.5f;
-            float px[3] = {0, 0, 0};
-            if (have_src)
-                sample(src, m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5], px);
-            for (int k = 0; k < 3; k++) o[k] = (px[k] - mean) * scale;
+            /* Sampled straight into the output: a copy through a small array on the stack
+             * was read back with one 8-byte load over two 4-byte stores, a stall on every
+             * pixel that cost more than the sampling. */
+            if (have_src) sample_f32(src, m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5], o);
+            else o[0] = o[1] = o[2] = 0;
         }
+        if (mean != 0.f || scale != 1.f)
+            for (int i = 0; i < dst_w * 3; i++) o[i - dst_w * 3] = (o[i - dst_w * 3] - mean) * scale;
     }
 }

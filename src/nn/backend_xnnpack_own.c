@@ -51,6 +51,17 @@ typedef struct own_gemm {
 
 /* ==== CPU ==== */
 
+int nn_own_available(void) {
+#ifdef OWN_SIMD
+    const char *env = getenv("MIEN_OWN_KERNELS");
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           !(env && env[0] == '0');
+#else
+    return 0;
+#endif
+}
+
 int nn_own_preferred(void) {
 #ifdef OWN_SIMD
     const char *env = getenv("MIEN_OWN_KERNELS");

@@ -27,6 +27,9 @@
  * ones. MIEN_OWN_KERNELS=0 in the environment turns them off, =1 forces them on where the CPU
  * can run them (tests use it to cover both paths). */
 int nn_own_preferred(void);
+/* 1 when this CPU can run the own kernels (AVX2 and FMA), unless MIEN_OWN_KERNELS=0: for the
+ * shapes XNNPACK handles badly on every CPU (a depthwise convolution over the whole input). */
+int nn_own_available(void);
 
 /* A convolution's geometry, data and fused output stage. */
 typedef struct nn_own_conv {
