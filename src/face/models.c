@@ -116,8 +116,9 @@ static void make_template(const emb_spec *sp, float tmpl[5][2]) {
 #define MIEN_DEFAULT_EMBEDDER "frfeature+mobilefacenet-tflite"
 /* The default detection stage: BlazeFace and the face mesh. UltraFace's pyramid with
  * MTCNN's O-Net ("ultraface@320+ultraface@640", "onet") finds far more profiles and crowds
- * (README, "Profiles"), but it is not the default yet: it takes a painted landscape in one
- * of the known people's photos for a face, which the mesh rejects. */
+ * (README, "Profiles"), but it is not the default yet: the video tracker's settings were
+ * tuned on BlazeFace, and the tests' labelled photos hold faces it finds that the labels
+ * leave out. */
 #define MIEN_DEFAULT_DETECTOR "blazeface"
 #define MIEN_DEFAULT_LANDMARKS "facemesh"
 
