@@ -287,26 +287,36 @@ START_TEST(bad_inputs) {
 END_TEST
 
 START_TEST(bad_models) {
-    char *out, *err;
-    const char *img = tu_path("%s/people/examples/obama.jpg", tu_data_dir());
+    char *out, *err, img[1024];
+    snprintf(img, sizeof img, "%s/people/examples/obama.jpg", tu_data_dir());
     int rc = tu_run_mien(tu_mien_bin(), tu_path("detect --models /nonexistent/models %s", img), &out, &err);
     assert_clean_failure(rc, err, "missing models folder");
     ck_assert_msg(strstr(err, "make setup"), "should say how to get the models: %s", err);
     free(out), free(err);
-    /* A copy of the models folder with one weights file cut short, one JSON file corrupted. */
+    /* A copy of the models folder with one file of each format cut short (the default
+     * stage's ONNX detector and TFLite O-Net, BlazeFace's TFJS weights), then a TFJS model's
+     * JSON corrupted: each failure names the file. */
     char dir[] = "/tmp/mien-models-XXXXXX";
     ck_assert(mkdtemp(dir) != NULL);
-    rc = tu_run(tu_path("cp -r %s/human %s/faceapi %s/ && head -c 1000 %s/human/blazeface.bin > %s/human/blazeface.bin",
-                        tu_models_dir(), tu_models_dir(), dir, tu_models_dir(), dir), NULL);
+    ck_assert_int_eq(tu_run(tu_path("cp -r %s/. %s/", tu_models_dir(), dir), NULL), 0);
+    static const struct { const char *file, *name, *flags; } cut[] = {
+        {"faceplugin/fr_detect.onnx", "fr_detect", ""},
+        {"expo/onet.tflite", "onet", ""},
+        {"human/blazeface.bin", "blazeface", "--detector blazeface"},
+    };
+    for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++) {
+        rc = tu_run(tu_path("head -c 1000 %s/%s > %s/%s", tu_models_dir(), cut[i].file, dir, cut[i].file), NULL);
+        ck_assert_int_eq(rc, 0);
+        rc = tu_run_mien(tu_mien_bin(), tu_path("detect %s --models %s %s", cut[i].flags, dir, img), &out, &err);
+        assert_clean_failure(rc, err, "truncated model weights");
+        ck_assert_msg(strstr(err, cut[i].name), "should name the model %s: %s", cut[i].name, err);
+        free(out), free(err);
+        rc = tu_run(tu_path("cp %s/%s %s/%s", tu_models_dir(), cut[i].file, dir, cut[i].file), NULL);
+        ck_assert_int_eq(rc, 0);
+    }
+    rc = tu_run(tu_path("printf '{\"modelTopology\": [1, 2' > %s/human/blazeface.json", dir), NULL);
     ck_assert_int_eq(rc, 0);
-    rc = tu_run_mien(tu_mien_bin(), tu_path("detect --models %s %s", dir, img), &out, &err);
-    assert_clean_failure(rc, err, "truncated model weights");
-    ck_assert_msg(strstr(err, "blazeface"), "should name the model: %s", err);
-    free(out), free(err);
-    rc = tu_run(tu_path("cp %s/human/blazeface.bin %s/human/ && printf '{\"modelTopology\": [1, 2' > %s/human/blazeface.json",
-                        tu_models_dir(), dir, dir), NULL);
-    ck_assert_int_eq(rc, 0);
-    rc = tu_run_mien(tu_mien_bin(), tu_path("detect --models %s %s", dir, img), &out, &err);
+    rc = tu_run_mien(tu_mien_bin(), tu_path("detect --detector blazeface --models %s %s", dir, img), &out, &err);
     assert_clean_failure(rc, err, "corrupt model JSON");
     free(out), free(err);
     tu_run(tu_path("rm -rf %s", dir), NULL);

@@ -75,7 +75,8 @@ def test_array_and_file_agree(am):
     # a mirrored photo: the same person, the yaw and roll change sign
     m = am.analyze(np.ascontiguousarray(img[:, ::-1]))[0]
     assert abs(m["age"] - a[0]["age"]) < 3
-    assert m["pose"]["yaw"] * a[0]["pose"]["yaw"] <= 0 or abs(a[0]["pose"]["yaw"]) < 3
+    # (a face within a few degrees of frontal may keep the sign: the five points' noise)
+    assert m["pose"]["yaw"] * a[0]["pose"]["yaw"] <= 0 or abs(a[0]["pose"]["yaw"]) < 5
 
 
 def test_tasks_per_call(am):

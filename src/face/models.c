@@ -114,13 +114,11 @@ static void make_template(const emb_spec *sp, float tmpl[5][2]) {
 
 /* The default recognizer, chosen by measurement (README, "Accuracy"; bench/recog.py). */
 #define MIEN_DEFAULT_EMBEDDER "frfeature+mobilefacenet-tflite"
-/* The default detection stage: BlazeFace and the face mesh. UltraFace's pyramid with
- * MTCNN's O-Net ("ultraface@320+ultraface@640", "onet") finds far more profiles and crowds
- * (README, "Profiles"), but it is not the default yet: the video tracker's settings were
- * tuned on BlazeFace, and the tests' labelled photos hold faces it finds that the labels
- * leave out. */
-#define MIEN_DEFAULT_DETECTOR "blazeface"
-#define MIEN_DEFAULT_LANDMARKS "facemesh"
+/* The default detection stage, chosen by measurement (README, "Profiles" and "Detectors in
+ * crowds"): UltraFace at 320x240, at 640x480 only where that found nothing and the photo is
+ * large enough, then MTCNN's O-Net for the five points and a face check. */
+#define MIEN_DEFAULT_DETECTOR "ultraface@320+ultraface@640"
+#define MIEN_DEFAULT_LANDMARKS "onet"
 
 void mien_config_default(mien_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
