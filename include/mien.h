@@ -74,9 +74,9 @@ typedef enum mien_backend {
 } mien_backend;
 
 typedef struct mien_config {
-    const char *detector;    /* "blazeface" (default), "ultraface@320+ultraface@640", ... */
+    const char *detector;    /* "ultraface@320+ultraface@640" (default), "blazeface", ... */
     const char *embedder;    /* "frfeature+mobilefacenet-tflite" (default), "dlib", ... */
-    const char *landmarks;   /* "facemesh" (default), "onet", "68", "facemesh+68", "none" */
+    const char *landmarks;   /* "onet" (default), "facemesh", "68", "facemesh+68", "none" */
     mien_backend backend;    /* default MIEN_BACKEND_AUTO */
     int threads;             /* threads per session for intra-op parallelism; 0 = 1 */
     int flip;                /* embed with horizontal-flip test-time augmentation: -1 default */
@@ -147,7 +147,7 @@ typedef struct mien_face {
     float score;           /* detector confidence in [0,1] */
     /* The landmark source's own points: 6 from BlazeFace (the eye centres, nose tip, mouth
      * centre, and the two ear tragions, in the order the detector gives them), 68 from a
-     * 68-point model. */
+     * 68-point model, none from O-Net (the default: its five are the alignment points). */
     int n_landmarks;
     float landmarks[MIEN_MAX_LANDMARKS][2];
     /* The alignment points in ArcFace template order: eye, eye, nose tip, mouth corner, mouth
