@@ -248,6 +248,11 @@ enum {
  * mien_analysis.expression_scores. */
 extern const char *const mien_expression_names[MIEN_EXPRESSIONS];
 
+#define MIEN_RACES 5
+/* "white", "black", "asian", "indian", "other": GEAR's race classes in its own order (Human's
+ * src/gear/gear.ts), the order of mien_analysis.race_scores. */
+extern const char *const mien_race_names[MIEN_RACES];
+
 typedef struct mien_analysis {
     unsigned tasks;          /* MIEN_ANALYZE_* bits that were computed */
     float age;               /* years */
@@ -274,6 +279,10 @@ typedef struct mien_analysis {
     float sharpness_score, brightness_score, contrast_score, size_score, pose_score;
     int mask;                /* 1: a mask covers the mouth and nose */
     float mask_score;        /* confidence of that answer, 0.5..1 */
+    int race;                /* index into mien_race_names of the most likely class; -1 when
+                              * no model answering it ran (only GEAR does: --analysis age=gear
+                              * or gender=gear) */
+    float race_scores[MIEN_RACES]; /* GEAR's probabilities, summing to 1 */
 } mien_analysis;
 
 /* Analyse face (from mien_detect on img) for the tasks in flags (MIEN_ANALYZE_*). A task

@@ -393,6 +393,51 @@ START_TEST(analyze_json_contract) {
 }
 END_TEST
 
+/* GEAR's race output (class order of Human's src/gear/gear.ts): in the JSON only when GEAR
+ * ran, five scores summing to 1; on UTKFace crops (every 4th of age_gender, labelled with
+ * UTKFace's race) right well above the 61% of always answering the most common class. */
+START_TEST(gear_race) {
+    char *out = NULL, *err = NULL;
+    const char *obama = tu_path("%s/people/examples/obama.jpg", tu_data_dir());
+    int rc = tu_run_mien(tu_mien_bin_fast(), tu_path("analyze --json --tasks age --analysis age=gear %s", obama),
+                         &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    cJSON *j = cJSON_Parse(out);
+    ck_assert_msg(j != NULL, "%s", out);
+    const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "faces"), 0);
+    const cJSON *r = cJSON_GetObjectItem(f, "race");
+    ck_assert_msg(r != NULL, "no race with gear: %s", out);
+    ck_assert(cJSON_IsString(cJSON_GetObjectItem(r, "value")));
+    const cJSON *sc = cJSON_GetObjectItem(r, "scores");
+    ck_assert_int_eq(cJSON_GetArraySize(sc), MIEN_RACES);
+    double sum = 0, best = -1;
+    const char *best_name = NULL;
+    for (int k = 0; k < MIEN_RACES; k++) {
+        const cJSON *v = cJSON_GetObjectItem(sc, mien_race_names[k]);
+        ck_assert_msg(cJSON_IsNumber(v), "%s", mien_race_names[k]);
+        sum += v->valuedouble;
+        if (v->valuedouble > best) best = v->valuedouble, best_name = mien_race_names[k];
+    }
+    ck_assert_msg(fabs(sum - 1) < 0.01, "race scores sum to %.4f", sum);
+    ck_assert_str_eq(cJSON_GetObjectItem(r, "value")->valuestring, best_name);
+    cJSON_Delete(j);
+    free(out), free(err);
+    /* Without GEAR: no race. */
+    rc = tu_run_mien(tu_mien_bin_fast(), tu_path("analyze --json --tasks age %s", obama), &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    ck_assert_msg(strstr(out, "\"race\"") == NULL, "race without gear: %s", out);
+    free(out), free(err);
+    /* On labelled photos. */
+    const char *ag = subset("age_gender", 4, 1);
+    j = eval_json(tu_path("eval analysis --set %s --json --quiet --tasks gender --analysis gender=gear", ag));
+    printf("eval analysis age_gender/4, gear: race %.4f, gender %.4f\n", num(j, "race_accuracy"),
+           num(j, "gender_accuracy"));
+    ck_assert(num(j, "race_accuracy") >= 0.68);
+    cJSON_Delete(j);
+    tu_run(tu_path("rm -rf %s", ag), NULL);
+}
+END_TEST
+
 /* A printed photo of an enrolled person is refused by identify --liveness; a blurred, tiny
  * face is refused by enroll --min-quality, with the reason. */
 START_TEST(liveness_and_quality_gates) {
@@ -488,6 +533,7 @@ Suite *suite_analysis(void) {
     tcase_add_test(t, analyze_json_contract);
     tcase_add_test(t, eval_on_labelled_photos);
     tcase_add_test(t, liveness_and_quality_gates);
+    tcase_add_test(t, gear_race);
     tcase_add_test(t, train_attribute_mask);
     suite_add_tcase(s, t);
     return s;

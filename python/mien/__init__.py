@@ -38,6 +38,7 @@ __all__ = ["MienError", "Face", "Models", "Gallery", "Verification", "Match", "S
 # expressions in the order of "scores".
 ANALYSIS_TASKS = tuple(_lib.ANALYZE)
 EXPRESSIONS = tuple(_lib.expression_names)
+RACES = tuple(_lib.race_names)
 
 __version__ = _lib.version().decode()
 
@@ -232,6 +233,9 @@ def _analysis_dict(face, a):
     if t & _lib.ANALYZE["expression"]:
         d["expression"] = {"value": EXPRESSIONS[a.expression],
                            "scores": {n: float(v) for n, v in zip(EXPRESSIONS, a.expression_scores)}}
+    if 0 <= a.race < _lib.RACES:
+        d["race"] = {"value": RACES[a.race],
+                     "scores": {n: float(v) for n, v in zip(RACES, a.race_scores)}}
     if t & _lib.ANALYZE["liveness"]:
         d["liveness"] = {"score": float(a.liveness), "real": bool(a.real),
                          "threshold": float(a.liveness_threshold)}

@@ -45,6 +45,9 @@ const char *const mien_expression_names[MIEN_EXPRESSIONS] = {
     "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise",
 };
 
+/* Human's src/gear/gear.ts: raceNames, the order of GEAR's race_output. */
+const char *const mien_race_names[MIEN_RACES] = {"white", "black", "asian", "indian", "other"};
+
 /* ==== The model table ==== */
 
 typedef enum an_loader {
@@ -59,8 +62,8 @@ typedef enum an_loader {
 typedef enum an_out {
     OUT_AGE_YEARS,           /* output 0: the age (SSR-Net, Human's "age") */
     OUT_GENDER_FM,           /* output 0: softmax (female, male) (oarriaga's gender) */
-    OUT_GEAR,                /* outputs by size: race (5), gender (2: male, female), age (7
-                              * bins weighted as Human does) */
+    OUT_GEAR,                /* outputs by size: race (5 probabilities, mien_race_names),
+                              * gender (2: male, female), age (7 bins weighted as Human does) */
     OUT_FACEAPI_AGEGENDER,   /* output 0: age; output 1: softmax (male, female) */
     OUT_SSR_AGE,             /* faceplugin's SSR-Net: 3 stages of (prob, delta, offset) */
     OUT_SSR_GENDER,          /* same, V = 1: P(male) */
@@ -664,6 +667,8 @@ typedef struct an_answer {
     float ypr[3];
     float eye_open;
     float p_mask;
+    float race[MIEN_RACES];  /* GEAR's */
+    int has_race;
 } an_answer;
 
 static void decode(const an_spec *sp, const nn_exec *x, an_answer *r) {
@@ -678,6 +683,13 @@ static void decode(const an_spec *sp, const nn_exec *x, an_answer *r) {
             const float *o = nn_exec_output(x, k);
             int64_t n = g->t[g->outputs[k]].n;
             if (n == 2) r->p_male = o[0] / (o[0] + o[1] > 0 ? o[0] + o[1] : 1.f);
+            if (n == MIEN_RACES) {
+                double tot = 0;
+                for (int i = 0; i < MIEN_RACES; i++) tot += o[i] > 0 ? o[i] : 0;
+                for (int i = 0; i < MIEN_RACES; i++)
+                    r->race[i] = tot > 0 && o[i] > 0 ? (float)(o[i] / tot) : 0.f;
+                r->has_race = 1;
+            }
             if (n == 7) {
                 /* Human's gear.ts: start from the most likely bin, then move towards each
                  * other bin by its probability, in decreasing order. */
@@ -953,6 +965,8 @@ static int run_model(mien_session *s, int k, const mien_image *img, const float 
         r->live += w * one.live;
         for (int i = 0; i < 3; i++) r->ypr[i] += w * one.ypr[i];
         r->p_mask += w * one.p_mask;
+        for (int i = 0; i < MIEN_RACES; i++) r->race[i] += w * one.race[i];
+        r->has_race = one.has_race;
     }
     if (sp->out == OUT_HOPENET) r->ypr[2] += atan2f(frame_m[3], frame_m[0]) * (float)(180.0 / M_PI);
     return MIEN_OK;
@@ -1051,6 +1065,7 @@ int mien_analyze(mien_session *s, const mien_image *img, const mien_face *face, 
     if (!s || !img || !img->rgb || !face || !out) return MIEN_EINVAL;
     memset(out, 0, sizeof *out);
     out->eyes_open = -1.f;
+    out->race = -1;
     const an_models *a = s->m->an;
     flags &= MIEN_ANALYZE_ALL;
     unsigned have = a ? a->tasks : 0;
@@ -1132,6 +1147,21 @@ int mien_analyze(mien_session *s, const mien_image *img, const mien_face *face, 
             break;
         }
         out->tasks |= flag & flags;
+    }
+    /* Race: from the models that ran and answer it (GEAR, when chosen for age or gender). */
+    int n_race = 0;
+    float race[MIEN_RACES] = {0};
+    for (int k = 0; a && k < a->n; k++)
+        if (done[k] && ans[k].has_race) {
+            for (int i = 0; i < MIEN_RACES; i++) race[i] += ans[k].race[i];
+            n_race++;
+        }
+    if (n_race) {
+        out->race = 0;
+        for (int i = 0; i < MIEN_RACES; i++) {
+            out->race_scores[i] = race[i] / (float)n_race;
+            if (out->race_scores[i] > out->race_scores[out->race]) out->race = i;
+        }
     }
     if (flags & MIEN_ANALYZE_QUALITY) {
         if (a->eye_model >= 0) {
