@@ -343,6 +343,7 @@ END_TEST
 /* `make install` into a temporary prefix: the README's example program builds against the
  * installed header and library (pkg-config, the shared library), the installed mien runs
  * from another folder with no flag and no variable (it finds PREFIX/share/mien/models),
+ * with the mask head that install trains when it is missing (mien analyze answers the mask),
  * libmien.so exports only the mien_* API, the man page has every command, and without the
  * models the message names every place looked at. */
 START_TEST(installed_use) {
@@ -375,6 +376,15 @@ START_TEST(installed_use) {
                         dir, env, dir, data, data),
                 &out);
     ck_assert_msg(rc == 0 && strstr(out, "same person"), "installed mien verify: exit %d: %s", rc, out);
+    free(out);
+    /* The mask head (trained by make mask-model, which install runs when it is missing) is
+     * installed too: the installed mien analyze answers the mask (photo 2 of the mask set is
+     * a masked face). */
+    rc = tu_run(tu_path("%s %s/usr/bin/mien analyze --json --tasks mask %s/analysis/mask/img/0002.jpg 2>&1",
+                        env, dir, data),
+                &out);
+    ck_assert_msg(rc == 0 && strstr(out, "\"mask\":{\"value\":\"mask\""), "installed mien analyze --tasks mask: "
+                  "exit %d: %s", rc, out);
     free(out);
 
     rc = tu_run(tu_path("nm -D --defined-only %s/usr/lib/libmien.so | awk '{print $3}' | "
