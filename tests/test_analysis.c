@@ -151,6 +151,27 @@ START_TEST(pose_from_points_recovers_angles) {
     mien_face z = {.n_points = 5};
     float yaw, pitch, roll;
     ck_assert(!an_pose_from_points(&z, &yaw, &pitch, &roll));
+    /* The 68-point fit: its own mean face turned is recovered; no 68 points, no answer. */
+    const float (*X68)[3] = an_mean_face68();
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const double y = cases[c][0] * M_PI / 180, p = cases[c][1] * M_PI / 180,
+                     r = cases[c][2] * M_PI / 180;
+        const double cy = cos(y), sy = sin(y), cp = cos(p), sp = sin(p), cr = cos(r), sr = sin(r);
+        /* rows of Rz(roll) Ry(yaw) Rx(pitch) */
+        const double R0[3] = {cr * cy, cr * sy * sp - sr * cp, cr * sy * cp + sr * sp};
+        const double R1[3] = {sr * cy, sr * sy * sp + cr * cp, sr * sy * cp - cr * sp};
+        mien_face f = {.n_landmarks = 68, .n_points = 5};
+        for (int i = 0; i < 68; i++) {
+            f.landmarks[i][0] = (float)(300 + 80 * (R0[0] * X68[i][0] + R0[1] * X68[i][1] + R0[2] * X68[i][2]));
+            f.landmarks[i][1] = (float)(200 + 80 * (R1[0] * X68[i][0] + R1[1] * X68[i][1] + R1[2] * X68[i][2]));
+        }
+        ck_assert(an_pose_from_68(&f, &yaw, &pitch, &roll));
+        ck_assert_msg(fabs(yaw - cases[c][0]) < 1.5 && fabs(pitch - cases[c][1]) < 1.5 &&
+                          fabs(roll - cases[c][2]) < 1.5,
+                      "68 points, case %zu: %.2f %.2f %.2f", c, yaw, pitch, roll);
+    }
+    mien_face five = {.n_points = 5};
+    ck_assert(!an_pose_from_68(&five, &yaw, &pitch, &roll));
 }
 END_TEST
 
