@@ -140,7 +140,7 @@ START_TEST(pose_from_points_recovers_angles) {
             f.points[i][1] = (float)(200 + 80 * (R[1][0] * X[i][0] + R[1][1] * X[i][1] + R[1][2] * X[i][2]));
         }
         float yaw, pitch, roll;
-        ck_assert(an_pose_from_points(&f, &yaw, &pitch, &roll));
+        ck_assert(an_pose_from_points(&f, LM_FACEMESH, &yaw, &pitch, &roll));
         printf("pose: true yaw %.0f pitch %.0f roll %.0f, fitted %.2f %.2f %.2f\n", cases[c][0],
                cases[c][1], cases[c][2], yaw, pitch, roll);
         ck_assert_msg(fabs(yaw - cases[c][0]) < 1.5 && fabs(pitch - cases[c][1]) < 1.5 &&
@@ -150,7 +150,7 @@ START_TEST(pose_from_points_recovers_angles) {
     /* Degenerate points: refused, not NaN. */
     mien_face z = {.n_points = 5};
     float yaw, pitch, roll;
-    ck_assert(!an_pose_from_points(&z, &yaw, &pitch, &roll));
+    ck_assert(!an_pose_from_points(&z, LM_FACEMESH, &yaw, &pitch, &roll));
     /* The 68-point fit: its own mean face turned is recovered; no 68 points, no answer. */
     const float (*X68)[3] = an_mean_face68();
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {

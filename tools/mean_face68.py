@@ -19,6 +19,14 @@ right, y down, z towards the camera (the nose in front of the eyes), the origin 
 the eye centres, the eye centres one unit apart, and turned so that the mean rotation over the
 LFW faces is none: an average LFW face has yaw = pitch = roll = 0, as the five-point fit's mean
 face is placed. Prints the C table and, on stderr, what it did.
+
+    /usr/bin/python3 tools/mean_face68.py --five NAME lfw.jsonl
+
+prints instead where a landmark source's five alignment points fall on LFW (from `mien detect
+--landmarks SRC --json` on LFW photos): the medians, eyes levelled, the origin midway between
+the eye centres, the eye centres one unit apart, made symmetric (the nose on the middle line,
+the mouth corners at the mean of their distances to it): the x, y of the five-point fit's mean
+face for that source (src/face/analyze.c, mean_face_xy).
 """
 import json
 import sys
@@ -71,9 +79,32 @@ def gauge(S):
     return S / np.linalg.norm(eye_b - eye_a)
 
 
+def five(name, path):
+    pts = []
+    for line in open(path):
+        d = json.loads(line)
+        fs = [f for f in d.get("faces", []) if len(f.get("points", [])) == 5]
+        if not fs:
+            continue
+        f = min(fs, key=lambda f: abs(f["box"][0] + f["box"][2] / 2 - d["width"] / 2)
+                + abs(f["box"][1] + f["box"][3] / 2 - d["height"] / 2))
+        P = np.array(f["points"], dtype=np.float64)
+        a, b = P[0], P[1]
+        ang = np.arctan2(b[1] - a[1], b[0] - a[0])
+        c, s_ = np.cos(-ang), np.sin(-ang)
+        pts.append((P - (a + b) / 2) @ np.array([[c, s_], [-s_, c]]) / np.linalg.norm(b - a))
+    m = np.median(np.stack(pts), axis=0)
+    mx = (m[4, 0] - m[3, 0]) / 2
+    my = (m[3, 1] + m[4, 1]) / 2
+    print("%s (%d LFW faces): nose (0, %.3f), mouth corners (-+%.3f, %.3f); medians %s"
+          % (name, len(pts), m[2, 1], mx, my, np.round(m, 3).tolist()))
+
+
 def main():
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
+    if sys.argv[1] == "--five":
+        return five(sys.argv[2], sys.argv[3])
     lfw = faces(sys.argv[1], True)
     other = [f for p in sys.argv[2:] for f in faces(p, False)]
     X = [f - f.mean(0) for f in lfw + other]

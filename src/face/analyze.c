@@ -780,10 +780,22 @@ static void decode(const an_spec *sp, const nn_exec *x, an_answer *r) {
  * (medians over 1,000 photos, eyes levelled): so an average LFW face is yaw = pitch = 0. Its
  * depths are those of the usual 3-D head model of OpenCV's pose tutorials (nose tip 0.45 in
  * front of the eyes, mouth corners 0.05). Other landmark sources put the points a little
- * elsewhere, which shifts the pitch by a few degrees. */
+ * elsewhere (O-Net's nose 0.06 higher), which shifts the pitch and, on profiles, trades yaw
+ * for pitch: for them the x, y are their own medians on LFW, found the same way
+ * (tools/mean_face68.py --five, on every 6th LFW photo; bench/pose_table.py measures both). */
 static const double mean_face[5][3] = {
     {-0.5, 0.0, 0.0}, {0.5, 0.0, 0.0}, {0.0, 0.65, 0.45}, {-0.433, 1.095, 0.05}, {0.433, 1.095, 0.05},
 };
+/* The nose tip's y, the mouth corners' |x| and y, per landmark source (mean_face's for the
+ * mesh and the sources not listed). */
+static void mean_face_xy(int source, double *nose_y, double *mouth_x, double *mouth_y) {
+    switch (source) {
+    case LM_ONET: *nose_y = 0.592, *mouth_x = 0.445, *mouth_y = 1.102; break;
+    case LM_68: case LM_68_TINY: *nose_y = 0.609, *mouth_x = 0.428, *mouth_y = 1.108; break;
+    case LM_MESH68: *nose_y = 0.631, *mouth_x = 0.430, *mouth_y = 1.100; break;
+    default: *nose_y = mean_face[2][1], *mouth_x = mean_face[4][0], *mouth_y = mean_face[4][1]; break;
+    }
+}
 
 /* The scaled orthographic fit of n image points x to the model points X (n >= 4, not all in
  * a plane): the rotation read as yaw, pitch, roll. Returns 0 when degenerate. */
@@ -893,17 +905,21 @@ int an_pose_from_68(const mien_face *f, float *yaw, float *pitch, float *roll) {
     return pos_fit((const double (*)[3])X, (const double (*)[2])x, 68, yaw, pitch, roll);
 }
 
-int an_pose_from_points(const mien_face *f, float *yaw, float *pitch, float *roll) {
+int an_pose_from_points(const mien_face *f, int source, float *yaw, float *pitch, float *roll) {
     int n = f->n_points == 5 ? 5 : 4;
-    double X[5][3], x[5][2];
+    double X[5][3], x[5][2], nose_y, mouth_x, mouth_y;
+    mean_face_xy(source, &nose_y, &mouth_x, &mouth_y);
     for (int i = 0; i < 5; i++) {
         for (int k = 0; k < 3; k++) X[i][k] = mean_face[i][k];
         x[i][0] = f->points[i][0];
         x[i][1] = f->points[i][1];
     }
+    X[2][1] = nose_y;
+    X[3][0] = -mouth_x, X[4][0] = mouth_x;
+    X[3][1] = X[4][1] = mouth_y;
     if (n == 4) { /* the fourth point is the mouth centre */
         X[3][0] = 0;
-        X[3][1] = 1.095;
+        X[3][1] = mouth_y;
         X[3][2] = 0.05;
     }
     return pos_fit((const double (*)[3])X, (const double (*)[2])x, n, yaw, pitch, roll);
@@ -1156,7 +1172,8 @@ int mien_analyze(mien_session *s, const mien_image *img, const mien_face *face, 
             int k = a->task_models[t][j];
             if (k < 0) { /* pose from the points */
                 if (!(k == POSE_FIT68 && an_pose_from_68(face, &r.ypr[0], &r.ypr[1], &r.ypr[2])) &&
-                    !an_pose_from_points(face, &r.ypr[0], &r.ypr[1], &r.ypr[2]))
+                    !an_pose_from_points(face, s->m->lm.g ? (int)s->m->lm.kind : -1, &r.ypr[0],
+                                         &r.ypr[1], &r.ypr[2]))
                     return mien_err_set(&s->err, MIEN_EINVAL, "analyze: degenerate landmarks");
             } else {
                 if (!done[k]) {
