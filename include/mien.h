@@ -87,7 +87,10 @@ typedef struct mien_config {
                               * mien_analyze can answer them; default 0 (none) */
     const char *analysis;    /* which models answer each task, "TASK=MODEL[+MODEL...],...", e.g.
                               * "age=fr_age+gear,liveness=antispoof" (several: their mean);
-                              * NULL or "" for the defaults (README, "Face analysis") */
+                              * pose: "landmarks" (the fit of the five alignment points, the
+                              * default), "landmarks68" (of the 68 landmarks where a face has
+                              * them), "fr_pose"; NULL or "" for the defaults (README, "Face
+                              * analysis") */
     float liveness_threshold;/* liveness score at or above which a face is real; 0: the models'
                               * default */
 } mien_config;
@@ -297,7 +300,7 @@ int mien_photo_analyze(mien_session *s, mien_photo *p, const mien_face *face, un
 /* The tasks the open model set can analyse (MIEN_ANALYZE_* bits). */
 unsigned mien_models_analysis_tasks(const mien_models *m);
 /* The models that answer one task ("fr_age+gear"), "" when none is loaded. For POSE without
- * a model: "landmarks" (the fit of the alignment points). */
+ * a model: "landmarks" (the fit of the alignment points) or "landmarks68". */
 const char *mien_models_analysis_names(const mien_models *m, unsigned task);
 
 /* ==== Gallery ==== */
