@@ -172,6 +172,16 @@ START_TEST(pose_from_points_recovers_angles) {
     }
     mien_face five = {.n_points = 5};
     ck_assert(!an_pose_from_68(&five, &yaw, &pitch, &roll));
+    /* Each landmark source's own mean face: O-Net's points of an average LFW face (its nose
+     * 0.592 eye distances below the eyes, the mouth corners at +-0.445, 1.102) are a face
+     * looking straight ahead for O-Net's table, one looking up for the mesh's. */
+    mien_face on = {.n_points = 5,
+                    .points = {{260, 200}, {340, 200}, {300, 247.36f}, {264.4f, 288.16f}, {335.6f, 288.16f}}};
+    ck_assert(an_pose_from_points(&on, LM_ONET, &yaw, &pitch, &roll));
+    ck_assert_msg(fabsf(yaw) < 0.5f && fabsf(pitch) < 0.5f && fabsf(roll) < 0.5f, "O-Net's own: %.2f %.2f %.2f",
+                  yaw, pitch, roll);
+    ck_assert(an_pose_from_points(&on, LM_FACEMESH, &yaw, &pitch, &roll));
+    ck_assert_msg(pitch > 3.f && fabsf(yaw) < 0.5f, "the mesh's mean face: pitch %.2f yaw %.2f", pitch, yaw);
 }
 END_TEST
 
