@@ -40,7 +40,7 @@ ROWS=(
   "ultraface@320+ultraface@640+mesh|ultraface@320+ultraface@640|facemesh|"
   "blazeface+onet|blazeface|onet|"
   "ultraface@320+onet|ultraface@320|onet|"
-  "ultraface@320+ultraface@640+onet|ultraface@320+ultraface@640|onet|"
+  "ultraface@320+ultraface@640+onet (default)|ultraface@320+ultraface@640|onet|"
 )
 
 want() {
