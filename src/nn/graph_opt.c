@@ -1,6 +1,6 @@
 /* Graph rewriting: constant folding, batch norm folding, activation fusion, PReLU pattern
- * recognition, dead node removal. Each rewrite keeps the graph's meaning exactly (up to float rounding of
- * folded constants); tests run graphs before and after on the reference backend. */
+ * recognition, dead node removal. Each rewrite keeps the graph's meaning exactly (up to float
+ * rounding of folded constants); tests run graphs before and after on the reference backend. */
 #include "nn/backend_ref.h"
 #include "nn/graph.h"
 
