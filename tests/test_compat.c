@@ -590,7 +590,7 @@ Suite *suite_compat(void) {
     Suite *s = suite_create("compat");
     TCase *tc = tcase_create("compat");
     const int slow = !nn_backend_fast(); /* make XNNPACK=0: the reference backend only */
-    tcase_set_timeout(tc, slow ? 1800 : 300);
+    tcase_set_timeout(tc, slow ? 900 : 300);
     tcase_add_test(tc, gallery_faces_by_id);
     tcase_add_test(tc, malformed_requests);
     tcase_add_test(tc, compreface_client);
@@ -599,7 +599,7 @@ Suite *suite_compat(void) {
     tcase_add_test(tc, kill9_bulk_enroll);
     suite_add_tcase(s, tc);
     TCase *pg = tcase_create("compat_pg");
-    tcase_set_timeout(pg, slow ? 1800 : 300);
+    tcase_set_timeout(pg, slow ? 900 : 300);
     tcase_add_unchecked_fixture(pg, pg_start, NULL);
     tcase_add_test(pg, compreface_client_pg);
     suite_add_tcase(s, pg);
