@@ -270,12 +270,17 @@ eval-lfw: all
 # mien's training engine on half of the labelled mask photos of ../shared/data/analysis/mask
 # (the other half measures it: mien eval analysis --set .../mask --part 1).
 MIEN_DATA ?= ../shared/data
+MASK_CKPT := models/mien/mask.ckpt
 mask-model: $(B)/mien
-	$(B)/mien train attribute --set $(MIEN_DATA)/analysis/mask --part 0 --out models/mien/mask.ckpt
+	$(B)/mien train attribute --set $(MIEN_DATA)/analysis/mask --part 0 --out $(MASK_CKPT)
 
 # Install the CLI, the library (static and shared), the header, a pkg-config file, the models
 # (PREFIX/share/mien/models, where an installed mien finds them: mien.h, mien_models_open) and
-# the man page. PREFIX=/usr/local; DESTDIR stages the tree elsewhere (packaging).
+# the man page. PREFIX=/usr/local; DESTDIR stages the tree elsewhere (packaging). The mask head
+# is trained, not fetched: install trains it first when it is missing and the mask photos are
+# there (make mask-model, about 15 s), and installs it beside the fetched models
+# (PREFIX/share/mien/models/mien/mask.ckpt), so that an installed mien analyze answers the mask;
+# without the photos it says so and installs the rest.
 PREFIX ?= /usr/local
 D := $(DESTDIR)$(PREFIX)
 MODEL_FILES = $(shell grep -v '^\#' scripts/models.sha256 | awk '{print $$2}')
@@ -294,6 +299,13 @@ install: all
 	install -m 644 $(B)/mien.1 $(D)/share/man/man1/
 	cd models && for f in $(MODEL_FILES); do install -D -m 644 "$$f" "$(D)/share/mien/models/$$f" || exit 1; done
 	grep -v '^\#' scripts/models.sha256 > $(D)/share/mien/models/SHA256SUMS
+	@if [ ! -f $(MASK_CKPT) ] && [ -f $(MIEN_DATA)/analysis/mask/labels.tsv ]; then \
+	   echo "mien: training the mask head ($(MASK_CKPT)): make mask-model"; \
+	   $(MAKE) --no-print-directory mask-model || exit 1; fi
+	@if [ -f $(MASK_CKPT) ]; then \
+	   install -D -m 644 $(MASK_CKPT) $(D)/share/mien/models/mien/mask.ckpt || exit 1; \
+	 else echo "mien: no mask head ($(MIEN_DATA)/analysis/mask missing): an installed mien analyze" \
+	   "answers no mask until 'make mask-model' and 'make install' run again" >&2; fi
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 	  'Name: mien' 'Description: face detection, alignment and recognition' 'Version: $(VERSION)' \
 	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -lmien' \

@@ -124,6 +124,11 @@ def main():
     for m in CANDIDATES["gender"]:
         r = results["gender=" + m]
         print("| gender | %s | | | %.2f%% | %s |" % (name("gender", m), 100 * r["gender_accuracy"], ms(r)))
+    g = results.get("age=gear", {})
+    if "race_accuracy" in g:
+        print("\nRace, GEAR's own output (its classes white, black, asian, indian, other; UTKFace's "
+              "race labels of `age_gender`), where GEAR runs (`--analysis age=gear`): accuracy %.2f%% of %d faces"
+              % (100 * g["race_accuracy"], g["images"] - g["faces_missing"]))
     print("\nExpression: `emotion` (%s)\n" % n(results["expression=emotion"]))
     print("| model | accuracy | ms per face |")
     print("|---|---|---|")

@@ -20,8 +20,8 @@ for c in "$@"; do
   [ "$det" = blazeface ] || tag="$emb@$lm~${det//@/:}@$flag"
   t="out/recog/speed-$tag.time"
   /usr/bin/time -f '%e %U %S' -o "$t" build/mien embed --threads 2 --json --embedder "$emb" \
-    --landmarks "$lm" --detector "$det" $([ "$flag" = noflip ] && echo --no-flip) "$DATA/lfw" \
-    > out/recog/speed-embed.jsonl
+    --landmarks "$lm" --detector "$det" $([ "$flag" = noflip ] && echo --no-flip) \
+    $(find "$DATA/lfw" -name '*.jpg' | sort) > out/recog/speed-embed.jsonl
   n=$(wc -l < out/recog/speed-embed.jsonl)
   /usr/bin/python3 - "$t" "$tag" "$n" <<'PY'
 import json, os, sys

@@ -74,9 +74,9 @@ typedef enum mien_backend {
 } mien_backend;
 
 typedef struct mien_config {
-    const char *detector;    /* "blazeface" (default), "ultraface@320+ultraface@640", ... */
+    const char *detector;    /* "ultraface@320+ultraface@640" (default), "blazeface", ... */
     const char *embedder;    /* "frfeature+mobilefacenet-tflite" (default), "dlib", ... */
-    const char *landmarks;   /* "facemesh" (default), "onet", "68", "facemesh+68", "none" */
+    const char *landmarks;   /* "onet" (default), "facemesh", "68", "facemesh+68", "none" */
     mien_backend backend;    /* default MIEN_BACKEND_AUTO */
     int threads;             /* threads per session for intra-op parallelism; 0 = 1 */
     int flip;                /* embed with horizontal-flip test-time augmentation: -1 default */
@@ -87,7 +87,10 @@ typedef struct mien_config {
                               * mien_analyze can answer them; default 0 (none) */
     const char *analysis;    /* which models answer each task, "TASK=MODEL[+MODEL...],...", e.g.
                               * "age=fr_age+gear,liveness=antispoof" (several: their mean);
-                              * NULL or "" for the defaults (README, "Face analysis") */
+                              * pose: "landmarks" (the fit of the five alignment points, the
+                              * default), "landmarks68" (of the 68 landmarks where a face has
+                              * them), "fr_pose"; NULL or "" for the defaults (README, "Face
+                              * analysis") */
     float liveness_threshold;/* liveness score at or above which a face is real; 0: the models'
                               * default */
 } mien_config;
@@ -147,7 +150,7 @@ typedef struct mien_face {
     float score;           /* detector confidence in [0,1] */
     /* The landmark source's own points: 6 from BlazeFace (the eye centres, nose tip, mouth
      * centre, and the two ear tragions, in the order the detector gives them), 68 from a
-     * 68-point model. */
+     * 68-point model, none from O-Net (the default: its five are the alignment points). */
     int n_landmarks;
     float landmarks[MIEN_MAX_LANDMARKS][2];
     /* The alignment points in ArcFace template order: eye, eye, nose tip, mouth corner, mouth
@@ -248,6 +251,11 @@ enum {
  * mien_analysis.expression_scores. */
 extern const char *const mien_expression_names[MIEN_EXPRESSIONS];
 
+#define MIEN_RACES 5
+/* "white", "black", "asian", "indian", "other": GEAR's race classes in its own order (Human's
+ * src/gear/gear.ts), the order of mien_analysis.race_scores. */
+extern const char *const mien_race_names[MIEN_RACES];
+
 typedef struct mien_analysis {
     unsigned tasks;          /* MIEN_ANALYZE_* bits that were computed */
     float age;               /* years */
@@ -274,6 +282,10 @@ typedef struct mien_analysis {
     float sharpness_score, brightness_score, contrast_score, size_score, pose_score;
     int mask;                /* 1: a mask covers the mouth and nose */
     float mask_score;        /* confidence of that answer, 0.5..1 */
+    int race;                /* index into mien_race_names of the most likely class; -1 when
+                              * no model answering it ran (only GEAR does: --analysis age=gear
+                              * or gender=gear) */
+    float race_scores[MIEN_RACES]; /* GEAR's probabilities, summing to 1 */
 } mien_analysis;
 
 /* Analyse face (from mien_detect on img) for the tasks in flags (MIEN_ANALYZE_*). A task
@@ -288,7 +300,7 @@ int mien_photo_analyze(mien_session *s, mien_photo *p, const mien_face *face, un
 /* The tasks the open model set can analyse (MIEN_ANALYZE_* bits). */
 unsigned mien_models_analysis_tasks(const mien_models *m);
 /* The models that answer one task ("fr_age+gear"), "" when none is loaded. For POSE without
- * a model: "landmarks" (the fit of the alignment points). */
+ * a model: "landmarks" (the fit of the alignment points) or "landmarks68". */
 const char *mien_models_analysis_names(const mien_models *m, unsigned task);
 
 /* ==== Gallery ==== */

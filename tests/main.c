@@ -106,6 +106,24 @@ int tu_python_generate(const char *script, const char *dir, char *log, size_t ca
     return rc;
 }
 
+int tu_labels_agree(const char *got, const char *want, int *extra) {
+    char g[4096], w[4096];
+    snprintf(g, sizeof g, "%s", got);
+    snprintf(w, sizeof w, "%s", want);
+    char *sg = NULL, *sw = NULL, *next = strtok_r(w, ",", &sw);
+    int more = 0;
+    for (char *t = strtok_r(g, ",", &sg); t; t = strtok_r(NULL, ",", &sg)) {
+        if (next && !strcmp(t, next))
+            next = strtok_r(NULL, ",", &sw);
+        else if (!strcmp(t, "unknown"))
+            more++;
+        else
+            return 0;
+    }
+    if (extra) *extra = more;
+    return next == NULL;
+}
+
 const char *tu_temp_file(const char *suffix, const void *data, size_t len) {
     static char bufs[8][256];
     static int next;

@@ -287,26 +287,36 @@ START_TEST(bad_inputs) {
 END_TEST
 
 START_TEST(bad_models) {
-    char *out, *err;
-    const char *img = tu_path("%s/people/examples/obama.jpg", tu_data_dir());
+    char *out, *err, img[1024];
+    snprintf(img, sizeof img, "%s/people/examples/obama.jpg", tu_data_dir());
     int rc = tu_run_mien(tu_mien_bin(), tu_path("detect --models /nonexistent/models %s", img), &out, &err);
     assert_clean_failure(rc, err, "missing models folder");
     ck_assert_msg(strstr(err, "make setup"), "should say how to get the models: %s", err);
     free(out), free(err);
-    /* A copy of the models folder with one weights file cut short, one JSON file corrupted. */
+    /* A copy of the models folder with one file of each format cut short (the default
+     * stage's ONNX detector and TFLite O-Net, BlazeFace's TFJS weights), then a TFJS model's
+     * JSON corrupted: each failure names the file. */
     char dir[] = "/tmp/mien-models-XXXXXX";
     ck_assert(mkdtemp(dir) != NULL);
-    rc = tu_run(tu_path("cp -r %s/human %s/faceapi %s/ && head -c 1000 %s/human/blazeface.bin > %s/human/blazeface.bin",
-                        tu_models_dir(), tu_models_dir(), dir, tu_models_dir(), dir), NULL);
+    ck_assert_int_eq(tu_run(tu_path("cp -r %s/. %s/", tu_models_dir(), dir), NULL), 0);
+    static const struct { const char *file, *name, *flags; } cut[] = {
+        {"faceplugin/fr_detect.onnx", "fr_detect", ""},
+        {"expo/onet.tflite", "onet", ""},
+        {"human/blazeface.bin", "blazeface", "--detector blazeface"},
+    };
+    for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++) {
+        rc = tu_run(tu_path("head -c 1000 %s/%s > %s/%s", tu_models_dir(), cut[i].file, dir, cut[i].file), NULL);
+        ck_assert_int_eq(rc, 0);
+        rc = tu_run_mien(tu_mien_bin(), tu_path("detect %s --models %s %s", cut[i].flags, dir, img), &out, &err);
+        assert_clean_failure(rc, err, "truncated model weights");
+        ck_assert_msg(strstr(err, cut[i].name), "should name the model %s: %s", cut[i].name, err);
+        free(out), free(err);
+        rc = tu_run(tu_path("cp %s/%s %s/%s", tu_models_dir(), cut[i].file, dir, cut[i].file), NULL);
+        ck_assert_int_eq(rc, 0);
+    }
+    rc = tu_run(tu_path("printf '{\"modelTopology\": [1, 2' > %s/human/blazeface.json", dir), NULL);
     ck_assert_int_eq(rc, 0);
-    rc = tu_run_mien(tu_mien_bin(), tu_path("detect --models %s %s", dir, img), &out, &err);
-    assert_clean_failure(rc, err, "truncated model weights");
-    ck_assert_msg(strstr(err, "blazeface"), "should name the model: %s", err);
-    free(out), free(err);
-    rc = tu_run(tu_path("cp %s/human/blazeface.bin %s/human/ && printf '{\"modelTopology\": [1, 2' > %s/human/blazeface.json",
-                        tu_models_dir(), dir, dir), NULL);
-    ck_assert_int_eq(rc, 0);
-    rc = tu_run_mien(tu_mien_bin(), tu_path("detect --models %s %s", dir, img), &out, &err);
+    rc = tu_run_mien(tu_mien_bin(), tu_path("detect --detector blazeface --models %s %s", dir, img), &out, &err);
     assert_clean_failure(rc, err, "corrupt model JSON");
     free(out), free(err);
     tu_run(tu_path("rm -rf %s", dir), NULL);
@@ -333,6 +343,7 @@ END_TEST
 /* `make install` into a temporary prefix: the README's example program builds against the
  * installed header and library (pkg-config, the shared library), the installed mien runs
  * from another folder with no flag and no variable (it finds PREFIX/share/mien/models),
+ * with the mask head that install trains when it is missing (mien analyze answers the mask),
  * libmien.so exports only the mien_* API, the man page has every command, and without the
  * models the message names every place looked at. */
 START_TEST(installed_use) {
@@ -365,6 +376,15 @@ START_TEST(installed_use) {
                         dir, env, dir, data, data),
                 &out);
     ck_assert_msg(rc == 0 && strstr(out, "same person"), "installed mien verify: exit %d: %s", rc, out);
+    free(out);
+    /* The mask head (trained by make mask-model, which install runs when it is missing) is
+     * installed too: the installed mien analyze answers the mask (photo 2 of the mask set is
+     * a masked face). */
+    rc = tu_run(tu_path("%s %s/usr/bin/mien analyze --json --tasks mask %s/analysis/mask/img/0002.jpg 2>&1",
+                        env, dir, data),
+                &out);
+    ck_assert_msg(rc == 0 && strstr(out, "\"mask\":{\"value\":\"mask\""), "installed mien analyze --tasks mask: "
+                  "exit %d: %s", rc, out);
     free(out);
 
     rc = tu_run(tu_path("nm -D --defined-only %s/usr/lib/libmien.so | awk '{print $3}' | "

@@ -1183,7 +1183,7 @@ START_TEST(identify_labelled_faces) {
     int rc = tu_run_mien(tu_mien_bin_fast(), args, &out, &err);
     ck_assert_msg(rc == 0, "identify failed (%d): %s", rc, err);
     const char *gallery_people[] = {"alex_lacamoire", "biden", "kit_harington", "obama", "rose_leslie"};
-    int line = 0, faces = 0, unknown_ok = 0;
+    int line = 0, faces = 0, unknown_ok = 0, extra = 0;
     save = NULL;
     for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save), line++) {
         ck_assert(line < photos);
@@ -1194,33 +1194,45 @@ START_TEST(identify_labelled_faces) {
         /* Faces come left to right; check anyway. */
         int nf = cJSON_GetArraySize(fa);
         double prev_x = -1;
-        char want[256];
-        snprintf(want, sizeof want, "%s", names[line]);
-        int k = 0;
-        char *s2 = NULL;
-        for (char *who = strtok_r(want, ",", &s2); who; who = strtok_r(NULL, ",", &s2), k++) {
-            ck_assert_msg(k < nf, "%s: %d faces, fewer than labelled (%s)", image, nf, names[line]);
-            cJSON *f = cJSON_GetArrayItem(fa, k);
+        char got[1024] = "", want[1024] = "", copy[256];
+        for (int i = 0; i < nf; i++) {
+            cJSON *f = cJSON_GetArrayItem(fa, i);
             double x = cJSON_GetArrayItem(cJSON_GetObjectItem(f, "box"), 0)->valuedouble;
             ck_assert_msg(x >= prev_x, "%s: faces not left to right", image);
             prev_x = x;
-            const char *got = cJSON_GetObjectItem(f, "name")->valuestring;
+            size_t at = strlen(got);
+            snprintf(got + at, sizeof got - at, "%s%s(%.3f to %s)", i ? "," : "",
+                     cJSON_GetObjectItem(f, "name")->valuestring,
+                     cJSON_GetObjectItem(f, "similarity")->valuedouble,
+                     cJSON_GetObjectItem(f, "nearest")->valuestring);
+        }
+        snprintf(copy, sizeof copy, "%s", names[line]);
+        int k = 0;
+        char *s2 = NULL;
+        for (char *who = strtok_r(copy, ",", &s2); who; who = strtok_r(NULL, ",", &s2), k++) {
             int enrolled = 0;
             for (int p = 0; p < 5; p++) enrolled |= !strcmp(who, gallery_people[p]);
-            const char *expect = enrolled ? who : "unknown";
-            ck_assert_msg(!strcmp(got, expect), "%s face %d: %s, labelled %s (similarity %g to %s)",
-                          image, k + 1, got, expect,
-                          cJSON_GetObjectItem(f, "similarity")->valuedouble,
-                          cJSON_GetObjectItem(f, "nearest")->valuestring);
+            size_t at = strlen(want);
+            snprintf(want + at, sizeof want - at, "%s%s", k ? "," : "", enrolled ? who : "unknown");
             unknown_ok += !enrolled && strstr(image, "lin-manuel-miranda.png") != NULL;
-            faces++;
         }
-        ck_assert_msg(k == nf, "%s: %d faces found, %d labelled", image, nf, k);
+        /* The names alone, for the comparison. */
+        char names_only[1024] = "";
+        for (int i = 0; i < nf; i++) {
+            size_t at = strlen(names_only);
+            snprintf(names_only + at, sizeof names_only - at, "%s%s", i ? "," : "",
+                     cJSON_GetObjectItem(cJSON_GetArrayItem(fa, i), "name")->valuestring);
+        }
+        int more = 0;
+        ck_assert_msg(tu_labels_agree(names_only, want, &more), "%s: found %s, labelled %s", image, got, want);
+        extra += more;
+        faces += k;
         cJSON_Delete(o);
     }
     ck_assert_int_eq(line, photos);
     ck_assert_int_ge(faces, 25);
     ck_assert_msg(unknown_ok == 1, "lin-manuel-miranda.png should come back unknown");
+    ck_assert_msg(extra <= 2, "%d faces beyond the labels", extra); /* see tu_labels_agree */
     free(out), free(err), free(labels);
     /* --draw writes a PNG with the names. */
     const char *png = keep(tu_temp_file(".png", "", 0));

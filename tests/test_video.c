@@ -541,29 +541,40 @@ END_TEST
 
 /* The gallery of people/examples (as the README's Video section builds it), once per test
  * case, in the runner's process. */
-static char gallery[256];
+static char gallery[256], gallery_def[256];
 
-/* The clip's people are enrolled and named with dlib's embedder, the one this suite's
- * expectations were set with: on the audience shot the default (frfeature+mobilefacenet-tflite)
- * scores Barack Obama's track 0.375, under its 0.418 threshold (README, Video), so the tests
- * of the tracker pin the embedder. */
-static void make_gallery(void) {
-    const char *d = temp_dir();
+/* The tracker's tests enroll and name the clip's people with dlib's embedder behind BlazeFace
+ * and the face mesh, the stage their expectations were set with (README, Video): dlib's
+ * ResNet names Barack Obama's three-quarter face in the audience at 0.931 with the mesh's
+ * points (its threshold 0.929), 0.926 with O-Net's. test_clip_video_command also runs the
+ * defaults (UltraFace, O-Net, frfeature+mobilefacenet-tflite: Obama at 0.41, threshold 0.387)
+ * on a gallery of their own. */
+#define CLIP_STAGE "--embedder dlib --detector blazeface --landmarks facemesh"
+
+/* Enroll the clip's people into db with the model options opts. */
+static int enroll_people(const char *db, const char *opts) {
     char ex[512];
     snprintf(ex, sizeof ex, "%s/people/examples", tu_data_dir());
-    snprintf(gallery, sizeof gallery, "%s/g.db", d);
     const char *bin = tu_mien_bin_fast();
     char cmd[16384];
     snprintf(cmd, sizeof cmd,
-             "%s enroll --embedder dlib --gallery %s --from-dir %s/knn_examples/train >/dev/null && "
-             "%s enroll --embedder dlib --gallery %s lin_manuel_miranda %s/lin-manuel-miranda.png >/dev/null && "
-             "%s enroll --embedder dlib --gallery %s alex_lacamoire %s/alex-lacamoire.png >/dev/null && "
-             "%s enroll --embedder dlib --gallery %s biden %s/biden.jpg >/dev/null && "
-             "%s enroll --embedder dlib --gallery %s obama %s/obama.jpg %s/obama2.jpg %s/obama-240p.jpg %s/obama-480p.jpg "
+             "%s enroll %s --gallery %s --from-dir %s/knn_examples/train >/dev/null && "
+             "%s enroll %s --gallery %s lin_manuel_miranda %s/lin-manuel-miranda.png >/dev/null && "
+             "%s enroll %s --gallery %s alex_lacamoire %s/alex-lacamoire.png >/dev/null && "
+             "%s enroll %s --gallery %s biden %s/biden.jpg >/dev/null && "
+             "%s enroll %s --gallery %s obama %s/obama.jpg %s/obama2.jpg %s/obama-240p.jpg %s/obama-480p.jpg "
              "%s/obama-720p.jpg %s/obama-1080p.jpg %s/obama_small.jpg >/dev/null 2>&1",
-             bin, gallery, ex, bin, gallery, ex, bin, gallery, ex, bin, gallery, ex, bin, gallery, ex, ex,
-             ex, ex, ex, ex, ex);
-    if (tu_run(cmd, NULL) != 0) gallery[0] = '\0';
+             bin, opts, db, ex, bin, opts, db, ex, bin, opts, db, ex, bin, opts, db, ex, bin, opts, db,
+             ex, ex, ex, ex, ex, ex, ex);
+    return tu_run(cmd, NULL);
+}
+
+static void make_gallery(void) {
+    const char *d = temp_dir();
+    snprintf(gallery, sizeof gallery, "%s/g.db", d);
+    snprintf(gallery_def, sizeof gallery_def, "%s/default.db", d);
+    if (enroll_people(gallery, CLIP_STAGE) != 0 || enroll_people(gallery_def, "") != 0)
+        gallery[0] = '\0';
 }
 
 static void drop_gallery(void) {
@@ -649,8 +660,11 @@ static int parse_timeline(const char *out, trk_line *tr, int cap, int *frames) {
 /* The clip's ground truth: every named track lies in a span where labels.tsv shows that
  * person (0.15 s of slack for the cut frames); Lin-Manuel Miranda is named in his close-up
  * (3.2 - 7.9 s) and Barack Obama in his shot (7.9 - 10 s), each as one track over most of
- * the shot; the close-up holds no other track (no fragments of the same face). */
-static void check_clip(const trk_line *tr, int n, const char *what) {
+ * the shot; the close-up holds no other track (no fragments of the same face), unless want
+ * leaves out CLIP_ONE_IN_CLOSEUP (UltraFace's low-score boxes may follow a hand there for a
+ * moment: an unnamed track); without CLIP_OBAMA Obama may stay unknown. */
+enum { CLIP_OBAMA = 1, CLIP_ONE_IN_CLOSEUP = 2 };
+static void check_clip(const trk_line *tr, int n, const char *what, int want) {
     span sp[16];
     int ns = read_labels(sp, 16);
     int lin = 0, obama = 0;
@@ -672,7 +686,8 @@ static void check_clip(const trk_line *tr, int n, const char *what) {
         }
     }
     ck_assert_msg(lin == 1, "%s: %d tracks named Lin-Manuel Miranda in his close-up", what, lin);
-    ck_assert_msg(obama == 1, "%s: %d tracks named Obama", what, obama);
+    ck_assert_msg((want & CLIP_OBAMA) ? obama == 1 : obama <= 1, "%s: %d tracks named Obama", what, obama);
+    if (!(want & CLIP_ONE_IN_CLOSEUP)) return;
     int in_closeup = 0;
     for (int i = 0; i < n; i++) in_closeup += tr[i].t1 > 3.7 && tr[i].t0 < 7.8;
     ck_assert_msg(in_closeup == 1, "%s: %d tracks during the close-up", what, in_closeup);
@@ -682,17 +697,17 @@ START_TEST(test_clip_video_command) {
     ck_assert_msg(gallery[0], "could not enroll people/examples");
     const char *d = temp_dir();
     char *out, *err;
-    int rc = tu_run_mien(tu_mien_bin_fast(), tu_path("video %s --embedder dlib --gallery %s --json --threads 1", clip(), gallery),
+    int rc = tu_run_mien(tu_mien_bin_fast(), tu_path("video %s " CLIP_STAGE " --gallery %s --json --threads 1", clip(), gallery),
                          &out, &err);
     ck_assert_msg(rc == 0, "mien video: %d: %s", rc, err);
     trk_line tr[64];
     int frames = 0, n = parse_timeline(out, tr, 64, &frames);
     ck_assert_int_eq(frames, 275);
-    check_clip(tr, n, "every frame");
+    check_clip(tr, n, "every frame", CLIP_OBAMA | CLIP_ONE_IN_CLOSEUP);
     /* Frames detected ahead on 3 threads: the same timeline, line for line (the summary's
      * timing aside). */
     char *out3, *err3;
-    rc = tu_run_mien(tu_mien_bin_fast(), tu_path("video %s --embedder dlib --gallery %s --json --threads 3", clip(), gallery),
+    rc = tu_run_mien(tu_mien_bin_fast(), tu_path("video %s " CLIP_STAGE " --gallery %s --json --threads 3", clip(), gallery),
                      &out3, &err3);
     ck_assert_msg(rc == 0, "mien video --threads 3: %d: %s", rc, err3);
     char *s1 = strstr(out, "{\"type\":\"summary\""), *s3 = strstr(out3, "{\"type\":\"summary\"");
@@ -702,12 +717,22 @@ START_TEST(test_clip_video_command) {
     free(out3), free(err3);
     free(out), free(err);
 
+    /* The defaults (UltraFace, O-Net, the fused recognizer) on their own gallery: no one
+     * named wrongly, Lin-Manuel Miranda and Obama named; a short unnamed track may follow a
+     * hand in the close-up. */
+    rc = tu_run_mien(tu_mien_bin_fast(), tu_path("video %s --gallery %s --json --threads 2", clip(), gallery_def),
+                     &out3, &err3);
+    ck_assert_msg(rc == 0, "mien video, defaults: %d: %s", rc, err3);
+    n = parse_timeline(out3, tr, 64, &frames);
+    check_clip(tr, n, "defaults", CLIP_OBAMA);
+    free(out3), free(err3);
+
     /* Detection every third frame, with the annotated video and the best faces. */
-    rc = tu_run_mien(tu_mien_bin_fast(), tu_path("video %s --embedder dlib --gallery %s --json --detect-every 3 --threads 2 "
+    rc = tu_run_mien(tu_mien_bin_fast(), tu_path("video %s " CLIP_STAGE " --gallery %s --json --detect-every 3 --threads 2 "
                                                  "--out %s/a.mp4 --faces %s/faces", clip(), gallery, d, d), &out, &err);
     ck_assert_msg(rc == 0, "mien video --detect-every 3: %d: %s", rc, err);
     n = parse_timeline(out, tr, 64, &frames);
-    check_clip(tr, n, "--detect-every 3");
+    check_clip(tr, n, "--detect-every 3", CLIP_OBAMA | CLIP_ONE_IN_CLOSEUP);
     vid_reader *r;
     mien_err e = {0};
     ck_assert_msg(vid_reader_open(tu_path("%s/a.mp4", d), NULL, &r, &e) == 0, "%s", e.msg);
@@ -812,7 +837,7 @@ START_TEST(test_clip_watch_stream) {
     if (pid == 0) {
         /* The watcher, bounded in time: 120 s at most whatever happens. */
         execlp("sh", "sh", "-c",
-               tu_path("exec timeout -s INT 120 %s watch %s --embedder dlib --gallery %s --json --timeout 2 --retries 1 "
+               tu_path("exec timeout -s INT 120 %s watch %s " CLIP_STAGE " --gallery %s --json --timeout 2 --retries 1 "
                        "--webhook http://127.0.0.1:%d/hook >%s/out.jsonl 2>%s/err.txt", tu_mien_bin_fast(),
                        url, gallery, hook_port, d, d), (char *)NULL);
         _exit(127);
@@ -878,7 +903,7 @@ START_TEST(test_clip_service) {
     ck_assert(pid >= 0);
     if (pid == 0) {
         execlp("sh", "sh", "-c",
-               tu_path("exec %s serve --embedder dlib --port %d --gallery %s --keys %s/keys.db --workers 1 >%s/serve.log 2>&1",
+               tu_path("exec %s serve " CLIP_STAGE " --port %d --gallery %s --keys %s/keys.db --workers 1 >%s/serve.log 2>&1",
                        tu_mien_bin(), port, gallery, d, d), (char *)NULL);
         _exit(127);
     }

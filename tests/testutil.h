@@ -34,5 +34,12 @@ int tu_python(const char *args, size_t tail, char **out);
 int tu_python_generate(const char *script, const char *dir, char *log, size_t cap);
 /* Write len bytes to a new temporary file; returns its path (static rotating buffer). */
 const char *tu_temp_file(const char *suffix, const void *data, size_t len);
+/* Whether the names of the faces found, left to right ("a,unknown,b"), agree with a photo's
+ * labels (people/labels.tsv, with "unknown" for the people not enrolled): the labels appear in
+ * order, and every other face found is "unknown". people/labels.tsv names the people a photo
+ * is about; a bystander it leaves out (the girl at the right of obama_and_biden.jpg) is a face
+ * all the same, and a stranger to the gallery. *extra (when not NULL) gets the count of faces
+ * beyond the labels. */
+int tu_labels_agree(const char *got, const char *want, int *extra);
 
 #endif

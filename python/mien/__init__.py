@@ -38,6 +38,7 @@ __all__ = ["MienError", "Face", "Models", "Gallery", "Verification", "Match", "S
 # expressions in the order of "scores".
 ANALYSIS_TASKS = tuple(_lib.ANALYZE)
 EXPRESSIONS = tuple(_lib.expression_names)
+RACES = tuple(_lib.race_names)
 
 __version__ = _lib.version().decode()
 
@@ -104,7 +105,8 @@ def _copy_image(img):
 
 class Face:
     """One face: box (x, y, width, height) in image pixels, score, landmarks ((n, 2):
-    BlazeFace's 6 keypoints or 68 points with a 68-point landmark source), points (the 5
+    none with the default O-Net, BlazeFace's 6 keypoints, or 68 points with a 68-point
+    landmark source), points (the 5
     alignment points: eye, eye, nose tip, mouth corners), and embedding (float32, set by
     Models.faces). Face.from_box() makes one from a box alone (Models.landmarks fills it)."""
 
@@ -231,6 +233,9 @@ def _analysis_dict(face, a):
     if t & _lib.ANALYZE["expression"]:
         d["expression"] = {"value": EXPRESSIONS[a.expression],
                            "scores": {n: float(v) for n, v in zip(EXPRESSIONS, a.expression_scores)}}
+    if 0 <= a.race < _lib.RACES:
+        d["race"] = {"value": RACES[a.race],
+                     "scores": {n: float(v) for n, v in zip(RACES, a.race_scores)}}
     if t & _lib.ANALYZE["liveness"]:
         d["liveness"] = {"score": float(a.liveness), "real": bool(a.real),
                          "threshold": float(a.liveness_threshold)}
@@ -260,9 +265,9 @@ class Models:
     models_dir None searches as the `mien` command does: $MIEN_MODELS, ./models, the user's
     data folder ($XDG_DATA_HOME/mien/models or ~/.local/share/mien/models), the install
     prefix (PREFIX/share/mien/models), then the checkout the package was installed from.
-    detector "blazeface" (default), "ultraface@320+ultraface@640", "ssd", ...; embedder
+    detector "ultraface@320+ultraface@640" (default), "blazeface", "ssd", ...; embedder
     "frfeature+mobilefacenet-tflite" (default), "dlib", "frfeature", "mobilefacenet-tflite",
-    ...; landmarks "facemesh" (default), "onet", "68", "68-tiny", "facemesh+68", "none"; threads: the
+    ...; landmarks "onet" (default), "facemesh", "68", "68-tiny", "facemesh+68", "none"; threads: the
     threads inside each network, per session; flip: add the mirrored face's embedding
     (default: the embedder's choice).
     Face analysis (analyze()): analyze, the tasks whose models are loaded, "all" or a list or

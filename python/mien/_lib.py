@@ -114,6 +114,7 @@ class GalleryFaceInfo(ctypes.Structure):
 
 
 EXPRESSIONS = 7
+RACES = 5
 
 
 class Analysis(ctypes.Structure):
@@ -130,7 +131,8 @@ class Analysis(ctypes.Structure):
                 ("sharpness_score", ctypes.c_float), ("brightness_score", ctypes.c_float),
                 ("contrast_score", ctypes.c_float), ("size_score", ctypes.c_float),
                 ("pose_score", ctypes.c_float), ("mask", ctypes.c_int),
-                ("mask_score", ctypes.c_float)]
+                ("mask_score", ctypes.c_float), ("race", ctypes.c_int),
+                ("race_scores", ctypes.c_float * RACES)]
 
 
 # ---- functions -------------------------------------------------------------------------------
@@ -188,6 +190,7 @@ photo_analyze = _fn("mien_photo_analyze", c_int, vp, vp, P(Face), ctypes.c_uint,
 models_analysis_tasks = _fn("mien_models_analysis_tasks", ctypes.c_uint, vp)
 models_analysis_names = _fn("mien_models_analysis_names", c_char_p, vp, ctypes.c_uint)
 expression_names = [n.decode() for n in (c_char_p * EXPRESSIONS).in_dll(lib, "mien_expression_names")]
+race_names = [n.decode() for n in (c_char_p * RACES).in_dll(lib, "mien_race_names")]
 # MIEN_ANALYZE_* (mien.h), by the names the command line and the service use.
 ANALYZE = {"age": 1 << 0, "gender": 1 << 1, "expression": 1 << 2, "liveness": 1 << 3,
            "pose": 1 << 4, "quality": 1 << 5, "mask": 1 << 6}

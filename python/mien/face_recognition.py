@@ -56,8 +56,11 @@ __all__ = ["load_image_file", "face_locations", "batch_face_locations", "face_la
 # dlib's ResNet in every kind: face_recognition's encodings are dlib's 128-d descriptors, and
 # programs keep them (mien's own default recognizer is another, 704-d one).
 _KINDS = {
-    "default": {"embedder": "dlib"},                    # BlazeFace + face mesh + dlib ResNet
-    "68": {"landmarks": "68", "embedder": "dlib"},      # BlazeFace + 68-point net + dlib ResNet
+    # face_recognition's HOG detector looks for frontal faces; BlazeFace with the face mesh,
+    # on whose points dlib's ResNet was measured, stands in for it (mien's own default stage,
+    # UltraFace and O-Net, also finds profiles and bystanders).
+    "default": {"detector": "blazeface", "landmarks": "facemesh", "embedder": "dlib"},
+    "68": {"detector": "blazeface", "landmarks": "68", "embedder": "dlib"},
     "cnn": {"detector": "ssd", "embedder": "dlib"},     # face-api's SSD + face mesh + dlib ResNet
 }
 _models = {}

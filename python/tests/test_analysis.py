@@ -75,7 +75,8 @@ def test_array_and_file_agree(am):
     # a mirrored photo: the same person, the yaw and roll change sign
     m = am.analyze(np.ascontiguousarray(img[:, ::-1]))[0]
     assert abs(m["age"] - a[0]["age"]) < 3
-    assert m["pose"]["yaw"] * a[0]["pose"]["yaw"] <= 0 or abs(a[0]["pose"]["yaw"]) < 3
+    # (a face within a few degrees of frontal may keep the sign: the five points' noise)
+    assert m["pose"]["yaw"] * a[0]["pose"]["yaw"] <= 0 or abs(a[0]["pose"]["yaw"]) < 5
 
 
 def test_tasks_per_call(am):
@@ -111,3 +112,19 @@ def test_liveness_prints_refused(am):
         faces = am.analyze(os.path.join(ANTISPOOF, path), tasks="liveness")
         assert faces, path
         assert max(faces, key=lambda f: f["box"][2] * f["box"][3])["liveness"]["real"] is want, path
+
+
+def test_gear_race_same_as_the_command():
+    """GEAR's race (only when GEAR runs) answers as the command's JSON."""
+    assert mien.RACES == ("white", "black", "asian", "indian", "other")
+    cli = json.loads(subprocess.run([MIEN, "analyze", "--json", "--tasks", "age", "--analysis", "age=gear",
+                                     OBAMA], check=True, capture_output=True, text=True).stdout)
+    with mien.Models(analyze="age", analysis="age=gear") as m:
+        py = m.analyze(OBAMA)
+    assert len(py) == len(cli["faces"]) == 1
+    c = cli["faces"][0]
+    assert "race" in c and "race" in py[0]
+    close(py[0]["race"], c["race"])
+    assert abs(sum(py[0]["race"]["scores"].values()) - 1) < 1e-4
+    with mien.Models(analyze="age") as m:
+        assert "race" not in m.analyze(OBAMA)[0]

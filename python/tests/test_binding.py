@@ -78,7 +78,11 @@ def test_array_and_file_agree(models):
 
 def test_face_fields(models):
     f = models.detect(OBAMA)[0]
-    assert f.landmarks.shape == (6, 2) and f.points.shape == (5, 2)
+    # The default stage (UltraFace, O-Net) gives the five points and no dense landmarks;
+    # BlazeFace gives its six keypoints.
+    assert f.landmarks.shape == (0, 2) and f.points.shape == (5, 2)
+    with mien.Models(detector="blazeface", landmarks="none") as bm:
+        assert bm.detect(OBAMA)[0].landmarks.shape == (6, 2)
     x, y, w, h = f.box
     assert all(x <= px <= x + w and y <= py <= y + h for px, py in f.points)
     top, right, bottom, left = f.css
@@ -90,7 +94,12 @@ def test_detect_options(models):
     img = models.load_image(TWO)
     assert len(models.detect(img, max_faces=1)) == 1
     assert len(models.detect(img, min_size=1000)) == 0
-    assert len(models.detect(img, min_score=0.99)) == 0
+    # UltraFace's scores sit close to 1 on clear faces: a cut between the group photo's
+    # lowest and highest keeps some of its faces, not all.
+    group = os.path.join(PEOPLE, "examples", "knn_examples", "test", "obama_and_biden.jpg")
+    scores = sorted(f.score for f in models.detect(group))
+    assert len(scores) >= 2 and scores[0] < scores[-1]
+    assert 0 < len(models.detect(group, min_score=(scores[0] + scores[-1]) / 2)) < len(scores)
 
 
 def test_verify(models):
@@ -222,11 +231,12 @@ def test_gallery(models, tmp_path):
         assert [s.name for s in subjects] == sorted({p for p, _, _ in train})
         assert sum(s.n_faces for s in subjects) == len(train) == g.count()[1]
         assert g.model == (models.embedder, models.embedding_dim)
-        # Every face of the group photo is named.
-        for f in models.faces(os.path.join(PEOPLE, "examples", "knn_examples", "test",
-                                           "obama_and_biden.jpg")):
-            m = g.identify(f.embedding, models.threshold)
-            assert m.known and m.name in ("obama", "biden")
+        # The group photo's two people are named; the girl at its right is a stranger.
+        found = [g.identify(f.embedding, models.threshold)
+                 for f in models.faces(os.path.join(PEOPLE, "examples", "knn_examples", "test",
+                                                    "obama_and_biden.jpg"))]
+        assert sorted(m.name for m in found if m.known) == ["biden", "obama"]
+        assert len(found) <= 3
         lin = models.faces(os.path.join(PEOPLE, "examples", "lin-manuel-miranda.png"))[0]
         m = g.identify(lin.embedding, models.threshold)
         assert not m.known and m.similarity < models.threshold

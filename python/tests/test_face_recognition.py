@@ -142,7 +142,7 @@ def test_face_landmarks():
 def test_encodings_and_distance():
     """face_distance is 0.6 * sqrt((1 - cos) / (1 - t)): 0.6 exactly at mien's threshold t, so
     compare_faces agrees with mien's own same/different decision."""
-    m = mien.Models(embedder="dlib")  # the compatibility layer's recognizer
+    m = mien.Models(detector="blazeface", landmarks="facemesh", embedder="dlib")  # the layer's
     t = m.threshold
     paths = [OBAMA, OBAMA2, BIDEN, os.path.join(PEOPLE, "tests", "test_images", "biden.jpg"),
              os.path.join(PEOPLE, "examples", "alex-lacamoire.png")]

@@ -142,13 +142,16 @@ static const char analyze_usage[] =
     "                          \"score\"}, \"expression\": {\"value\", \"scores\"}, \"liveness\":\n"
     "                          {\"score\", \"real\", \"threshold\"}, \"pose\": {\"yaw\", \"pitch\",\n"
     "                          \"roll\"}, \"quality\": {\"score\", ...parts}, \"mask\": {\"value\",\n"
-    "                          \"score\"}}]}\n"
+    "                          \"score\"}}]}; with GEAR (age=gear or gender=gear) also\n"
+    "                          \"race\": {\"value\", \"scores\"} (white, black, asian,\n"
+    "                          indian, other)\n"
     "  --draw OUT              the photo with each face's attributes written under its box\n"
     "                          (a PNG file for one image, a folder for several)\n"
     "  --tasks LIST            age,gender,expression,liveness,pose,quality,mask or all\n"
     "                          (default: all; mask when its model has been trained)\n"
     "  --analysis SPEC         models per task, e.g. age=fr_age+gear,liveness=antispoof\n"
-    "                          (mien models lists them; default: README, \"Face analysis\")\n"
+    "                          (mien models lists them; default: README, \"Face analysis\");\n"
+    "                          pose: landmarks (the five points), landmarks68, fr_pose\n"
     "  --liveness-threshold T  a face is real at liveness >= T (default: the model's)\n"
     "  --threads N             threads: several files run in parallel (default: all cores)\n"
     "  (and the detection options of mien detect)\n";
@@ -190,6 +193,8 @@ static void analysis_text(const mien_analysis *r, char *buf, size_t size, int sh
     buf[0] = '\0';
     if (r->tasks & MIEN_ANALYZE_AGE) PUT("age %.0f", r->age);
     if (r->tasks & MIEN_ANALYZE_GENDER) PUT("%s%s %.2f", k ? ", " : "", r->male ? "male" : "female", r->gender_score);
+    if (r->race >= 0 && r->race < MIEN_RACES && !short_form)
+        PUT("%s%s %.2f", k ? ", " : "", mien_race_names[r->race], r->race_scores[r->race]);
     if (r->tasks & MIEN_ANALYZE_EXPRESSION)
         PUT("%s%s %.2f", k ? ", " : "", mien_expression_names[r->expression], r->expression_scores[r->expression]);
     if (r->tasks & MIEN_ANALYZE_LIVENESS) PUT("%s%s %.2f", k ? ", " : "", r->real ? "real" : "SPOOF", r->liveness);
@@ -359,7 +364,8 @@ static const char eval_usage[] =
     "'#path<TAB>column...' naming the columns, then one photo per line (path relative to DIR).\n"
     "Columns read: age (years), gender (male/female), label (real/spoof, mask/no_mask, or an\n"
     "expression: angry, disgust, fear, happy, neutral, sad, surprise), view (frontal/profile:\n"
-    "right when |yaw| <= 15 degrees on frontal photos, >= 45 on profiles); a path starting\n"
+    "right when |yaw| <= 15 degrees on frontal photos, >= 45 on profiles), race (white, black,\n"
+    "asian, indian, other or others: measured where GEAR runs, --analysis age=gear); a path starting\n"
     "with / is taken as it is. The largest face of each\n"
     "photo is analysed (a tight crop is searched again inside a border); photos without a face\n"
     "are counted in faces_missing and left out of the figures.\n"
@@ -370,7 +376,8 @@ static const char eval_usage[] =
     "\n"
     "  --set DIR               the folder (e.g. ../shared/data/analysis/age_gender)\n"
     "  --json                  {\"images\", \"faces_missing\", \"age_mae\", \"age_within5\",\n"
-    "                          \"gender_accuracy\", \"expression_accuracy\", \"expression_confusion\",\n"
+    "                          \"gender_accuracy\", \"race_accuracy\", \"expression_accuracy\",\n"
+    "                          \"expression_confusion\",\n"
     "                          \"spoof_apcer\", \"spoof_bpcer\", \"spoof_acer\", \"spoof_threshold\",\n"
     "                          \"spoof_roc\", \"spoof_auc\", \"mask_accuracy\", \"pose_accuracy\",\n"
     "                          \"pose_frontal_within15\", \"pose_profile_beyond45\", \"models\"}\n"
@@ -383,7 +390,7 @@ static const char eval_usage[] =
     "                          path, every other photo): the half a trained head never saw\n"
     "  --threads N             photos analysed in parallel (default: all cores)\n";
 
-enum { COL_AGE, COL_GENDER, COL_LABEL, COL_VIEW, COL_KIND, N_COLS };
+enum { COL_AGE, COL_GENDER, COL_LABEL, COL_VIEW, COL_KIND, COL_RACE, N_COLS };
 
 typedef struct ev_item {
     char *path;               /* full path */
@@ -394,6 +401,7 @@ typedef struct ev_item {
     int real;                 /* -1: none */
     int mask;                 /* -1: none */
     int profile;              /* view: 1 profile, 0 frontal, -1 none */
+    int race;                 /* index into mien_race_names, -1: none */
     char group[96];           /* label and kind: the groups of cli_split_halves */
     /* results */
     int found, failed;
@@ -448,7 +456,7 @@ static int read_labels(const char *dir, ev_item **out, int *n_out, unsigned *has
         return EXIT_FAIL;
     }
     char line[8192];
-    int col[N_COLS] = {-1, -1, -1, -1, -1}, n = 0, cap = 0, lineno = 0, status = EXIT_OK;
+    int col[N_COLS] = {-1, -1, -1, -1, -1, -1}, n = 0, cap = 0, lineno = 0, status = EXIT_OK;
     ev_item *v = NULL;
     *has = 0;
     while (fgets(line, sizeof line, f)) {
@@ -475,6 +483,7 @@ static int read_labels(const char *dir, ev_item **out, int *n_out, unsigned *has
                 if (!strcmp(fields[k], "label")) col[COL_LABEL] = k;
                 if (!strcmp(fields[k], "view")) col[COL_VIEW] = k;
                 if (!strcmp(fields[k], "kind")) col[COL_KIND] = k;
+                if (!strcmp(fields[k], "race")) col[COL_RACE] = k;
             }
             continue;
         }
@@ -490,7 +499,7 @@ static int read_labels(const char *dir, ev_item **out, int *n_out, unsigned *has
         ev_item *it = &v[n];
         memset(it, 0, sizeof *it);
         it->age = -1;
-        it->male = it->expression = it->real = it->mask = it->profile = -1;
+        it->male = it->expression = it->real = it->mask = it->profile = it->race = -1;
         char full[4096];
         if (fields[0][0] == '/') snprintf(full, sizeof full, "%s", fields[0]);
         else snprintf(full, sizeof full, "%s/%s", dir, fields[0]);
@@ -531,6 +540,14 @@ static int read_labels(const char *dir, ev_item **out, int *n_out, unsigned *has
         snprintf(it->group, sizeof it->group, "%.40s\t%.40s",
                  col[COL_LABEL] > 0 && col[COL_LABEL] < nf ? fields[col[COL_LABEL]] : "",
                  col[COL_KIND] > 0 && col[COL_KIND] < nf ? fields[col[COL_KIND]] : "");
+        if (col[COL_RACE] > 0 && col[COL_RACE] < nf) {
+            /* GEAR's classes; UTKFace's labels say "others" */
+            const char *r = fields[col[COL_RACE]];
+            for (int k = 0; k < MIEN_RACES; k++)
+                if (!strcmp(r, mien_race_names[k])) it->race = k;
+            if (!strcmp(r, "others")) it->race = MIEN_RACES - 1;
+            if (it->race < 0) bad = "race";
+        }
         if (col[COL_VIEW] > 0 && col[COL_VIEW] < nf) {
             const char *w = fields[col[COL_VIEW]];
             it->profile = !strcmp(w, "profile") ? 1 : !strcmp(w, "frontal") ? 0 : -1;
@@ -635,6 +652,7 @@ int cmd_eval_analysis(int argc, char **argv) {
     int missing = 0, failed = 0;
     double age_abs = 0;
     int age_n = 0, age_w5 = 0, g_n = 0, g_ok = 0, e_n = 0, e_ok = 0, m_n = 0, m_ok = 0;
+    int r_n = 0, r_ok = 0; /* race, where GEAR ran */
     int conf[MIEN_EXPRESSIONS][MIEN_EXPRESSIONS] = {{0}};
     int n_real = 0, n_spoof = 0, apc = 0, bpc = 0;
     int n_front = 0, front_ok = 0, n_prof = 0, prof_ok = 0;
@@ -655,6 +673,7 @@ int cmd_eval_analysis(int argc, char **argv) {
             age_n++;
         }
         if ((tasks & MIEN_ANALYZE_GENDER) && it->male >= 0) g_n++, g_ok += r->male == it->male;
+        if (it->race >= 0 && r->race >= 0) r_n++, r_ok += r->race == it->race;
         if ((tasks & MIEN_ANALYZE_EXPRESSION) && it->expression >= 0) {
             e_n++;
             e_ok += r->expression == it->expression;
@@ -709,6 +728,7 @@ int cmd_eval_analysis(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "age_within5", r4((double)age_w5 / age_n));
     }
     if (g_n) cJSON_AddNumberToObject(o, "gender_accuracy", r4((double)g_ok / g_n));
+    if (r_n) cJSON_AddNumberToObject(o, "race_accuracy", r4((double)r_ok / r_n));
     if (e_n) {
         cJSON_AddNumberToObject(o, "expression_accuracy", r4((double)e_ok / e_n));
         cJSON *cm = cJSON_AddObjectToObject(o, "expression_confusion");
@@ -752,6 +772,7 @@ int cmd_eval_analysis(int argc, char **argv) {
                           100.0 * age_w5 / age_n, mien_models_analysis_names(m, MIEN_ANALYZE_AGE));
         if (g_n) printf("  gender     accuracy %.2f%% of %d  (%s)\n", 100.0 * g_ok / g_n, g_n,
                         mien_models_analysis_names(m, MIEN_ANALYZE_GENDER));
+        if (r_n) printf("  race       accuracy %.2f%% of %d  (gear)\n", 100.0 * r_ok / r_n, r_n);
         if (e_n) {
             printf("  expression accuracy %.2f%% of %d  (%s)\n", 100.0 * e_ok / e_n, e_n,
                    mien_models_analysis_names(m, MIEN_ANALYZE_EXPRESSION));
@@ -784,13 +805,14 @@ int cmd_eval_analysis(int argc, char **argv) {
             fprintf(stderr, "mien eval analysis: cannot write %s: %s\n", a.predictions, strerror(errno));
             status = EXIT_FAIL;
         } else {
-            fprintf(f, "#path\tfound\tage\tmale_score\texpression\tliveness\tyaw\tpitch\troll\tquality\tmask_score\n");
+            fprintf(f, "#path\tfound\tage\tmale_score\texpression\tliveness\tyaw\tpitch\troll\tquality\tmask_score\trace\n");
             for (int i = 0; i < n; i++) {
                 const mien_analysis *r = &items[i].r;
-                fprintf(f, "%s\t%d\t%.2f\t%.4f\t%s\t%.4f\t%.2f\t%.2f\t%.2f\t%.4f\t%.4f\n", items[i].rel,
+                fprintf(f, "%s\t%d\t%.2f\t%.4f\t%s\t%.4f\t%.2f\t%.2f\t%.2f\t%.4f\t%.4f\t%s\n", items[i].rel,
                         items[i].found, r->age, r->male ? r->gender_score : 1 - r->gender_score,
                         mien_expression_names[r->expression], r->liveness, r->yaw, r->pitch, r->roll,
-                        r->quality, r->mask ? r->mask_score : 1 - r->mask_score);
+                        r->quality, r->mask ? r->mask_score : 1 - r->mask_score,
+                        items[i].found && r->race >= 0 ? mien_race_names[r->race] : "");
             }
             fclose(f);
         }

@@ -264,13 +264,13 @@ typedef struct bench_model {
 } bench_model;
 
 static const bench_model bench_models[] = {
-    {"blazeface", "human/blazeface.json", LOAD_TFJS, 256, NULL, "detector (default)"},
-    {"ultraface@320", "faceplugin/fr_detect.onnx", LOAD_ONNX_DET, 320, NULL, "detector (profiles, 320x240)"},
-    {"ultraface@640", "faceplugin/fr_detect.onnx", LOAD_ONNX_DET, 640, NULL, "detector (profiles, large photos, 640x480)"},
-    {"onet", "expo/onet.tflite", LOAD_TFLITE, 48, NULL, "landmarks (profiles, 3 runs per face)"},
+    {"blazeface", "human/blazeface.json", LOAD_TFJS, 256, NULL, "detector (the former default)"},
+    {"ultraface@320", "faceplugin/fr_detect.onnx", LOAD_ONNX_DET, 320, NULL, "detector (default, 320x240)"},
+    {"ultraface@640", "faceplugin/fr_detect.onnx", LOAD_ONNX_DET, 640, NULL, "detector (default, second pass)"},
+    {"onet", "expo/onet.tflite", LOAD_TFLITE, 48, NULL, "landmarks (default, 3 runs per face)"},
     {"blazeface-front", "human/blazeface-front.json", LOAD_TFJS, 128, NULL, "detector"},
     {"ssd", "faceapi/ssd_mobilenetv1_model-weights_manifest.json", LOAD_SSD, 512, NULL, "detector"},
-    {"facemesh", "human/facemesh.json", LOAD_TFJS, 192, NULL, "landmarks (default)"},
+    {"facemesh", "human/facemesh.json", LOAD_TFJS, 192, NULL, "landmarks (the former default)"},
     {"68", "faceapi/face_landmark_68_model-weights_manifest.json", LOAD_LM68, 112, NULL, "landmarks"},
     {"68-tiny", "faceapi/face_landmark_68_tiny_model-weights_manifest.json", LOAD_LM68_TINY, 112, NULL, "landmarks"},
     {"dlib", "faceapi/face_recognition_model-weights_manifest.json", LOAD_REC, 150, NULL, "embedder"},
@@ -423,12 +423,12 @@ typedef struct pipeline {
 } pipeline;
 
 static const pipeline pipelines[] = {
-    {"default", "blazeface", "facemesh", "frfeature+mobilefacenet-tflite", 1,
-     "the default: BlazeFace 256, face mesh, frfeature and MobileFaceNet fused + mirrored face"},
-    {"profiles", "ultraface@320+ultraface@640", "onet", "frfeature+mobilefacenet-tflite", 1,
-     "for profiles and crowds: UltraFace 320 (640 on large photos), O-Net, the default recognizer"},
-    {"dlib", "blazeface", "facemesh", "dlib", 1, "the former default: dlib ResNet + mirrored face"},
-    {"mobilefacenet", "blazeface", "facemesh", "mobilefacenet", 1, "the issue's: the default with MobileFaceNet"},
+    {"default", "ultraface@320+ultraface@640", "onet", "frfeature+mobilefacenet-tflite", 1,
+     "the default: UltraFace 320 (640 on large photos), O-Net, frfeature and MobileFaceNet fused + mirrored face"},
+    {"blazeface", "blazeface", "facemesh", "frfeature+mobilefacenet-tflite", 1,
+     "the former detection stage: BlazeFace 256, face mesh, the default recognizer"},
+    {"dlib", "blazeface", "facemesh", "dlib", 1, "the first default: dlib ResNet + mirrored face"},
+    {"mobilefacenet", "blazeface", "facemesh", "mobilefacenet", 1, "BlazeFace, face mesh, human's MobileFaceNet + mirrored face"},
     {"light", "blazeface-front", "none", "mobilefacenet", 0, "light: BlazeFace 128, no refinement, MobileFaceNet, no mirror"},
 };
 #define N_PIPELINES (int)(sizeof pipelines / sizeof pipelines[0])

@@ -94,6 +94,15 @@ static const struct model_row {
 
 static const char usage[] = "usage: mien models [--json] [--models DIR]\n";
 
+/* Whether model name is one of the parts of a default's name: "ultraface" of
+ * "ultraface@320+ultraface@640", "frfeature" of "frfeature+mobilefacenet-tflite". */
+static int part_of(const char *name, const char *spec) {
+    const size_t n = strlen(name);
+    for (const char *p = spec; p && *p; p = strchr(p, '+') ? strchr(p, '+') + 1 : NULL)
+        if (!strncmp(p, name, n) && (p[n] == '\0' || p[n] == '+' || p[n] == '@')) return 1;
+    return 0;
+}
+
 /* sha256 of a file as listed in the models folder's manifest (scripts/models.sha256 is
  * copied there by the setup as SHA256SUMS). */
 static int lookup_sha(const char *dir, const char *file, char out[65]) {
@@ -151,9 +160,9 @@ int cmd_models(int argc, char **argv) {
         cJSON_AddBoolToObject(o, "trained_here", !strncmp(r->source, "trained here", 12));
         mien_config def;
         mien_config_default(&def);
-        cJSON_AddBoolToObject(o, "default", !strcmp(r->name, def.detector) ||
-                                                !strcmp(r->name, def.landmarks) ||
-                                                !strcmp(r->name, def.embedder));
+        cJSON_AddBoolToObject(o, "default", part_of(r->name, def.detector) ||
+                                                part_of(r->name, def.landmarks) ||
+                                                part_of(r->name, def.embedder));
         cJSON_AddItemToArray(arr, o);
     }
     if (c.json) {

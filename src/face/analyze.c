@@ -45,6 +45,9 @@ const char *const mien_expression_names[MIEN_EXPRESSIONS] = {
     "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise",
 };
 
+/* Human's src/gear/gear.ts: raceNames, the order of GEAR's race_output. */
+const char *const mien_race_names[MIEN_RACES] = {"white", "black", "asian", "indian", "other"};
+
 /* ==== The model table ==== */
 
 typedef enum an_loader {
@@ -59,8 +62,8 @@ typedef enum an_loader {
 typedef enum an_out {
     OUT_AGE_YEARS,           /* output 0: the age (SSR-Net, Human's "age") */
     OUT_GENDER_FM,           /* output 0: softmax (female, male) (oarriaga's gender) */
-    OUT_GEAR,                /* outputs by size: race (5), gender (2: male, female), age (7
-                              * bins weighted as Human does) */
+    OUT_GEAR,                /* outputs by size: race (5 probabilities, mien_race_names),
+                              * gender (2: male, female), age (7 bins weighted as Human does) */
     OUT_FACEAPI_AGEGENDER,   /* output 0: age; output 1: softmax (male, female) */
     OUT_SSR_AGE,             /* faceplugin's SSR-Net: 3 stages of (prob, delta, offset) */
     OUT_SSR_GENDER,          /* same, V = 1: P(male) */
@@ -200,8 +203,12 @@ static const char *const default_models[AN_TASKS] = {
     "",                           /* mask: models/mien/mask.ckpt, trained by mien train */
 };
 
-/* Pose from the alignment points needs no model: the name "landmarks" selects it. */
+/* Pose from the alignment points needs no model: the name "landmarks" selects it;
+ * "landmarks68" the fit of the 68 points where the face has them (--landmarks 68 or
+ * facemesh+68), of the five elsewhere. */
 #define POSE_LANDMARKS "landmarks"
+#define POSE_LANDMARKS68 "landmarks68"
+enum { POSE_FIT5 = -1, POSE_FIT68 = -2 }; /* their entries in an_models.task_models */
 
 const char *an_model_name(int i, unsigned *tasks) {
     if (i < 0 || i >= N_SPECS) return NULL;
@@ -441,9 +448,11 @@ int an_models_open(const char *dir, const mien_config *cfg, an_models **out, mie
         while (*p && !rc) {
             const char *plus = strchr(p, '+');
             size_t len = plus ? (size_t)(plus - p) : strlen(p);
-            if (flag == MIEN_ANALYZE_POSE && len == strlen(POSE_LANDMARKS) &&
-                !strncmp(p, POSE_LANDMARKS, len)) {
-                if (a->n_task_models[t] < AN_MAX_PER_TASK) a->task_models[t][a->n_task_models[t]++] = -1;
+            const int fit5 = len == strlen(POSE_LANDMARKS) && !strncmp(p, POSE_LANDMARKS, len);
+            const int fit68 = len == strlen(POSE_LANDMARKS68) && !strncmp(p, POSE_LANDMARKS68, len);
+            if (flag == MIEN_ANALYZE_POSE && (fit5 || fit68)) {
+                if (a->n_task_models[t] < AN_MAX_PER_TASK)
+                    a->task_models[t][a->n_task_models[t]++] = fit68 ? POSE_FIT68 : POSE_FIT5;
             } else {
                 const an_spec *sp = find_spec(p, len);
                 if (!sp) {
@@ -664,6 +673,8 @@ typedef struct an_answer {
     float ypr[3];
     float eye_open;
     float p_mask;
+    float race[MIEN_RACES];  /* GEAR's */
+    int has_race;
 } an_answer;
 
 static void decode(const an_spec *sp, const nn_exec *x, an_answer *r) {
@@ -678,6 +689,13 @@ static void decode(const an_spec *sp, const nn_exec *x, an_answer *r) {
             const float *o = nn_exec_output(x, k);
             int64_t n = g->t[g->outputs[k]].n;
             if (n == 2) r->p_male = o[0] / (o[0] + o[1] > 0 ? o[0] + o[1] : 1.f);
+            if (n == MIEN_RACES) {
+                double tot = 0;
+                for (int i = 0; i < MIEN_RACES; i++) tot += o[i] > 0 ? o[i] : 0;
+                for (int i = 0; i < MIEN_RACES; i++)
+                    r->race[i] = tot > 0 && o[i] > 0 ? (float)(o[i] / tot) : 0.f;
+                r->has_race = 1;
+            }
             if (n == 7) {
                 /* Human's gear.ts: start from the most likely bin, then move towards each
                  * other bin by its probability, in decreasing order. */
@@ -762,26 +780,30 @@ static void decode(const an_spec *sp, const nn_exec *x, an_answer *r) {
  * (medians over 1,000 photos, eyes levelled): so an average LFW face is yaw = pitch = 0. Its
  * depths are those of the usual 3-D head model of OpenCV's pose tutorials (nose tip 0.45 in
  * front of the eyes, mouth corners 0.05). Other landmark sources put the points a little
- * elsewhere, which shifts the pitch by a few degrees. */
+ * elsewhere (O-Net's nose 0.06 higher), which shifts the pitch and, on profiles, trades yaw
+ * for pitch: for them the x, y are their own medians on LFW, found the same way
+ * (tools/mean_face68.py --five, on every 6th LFW photo; bench/pose_table.py measures both). */
 static const double mean_face[5][3] = {
     {-0.5, 0.0, 0.0}, {0.5, 0.0, 0.0}, {0.0, 0.65, 0.45}, {-0.433, 1.095, 0.05}, {0.433, 1.095, 0.05},
 };
+/* The nose tip's y, the mouth corners' |x| and y, per landmark source (mean_face's for the
+ * mesh and the sources not listed). */
+static void mean_face_xy(int source, double *nose_y, double *mouth_x, double *mouth_y) {
+    switch (source) {
+    case LM_ONET: *nose_y = 0.592, *mouth_x = 0.445, *mouth_y = 1.102; break;
+    case LM_68: case LM_68_TINY: *nose_y = 0.609, *mouth_x = 0.428, *mouth_y = 1.108; break;
+    case LM_MESH68: *nose_y = 0.631, *mouth_x = 0.430, *mouth_y = 1.100; break;
+    default: *nose_y = mean_face[2][1], *mouth_x = mean_face[4][0], *mouth_y = mean_face[4][1]; break;
+    }
+}
 
-int an_pose_from_points(const mien_face *f, float *yaw, float *pitch, float *roll) {
-    int n = f->n_points == 5 ? 5 : 4;
-    double X[5][3], x[5][2], mX[3] = {0}, mx[2] = {0};
-    for (int i = 0; i < 5; i++) {
-        for (int k = 0; k < 3; k++) X[i][k] = mean_face[i][k];
-        x[i][0] = f->points[i][0];
-        x[i][1] = f->points[i][1];
-        if (!isfinite(x[i][0]) || !isfinite(x[i][1])) return 0;
-    }
-    if (n == 4) { /* the fourth point is the mouth centre */
-        X[3][0] = 0;
-        X[3][1] = 1.095;
-        X[3][2] = 0.05;
-    }
+/* The scaled orthographic fit of n image points x to the model points X (n >= 4, not all in
+ * a plane): the rotation read as yaw, pitch, roll. Returns 0 when degenerate. */
+static int pos_fit(const double (*X)[3], const double (*x)[2], int n, float *yaw, float *pitch,
+                   float *roll) {
+    double mX[3] = {0}, mx[2] = {0};
     for (int i = 0; i < n; i++) {
+        if (!isfinite(x[i][0]) || !isfinite(x[i][1])) return 0;
         for (int k = 0; k < 3; k++) mX[k] += X[i][k] / n;
         mx[0] += x[i][0] / n;
         mx[1] += x[i][1] / n;
@@ -836,6 +858,71 @@ int an_pose_from_points(const mien_face *f, float *yaw, float *pitch, float *rol
     *pitch = (float)(atan2(r3[1], r3[2]) * deg);
     *roll = (float)(atan2(r2[0], r1[0]) * deg);
     return isfinite(*yaw) && isfinite(*pitch) && isfinite(*roll);
+}
+
+/* The mean 3-D face of the 68 points (iBUG 300-W order; face-api's 68-point nets), in the
+ * same units and axes as mean_face above (the origin midway between the eye centres): learned
+ * by tools/mean_face68.py from the 68 points themselves (2,205 LFW photos and 511 faces of 300
+ * WIDER FACE photos; one rigid shape whose scaled orthographic views fit them best, turned so
+ * that an average LFW face is yaw = pitch = roll = 0). Its nose tip stands 0.69 in front of
+ * the eyes, the jaw's ends 1.0 behind. */
+static const float mean_face68[68][3] = {
+    {-1.201f, 0.041f, -1.014f}, {-1.177f, 0.355f, -0.947f}, {-1.122f, 0.653f, -0.921f},
+    {-1.058f, 0.915f, -0.912f}, {-0.953f, 1.211f, -0.850f}, {-0.784f, 1.441f, -0.694f},
+    {-0.587f, 1.607f, -0.455f}, {-0.339f, 1.772f, -0.196f}, {0.026f, 1.867f, -0.107f},
+    {0.386f, 1.764f, -0.188f}, {0.619f, 1.605f, -0.476f}, {0.809f, 1.446f, -0.694f},
+    {0.971f, 1.200f, -0.869f}, {1.085f, 0.904f, -0.921f}, {1.138f, 0.627f, -0.921f},
+    {1.180f, 0.339f, -0.950f}, {1.191f, 0.026f, -1.019f}, {-0.921f, -0.236f, -0.193f},
+    {-0.784f, -0.330f, 0.002f}, {-0.605f, -0.364f, 0.152f}, {-0.437f, -0.354f, 0.234f},
+    {-0.286f, -0.301f, 0.278f}, {0.285f, -0.304f, 0.273f}, {0.430f, -0.353f, 0.222f},
+    {0.594f, -0.376f, 0.125f}, {0.783f, -0.347f, -0.009f}, {0.916f, -0.257f, -0.215f},
+    {-0.001f, 0.021f, 0.318f}, {0.004f, 0.226f, 0.475f}, {0.007f, 0.418f, 0.643f},
+    {0.003f, 0.598f, 0.689f}, {-0.186f, 0.713f, 0.306f}, {-0.100f, 0.746f, 0.379f},
+    {0.008f, 0.766f, 0.409f}, {0.120f, 0.735f, 0.365f}, {0.207f, 0.714f, 0.304f},
+    {-0.687f, -0.007f, -0.093f}, {-0.581f, -0.047f, 0.036f}, {-0.435f, -0.054f, 0.043f},
+    {-0.306f, 0.016f, 0.006f}, {-0.418f, 0.064f, 0.050f}, {-0.573f, 0.053f, 0.006f},
+    {0.297f, 0.011f, 0.008f}, {0.431f, -0.065f, 0.025f}, {0.585f, -0.062f, 0.025f},
+    {0.682f, -0.004f, -0.115f}, {0.578f, 0.053f, -0.014f}, {0.425f, 0.042f, 0.023f},
+    {-0.415f, 1.097f, -0.002f}, {-0.268f, 1.017f, 0.242f}, {-0.085f, 0.967f, 0.372f},
+    {0.013f, 0.983f, 0.371f}, {0.107f, 0.957f, 0.366f}, {0.301f, 1.021f, 0.224f},
+    {0.455f, 1.095f, -0.018f}, {0.296f, 1.227f, 0.142f}, {0.161f, 1.298f, 0.236f},
+    {0.013f, 1.321f, 0.265f}, {-0.118f, 1.304f, 0.241f}, {-0.261f, 1.243f, 0.165f},
+    {-0.388f, 1.101f, 0.012f}, {-0.123f, 1.066f, 0.272f}, {0.014f, 1.067f, 0.308f},
+    {0.143f, 1.072f, 0.267f}, {0.415f, 1.092f, -0.008f}, {0.147f, 1.161f, 0.233f},
+    {0.017f, 1.176f, 0.268f}, {-0.111f, 1.167f, 0.244f},
+};
+
+const float (*an_mean_face68(void))[3] { return mean_face68; }
+
+int an_pose_from_68(const mien_face *f, float *yaw, float *pitch, float *roll) {
+    if (f->n_landmarks != 68) return 0;
+    double X[68][3], x[68][2];
+    for (int i = 0; i < 68; i++) {
+        for (int k = 0; k < 3; k++) X[i][k] = mean_face68[i][k];
+        x[i][0] = f->landmarks[i][0];
+        x[i][1] = f->landmarks[i][1];
+    }
+    return pos_fit((const double (*)[3])X, (const double (*)[2])x, 68, yaw, pitch, roll);
+}
+
+int an_pose_from_points(const mien_face *f, int source, float *yaw, float *pitch, float *roll) {
+    int n = f->n_points == 5 ? 5 : 4;
+    double X[5][3], x[5][2], nose_y, mouth_x, mouth_y;
+    mean_face_xy(source, &nose_y, &mouth_x, &mouth_y);
+    for (int i = 0; i < 5; i++) {
+        for (int k = 0; k < 3; k++) X[i][k] = mean_face[i][k];
+        x[i][0] = f->points[i][0];
+        x[i][1] = f->points[i][1];
+    }
+    X[2][1] = nose_y;
+    X[3][0] = -mouth_x, X[4][0] = mouth_x;
+    X[3][1] = X[4][1] = mouth_y;
+    if (n == 4) { /* the fourth point is the mouth centre */
+        X[3][0] = 0;
+        X[3][1] = mouth_y;
+        X[3][2] = 0.05;
+    }
+    return pos_fit((const double (*)[3])X, (const double (*)[2])x, n, yaw, pitch, roll);
 }
 
 /* ==== Quality ====
@@ -953,6 +1040,8 @@ static int run_model(mien_session *s, int k, const mien_image *img, const float 
         r->live += w * one.live;
         for (int i = 0; i < 3; i++) r->ypr[i] += w * one.ypr[i];
         r->p_mask += w * one.p_mask;
+        for (int i = 0; i < MIEN_RACES; i++) r->race[i] += w * one.race[i];
+        r->has_race = one.has_race;
     }
     if (sp->out == OUT_HOPENET) r->ypr[2] += atan2f(frame_m[3], frame_m[0]) * (float)(180.0 / M_PI);
     return MIEN_OK;
@@ -1051,6 +1140,7 @@ int mien_analyze(mien_session *s, const mien_image *img, const mien_face *face, 
     if (!s || !img || !img->rgb || !face || !out) return MIEN_EINVAL;
     memset(out, 0, sizeof *out);
     out->eyes_open = -1.f;
+    out->race = -1;
     const an_models *a = s->m->an;
     flags &= MIEN_ANALYZE_ALL;
     unsigned have = a ? a->tasks : 0;
@@ -1081,7 +1171,9 @@ int mien_analyze(mien_session *s, const mien_image *img, const mien_face *face, 
             an_answer r = {0};
             int k = a->task_models[t][j];
             if (k < 0) { /* pose from the points */
-                if (!an_pose_from_points(face, &r.ypr[0], &r.ypr[1], &r.ypr[2]))
+                if (!(k == POSE_FIT68 && an_pose_from_68(face, &r.ypr[0], &r.ypr[1], &r.ypr[2])) &&
+                    !an_pose_from_points(face, s->m->lm.g ? (int)s->m->lm.kind : -1, &r.ypr[0],
+                                         &r.ypr[1], &r.ypr[2]))
                     return mien_err_set(&s->err, MIEN_EINVAL, "analyze: degenerate landmarks");
             } else {
                 if (!done[k]) {
@@ -1132,6 +1224,21 @@ int mien_analyze(mien_session *s, const mien_image *img, const mien_face *face, 
             break;
         }
         out->tasks |= flag & flags;
+    }
+    /* Race: from the models that ran and answer it (GEAR, when chosen for age or gender). */
+    int n_race = 0;
+    float race[MIEN_RACES] = {0};
+    for (int k = 0; a && k < a->n; k++)
+        if (done[k] && ans[k].has_race) {
+            for (int i = 0; i < MIEN_RACES; i++) race[i] += ans[k].race[i];
+            n_race++;
+        }
+    if (n_race) {
+        out->race = 0;
+        for (int i = 0; i < MIEN_RACES; i++) {
+            out->race_scores[i] = race[i] / (float)n_race;
+            if (out->race_scores[i] > out->race_scores[out->race]) out->race = i;
+        }
     }
     if (flags & MIEN_ANALYZE_QUALITY) {
         if (a->eye_model >= 0) {

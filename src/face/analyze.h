@@ -80,7 +80,14 @@ int an_model_input(const char *name, const mien_image *img, const mien_face *f, 
                    size_t cap, int64_t dims[4], mien_err *e);
 
 /* Head pose from the five alignment points alone (scaled orthographic fit to a mean 3-D face;
- * analyze.c). Returns 0 when the points are degenerate. */
-int an_pose_from_points(const mien_face *f, float *yaw, float *pitch, float *roll);
+ * analyze.c), whose x, y are where landmark source `source` (an lm_kind; -1: the mesh's) puts
+ * the points on an average LFW face. Returns 0 when the points are degenerate. */
+int an_pose_from_points(const mien_face *f, int source, float *yaw, float *pitch, float *roll);
+/* The same fit of a face's 68 landmarks (n_landmarks 68: --landmarks 68 or facemesh+68) to
+ * a mean 3-D face of the 68 points. Returns 0 when the face has no 68 points or they are
+ * degenerate. */
+int an_pose_from_68(const mien_face *f, float *yaw, float *pitch, float *roll);
+/* Its mean face (68 x 3), for the tests. */
+const float (*an_mean_face68(void))[3];
 
 #endif

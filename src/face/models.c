@@ -78,11 +78,12 @@ static const emb_spec emb_specs[] = {
  * is chosen by nested cross-validation; the threshold is the fused score's at FAR 1e-3). */
 typedef struct fused_spec { const char *name; float w1, threshold; } fused_spec;
 static const fused_spec fused_specs[] = {
-    /* The default: frfeature's cosine weighs 0.143, MobileFaceNet.tflite's 0.857 (median of
-     * the ten folds' choices; both z-normalised on impostor pairs first), face mesh, flip.
-     * LFW 99.40% (nested 99.38%), TAR 97.80% at FAR 1e-4; threshold at FAR 1e-3. (With
-     * UltraFace and O-Net's points the choice is 0.272 and 0.3870: README, "Profiles".) */
-    {"frfeature+mobilefacenet-tflite", 0.1431f, 0.4180f},
+    /* The default: frfeature's cosine weighs 0.272, MobileFaceNet.tflite's 0.728 (median of
+     * the ten folds' choices; both z-normalised on impostor pairs first), on the default
+     * stage's points (UltraFace, O-Net), mirrored face added. LFW 99.35% (nested too), TAR
+     * 97.53% at FAR 1e-4, cfp_dev 91.21%; threshold at FAR 1e-3. (On BlazeFace and the face
+     * mesh's points the choice was 0.143 and 0.4180.) */
+    {"frfeature+mobilefacenet-tflite", 0.2724f, 0.3870f},
 };
 
 /* dlib's 68-point mean face (dlib/image_transforms/interpolation.h, normalised to the face
@@ -114,13 +115,11 @@ static void make_template(const emb_spec *sp, float tmpl[5][2]) {
 
 /* The default recognizer, chosen by measurement (README, "Accuracy"; bench/recog.py). */
 #define MIEN_DEFAULT_EMBEDDER "frfeature+mobilefacenet-tflite"
-/* The default detection stage: BlazeFace and the face mesh. UltraFace's pyramid with
- * MTCNN's O-Net ("ultraface@320+ultraface@640", "onet") finds far more profiles and crowds
- * (README, "Profiles"), but it is not the default yet: the video tracker's settings were
- * tuned on BlazeFace, and the tests' labelled photos hold faces it finds that the labels
- * leave out. */
-#define MIEN_DEFAULT_DETECTOR "blazeface"
-#define MIEN_DEFAULT_LANDMARKS "facemesh"
+/* The default detection stage, chosen by measurement (README, "Profiles" and "Detectors in
+ * crowds"): UltraFace at 320x240, at 640x480 only where that found nothing and the photo is
+ * large enough, then MTCNN's O-Net for the five points and a face check. */
+#define MIEN_DEFAULT_DETECTOR "ultraface@320+ultraface@640"
+#define MIEN_DEFAULT_LANDMARKS "onet"
 
 void mien_config_default(mien_config *cfg) {
     memset(cfg, 0, sizeof *cfg);

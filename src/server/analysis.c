@@ -1,7 +1,7 @@
 /* The JSON of a face analysis, shared by mien analyze, POST /v1/analyze and the web page.
  * The names are a contract (README, "Face analysis"): age (years), gender {value, score},
  * expression {value, scores {7}}, liveness {score, real, threshold}, pose {yaw, pitch, roll},
- * quality {score, parts...}, mask {value, score}. */
+ * quality {score, parts...}, mask {value, score}; race {value, scores {5}} when GEAR ran. */
 #include "server/server.h"
 
 #include <math.h>
@@ -16,6 +16,13 @@ void srv_add_analysis_json(cJSON *o, const mien_analysis *a) {
         cJSON *g = cJSON_AddObjectToObject(o, "gender");
         cJSON_AddStringToObject(g, "value", a->male ? "male" : "female");
         cJSON_AddNumberToObject(g, "score", r3(a->gender_score));
+    }
+    if (a->race >= 0 && a->race < MIEN_RACES) {
+        cJSON *x = cJSON_AddObjectToObject(o, "race");
+        cJSON_AddStringToObject(x, "value", mien_race_names[a->race]);
+        cJSON *sc = cJSON_AddObjectToObject(x, "scores");
+        for (int i = 0; i < MIEN_RACES; i++)
+            cJSON_AddNumberToObject(sc, mien_race_names[i], r3(a->race_scores[i]));
     }
     if (a->tasks & MIEN_ANALYZE_EXPRESSION) {
         cJSON *x = cJSON_AddObjectToObject(o, "expression");
