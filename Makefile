@@ -4,6 +4,7 @@
 #   make setup      Debian packages + models (scripts/setup.sh)
 #   make demo       setup, build, detect and verify on the demo photos (writes out/)
 #   make eval-lfw   LFW 10-fold verification accuracy (needs ../shared/data or MIEN_DATA)
+#   make check-noxnnpack  the build without XNNPACK (XNNPACK=0) and its backend tests
 #   make mask-model the face mask classifier of mien analyze (models/mien/mask.ckpt)
 #   make install    PREFIX (/usr/local), DESTDIR: mien, libmien.a/.so, mien.h, mien.pc, the models
 #                   under PREFIX/share/mien/models, the man page; `make uninstall` removes them
@@ -228,6 +229,18 @@ test: $(A)/run_tests $(A)/mien $(B)/mien $(B)/libmien.so $(if $(MPI_LIBS),$(B)/m
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 UBSAN_OPTIONS=print_stacktrace=1:exitcode=86 \
 	  MIEN_BIN=$(A)/mien MIEN_BIN_FAST=$(B)/mien $(A)/run_tests
 
+# The build without XNNPACK (XNNPACK=0: every node on the reference backend) in its own
+# folders: `make check-noxnnpack` builds its sanitizer test runner and runs the backend suite
+# (every op and whole models, expecting the reference backend everywhere). CI runs it; the
+# whole suite passes on that build too (README, Tests).
+NOX_B := build-noxnnpack
+NOX_A := build-asan-noxnnpack
+check-noxnnpack:
+	$(MAKE) XNNPACK=0 B=$(NOX_B) A=$(NOX_A) $(NOX_A)/run_tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 UBSAN_OPTIONS=print_stacktrace=1:exitcode=86 \
+	  $(NOX_A)/run_tests backend_ops
+.PHONY: check-noxnnpack
+
 setup:
 	bash scripts/setup.sh
 
@@ -305,7 +318,7 @@ uninstall:
 	rm -rf $(D)/share/mien
 
 clean:
-	rm -rf $(B) $(A) $(FZ)
+	rm -rf $(B) $(A) $(FZ) $(NOX_B) $(NOX_A)
 
 # Nothing compiles before its packages are checked.
 $(LIB_OBJ) $(CLI_OBJ) $(LIB_CXX_SRC:%.cpp=$(B)/%.o): | deps

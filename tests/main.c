@@ -85,6 +85,27 @@ int tu_run(const char *cmd, char **out) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 
+int tu_python(const char *args, size_t tail, char **out) {
+    char *all = NULL;
+    int rc = tu_run(tu_path("/usr/bin/python3 %s 2>&1", args), &all);
+    size_t n = all ? strlen(all) : 0;
+    if (all && tail && n > tail) memmove(all, all + n - tail, tail + 1);
+    if (out) *out = all ? all : strdup("");
+    else free(all);
+    return rc;
+}
+
+int tu_python_generate(const char *script, const char *dir, char *log, size_t cap) {
+    char *out = NULL;
+    int rc = tu_run(tu_path("mkdir -p '%s' && /usr/bin/python3 %s '%s' > '%s/make.log' 2>&1; "
+                            "st=$?; tail -c %zu '%s/make.log'; exit $st",
+                            dir, script, dir, dir, cap ? cap - 1 : 0, dir),
+                    &out);
+    if (cap) snprintf(log, cap, "%s", out ? out : "");
+    free(out);
+    return rc;
+}
+
 int tu_labels_agree(const char *got, const char *want, int *extra) {
     char g[4096], w[4096];
     snprintf(g, sizeof g, "%s", got);

@@ -559,6 +559,108 @@ START_TEST(op_batchnorm) {
 }
 END_TEST
 
+/* ==== Batch norm folding (graph_opt.c, the pass every loader runs) ====
+ * Each case is built twice from the same seed; the copy run through nn_graph_optimize must
+ * give the untouched graph's outputs on the reference backend (to float rounding of the
+ * folded weights) with the nodes it was expected to fold gone. */
+
+enum { BNF_CONV_PRELU, BNF_CONV_NOBIAS_TWICE, BNF_DW_MULT2, BNF_FC, BNF_SHARED_WEIGHTS,
+       BNF_READ_TWICE, BNF_AFTER_RELU, BNF_CASES };
+
+static nn_graph *bnf_graph(int which) {
+    nn_graph *g = newg();
+    rng r = {(uint64_t)which + 71};
+    mien_err e = {0};
+    nn_conv_params p;
+    nn_conv_params_default(&p);
+    p.padding = NN_PAD_SAME;
+    int64_t co = 6, ci = 3;
+    int x = which == BNF_FC ? input(g, 2, D(3, 20, 0, 0)) : input(g, 4, D(1, 7, 8, ci));
+    int y = -1, y2 = -1;
+    switch (which) {
+    case BNF_CONV_PRELU: case BNF_CONV_NOBIAS_TWICE: case BNF_READ_TWICE: case BNF_AFTER_RELU: {
+        int w = rconst(g, &r, 4, D(3, 3, ci, co), -1, 1);
+        int b = which == BNF_CONV_NOBIAS_TWICE ? -1 : rconst(g, &r, 1, &co, -1, 1);
+        if (which == BNF_AFTER_RELU) p.act = NN_ACT_RELU;
+        y = nn_add_conv2d(g, "conv", x, w, b, -1, &p, &e);
+        break;
+    }
+    case BNF_DW_MULT2: {
+        int w = rconst(g, &r, 4, D(3, 3, ci, 2), -1, 1);
+        y = nn_add_dwconv2d(g, "dw", x, w, -1, -1, &p, &e);
+        break;
+    }
+    case BNF_FC: {
+        int w = rconst(g, &r, 2, D(20, co, 0, 0), -1, 1), b = rconst(g, &r, 1, &co, -1, 1);
+        y = nn_add_fc(g, "fc", x, w, b, -1, NN_ACT_NONE, &e);
+        break;
+    }
+    case BNF_SHARED_WEIGHTS: {
+        int w = rconst(g, &r, 4, D(3, 3, ci, co), -1, 1), b = rconst(g, &r, 1, &co, -1, 1);
+        y = nn_add_conv2d(g, "conv1", x, w, b, -1, &p, &e);
+        y2 = nn_add_conv2d(g, "conv2", x, w, b, -1, &p, &e);
+        break;
+    }
+    }
+    ck_assert_msg(y >= 0, "%s", e.msg);
+    int sc = rconst(g, &r, 1, &co, 0.5f, 2), sh = rconst(g, &r, 1, &co, -1, 1);
+    int z = nn_add_batchnorm(g, "bn", y, sc, sh, &e);
+    ck_assert_msg(z >= 0, "%s", e.msg);
+    if (which == BNF_CONV_NOBIAS_TWICE) {
+        int sc2 = rconst(g, &r, 1, &co, -2, -0.5f), sh2 = rconst(g, &r, 1, &co, -1, 1);
+        z = nn_add_batchnorm(g, "bn2", z, sc2, sh2, &e);
+    } else if (which == BNF_CONV_PRELU) {
+        z = nn_add_prelu(g, "prelu", z, rconst(g, &r, 1, &co, 0, 0.5f), &e);
+    } else if (which == BNF_SHARED_WEIGHTS) {
+        int sc2 = rconst(g, &r, 1, &co, 0.5f, 2), sh2 = rconst(g, &r, 1, &co, -1, 1);
+        int z2 = nn_add_batchnorm(g, "bn2", y2, sc2, sh2, &e);
+        z = z2 < 0 ? -1 : nn_add_binary(g, NN_OP_ADD, "sum", z, z2, &e);
+    } else if (which == BNF_READ_TWICE) {
+        z = nn_add_binary(g, NN_OP_ADD, "sum", z, y, &e);
+    }
+    ck_assert_msg(z >= 0, "%s", e.msg);
+    ck_assert_int_eq(nn_mark_output(g, z, &e), 0);
+    return g;
+}
+
+START_TEST(graph_opt_fold_batchnorm) {
+    /* Nodes left after the pass, and whether a BATCHNORM may remain. */
+    static const struct { const char *name; int nodes, bn_left; } want[BNF_CASES] = {
+        {"conv+bn+prelu", 2, 0},         {"conv (no bias)+bn+bn", 2, 0},
+        {"dwconv x2+bn", 2, 0},          {"fc+bn", 2, 0},
+        {"shared weights", 4, 0},        {"conv read twice", 4, 1},
+        {"bn after relu", 3, 1},
+    };
+    for (int c = 0; c < BNF_CASES; c++) {
+        nn_graph *g0 = bnf_graph(c), *g1 = bnf_graph(c);
+        mien_err e = {0};
+        ck_assert_msg(nn_graph_optimize(g1, &e) == 0, "%s: %s", want[c].name, e.msg);
+        int bn = 0, prelu = 0;
+        for (int i = 0; i < g1->n_nodes; i++) {
+            bn += g1->nodes[i].op == NN_OP_BATCHNORM;
+            prelu += g1->nodes[i].op == NN_OP_PRELU;
+        }
+        ck_assert_msg(g1->n_nodes == want[c].nodes && (bn > 0) == want[c].bn_left && !prelu,
+                      "%s: %d nodes (%d batch norms, %d prelu), expected %d", want[c].name,
+                      g1->n_nodes, bn, prelu, want[c].nodes);
+        nn_exec *x0 = NULL, *x1 = NULL;
+        nn_exec_opts ro = {.backend = NN_BACKEND_REF, .threads = 1};
+        ck_assert_int_eq(nn_exec_create(g0, &ro, &x0, &e), 0);
+        ck_assert_int_eq(nn_exec_create(g1, &ro, &x1, &e), 0);
+        fill_inputs(x0, 9, (input_range){-1, 1});
+        fill_inputs(x1, 9, (input_range){-1, 1});
+        ck_assert_int_eq(nn_exec_run(x0, &e), 0);
+        ck_assert_int_eq(nn_exec_run(x1, &e), 0);
+        double err = rel_err(nn_exec_output(x1, 0), nn_exec_output(x0, 0), g0->t[g0->outputs[0]].n);
+        ck_assert_msg(err <= 1e-5, "%s: folded graph differs by %.3g", want[c].name, err);
+        nn_exec_free(x0);
+        nn_exec_free(x1);
+        nn_graph_free(g0);
+        nn_graph_free(g1);
+    }
+}
+END_TEST
+
 /* ==== Reductions, softmax ==== */
 
 START_TEST(op_reduce) {
@@ -1192,6 +1294,7 @@ Suite *suite_backend_ops(void) {
     add_test(t, &ref_vs_textbook_fc_pool);
     add_test(t, &ref_vs_textbook_norms);
     add_test(t, &concurrent_execs);
+    add_test(t, &graph_opt_fold_batchnorm);
     suite_add_tcase(s, t);
     TCase *m = tcase_create("models");
     tcase_set_timeout(m, 300);

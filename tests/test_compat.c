@@ -7,11 +7,15 @@
  *     playwright-core is missing: `make setup` installs them);
  *   - malformed HTTP, huge bodies and bad JSON: a clear 4xx and the server keeps serving;
  *   - a short load test (bench/load_test.sh, wrk): zero errors;
+ * A build without a fast backend (make XNNPACK=0) runs the models on the reference backend,
+ * about 12 times slower (mien embed on four demo photos: 3.2 s of CPU against 0.22 s): the
+ * suite allows it more time, and the load test asks it for error-free answers, not a rate.
  *   - kill -9 during a bulk enroll: every acknowledged enrollment survives the restart and
  *     the SQLite file passes PRAGMA integrity_check. */
 #include "testutil.h"
 
 #include "mien.h"
+#include "nn/exec.h"
 #include "pgtest.h"
 
 #include <arpa/inet.h>
@@ -462,7 +466,10 @@ START_TEST(load_short) {
     long ok = 0, err = -1;
     const char *p = strstr(out, "load_test: requests ");
     ck_assert_msg(p && sscanf(p, "load_test: requests %ld errors %ld", &ok, &err) == 2, "no summary:\n%s", out);
-    ck_assert_msg(err == 0 && ok > 8, "load test: %ld requests, %ld errors:\n%s", ok, err, out);
+    /* Reference backend only: a few answers in 5 s, all of them right. */
+    const long want = nn_backend_fast() ? 9 : 1;
+    ck_assert_msg(err == 0 && ok >= want, "load test: %ld requests (at least %ld wanted), %ld errors:\n%s",
+                  ok, want, err, out);
     free(out);
 }
 END_TEST
@@ -582,7 +589,8 @@ END_TEST
 Suite *suite_compat(void) {
     Suite *s = suite_create("compat");
     TCase *tc = tcase_create("compat");
-    tcase_set_timeout(tc, 300);
+    const int slow = !nn_backend_fast(); /* make XNNPACK=0: the reference backend only */
+    tcase_set_timeout(tc, slow ? 900 : 300);
     tcase_add_test(tc, gallery_faces_by_id);
     tcase_add_test(tc, malformed_requests);
     tcase_add_test(tc, compreface_client);
@@ -591,7 +599,7 @@ Suite *suite_compat(void) {
     tcase_add_test(tc, kill9_bulk_enroll);
     suite_add_tcase(s, tc);
     TCase *pg = tcase_create("compat_pg");
-    tcase_set_timeout(pg, 300);
+    tcase_set_timeout(pg, slow ? 900 : 300);
     tcase_add_unchecked_fixture(pg, pg_start, NULL);
     tcase_add_test(pg, compreface_client_pg);
     suite_add_tcase(s, pg);

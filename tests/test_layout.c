@@ -10,7 +10,7 @@
 
 static void run_checker(const char *args) {
     char *out = NULL;
-    int rc = tu_run(tu_path("/usr/bin/python3 tools/file_cycles.py %s 2>&1", args), &out);
+    int rc = tu_python(tu_path("tools/file_cycles.py %s", args), 0, &out);
     ck_assert_msg(rc == 0, "tools/file_cycles.py %s: exit %d\n%s", args, rc, out);
     fprintf(stderr, "layout: %s", out);
     free(out);

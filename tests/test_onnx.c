@@ -36,15 +36,7 @@ static char gen_log[2048];
 
 static void generate(void) {
     if (gen_status >= 0) return; /* once per run, for every tcase that needs the files */
-    char *out = NULL;
-    const char *dir = test_dir();
-    int rc = tu_run(tu_path("mkdir -p '%s' && /usr/bin/python3 tools/onnx_make_tests.py '%s' "
-                            "> '%s/make.log' 2>&1; st=$?; tail -c 1500 '%s/make.log'; exit $st",
-                            dir, dir, dir, dir),
-                    &out);
-    gen_status = rc;
-    snprintf(gen_log, sizeof gen_log, "%s", out ? out : "");
-    free(out);
+    gen_status = tu_python_generate("tools/onnx_make_tests.py", test_dir(), gen_log, 1501);
 }
 
 static void need_models(void) {
@@ -570,8 +562,8 @@ static void real_model_vs_pytorch(const real_case *rc, mien_backend backend) {
     snprintf(model, sizeof model, "%s/%s", tu_models_dir(),
              !strcmp(rc->embedder, "frfeature") ? "faceplugin/fr_feature.onnx" : "?");
     char *log = NULL;
-    int st = tu_run(tu_path("/usr/bin/python3 tools/onnx_torch_run.py '%s' '%s' 1 3 %d %d '%s' 2>&1",
-                            model, fin, S, S, fout), &log);
+    int st = tu_python(tu_path("tools/onnx_torch_run.py '%s' '%s' 1 3 %d %d '%s'", model, fin, S, S,
+                               fout), 0, &log);
     ck_assert_msg(st == 0, "onnx_torch_run.py failed (%d): %s", st, log);
     free(log);
     float *ref = read_f32(fout, dim);
@@ -584,12 +576,12 @@ static void real_model_vs_pytorch(const real_case *rc, mien_backend backend) {
                   backend == MIEN_BACKEND_REF ? "ref" : "fast", maxd, maxref);
     /* Independent preprocessing from the same five points. */
     const mien_face *f = &faces[0];
-    st = tu_run(tu_path("/usr/bin/python3 tools/onnx_torch_run.py --crop '%s' '%s' %g %.9g %d "
-                        "%g %g %g %g %g %g %g %g %g %g '%s' 2>&1",
-                        model, photo, em->mean, em->scale, S, f->points[0][0], f->points[0][1],
-                        f->points[1][0], f->points[1][1], f->points[2][0], f->points[2][1],
-                        f->points[3][0], f->points[3][1], f->points[4][0], f->points[4][1], fcrop),
-                &log);
+    st = tu_python(tu_path("tools/onnx_torch_run.py --crop '%s' '%s' %g %.9g %d "
+                           "%g %g %g %g %g %g %g %g %g %g '%s'",
+                           model, photo, em->mean, em->scale, S, f->points[0][0], f->points[0][1],
+                           f->points[1][0], f->points[1][1], f->points[2][0], f->points[2][1],
+                           f->points[3][0], f->points[3][1], f->points[4][0], f->points[4][1], fcrop),
+                   0, &log);
     ck_assert_msg(st == 0, "onnx_torch_run.py --crop failed (%d): %s", st, log);
     free(log);
     float *cv = read_f32(fcrop, dim);

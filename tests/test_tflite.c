@@ -227,13 +227,7 @@ static char gen_log[2048];
 
 static void generate(void) {
     if (gen_status >= 0) return;
-    char *out = NULL;
-    const char *dir = synth_dir();
-    gen_status = tu_run(tu_path("mkdir -p '%s' && /usr/bin/python3 tools/tflite_make_tests.py '%s' "
-                                "> '%s/make.log' 2>&1; st=$?; tail -c 1500 '%s/make.log'; exit $st",
-                                dir, dir, dir, dir), &out);
-    snprintf(gen_log, sizeof gen_log, "%s", out ? out : "");
-    free(out);
+    gen_status = tu_python_generate("tools/tflite_make_tests.py", synth_dir(), gen_log, 1501);
 }
 
 static void need_synth(void) {

@@ -519,7 +519,7 @@ START_TEST(against_pytorch) {
     fclose(o.manifest);
 
     char *out = NULL;
-    int rc = tu_run(tu_path("/usr/bin/python3 tools/torch_ref_train.py %s 2>&1", o.dir), &out);
+    int rc = tu_python(tu_path("tools/torch_ref_train.py %s", o.dir), 0, &out);
     ck_assert_msg(rc == 0, "tools/torch_ref_train.py (needs /usr/bin/python3 with torch: apt "
                            "install python3-torch) failed with %d:\n%s", rc, out);
     free(out);

@@ -575,10 +575,9 @@ static void check_policy(ve_missing policy) {
 
     /* The reference must run: no numpy is a failure, not a skip. */
     char *out = NULL;
-    int rc = tu_run(tu_path("/usr/bin/python3 tools/ref_verify_metrics.py %s --missing %s "
-                            "2>&1",
-                            tsv, policy == VE_MISSING_REJECT ? "reject" : "exclude"),
-                    &out);
+    int rc = tu_python(tu_path("tools/ref_verify_metrics.py %s --missing %s", tsv,
+                               policy == VE_MISSING_REJECT ? "reject" : "exclude"),
+                       0, &out);
     remove(tsv);
     ck_assert_msg(rc == 0, "tools/ref_verify_metrics.py (needs /usr/bin/python3 with numpy) "
                            "exited %d:\n%s", rc, out ? out : "");

@@ -26,6 +26,12 @@ int tu_run(const char *cmd, char **out);
 char *tu_read_file(const char *path, size_t *len);
 /* Run `bin args`: stdout in *out, stderr in *err (both malloc'd), and the exit status. */
 int tu_run_mien(const char *bin, const char *args, char **out, char **err);
+/* Run a Python tool with Debian's interpreter, `/usr/bin/python3 ARGS 2>&1`: its exit status,
+ * and in *out (malloc'd) the last `tail` bytes of what it printed (all of it when tail is 0). */
+int tu_python(const char *args, size_t tail, char **out);
+/* Run a generator of test files, `/usr/bin/python3 SCRIPT DIR` (after mkdir -p DIR), its
+ * output kept in DIR/make.log: its exit status, and the log's last bytes in log (cap bytes). */
+int tu_python_generate(const char *script, const char *dir, char *log, size_t cap);
 /* Write len bytes to a new temporary file; returns its path (static rotating buffer). */
 const char *tu_temp_file(const char *suffix, const void *data, size_t len);
 /* Whether the names of the faces found, left to right ("a,unknown,b"), agree with a photo's

@@ -9,6 +9,7 @@
  * per-task buffer, zeros for taps in the padding. Bias, clamp and PReLU are applied to the
  * accumulators before the store, so no second pass over the output is needed. */
 #include "nn/backend_xnnpack_own.h"
+#include "nn/gemm_kernel.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define OWN_SIMD 1 /* the one guard of every AVX2 path of this file */
@@ -109,46 +110,8 @@ TARGET static inline void store8(float *c, __m256 v, int cols) {
     else if (cols > 0) store_n(c, v, cols);
 }
 
-/* C rows [0, rows) x columns [0, cols) of a 16-wide panel. a: MR row pointers. */
-TARGET static void kernel_6x16(int64_t k, const float *const *a, const float *b,
-                               const float *bias, const float *alpha, __m256 lo, __m256 hi,
-                               float *c, int64_t ldc, int rows, int cols) {
-    __m256 c00 = _mm256_loadu_ps(bias), c01 = _mm256_loadu_ps(bias + 8);
-    __m256 c10 = c00, c11 = c01, c20 = c00, c21 = c01, c30 = c00, c31 = c01;
-    __m256 c40 = c00, c41 = c01, c50 = c00, c51 = c01;
-    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
-    for (int64_t i = 0; i < k; i++) {
-        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        b += 16;
-        __m256 x = _mm256_broadcast_ss(a0 + i);
-        c00 = _mm256_fmadd_ps(x, b0, c00);
-        c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a1 + i);
-        c10 = _mm256_fmadd_ps(x, b0, c10);
-        c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a2 + i);
-        c20 = _mm256_fmadd_ps(x, b0, c20);
-        c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a3 + i);
-        c30 = _mm256_fmadd_ps(x, b0, c30);
-        c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a4 + i);
-        c40 = _mm256_fmadd_ps(x, b0, c40);
-        c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a5 + i);
-        c50 = _mm256_fmadd_ps(x, b0, c50);
-        c51 = _mm256_fmadd_ps(x, b1, c51);
-    }
-    const __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
-                               {c30, c31}, {c40, c41}, {c50, c51}};
-    for (int r = 0; r < rows; r++) {
-        float *cr = c + r * ldc;
-        store8(cr, finish(acc[r][0], lo, hi, alpha), cols);
-        store8(cr + 8, finish(acc[r][1], lo, hi, alpha ? alpha + 8 : NULL), cols - 8);
-    }
-}
-
-/* The same for an 8-wide panel (the last one when CO mod 16 is 1..8). */
+/* C rows [0, rows) x columns [0, cols) of an 8-wide panel (the last one when CO mod 16 is
+ * 1..8; 16-wide panels run on nn_gemm_6x16). a: MR row pointers. */
 TARGET static void kernel_6x8(int64_t k, const float *const *a, const float *b,
                               const float *bias, const float *alpha, __m256 lo, __m256 hi,
                               float *c, int64_t ldc, int rows, int cols) {
@@ -327,10 +290,12 @@ TARGET static void run_blocks(const own_gemm *gm, int64_t b0, int64_t b1, float 
             const int64_t c0 = gm->panel_col[pi];
             const int cols = p->co - c0 < NR ? (int)(p->co - c0) : NR;
             const float *alpha = gm->alpha ? gm->alpha + pi * NR : NULL;
-            if (gm->panel_width[pi] == NR)
-                kernel_6x16(gm->k, a, gm->packed + gm->panel_off[pi], gm->bias + pi * NR, alpha,
-                            lo, hi, c + c0, p->co, rows, cols);
-            else
+            if (gm->panel_width[pi] == NR) {
+                const nn_gemm_out o = {.bias = gm->bias + pi * NR, .clamp = 1, .lo = p->lo,
+                                       .hi = p->hi, .alpha = alpha};
+                nn_gemm_6x16(gm->k, a, 1, gm->packed + gm->panel_off[pi], c + c0, p->co, rows,
+                             cols, &o);
+            } else
                 kernel_6x8(gm->k, a, gm->packed + gm->panel_off[pi], gm->bias + pi * NR, alpha,
                            lo, hi, c + c0, p->co, rows, cols);
         }

@@ -1,8 +1,9 @@
 /* The built-in architectures (MobileFaceNet, small): their table, their topology, and their
  * inference graph from a checkpoint. The topology is written once; nn_arch_build walks it and
  * lets the caller make each unit: the training builder (train/arch.c) a trainable
- * conv -> BATCHNORM_TRAIN with PReLU fused, the inference builder here the checkpoint's batch
- * norm folded into the conv weights and bias, PReLU fused (what the fast backend runs). */
+ * conv -> BATCHNORM_TRAIN with PReLU fused, the inference builder here conv -> BATCHNORM (the
+ * checkpoint's running statistics) -> PReLU, which nn_graph_optimize folds into one conv with
+ * PReLU fused (what the fast backend runs), as for every loader. */
 #include "nn/ckpt.h"
 
 #include <math.h>
@@ -153,7 +154,8 @@ static const float *need(const infer_b *b, const char *name, int64_t n, int *rc,
     return d;
 }
 
-/* Fold y = (conv - mean) / sqrt(var + eps) * gamma + beta into the conv. */
+/* y = (conv - mean) / sqrt(var + eps) * gamma + beta: a BATCHNORM node of scale
+ * gamma / sqrt(var + eps) and shift beta - mean * scale, then the PReLU. */
 static int infer_unit(void *ctx, nn_graph *g, const nn_arch_unit *u, int x, int *y, mien_err *e) {
     const infer_b *b = ctx;
     const char *name = u->name;
@@ -185,33 +187,35 @@ static int infer_unit(void *ctx, nn_graph *g, const nn_arch_unit *u, int x, int 
         al = need(b, nm, cout, &rc, e);
     }
     if (rc) return rc;
-    float *fw = malloc((size_t)wn * sizeof *fw);
-    if (!fw || !nn_graph_own(g, fw)) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
-    float *fb = malloc((size_t)cout * sizeof *fb);
-    if (!fb || !nn_graph_own(g, fb)) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
+    float *sc = malloc((size_t)cout * sizeof *sc);
+    if (!sc || !nn_graph_own(g, sc)) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
+    float *sh = malloc((size_t)cout * sizeof *sh);
+    if (!sh || !nn_graph_own(g, sh)) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
     for (int c = 0; c < cout; c++) {
-        float sc = gm[c] / sqrtf(rv[c] + b->eps);
-        fb[c] = bt[c] - rm[c] * sc;
+        sc[c] = gm[c] / sqrtf(rv[c] + b->eps);
+        sh[c] = bt[c] - rm[c] * sc[c];
     }
-    for (int64_t i = 0; i < wn; i++) {
-        int c = (int)(i % cout); /* HWIO and [KH,KW,C,1]: the output channel is the fastest */
-        fw[i] = w[i] * (gm[c] / sqrtf(rv[c] + b->eps));
-    }
-    snprintf(nm, sizeof nm, "%s/conv", name);
-    int wt = nn_add_const_ref(g, nm, 4, wd, fw, e);
     int64_t cd[1] = {cout};
-    snprintf(nm, sizeof nm, "%s/bias", name);
-    int bias = nn_add_const_ref(g, nm, 1, cd, fb, e);
+    snprintf(nm, sizeof nm, "%s/conv", name);
+    int wt = nn_add_const(g, nm, 4, wd, w, e);
+    snprintf(nm, sizeof nm, "%s/bn_scale", name);
+    int st = wt < 0 ? -1 : nn_add_const_ref(g, nm, 1, cd, sc, e);
+    snprintf(nm, sizeof nm, "%s/bn_shift", name);
+    int ht = st < 0 ? -1 : nn_add_const_ref(g, nm, 1, cd, sh, e);
     int alpha = -1;
     if (prelu) {
         snprintf(nm, sizeof nm, "%s/prelu", name);
-        alpha = nn_add_const(g, nm, 1, cd, al, e);
-        cp.act = NN_ACT_PRELU;
+        alpha = ht < 0 ? -1 : nn_add_const(g, nm, 1, cd, al, e);
     }
-    if (wt < 0 || bias < 0 || (prelu && alpha < 0)) return MIEN_EFORMAT;
+    if (ht < 0 || (prelu && alpha < 0)) return MIEN_EFORMAT;
+    snprintf(nm, sizeof nm, "%s/conv_out", name);
+    int t = u->kind == NN_ARCH_DW ? nn_add_dwconv2d(g, nm, x, wt, -1, -1, &cp, e)
+                                  : nn_add_conv2d(g, nm, x, wt, -1, -1, &cp, e);
+    snprintf(nm, sizeof nm, prelu ? "%s/bn" : "%s/out", name);
+    if (t >= 0) t = nn_add_batchnorm(g, nm, t, st, ht, e);
     snprintf(nm, sizeof nm, "%s/out", name);
-    *y = u->kind == NN_ARCH_DW ? nn_add_dwconv2d(g, nm, x, wt, bias, alpha, &cp, e)
-                               : nn_add_conv2d(g, nm, x, wt, bias, alpha, &cp, e);
+    if (t >= 0 && prelu) t = nn_add_prelu(g, nm, t, alpha, e);
+    *y = t;
     return *y < 0 ? MIEN_EFORMAT : MIEN_OK;
 }
 
@@ -228,6 +232,7 @@ int nn_ckpt_build_arch(const nn_ckpt *ck, nn_graph **out, mien_err *e) {
     int y;
     int rc = nn_arch_build(g, arch, 1, infer_unit, &b, &y, e);
     if (!rc && nn_mark_output(g, y, e)) rc = MIEN_EFORMAT;
+    if (!rc) rc = nn_graph_optimize(g, e);
     if (rc) {
         nn_graph_free(g);
         return rc;

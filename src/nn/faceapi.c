@@ -1,8 +1,8 @@
 /* face-api's architectures coded on the graph IR (see faceapi.h). Read top to bottom, each
  * net is a list of straight calls mirroring face-api's forwardInput(); where face-api applies
- * a per-channel affine after a convolution (a "scale" layer, an inference batch norm) it is
- * folded into the convolution's weights and bias here, which changes results only by float
- * rounding (about 1e-7 relative per layer). */
+ * a per-channel affine after a convolution (a "scale" layer, an inference batch norm) it is a
+ * BATCHNORM node, which nn_graph_optimize folds into the convolution's weights and bias (as
+ * for every loader), changing results only by float rounding (about 1e-7 relative per layer). */
 #include "nn/faceapi.h"
 
 #include "nn/tfjs.h"
@@ -132,6 +132,16 @@ static int dwconv(fb *b, const char *name, int x, const float *w, const float *b
     return nn_add_dwconv2d(b->g, name, x, tw, bias ? tb : -1, -1, &p, b->e);
 }
 
+/* y = x * scale + shift per channel (c values each, copied): a BATCHNORM node. */
+static int affine(fb *b, const char *name, int x, const float *scale, const float *shift, int c) {
+    if (x < 0 || !scale || !shift) return -1;
+    int64_t cd[1] = {c};
+    int ts = cst(b, nm(b, name, "scale"), 1, cd, scale);
+    int tt = ts < 0 ? -1 : cst(b, nm(b, name, "shift"), 1, cd, shift);
+    if (tt < 0) return -1;
+    return nn_add_batchnorm(b->g, nm(b, name, "bn"), x, ts, tt, b->e);
+}
+
 static int pool(fb *b, nn_op op, const char *name, int x, int k, int stride) {
     if (x < 0) return -1;
     nn_conv_params p;
@@ -200,7 +210,7 @@ static int normalize_rgb255(fb *b, int x) {
  * matrix. Every convolution is conv + bias followed by a per-channel scale layer
  * (y * weights + biases), folded here into the convolution. */
 
-/* conv + bias + scale, folded: W'[.., o] = W[.., o] * s[o], b'[o] = b[o] * s[o] + t[o]. */
+/* conv + bias, then the scale layer (y * s + t), then ReLU when relu. */
 static int rec_conv(fb *b, int x, const char *prefix, int k, int stride, nn_padding padding,
                     int relu) {
     if (x < 0) return -1;
@@ -220,20 +230,9 @@ static int rec_conv(fb *b, int x, const char *prefix, int k, int stride, nn_padd
     const float *sw = weight(b, 1, cd, "%s/scale/weights", prefix);
     const float *sb = weight(b, 1, cd, "%s/scale/biases", prefix);
     if (!w || !bias || !sw || !sb) return -1;
-    size_t nw = (size_t)k * k * ci * co;
-    float *fw2 = malloc(nw * sizeof *fw2), *fb2 = malloc((size_t)co * sizeof *fb2);
-    int y = -1;
-    if (!fw2 || !fb2) {
-        mien_err_set(b->e, MIEN_ENOMEM, "out of memory");
-    } else {
-        for (size_t i = 0; i < nw; i++) fw2[i] = w[i] * sw[i % (size_t)co];
-        for (int o = 0; o < co; o++) fb2[o] = bias[o] * sw[o] + sb[o];
-        y = conv(b, prefix, x, fw2, fb2, k, ci, co, stride, padding,
-                 relu ? NN_ACT_RELU : NN_ACT_NONE);
-    }
-    free(fw2);
-    free(fb2);
-    return y;
+    int y = conv(b, prefix, x, w, bias, k, ci, co, stride, padding, NN_ACT_NONE);
+    y = affine(b, prefix, y, sw, sb, co);
+    return relu ? unary(b, NN_OP_RELU, nm(b, prefix, "relu"), y) : y;
 }
 
 /* relu(conv2(conv1(x)) + x) */
@@ -563,8 +562,8 @@ static int ssd_pointwise(fb *b, int x, const char *prefix, int stride) {
                 NN_PAD_SAME, NN_ACT_RELU6);
 }
 
-/* Depthwise 3x3 + batch norm (folded: s = gamma / sqrt(var + eps); W' = W * s,
- * b' = beta - mean * s), ReLU6. eps is face-api's 0.0010000000474974513 (1e-3 in float32). */
+/* Depthwise 3x3, batch norm (scale s = gamma / sqrt(var + eps), shift beta - mean * s, in
+ * double), ReLU6. eps is face-api's 0.0010000000474974513 (1e-3 in float32). */
 static int ssd_depthwise(fb *b, int x, int idx, int stride) {
     if (x < 0) return -1;
     char p[96];
@@ -577,20 +576,22 @@ static int ssd_depthwise(fb *b, int x, int idx, int stride) {
     const float *mean = weight(b, 1, cd, "%s/BatchNorm/moving_mean", p);
     const float *var = weight(b, 1, cd, "%s/BatchNorm/moving_variance", p);
     if (!w || !gamma || !beta || !mean || !var) return -1;
-    float *w2 = malloc((size_t)9 * c * sizeof *w2), *b2 = malloc((size_t)c * sizeof *b2);
+    float *sc = malloc((size_t)c * sizeof *sc), *sh = malloc((size_t)c * sizeof *sh);
     int y = -1;
-    if (!w2 || !b2) {
+    if (!sc || !sh) {
         mien_err_set(b->e, MIEN_ENOMEM, "out of memory");
     } else {
         for (int ch = 0; ch < c; ch++) {
             double s = gamma[ch] / sqrt((double)var[ch] + 0.0010000000474974513);
-            b2[ch] = (float)(beta[ch] - mean[ch] * s);
-            for (int t = 0; t < 9; t++) w2[t * c + ch] = (float)(w[t * c + ch] * s);
+            sc[ch] = (float)s;
+            sh[ch] = (float)(beta[ch] - mean[ch] * s);
         }
-        y = dwconv(b, p, x, w2, b2, 3, c, stride, NN_ACT_RELU6);
+        y = dwconv(b, p, x, w, NULL, 3, c, stride, NN_ACT_NONE);
+        y = affine(b, p, y, sc, sh, c);
+        y = unary(b, NN_OP_RELU6, nm(b, p, "relu6"), y);
     }
-    free(w2);
-    free(b2);
+    free(sc);
+    free(sh);
     return y;
 }
 

@@ -63,6 +63,12 @@ int nn_graph_own(nn_graph *g, void *p) {
     return 1;
 }
 
+int nn_graph_owns(const nn_graph *g, const void *p) {
+    for (int i = 0; i < g->n_blocks; i++)
+        if (g->blocks[i] == p) return 1;
+    return 0;
+}
+
 static int64_t dims_count(int ndim, const int64_t *dims) {
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) n *= dims[i];

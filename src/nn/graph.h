@@ -99,6 +99,8 @@ void nn_graph_free(nn_graph *g);
 /* Take ownership of a malloc'd block so it is freed with the graph. Returns 0 on OOM (and
  * frees p). */
 int nn_graph_own(nn_graph *g, void *p);
+/* Is p (the start of) a block the graph owns? A pass may rewrite such a constant in place. */
+int nn_graph_owns(const nn_graph *g, const void *p);
 
 /* Tensors. Return the tensor id, or -1 with a message in e. */
 int nn_add_input(nn_graph *g, const char *name, int ndim, const int64_t *dims, mien_err *e);
@@ -178,9 +180,11 @@ int *nn_graph_use_counts(const nn_graph *g);
 
 /* ==== Rewriting ==== */
 
-/* Fuse standalone activations into the producing conv/fc/add, recognise the PReLU patterns
- * that TF exports as relu/abs/sub/mul/add, and drop dead nodes. Semantics are unchanged
- * (tests compare the graph before and after on the reference backend). */
+/* Fold constants, fold batch norm (BATCHNORM nodes) into the producing conv/dwconv/fc, fuse
+ * standalone activations (PReLU included) into the producing conv/fc/add, recognise the PReLU
+ * patterns that TF exports as relu/abs/sub/mul/add, and drop dead nodes. Every loader runs it
+ * once its graph is built. Semantics are unchanged up to the float rounding of folded
+ * weights (tests compare the graph before and after on the reference backend). */
 int nn_graph_optimize(nn_graph *g, mien_err *e);
 
 #endif

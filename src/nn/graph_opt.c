@@ -1,6 +1,6 @@
-/* Graph rewriting: constant folding, activation fusion, PReLU pattern recognition, dead
- * node removal. Each rewrite keeps the graph's meaning exactly (up to float rounding of
- * folded constants); tests run graphs before and after on the reference backend. */
+/* Graph rewriting: constant folding, batch norm folding, activation fusion, PReLU pattern
+ * recognition, dead node removal. Each rewrite keeps the graph's meaning exactly (up to float
+ * rounding of folded constants); tests run graphs before and after on the reference backend. */
 #include "nn/backend_ref.h"
 #include "nn/graph.h"
 
@@ -65,8 +65,92 @@ static int fusable_producer(const nn_graph *g, int t, const int *uses, int max_u
     return p;
 }
 
-/* relu/relu6/clamp/leaky after conv, dwconv, fc or add: fold into the producer. */
-static void fuse_activations(nn_graph *g, int *uses) {
+/* ==== Batch norm folding ====
+ * Every loader writes an inference batch norm as a BATCHNORM node, y = x * scale + shift on
+ * the last axis (the loader derives scale and shift from its format's parameters: ONNX's
+ * BatchNormalization, face-api's scale layers and BatchNorm variables, a checkpoint's running
+ * statistics). When x is written by a convolution, depthwise convolution or fully connected
+ * layer with constant weights and no fused activation, and nobody else reads x, the node
+ * goes into that layer: W'[.., o] = W[.., o] * scale[o], b'[o] = b[o] * scale[o] + shift[o]
+ * (shift where the layer has no bias), in float. Every weight layout of the graph keeps the
+ * output channel fastest (HWIO, depthwise (KH,KW,C,M) with o = c * M + m, fc (K,M)). */
+
+/* Storage for new values of constant t: t's own block, rewritten in place, when the graph
+ * owns it, only one node reads t and no other tensor shares it (or t is a copy this pass made:
+ * id n_counted or above, uncounted in uses); else a new graph-owned copy as a new constant.
+ * *nt receives the constant's id (t itself in the first case). */
+static float *writable_const(nn_graph *g, int t, const int *uses, int n_counted, int *nt,
+                             mien_err *e) {
+    const float *d = g->t[t].data;
+    if (t >= n_counted) {
+        *nt = t;
+        return (float *)d;
+    }
+    int shared = uses[t] != 1;
+    for (int i = 0; i < g->n_t && !shared; i++) shared = i != t && g->t[i].data == d;
+    if (!shared && nn_graph_owns(g, d)) {
+        *nt = t;
+        return (float *)d; /* a block this graph malloc'd */
+    }
+    const nn_tensor tt = g->t[t]; /* nn_add_const_ref may move g->t */
+    float *p = malloc((size_t)(tt.n ? tt.n : 1) * sizeof *p);
+    if (!p || !nn_graph_own(g, p)) {
+        mien_err_set(e, MIEN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (tt.n) memcpy(p, d, (size_t)tt.n * sizeof *p);
+    char name[300];
+    snprintf(name, sizeof name, "%s/bn_folded", tt.name);
+    if ((*nt = nn_add_const_ref(g, name, tt.ndim, tt.dims, p, e)) < 0) return NULL;
+    return p;
+}
+
+static int fold_batchnorm(nn_graph *g, int *uses, mien_err *e) {
+    const int n_counted = g->n_t;
+    for (int i = 0; i < g->n_nodes; i++) {
+        nn_node *n = &g->nodes[i];
+        if (n->op != NN_OP_BATCHNORM || !is_const(g, n->in[1]) || !is_const(g, n->in[2]))
+            continue;
+        int p = fusable_producer(g, n->in[0], uses, 1);
+        if (p < 0 || g->nodes[p].op == NN_OP_ADD) continue;
+        nn_node *pn = &g->nodes[p];
+        const int64_t co = g->t[n->in[1]].n;
+        const nn_tensor *ty = &g->t[pn->out];
+        if (ty->ndim < 1 || ty->dims[ty->ndim - 1] != co || g->t[n->in[2]].n != co) continue;
+        if (pn->n_in < 2 || pn->n_in > 3 || !is_const(g, pn->in[1]) ||
+            (pn->n_in == 3 && !is_const(g, pn->in[2])))
+            continue;
+        const int64_t wn = g->t[pn->in[1]].n;
+        if (co < 1 || wn % co || (pn->n_in == 3 && g->t[pn->in[2]].n != co)) continue;
+        const int sc_t = n->in[1], sh_t = n->in[2];
+        int wt, bt = -1;
+        float *w = writable_const(g, pn->in[1], uses, n_counted, &wt, e);
+        if (!w) return e->status;
+        if (pn->n_in == 3) {
+            float *b = writable_const(g, pn->in[2], uses, n_counted, &bt, e);
+            if (!b) return e->status;
+            const float *sc = g->t[sc_t].data, *sh = g->t[sh_t].data;
+            for (int64_t o = 0; o < co; o++) b[o] = b[o] * sc[o] + sh[o];
+            pn->in[2] = bt;
+        } else { /* the shift is the layer's bias */
+            char name[300];
+            snprintf(name, sizeof name, "%s/bias", g->t[n->out].name);
+            if ((bt = nn_add_const(g, name, 1, &co, g->t[sh_t].data, e)) < 0) return e->status;
+            int rc = append_input(pn, bt, e);
+            if (rc) return rc;
+        }
+        const float *sc = g->t[sc_t].data;
+        for (int64_t k = 0; k < wn; k++) w[k] *= sc[k % co];
+        pn->in[1] = wt;
+        take_output(g, p, n->out);
+        n->op = (nn_op)DEAD;
+    }
+    return MIEN_OK;
+}
+
+/* relu/relu6/clamp/leaky after conv, dwconv, fc or add, and a PReLU with one slope per
+ * channel after conv or dwconv: fold into the producer. */
+static int fuse_activations(nn_graph *g, int *uses, mien_err *e) {
     for (int i = 0; i < g->n_nodes; i++) {
         nn_node *n = &g->nodes[i];
         nn_act act;
@@ -75,11 +159,20 @@ static void fuse_activations(nn_graph *g, int *uses) {
         case NN_OP_RELU6: act = NN_ACT_RELU6; break;
         case NN_OP_CLAMP: act = NN_ACT_CLAMP; break;
         case NN_OP_LEAKY_RELU: act = NN_ACT_LEAKY; break;
+        case NN_OP_PRELU: act = NN_ACT_PRELU; break;
         default: continue;
         }
         int p = fusable_producer(g, n->in[0], uses, 1);
         if (p < 0) continue;
         nn_node *pn = &g->nodes[p];
+        if (act == NN_ACT_PRELU) {
+            const nn_tensor *ty = &g->t[n->out];
+            if ((pn->op != NN_OP_CONV2D && pn->op != NN_OP_DWCONV2D) || !is_const(g, n->in[1]) ||
+                g->t[n->in[1]].n != ty->dims[ty->ndim - 1])
+                continue;
+            int rc = append_input(pn, n->in[1], e);
+            if (rc) return rc;
+        }
         pn->act = act;
         pn->act_min = n->act_min;
         pn->act_max = n->act_max;
@@ -88,6 +181,7 @@ static void fuse_activations(nn_graph *g, int *uses) {
         uses[n->in[0]]--;
         n->op = (nn_op)DEAD;
     }
+    return MIEN_OK;
 }
 
 /* ==== PReLU as TensorFlow exports it ====
@@ -269,8 +363,13 @@ int nn_graph_optimize(nn_graph *g, mien_err *e) {
     remove_dead(g);
     int *uses = nn_graph_use_counts(g);
     if (!uses) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
+    rc = fold_batchnorm(g, uses, e);
+    free(uses);
+    if (rc) return rc;
+    /* The folds added constants: count again. */
+    if (!(uses = nn_graph_use_counts(g))) return mien_err_set(e, MIEN_ENOMEM, "out of memory");
     rc = recognise_prelu(g, uses, e);
-    if (!rc) fuse_activations(g, uses);
+    if (!rc) rc = fuse_activations(g, uses, e);
     free(uses);
     if (rc) return rc;
     remove_dead(g);

@@ -24,10 +24,10 @@
  * wants: HWIO for convolution weights) when an op uses them.
  *
  * ==== Folding ====
- * BatchNormalization right after a Conv or Gemm (whose output nobody else reads) is folded
- * into that layer's weights and bias; PRelu after a Conv becomes its fused activation.
- * Elsewhere BN is a per-channel scale and shift node. nn_graph_optimize then folds the
- * remaining constant subgraphs and fuses Relu/Clip/LeakyRelu.
+ * BatchNormalization is a per-channel scale and shift node, PRelu a PReLU node;
+ * nn_graph_optimize (graph_opt.c, the pass every loader runs) folds the batch norm into the
+ * Conv or Gemm before it, fuses the PReLU, Relu, Clip and LeakyRelu into their producers and
+ * folds the remaining constant subgraphs.
  *
  * Hostile files: every count, dimension, data length and attribute is checked before use;
  * sizes are bounded by NN_MAX_DIMS and 2^31 elements per tensor; arithmetic on load-time
@@ -71,11 +71,6 @@ typedef struct oval {
     /* V_TENSOR */
     tview v;
     tview alt;               /* cached conversion to another layout (alt.t < 0: none) */
-    /* Producer that may absorb a following BN or PRelu: a conv/fc node whose weights and
-     * bias were written by this loader (fold_node >= 0). */
-    int fold_node;
-    float *fold_w, *fold_b;  /* weights viewed as (rows, fold_co), bias (fold_co) */
-    int64_t fold_wn, fold_co;
     /* V_CONST: ONNX order */
     int cndim;
     int64_t cdims[NN_MAX_DIMS];
@@ -135,7 +130,6 @@ static oval *new_val(loader *L, const char *name) {
     memset(v, 0, sizeof *v);
     v->name = name;
     v->v.t = v->alt.t = -1;
-    v->fold_node = -1;
     uint64_t mask = (uint64_t)L->hash_cap - 1;
     uint64_t h = hash_str(name) & mask;
     while (L->hash[h]) h = (h + 1) & mask;
@@ -475,7 +469,6 @@ static int set_tensor(loader *L, oval *out, int t, const int *perm) {
     out->kind = V_TENSOR;
     view_of_tensor(L->g, t, perm, &out->v);
     out->alt.t = -1;
-    out->fold_node = -1;
     return MIEN_OK;
 }
 
@@ -599,8 +592,7 @@ static int alias(loader *L, oval *out, const oval *x) {
         *out = *x;
         out->f = NULL;
         out->i = NULL;
-        out->fold_node = -1;
-    }
+        }
     out->name = name;
     out->uses = uses;
     return MIEN_OK;
@@ -671,15 +663,6 @@ static int spatial_params(loader *L, nctx *c, const int64_t *in_hw, const int64_
     return MIEN_OK;
 }
 
-/* Record that value out was made by conv/fc node (the last node) with loader-owned weights. */
-static void set_foldable(loader *L, oval *out, float *w, int64_t wn, float *b, int64_t co) {
-    out->fold_node = L->g->n_nodes - 1;
-    out->fold_w = w;
-    out->fold_wn = wn;
-    out->fold_b = b;
-    out->fold_co = co;
-}
-
 static float *own_floats(loader *L, int64_t n) {
     float *p = calloc((size_t)(n ? n : 1), sizeof *p);
     if (!p || !nn_graph_own(L->g, p)) {
@@ -739,15 +722,12 @@ static int op_conv(loader *L, nctx *c) {
     if (!depthwise) p.groups = (int)group;
     int t = depthwise ? nn_add_dwconv2d(L->g, c->out[0]->name, xt, wt, bt, -1, &p, L->e)
                       : nn_add_conv2d(L->g, c->out[0]->name, xt, wt, bt, -1, &p, L->e);
-    if ((rc = set_tensor(L, c->out[0], t, PERM_NHWC))) return rc;
-    set_foldable(L, c->out[0], wd, w->n, bd, CO);
-    return MIEN_OK;
+    return set_tensor(L, c->out[0], t, PERM_NHWC);
 }
 
 /* Gemm: Y = alpha * A' B' + beta * C with B constant (a fully connected layer). */
 static int fc_layer(loader *L, nctx *c, oval *a, int trans_a, const oval *bmat, int trans_b,
                     float alpha, const oval *bias, float beta) {
-    int rc;
     if (a->kind != V_TENSOR || a->v.ndim < 1)
         return fail(L, MIEN_EUNSUPPORTED, "%s: the left operand must be a computed tensor", c->nm);
     if (bmat->cndim != 2)
@@ -787,9 +767,7 @@ static int fc_layer(loader *L, nctx *c, oval *a, int trans_a, const oval *bmat, 
     int bt = wt < 0 ? -1 : nn_add_const_ref(L->g, nm, 1, &M, bd, L->e);
     if (bt < 0) return L->e->status;
     int t = nn_add_fc(L->g, c->out[0]->name, at, wt, bt, -1, NN_ACT_NONE, L->e);
-    if ((rc = set_plain(L, c->out[0], t))) return rc;
-    set_foldable(L, c->out[0], wd, K * M, bd, M);
-    return MIEN_OK;
+    return set_plain(L, c->out[0], t);
 }
 
 static int op_gemm(loader *L, nctx *c) {
@@ -809,27 +787,13 @@ static int op_matmul(loader *L, nctx *c) {
     return fc_layer(L, c, c->in[0], 0, c->in[1], 0, 1.f, NULL, 0.f);
 }
 
-/* Per-channel scale and shift on ONNX axis 1: folded into the producing conv/fc when it is
- * the only reader, else a BATCHNORM node in channel-last layout. */
+/* Per-channel scale and shift on ONNX axis 1: a BATCHNORM node in channel-last layout (which
+ * nn_graph_optimize folds into a conv/fc that only it reads). */
 static int channel_affine(loader *L, nctx *c, oval *x, const float *scale, const float *shift,
                           int64_t C) {
-    int rc;
     if (x->v.ndim < 2 || x->v.dims[1] != C)
         return fail(L, MIEN_EFORMAT, "%s: %lld channel parameters for input of %lld channels",
                     c->nm, (long long)C, x->v.ndim >= 2 ? (long long)x->v.dims[1] : -1LL);
-    if (x->fold_node >= 0 && x->uses == 1 && x->fold_co == C &&
-        L->g->nodes[x->fold_node].act == NN_ACT_NONE) {
-        for (int64_t k = 0; k < x->fold_wn; k++) x->fold_w[k] *= scale[k % C];
-        for (int64_t o = 0; o < C; o++) x->fold_b[o] = x->fold_b[o] * scale[o] + shift[o];
-        oval *out = c->out[0];
-        if ((rc = alias(L, out, x))) return rc;
-        out->fold_node = x->fold_node;
-        out->fold_w = x->fold_w;
-        out->fold_b = x->fold_b;
-        out->fold_wn = x->fold_wn;
-        out->fold_co = x->fold_co;
-        return MIEN_OK;
-    }
     int p[NN_MAX_DIMS];
     perm_axis_last(x->v.ndim, 1, p);
     int xt = val_to(L, x, p);
@@ -909,19 +873,6 @@ static int op_prelu(loader *L, nctx *c) {
     int64_t an = a->n;
     int at = nn_add_const_ref(L->g, nm, 1, &an, al, L->e);
     if (at < 0) return L->e->status;
-    /* Fuse into the producing conv (channel slope, conv output read only here). */
-    if (x->fold_node >= 0 && x->uses == 1 && a->n == x->fold_co && nd == 4 &&
-        perm_equal(x->v.perm, PERM_NHWC, 4) && perm_equal(p, PERM_NHWC, 4)) {
-        nn_node *n = &L->g->nodes[x->fold_node];
-        if (n->act == NN_ACT_NONE && (n->op == NN_OP_CONV2D || n->op == NN_OP_DWCONV2D)) {
-            int *ni = realloc(n->in, (size_t)(n->n_in + 1) * sizeof *ni);
-            if (!ni) return fail(L, MIEN_ENOMEM, "out of memory");
-            ni[n->n_in++] = at;
-            n->in = ni;
-            n->act = NN_ACT_PRELU;
-            return alias(L, c->out[0], x);
-        }
-    }
     int xt = val_to(L, x, p);
     if (xt < 0) return L->e->status;
     return set_tensor(L, c->out[0], nn_add_prelu(L->g, c->out[0]->name, xt, at, L->e), p);
@@ -1456,7 +1407,6 @@ static int op_transpose(loader *L, nctx *c) {
     out->kind = V_TENSOR;
     view_of_tensor(L->g, t, p, &out->v);
     out->alt.t = -1;
-    out->fold_node = -1;
     return MIEN_OK;
 }
 

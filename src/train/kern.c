@@ -2,6 +2,7 @@
 #include "train/kern.h"
 
 #include "core/err.h"
+#include "nn/gemm_kernel.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -73,47 +74,12 @@ static void ukr_scalar(int64_t kc, const float *const *a, int64_t ask, const flo
 }
 
 #if KERN_X86
-AVX2 static void store8(float *c, __m256 v, int acc, int n) {
-    if (n >= 8) {
-        _mm256_storeu_ps(c, acc ? _mm256_add_ps(_mm256_loadu_ps(c), v) : v);
-    } else if (n > 0) {
-        float t[8];
-        _mm256_storeu_ps(t, v);
-        for (int i = 0; i < n; i++) c[i] = acc ? c[i] + t[i] : t[i];
-    }
-}
-
-AVX2 static void ukr_avx2(int64_t kc, const float *const *a, int64_t ask, const float *b, float *c,
-                          int64_t ldc, int acc, int rows, int cols) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
-    for (int64_t i = 0, o = 0; i < kc; i++, o += ask, b += 16) {
-        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        __m256 x = _mm256_broadcast_ss(a0 + o);
-        c00 = _mm256_fmadd_ps(x, b0, c00);
-        c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a1 + o);
-        c10 = _mm256_fmadd_ps(x, b0, c10);
-        c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a2 + o);
-        c20 = _mm256_fmadd_ps(x, b0, c20);
-        c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a3 + o);
-        c30 = _mm256_fmadd_ps(x, b0, c30);
-        c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a4 + o);
-        c40 = _mm256_fmadd_ps(x, b0, c40);
-        c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a5 + o);
-        c50 = _mm256_fmadd_ps(x, b0, c50);
-        c51 = _mm256_fmadd_ps(x, b1, c51);
-    }
-    const __m256 v[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-    for (int r = 0; r < rows; r++) {
-        store8(c + r * ldc, v[r][0], acc, cols);
-        store8(c + r * ldc + 8, v[r][1], acc, cols - 8);
-    }
+/* The 6x16 AVX2/FMA microkernel of the fast backend (nn/gemm_kernel.c), from zero, added to
+ * C when acc. */
+static void ukr_avx2(int64_t kc, const float *const *a, int64_t ask, const float *b, float *c,
+                     int64_t ldc, int acc, int rows, int cols) {
+    const nn_gemm_out o = {.acc = acc};
+    nn_gemm_6x16(kc, a, ask, b, c, ldc, rows, cols, &o);
 }
 
 AVX512 static void store16(float *c, __m512 v, int acc, int n) {
