@@ -8,8 +8,8 @@
 # the groups). Before and after for the softmax, CosFace and ArcFace losses with one recipe
 # (AdamW, lr 2e-5, 2 epochs of batch 32, class centres from the data), each with LFW (View 2,
 # 6,000 pairs) to check that the general case does not fall. Every evaluation is
-# `mien eval pairs ... --flip --json` through the ordinary pipeline (BlazeFace, face mesh,
-# ArcFace crop); photos without a face count as "different".
+# `mien eval pairs ... --flip --json` through the ordinary pipeline (the default detection
+# stage, ArcFace crop); photos without a face count as "different".
 #
 # usage: bench/train_cfp.sh [LOSS ...]     (default: softmax cosface arcface)
 # Writes out/train_cfp/ (checkpoints, loss curves, evaluations); an evaluation whose JSON is
