@@ -318,10 +318,10 @@ static void run_compreface_client(const char *bin, const char *gallery) {
     add_key_opts(&s, "detector", "--service detection", kd, sizeof kd);
     add_key_opts(&s, "verifier", "--service verification", kv, sizeof kv);
     char *out = NULL;
-    int rc = tu_run(tu_path("/usr/bin/python3 tests/compat/compreface_client.py --url http://127.0.0.1:%d "
-                            "--key %s --read-key %s --key-b %s --detection-key %s --verification-key %s "
-                            "--admin-key %s --data %s 2>&1", s.port, ka, kar, kb, kd, kv, s.admin,
-                            tu_data_dir()), &out);
+    int rc = tu_python(tu_path("tests/compat/compreface_client.py --url http://127.0.0.1:%d "
+                               "--key %s --read-key %s --key-b %s --detection-key %s --verification-key %s "
+                               "--admin-key %s --data %s", s.port, ka, kar, kb, kd, kv, s.admin,
+                               tu_data_dir()), 0, &out);
     ck_assert_msg(healthy(&s), "the server died during the client run");
     server_stop(&s);
     ck_assert_msg(rc == 0 && strstr(out, "compreface_client: OK"), "compreface_client.py (%d):\n%s", rc, out);
