@@ -208,6 +208,39 @@ START_TEST(labelled_faces_found) {
 }
 END_TEST
 
+/* mien bench --quick --json (release build): every model of its table loads and runs (the
+ * default stage's ultraface@640 included), and every end-to-end pipeline embeds the faces of
+ * its photos. Speed itself is not asserted (benchmarks report it, tests do not). */
+START_TEST(bench_smoke) {
+    char *out, *err;
+    int rc = tu_run_mien(tu_mien_bin_fast(), "bench --quick --json", &out, &err);
+    ck_assert_msg(rc == 0, "mien bench: %d: %s", rc, err);
+    ck_assert_msg(!strstr(err, "mien bench: "), "a model failed: %s", err);
+    cJSON *o = cJSON_Parse(out);
+    ck_assert_msg(o != NULL, "not JSON: %s", out);
+    const char *want[] = {"ultraface@320", "ultraface@640", "onet", "frfeature", "mobilefacenet-tflite"};
+    int seen = 0, rows = 0;
+    cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(o, "models")) {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(m, "name"));
+        ck_assert(name != NULL);
+        ck_assert_msg(cJSON_GetObjectItem(m, "ms")->valuedouble > 0, "%s: no time", name);
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) seen += !strcmp(name, want[i]);
+        rows++;
+    }
+    ck_assert_msg(seen == 5 && rows >= 10, "%d rows, %d of the default's models", rows, seen);
+    cJSON *e2e = cJSON_GetObjectItem(o, "end_to_end"), *p;
+    int images = cJSON_GetObjectItem(e2e, "images")->valueint, pipelines = 0;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(e2e, "pipelines")) {
+        ck_assert_int_eq(cJSON_GetObjectItem(p, "faces")->valueint, images);
+        pipelines++;
+    }
+    ck_assert_int_ge(pipelines, 2);
+    cJSON_Delete(o);
+    free(out), free(err);
+}
+END_TEST
+
 START_TEST(no_face_in_dogs) {
     char *out, *err;
     int rc = tu_run_mien(tu_mien_bin_fast(), tu_path("detect --json %s/dlib_faces/dogs.jpg", tu_data_dir()),
@@ -430,6 +463,7 @@ Suite *suite_e2e(void) {
     tcase_add_test(t, verify_command);
     tcase_add_test(t, labelled_faces_found);
     tcase_add_test(t, no_face_in_dogs);
+    tcase_add_test(t, bench_smoke);
     tcase_add_test(t, draw_writes_png);
     tcase_add_test(t, installed_use);
     suite_add_tcase(s, t);
