@@ -6,6 +6,12 @@
 #include "nn/exec.h"
 #include "nn/exec_int.h"
 
+/* The loops are ordered to vectorise, but -O2's "very cheap" vectoriser only takes loops whose
+ * trip count it knows, which none of them has, and -O1 (the sanitizer build) none at all.
+ * Vectorising changes no result: no loop here is a floating-point reduction the vectoriser
+ * would reorder (that needs -ffast-math), and -std=c11 fuses no multiply-add. */
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+
 #include <assert.h>
 #include <float.h>
 #include <math.h>
@@ -568,6 +574,26 @@ int nn_ref_eval(const nn_graph *g, const nn_node *n, const float *const *in, flo
 }
 
 int nn_ref_has_op(nn_op op) { return (unsigned)op < NN_OP_COUNT && ref_table[op] != NULL; }
+
+int nn_ref_eval_pre(const nn_graph *g, const nn_node *n, const float *const *in, float *out,
+                    float *pre, mien_err *e) {
+    if (n->act == NN_ACT_NONE) {
+        int rc = nn_ref_eval(g, n, in, out, e);
+        if (!rc && pre) memcpy(pre, out, (size_t)g->t[n->out].n * sizeof(float));
+        return rc;
+    }
+    /* The same node without its activation (and without the alpha input that goes with a
+     * PReLU, which bias_of would otherwise take for a bias). */
+    nn_node m = *n;
+    m.act = NN_ACT_NONE;
+    if (n->act == NN_ACT_PRELU) m.n_in--;
+    int rc = nn_ref_eval(g, &m, in, out, e);
+    if (rc) return rc;
+    const nn_tensor *ty = &g->t[n->out];
+    if (pre) memcpy(pre, out, (size_t)ty->n * sizeof(float));
+    apply_act(n, act_alpha(n, in), out, ty->n, ty->ndim ? ty->dims[ty->ndim - 1] : 1);
+    return MIEN_OK;
+}
 
 /* ==== The reference backend of nn_exec (exec.h) ====
  * Every exec has it: it runs whatever no fast backend claims. */

@@ -5,9 +5,14 @@
  * Two sets of kernels. The fast ones (train/kern.h, the default): the own GEMM for every
  * product, vectorised and threaded per-channel passes, and gradient buffers written by their
  * first contributor rather than zeroed and added to. The reference ones (tr_net_opts.reference),
- * kept as the oracle: dense products through OpenBLAS (1x1 convolutions straight on the NHWC
- * activations, other convolutions through im2col); depthwise convolution, batch norm and the
- * elementwise ops as loops whose innermost index runs over contiguous channels. */
+ * kept as the oracle: the forward pass runs the reference backend's kernel of each op
+ * (nn/backend_ref.h, the same one inference checks its backends against), except for batch
+ * norm's statistics (see bn_forward); the backward pass has dense products through OpenBLAS
+ * (1x1 convolutions straight on the NHWC activations, other convolutions through im2col),
+ * depthwise convolution, batch norm and the elementwise ops as loops whose innermost index
+ * runs over contiguous channels. The fast forward pass falls back to the reference backend's
+ * kernel for what its kernels do not cover (grouped convolutions, depthwise multipliers over
+ * 1, broadcasting adds, l2norm and every op without a backward). */
 #include "train/train.h"
 
 #include "nn/backend_ref.h"
@@ -313,17 +318,6 @@ static const float *alpha_of(const tr_net *net, const nn_node *n) {
     return n->act == NN_ACT_PRELU ? net->val[n->in[n->n_in - 1]] : NULL;
 }
 
-static void act_forward(const nn_node *n, const float *alpha, float *y, int64_t count, int64_t c) {
-    if (n->act == NN_ACT_RELU) {
-        for (int64_t i = 0; i < count; i++) y[i] = y[i] > 0 ? y[i] : 0;
-    } else if (n->act == NN_ACT_PRELU) {
-        for (int64_t r = 0; r < count / c; r++) {
-            float *yr = y + r * c;
-            for (int64_t k = 0; k < c; k++) yr[k] = yr[k] > 0 ? yr[k] : alpha[k] * yr[k];
-        }
-    }
-}
-
 /* dz from dy through the fused activation (z the pre-activation); accumulates dalpha. */
 static void act_backward(const nn_node *n, const float *z, const float *alpha, const float *dy,
                          float *dz, float *dalpha, int64_t count, int64_t c) {
@@ -411,30 +405,6 @@ static int64_t chunk_rows(const conv_geom *c) {
     return r < 1 ? 1 : r;
 }
 
-static int conv_forward(tr_net *net, const nn_node *n, float *y, mien_err *e) {
-    const conv_geom c = conv_geom_of(net->g, n);
-    const float *x = net->val[n->in[0]], *w = net->val[n->in[1]];
-    const int64_t P = c.N * c.OH * c.OW;
-    if (is_pointwise(n, &c)) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)P, (int)c.CO, (int)c.CI, 1.f,
-                    x, (int)c.CI, w, (int)c.CO, 0.f, y, (int)c.CO);
-    } else {
-        const int64_t RC = chunk_rows(&c);
-        float *col = col_scratch(net, (size_t)(RC < P ? RC : P) * (size_t)c.K);
-        if (!col) return mien_err_set(e, MIEN_ENOMEM, "out of memory (im2col)");
-        for (int64_t p0 = 0; p0 < P; p0 += RC) {
-            int64_t R = P - p0 < RC ? P - p0 : RC;
-            for (int64_t gi = 0; gi < c.G; gi++) {
-                im2col(n, &c, x, p0, R, gi, col);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)c.COG, (int)c.K,
-                            1.f, col, (int)c.K, w + gi * c.COG, (int)c.CO, 0.f,
-                            y + p0 * c.CO + gi * c.COG, (int)c.CO);
-            }
-        }
-    }
-    return MIEN_OK;
-}
-
 static int conv_backward(tr_net *net, const nn_node *n, const float *dz, float *dx, float *dw,
                          mien_err *e) {
     const conv_geom c = conv_geom_of(net->g, n);
@@ -473,37 +443,6 @@ static int conv_backward(tr_net *net, const nn_node *n, const float *dz, float *
 }
 
 /* ==== Depthwise convolution ==== */
-
-static void dw_forward(tr_net *net, const nn_node *n, float *y) {
-    const nn_graph *g = net->g;
-    const nn_tensor *tx = &g->t[n->in[0]], *tw = &g->t[n->in[1]], *ty = &g->t[n->out];
-    const float *x = net->val[n->in[0]], *w = net->val[n->in[1]];
-    const int64_t N = tx->dims[0], H = tx->dims[1], W = tx->dims[2], C = tx->dims[3];
-    const int64_t KH = tw->dims[0], KW = tw->dims[1], M = tw->dims[3], CO = C * M;
-    const int64_t OH = ty->dims[1], OW = ty->dims[2];
-    for (int64_t b = 0; b < N; b++)
-        for (int64_t oy = 0; oy < OH; oy++)
-            for (int64_t ox = 0; ox < OW; ox++) {
-                float *o = y + ((b * OH + oy) * OW + ox) * CO;
-                memset(o, 0, (size_t)CO * sizeof(float));
-                for (int64_t ky = 0; ky < KH; ky++) {
-                    int64_t iy = oy * n->stride[0] - n->pad[0] + ky * n->dilation[0];
-                    if (iy < 0 || iy >= H) continue;
-                    for (int64_t kx = 0; kx < KW; kx++) {
-                        int64_t ix = ox * n->stride[1] - n->pad[2] + kx * n->dilation[1];
-                        if (ix < 0 || ix >= W) continue;
-                        const float *xp = x + ((b * H + iy) * W + ix) * C;
-                        const float *wp = w + (ky * KW + kx) * CO;
-                        if (M == 1) {
-                            for (int64_t k = 0; k < C; k++) o[k] += xp[k] * wp[k];
-                        } else {
-                            for (int64_t k = 0; k < C; k++)
-                                for (int64_t m = 0; m < M; m++) o[k * M + m] += xp[k] * wp[k * M + m];
-                        }
-                    }
-                }
-            }
-}
 
 static void dw_backward(tr_net *net, const nn_node *n, const float *dz, float *dx, float *dw) {
     const nn_graph *g = net->g;
@@ -546,13 +485,6 @@ static void dw_backward(tr_net *net, const nn_node *n, const float *dz, float *d
 }
 
 /* ==== Fully connected ==== */
-
-static void fc_forward(tr_net *net, const nn_node *n, float *y) {
-    const nn_tensor *tw = &net->g->t[n->in[1]];
-    const int64_t K = tw->dims[0], M = tw->dims[1], R = net->g->t[n->out].n / M;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)M, (int)K, 1.f,
-                net->val[n->in[0]], (int)K, net->val[n->in[1]], (int)M, 0.f, y, (int)M);
-}
 
 static void fc_backward(tr_net *net, const nn_node *n, const float *dz, float *dx, float *dw) {
     const nn_tensor *tw = &net->g->t[n->in[1]];
@@ -599,28 +531,11 @@ static void bn_col_sums(const float *x, int64_t R, int64_t C, const float *sub, 
     }
 }
 
-/* y = act(x a + sh) */
-static void bn_apply(const float *x, float *y, int64_t R, int64_t C, const float *a,
-                     const float *sh, nn_act act, const float *al) {
-    for (int64_t r = 0; r < R; r++) {
-        const float *xr = x + r * C;
-        float *yr = y + r * C;
-        if (act == NN_ACT_PRELU) {
-            for (int64_t k = 0; k < C; k++) {
-                float z = xr[k] * a[k] + sh[k];
-                yr[k] = z > 0 ? z : al[k] * z;
-            }
-        } else if (act == NN_ACT_RELU) {
-            for (int64_t k = 0; k < C; k++) {
-                float z = xr[k] * a[k] + sh[k];
-                yr[k] = z > 0 ? z : 0.f;
-            }
-        } else {
-            for (int64_t k = 0; k < C; k++) yr[k] = xr[k] * a[k] + sh[k];
-        }
-    }
-}
-
+/* The batch statistics stay here rather than in the reference kernel of BATCHNORM_TRAIN
+ * (nn/backend_ref.c), which computes them too: training sums them over every rank, keeps the
+ * batch mean and 1/std for the backward pass, updates the running averages, normalises with
+ * those in eval mode and sets gamma and beta from the data on request; the kernel does none of
+ * that. Only the normalisation itself is the reference backend's. */
 static int bn_forward(tr_net *net, const nn_node *n, float *y, int init_from_data, mien_err *e) {
     tr_bn *b = &net->bn[net->bn_of[n - net->g->nodes]];
     const float *x = net->val[n->in[0]];
@@ -668,12 +583,19 @@ static int bn_forward(tr_net *net, const nn_node *n, float *y, int init_from_dat
             sh[k] = beta[k] - b->run_mean[k] * a[k];
         }
     }
-    bn_apply(x, y, R, C, a, sh, n->act, alpha_of(net, n));
+    /* y = act(x a + sh): the reference kernel of the inference batch norm (the op BATCHNORM,
+     * x scale + shift) on a copy of this node, which keeps this node's activation. */
+    nn_node m = *n;
+    m.op = NN_OP_BATCHNORM;
+    const float *in[4] = {x, a, sh, alpha_of(net, n)};
+    rc = nn_ref_eval_pre(net->g, &m, in, y, NULL, e);
+    free(acc);
+    free(a);
+    return rc;
 done:
     free(acc);
     free(a);
-    if (rc) return mien_err_set(e, rc, "batch norm: collective failed");
-    return MIEN_OK;
+    return mien_err_set(e, rc, "batch norm: collective failed");
 }
 
 /* Pass 1 of the backward: per channel, sums of d, d (x - mean) and (PReLU) dy z over z <= 0,
@@ -814,31 +736,6 @@ static int same_shape(const nn_tensor *a, const nn_tensor *b) {
            !memcmp(a->dims, b->dims, (size_t)a->ndim * sizeof a->dims[0]);
 }
 
-static void add_forward(tr_net *net, const nn_node *n, float *y) {
-    const nn_graph *g = net->g;
-    const nn_tensor *ta = &g->t[n->in[0]], *tb = &g->t[n->in[1]], *ty = &g->t[n->out];
-    const float *a = net->val[n->in[0]], *b = net->val[n->in[1]];
-    if (same_shape(ta, ty) && same_shape(tb, ty)) {
-        for (int64_t i = 0; i < ty->n; i++) y[i] = a[i] + b[i];
-        return;
-    }
-    int64_t sa[NN_MAX_DIMS], sb[NN_MAX_DIMS], idx[NN_MAX_DIMS] = {0}, oa = 0, ob = 0;
-    bcast_strides(ta, ty, sa);
-    bcast_strides(tb, ty, sb);
-    for (int64_t i = 0; i < ty->n; i++) {
-        y[i] = a[oa] + b[ob];
-        for (int d = ty->ndim - 1; d >= 0; d--) {
-            idx[d]++;
-            oa += sa[d];
-            ob += sb[d];
-            if (idx[d] < ty->dims[d]) break;
-            oa -= sa[d] * idx[d];
-            ob -= sb[d] * idx[d];
-            idx[d] = 0;
-        }
-    }
-}
-
 /* d(input) += dy summed over the axes where the input broadcasts. */
 static void bcast_backward(const nn_tensor *t, const nn_tensor *ty, const float *dy, float *dt) {
     if (same_shape(t, ty)) {
@@ -859,16 +756,6 @@ static void bcast_backward(const nn_tensor *t, const nn_tensor *ty, const float 
     }
 }
 
-static void prelu_forward(tr_net *net, const nn_node *n, float *y) {
-    const float *x = net->val[n->in[0]], *al = net->val[n->in[1]];
-    const int64_t cnt = net->g->t[n->out].n, c = net->g->t[n->in[1]].n;
-    for (int64_t r = 0; r < cnt / c; r++)
-        for (int64_t k = 0; k < c; k++) {
-            float v = x[r * c + k];
-            y[r * c + k] = v > 0 ? v : al[k] * v;
-        }
-}
-
 static void prelu_backward(tr_net *net, const nn_node *n, const float *dy, float *dx, float *dal) {
     const float *x = net->val[n->in[0]], *al = net->val[n->in[1]];
     const int64_t cnt = net->g->t[n->out].n, c = net->g->t[n->in[1]].n;
@@ -878,18 +765,6 @@ static void prelu_backward(tr_net *net, const nn_node *n, const float *dy, float
             if (dx) dx[r * c + k] += v > 0 ? d : al[k] * d;
             if (dal && !(v > 0)) dal[k] += d * v;
         }
-}
-
-static void l2_forward(tr_net *net, const nn_node *n, float *y) {
-    const nn_tensor *tx = &net->g->t[n->in[0]];
-    const float *x = net->val[n->in[0]];
-    const int64_t c = last_dim(tx), rows = c ? tx->n / c : 0;
-    for (int64_t r = 0; r < rows; r++) {
-        double ss = 0;
-        for (int64_t k = 0; k < c; k++) ss += (double)x[r * c + k] * x[r * c + k];
-        float inv = (float)(1.0 / sqrt(ss > n->eps ? ss : n->eps));
-        for (int64_t k = 0; k < c; k++) y[r * c + k] = x[r * c + k] * inv;
-    }
 }
 
 /* y = x r, r = 1/sqrt(max(|x|^2, eps)): dx = r (dy - y (y . dy)) where |x|^2 > eps, r dy
@@ -925,7 +800,6 @@ static int conv_forward_fast(tr_net *net, const nn_node *n, float *y, mien_err *
     const conv_geom c = conv_geom_of(net->g, n);
     const float *x = net->val[n->in[0]], *w = net->val[n->in[1]];
     const int64_t P = c.N * c.OH * c.OW;
-    if (c.G != 1) return conv_forward(net, n, y, e);
     if (is_pointwise(n, &c))
         return tr_gemm(net->kern, 0, 0, P, c.CO, c.CI, x, c.CI, w, c.CO, 0, y, c.CO) ? oom(e) : MIEN_OK;
     const tr_conv kg = kconv_of(net->g, n);
@@ -1110,6 +984,23 @@ done:
 
 /* ==== Passes ==== */
 
+/* Whether node n runs on a fast kernel (train/kern.h). Every other node, and every node with
+ * the reference kernels, runs on the reference backend's kernel for its op (nn/backend_ref.h),
+ * the one inference checks its fast backends against; only batch norm keeps its own (above). */
+static int fast_forward(const tr_net *net, const nn_node *n) {
+    const nn_graph *g = net->g;
+    if (!net->kern) return 0;
+    switch (n->op) {
+    case NN_OP_CONV2D: return conv_geom_of(g, n).G == 1;
+    case NN_OP_DWCONV2D: return dw_fast_ok(g, n);
+    case NN_OP_FC:
+    case NN_OP_PRELU: return 1;
+    case NN_OP_ADD:
+        return same_shape(&g->t[n->in[0]], &g->t[n->out]) && same_shape(&g->t[n->in[1]], &g->t[n->out]);
+    default: return 0;
+    }
+}
+
 static int forward_impl(tr_net *net, int init_bn, mien_err *e) {
     const nn_graph *g = net->g;
     tr_kern *k = net->kern;
@@ -1118,74 +1009,45 @@ static int forward_impl(tr_net *net, int init_bn, mien_err *e) {
         float *y = net->val[n->out];
         int rc = MIEN_OK;
         const double t0 = now_s();
-        switch (n->op) {
-        case NN_OP_INPUT:
-        case NN_OP_RESHAPE:
-            continue;
-        case NN_OP_CONV2D: rc = k ? conv_forward_fast(net, n, y, e) : conv_forward(net, n, y, e); break;
-        case NN_OP_DWCONV2D:
-            if (k && dw_fast_ok(g, n)) {
+        if (n->op == NN_OP_INPUT || n->op == NN_OP_RESHAPE) continue;
+        if (own_act(n->op) && !act_supported(n->act))
+            return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: activation not supported in training",
+                                g->t[n->out].name);
+        if (n->op == NN_OP_BATCHNORM_TRAIN) {
+            rc = k ? bn_forward_fast(net, n, y, init_bn, e) : bn_forward(net, n, y, init_bn, e);
+        } else if (fast_forward(net, n)) {
+            switch (n->op) {
+            case NN_OP_CONV2D: rc = conv_forward_fast(net, n, y, e); break;
+            case NN_OP_DWCONV2D: {
                 const tr_conv kg = kconv_of(g, n);
                 rc = tr_dw_forward(k, &kg, net->val[n->in[0]], net->val[n->in[1]], y) ? oom(e) : MIEN_OK;
-            } else {
-                dw_forward(net, n, y);
+                break;
             }
-            break;
-        case NN_OP_FC: if (k) rc = fc_forward_fast(net, n, y, e); else fc_forward(net, n, y); break;
-        case NN_OP_ADD:
-            if (k && same_shape(&g->t[n->in[0]], &g->t[n->out]) && same_shape(&g->t[n->in[1]], &g->t[n->out]))
-                tr_add(k, net->val[n->in[0]], net->val[n->in[1]], y, g->t[n->out].n);
-            else
-                add_forward(net, n, y);
-            break;
-        case NN_OP_BATCHNORM_TRAIN:
-            rc = k ? bn_forward_fast(net, n, y, init_bn, e) : bn_forward(net, n, y, init_bn, e);
-            break;
-        case NN_OP_PRELU:
-            if (k) {
+            case NN_OP_FC: rc = fc_forward_fast(net, n, y, e); break;
+            case NN_OP_ADD: tr_add(k, net->val[n->in[0]], net->val[n->in[1]], y, g->t[n->out].n); break;
+            case NN_OP_PRELU: {
                 const int64_t c = g->t[n->in[1]].n;
                 tr_copy_acc(k, net->val[n->in[0]], y, g->t[n->out].n, 0);
                 tr_bias_act(k, y, NULL, g->t[n->out].n / c, c, NULL, NN_ACT_PRELU, net->val[n->in[1]]);
-            } else {
-                prelu_forward(net, n, y);
+                break;
             }
-            break;
-        case NN_OP_L2NORM: l2_forward(net, n, y); break;
-        default: {
+            default: break;
+            }
+            if (!rc && own_act(n->op)) {
+                /* Bias and activation, keeping the pre-activation for the backward pass. */
+                const int64_t cnt = g->t[n->out].n, c = last_dim(&g->t[n->out]);
+                const int b = n->op == NN_OP_ADD ? -1 : bias_input(n);
+                tr_bias_act(k, y, net->pre[i], cnt / c, c, b >= 0 ? net->val[b] : NULL, n->act, alpha_of(net, n));
+            }
+        } else {
+            /* The reference kernel adds the bias and applies the activation; the value before
+             * the activation goes to pre[i] when the backward pass needs it. */
             const float *in[64];
             for (int q = 0; q < n->n_in && q < 64; q++) in[q] = net->val[n->in[q]];
-            rc = nn_ref_eval(g, n, in, y, e);
+            rc = nn_ref_eval_pre(g, n, in, y, net->pre[i], e);
             if (rc) return mien_err_prefix(e, "%s", g->t[n->out].name);
-            net->t_fwd[n->op] += now_s() - t0;
-            continue; /* the reference kernel applied the activation */
-        }
         }
         if (rc) return rc;
-        if (!own_act(n->op)) {
-            net->t_fwd[n->op] += now_s() - t0;
-            continue;
-        }
-        const int64_t cnt = g->t[n->out].n, c = last_dim(&g->t[n->out]);
-        int b = n->op == NN_OP_ADD ? -1 : bias_input(n);
-        if (!act_supported(n->act))
-            return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: activation not supported in training",
-                                g->t[n->out].name);
-        if (k) {
-            tr_bias_act(k, y, net->pre[i], cnt / c, c, b >= 0 ? net->val[b] : NULL, n->act, alpha_of(net, n));
-            net->t_fwd[n->op] += now_s() - t0;
-            continue;
-        }
-        if (b >= 0) {
-            const float *bias = net->val[b];
-            for (int64_t r = 0; r < cnt / c; r++)
-                for (int64_t q = 0; q < c; q++) y[r * c + q] += bias[q];
-        }
-        if (n->act == NN_ACT_NONE) {
-            net->t_fwd[n->op] += now_s() - t0;
-            continue;
-        }
-        if (net->pre[i]) memcpy(net->pre[i], y, (size_t)cnt * sizeof(float));
-        act_forward(n, alpha_of(net, n), y, cnt, c);
         net->t_fwd[n->op] += now_s() - t0;
     }
     return MIEN_OK;
