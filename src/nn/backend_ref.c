@@ -10,7 +10,9 @@
  * trip count it knows, which none of them has, and -O1 (the sanitizer build) none at all.
  * Vectorising changes no result: no loop here is a floating-point reduction the vectoriser
  * would reorder (that needs -ffast-math), and -std=c11 fuses no multiply-add. */
+#if defined(__GNUC__) && !defined(__clang__) /* a GCC pragma: clang (the fuzz build) warns on it */
 #pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+#endif
 
 #include <assert.h>
 #include <float.h>
