@@ -442,13 +442,29 @@ static int need_ints(loader *L, const tf_val *v, const char *nm, const char *wha
     return 0;
 }
 
-static int ints_of(loader *L, const tf_val *v, int64_t *out) {
+/* The integers of a constant (ints or a small float tensor) into out (room for cap): their
+ * count, or -1 with the error set when there are more than cap or a float is not an integer
+ * a shape could hold. */
+static int ints_of(loader *L, const tf_val *v, int64_t *out, int cap, const char *nm,
+                   const char *what) {
     if (v->kind == VAL_INTS) {
+        if (v->n_ints > cap)
+            return mien_err_set(L->e, MIEN_EFORMAT, "%s: %s has %d values, at most %d", nm, what,
+                                v->n_ints, cap), -1;
         memcpy(out, v->ints, (size_t)v->n_ints * sizeof *out);
         return v->n_ints;
     }
     const nn_tensor *t = &L->g->t[v->t];
-    for (int64_t i = 0; i < t->n; i++) out[i] = (int64_t)t->data[i];
+    if (t->n > cap)
+        return mien_err_set(L->e, MIEN_EFORMAT, "%s: %s has %lld values, at most %d", nm, what,
+                            (long long)t->n, cap), -1;
+    for (int64_t i = 0; i < t->n; i++) {
+        const float f = t->data[i];
+        if (!(f >= -2147483648.f && f <= 2147483647.f) || f != floorf(f))
+            return mien_err_set(L->e, MIEN_EFORMAT, "%s: %s holds %g, not an integer", nm, what,
+                                (double)f), -1;
+        out[i] = (int64_t)f;
+    }
     return (int)t->n;
 }
 
@@ -733,7 +749,8 @@ static int tf_reduce(loader *L, const cJSON *node, tf_val *v, const char *op, tf
                          : mien_err_set(e, MIEN_EUNSUPPORTED, "%s: reduction of a constant", nm);
     int x = in[0]->t, nd = g->t[x].ndim;
     int64_t ax[MAX_INTS];
-    int nax = ints_of(L, in[1], ax);
+    int nax = ints_of(L, in[1], ax, MAX_INTS, nm, "reduction axes");
+    if (nax < 0) return e->status;
     unsigned mask = 0;
     for (int k = 0; k < nax; k++) {
         int64_t a = ax[k] < 0 ? ax[k] + nd : ax[k];
@@ -769,7 +786,8 @@ static int tf_pad(loader *L, const cJSON *node, tf_val *v, const char *op, tf_va
     int x = T(0);
     if (x < 0 || !need_ints(L, in[1], nm, "paddings")) return e->status;
     int64_t pads[MAX_INTS];
-    int np = ints_of(L, in[1], pads);
+    int np = ints_of(L, in[1], pads, MAX_INTS, nm, "paddings");
+    if (np < 0) return e->status;
     if (np != 2 * g->t[x].ndim) return mien_err_set(e, MIEN_EFORMAT, "%s: bad paddings", nm);
     float value = 0;
     if (nin > 2) {
@@ -788,7 +806,8 @@ static int tf_concat(loader *L, const cJSON *node, tf_val *v, const char *op, tf
     tf_val *axv = in[nin - 1];
     if (!need_ints(L, axv, nm, "axis")) return e->status;
     int64_t axis;
-    ints_of(L, axv, &axis);
+    if (ints_of(L, axv, &axis, 1, nm, "axis") != 1)
+        return e->status ? e->status : mien_err_set(e, MIEN_EFORMAT, "%s: no axis", nm);
     int all_ints = 1;
     for (int k = 0; k < nin - 1; k++) all_ints &= in[k]->kind == VAL_INTS;
     if (all_ints) { /* shape arithmetic: concatenate int vectors */
@@ -815,7 +834,8 @@ static int tf_reshape(loader *L, const cJSON *node, tf_val *v, const char *op, t
     int x = T(0);
     if (x < 0 || !need_ints(L, in[1], nm, "shape")) return e->status;
     int64_t shape[MAX_INTS];
-    int nd = ints_of(L, in[1], shape);
+    int nd = ints_of(L, in[1], shape, MAX_INTS, nm, "shape");
+    if (nd < 0) return e->status;
     if (nd > NN_MAX_DIMS) return mien_err_set(e, MIEN_EUNSUPPORTED, "%s: rank %d", nm, nd);
     for (int k = 0; k < nd; k++)
         if (shape[k] == 0) return mien_err_set(e, MIEN_EFORMAT, "%s: zero dim", nm);
@@ -848,7 +868,8 @@ static int tf_squeeze_expand(loader *L, const cJSON *node, tf_val *v, const char
         NEED(2);
         if (!need_ints(L, in[1], nm, "axis")) return e->status;
         int64_t ax;
-        ints_of(L, in[1], &ax);
+        if (ints_of(L, in[1], &ax, 1, nm, "axis") != 1)
+            return e->status ? e->status : mien_err_set(e, MIEN_EFORMAT, "%s: no axis", nm);
         if (ax < 0) ax += tx->ndim + 1;
         if (ax < 0 || ax > tx->ndim || tx->ndim >= NN_MAX_DIMS)
             return mien_err_set(e, MIEN_EFORMAT, "%s: bad axis", nm);
@@ -898,9 +919,10 @@ static int tf_strided_slice(loader *L, const cJSON *node, tf_val *v, const char 
         if (!need_ints(L, in[k], nm, "slice bounds")) return e->status;
     int64_t b[MAX_INTS], en[MAX_INTS], st[MAX_INTS], ob[NN_MAX_DIMS], oe[NN_MAX_DIMS],
         os[NN_MAX_DIMS];
-    int nb = ints_of(L, in[1], b);
-    ints_of(L, in[2], en);
-    ints_of(L, in[3], st);
+    int nb = ints_of(L, in[1], b, MAX_INTS, nm, "begin");
+    if (nb < 0 || ints_of(L, in[2], en, MAX_INTS, nm, "end") != nb ||
+        ints_of(L, in[3], st, MAX_INTS, nm, "strides") != nb)
+        return e->status ? e->status : mien_err_set(e, MIEN_EFORMAT, "%s: slice bounds differ in length", nm);
     unsigned shrink;
     if (in[0]->kind == VAL_INTS) { /* shape arithmetic on a 1-D int vector */
         int64_t d = in[0]->n_ints;
@@ -942,7 +964,8 @@ static int tf_transpose(loader *L, const cJSON *node, tf_val *v, const char *op,
     int x = T(0);
     if (x < 0 || !need_ints(L, in[1], nm, "perm")) return e->status;
     int64_t p64[MAX_INTS];
-    int np = ints_of(L, in[1], p64);
+    int np = ints_of(L, in[1], p64, MAX_INTS, nm, "perm");
+    if (np < 0) return e->status;
     if (np != g->t[x].ndim) return mien_err_set(e, MIEN_EFORMAT, "%s: bad perm", nm);
     int perm[NN_MAX_DIMS];
     for (int k = 0; k < np; k++) perm[k] = (int)p64[k];
@@ -956,7 +979,9 @@ static int tf_resize(loader *L, const cJSON *node, tf_val *v, const char *op, tf
     int x = T(0);
     if (x < 0 || !need_ints(L, in[1], nm, "size")) return e->status;
     int64_t sz[MAX_INTS];
-    if (ints_of(L, in[1], sz) != 2) return mien_err_set(e, MIEN_EFORMAT, "%s: bad size", nm);
+    const int nsz = ints_of(L, in[1], sz, MAX_INTS, nm, "size");
+    if (nsz < 0) return e->status;
+    if (nsz != 2) return mien_err_set(e, MIEN_EFORMAT, "%s: bad size", nm);
     if (sz[0] < 1 || sz[1] < 1 || sz[0] > 65536 || sz[1] > 65536)
         return mien_err_set(e, MIEN_EFORMAT, "%s: bad size", nm);
     nn_op rop = op[6] == 'B' ? NN_OP_RESIZE_BILINEAR : NN_OP_RESIZE_NEAREST;
