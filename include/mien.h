@@ -161,7 +161,7 @@ typedef struct mien_face {
 } mien_face;
 
 typedef struct mien_detect_options {
-    float min_score;       /* default 0.6 */
+    float min_score;       /* default 0.6; a face O-Net doubts scores below 0.5 */
     float min_size;        /* faces smaller than this (box side, pixels) are dropped; default 0 */
     int tile;              /* 1: also look for small faces in overlapping tiles of big photos */
     int max_faces;         /* cap on the number of faces returned (largest first); 0 = no cap */

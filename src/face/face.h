@@ -199,9 +199,15 @@ void face_sort_by_score(void *c, int n, size_t size);
 /* Stage functions; errors go to s->err. */
 int face_detect(mien_session *s, const mien_image *img, const mien_detect_options *o,
                 mien_face **faces, int *n_faces);
-/* Refine f's alignment points with the landmark network; *keep becomes 0 when the network
- * says there is no face there. */
+/* Refine f's alignment points with the landmark network. *keep: LM_KEEP, LM_DROP when the
+ * network says there is no face there, or LM_DOUBT when it doubts the face: f->score is then
+ * scaled by the network's face probability (below one half), and the caller keeps the face
+ * only if that lowered score still reaches its threshold (face_lm_kept). */
+enum { LM_DROP = 0, LM_KEEP = 1, LM_DOUBT = 2 };
 int face_refine_landmarks(mien_session *s, const mien_image *img, mien_face *f, int *keep);
+static inline int face_lm_kept(int keep, const mien_face *f, float min_score) {
+    return keep == LM_KEEP || (keep == LM_DOUBT && f->score >= min_score);
+}
 
 /* Least-squares similarity transform (Umeyama 1991) taking src points onto dst points:
  * dst ≈ s R src + t. Writes the 2x3 forward matrix m (x' = m0 x + m1 y + m2, y' = m3 x +

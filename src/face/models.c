@@ -471,6 +471,9 @@ int mien_detect(mien_session *s, const mien_image *img, const mien_detect_option
     if (!s || !faces || !n_faces) return MIEN_EINVAL;
     int rc = face_detect(s, img, o, faces, n_faces);
     if (rc || !s->lm) return rc;
+    mien_detect_options def;
+    mien_detect_options_default(&def);
+    const float min_score = (o ? o : &def)->min_score;
     int kept = 0;
     for (int i = 0; i < *n_faces; i++) {
         int keep;
@@ -480,7 +483,7 @@ int mien_detect(mien_session *s, const mien_image *img, const mien_detect_option
             *n_faces = 0;
             return rc;
         }
-        if (keep) (*faces)[kept++] = (*faces)[i];
+        if (face_lm_kept(keep, &(*faces)[i], min_score)) (*faces)[kept++] = (*faces)[i];
     }
     *n_faces = kept;
     return MIEN_OK;
@@ -501,9 +504,11 @@ int mien_landmarks(mien_session *s, const mien_image *img, mien_face *face, int 
         return mien_err_set(&s->err, MIEN_EUNSUPPORTED,
                             "landmarks \"none\": a face given by its box alone has no alignment points");
     }
+    const float score = face->score;
     int keep = 1, rc = face_refine_landmarks(s, img, face, &keep);
+    face->score = score; /* a doubted face keeps its score here: *present says it */
     if (rc) return rc;
-    if (present) *present = keep;
+    if (present) *present = keep == LM_KEEP;
     if (face->n_points < 4)
         return mien_err_set(&s->err, MIEN_ENOFACE, "no landmarks found in the face box");
     return MIEN_OK;

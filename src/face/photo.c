@@ -250,7 +250,7 @@ int mien_photo_detect(mien_session *s, mien_photo *p, const mien_detect_options 
         rc = face_refine_landmarks(s, li, &f[i], &keep);
         face_scale(&f[i], lx, ly);
         if (rc) break;
-        if (keep) f[kept++] = f[i];
+        if (face_lm_kept(keep, &f[i], opt.min_score)) f[kept++] = f[i];
     }
     if (rc) {
         free(f);

@@ -293,7 +293,7 @@ static int embed_det(mien_tracker *t, const mien_image *img, det *d) {
     d->refined = d->f;
     int keep = 1, rc = face_refine_landmarks(t->s, img, &d->refined, &keep);
     if (rc) return fail(t, rc, "landmarks: %s", mien_errmsg(t->s));
-    if (!keep) return MIEN_OK;
+    if (keep != LM_KEEP) return MIEN_OK;
     rc = face_embed_scaled(t->s, img, &d->refined, 1.f, 1.f, d->emb);
     if (rc == MIEN_EINVAL) return MIEN_OK; /* degenerate landmarks: not usable */
     if (rc) return fail(t, rc, "embed: %s", mien_errmsg(t->s));
