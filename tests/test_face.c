@@ -289,6 +289,37 @@ START_TEST(onet_profiles_and_dogs) {
 }
 END_TEST
 
+/* A face O-Net doubts is ranked, not dropped: asked for scores from 0.05, the default stage
+ * returns UltraFace's boxes on the dogs with their score times O-Net's mean face probability,
+ * every one below 0.5 (so never at the default 0.6), while a face O-Net vouches for keeps its
+ * detector score. */
+START_TEST(onet_doubted_faces_score_low) {
+    mien_models *m;
+    mien_session *s;
+    open_stage("ultraface@320+ultraface@640", "onet", &m, &s);
+    mien_detect_options o;
+    mien_detect_options_default(&o);
+    o.min_score = 0.05f;
+    const char *photos[] = {"dlib_faces/dogs.jpg", "people/examples/obama.jpg"};
+    int n[2];
+    float best[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        mien_image img;
+        mien_face *faces;
+        ck_assert(mien_image_load(s, tu_path("%s/%s", tu_data_dir(), photos[k]), &img) == MIEN_OK);
+        ck_assert_msg(mien_detect(s, &img, &o, &faces, &n[k]) == MIEN_OK, "%s", mien_errmsg(s));
+        for (int i = 0; i < n[k]; i++) best[k] = fmaxf(best[k], faces[i].score);
+        mien_faces_free(faces);
+        mien_image_free(&img);
+    }
+    ck_assert_int_ge(n[0], 1);
+    ck_assert_msg(best[0] < 0.5f, "a dog scored %.3f", best[0]);
+    ck_assert_msg(best[1] > 0.9f, "Obama scored %.3f", best[1]);
+    mien_session_close(s);
+    mien_models_close(m);
+}
+END_TEST
+
 /* mien_models_open(NULL): $MIEN_MODELS first; a folder without the models passes to the next
  * place (here the checkout's models beside build-asan/); mien_models_find names the first. */
 START_TEST(models_search) {
@@ -332,6 +363,7 @@ Suite *suite_face(void) {
     tcase_add_test(t, landmarks_from_a_box);
     tcase_add_test(t, models_search);
     tcase_add_test(t, onet_profiles_and_dogs);
+    tcase_add_test(t, onet_doubted_faces_score_low);
     suite_add_tcase(s, t);
     return s;
 }
