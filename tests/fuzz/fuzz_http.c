@@ -4,7 +4,7 @@
  * Input: byte 0 picks the route, byte 1 the Content-Type, the rest is the body. A finding is
  * a crash or sanitizer report in the server, no answer within 60 s (a hang: the campaign's
  * -timeout), or a 5xx. A receive interrupted by libFuzzer's timer signal is retried: read as
- * "no answer", it aborted 68 times in two 30-minute campaigns whenever an answer took long.
+ * "no answer", it aborted 75 times in two 30-minute campaigns whenever an answer took long.
  * The server, its models (MIEN_MODELS, else ./models), a gallery and an admin key are made
  * once per process in a private folder. Seeds: multipart and JSON bodies with small photos. */
 #include "fuzz.h"
