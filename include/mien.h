@@ -170,7 +170,9 @@ typedef struct mien_detect_options {
 void mien_detect_options_default(mien_detect_options *o);
 
 /* Find faces. *faces is allocated (free with mien_faces_free()); *n_faces may be 0. Sorted
- * by score. */
+ * by score. Behind O-Net (the default), a photo in which nothing is found is looked at again
+ * inside a grey margin, for a face that fills the frame: such a face's box and points may
+ * reach past the photo's edges. */
 int mien_detect(mien_session *s, const mien_image *img, const mien_detect_options *o,
                 mien_face **faces, int *n_faces);
 /* Free the array of mien_detect (NULL is fine). */

@@ -320,6 +320,53 @@ START_TEST(onet_doubted_faces_score_low) {
 }
 END_TEST
 
+/* A photo in which nothing is found gets a second look inside a grey margin: tight crops of
+ * profiles that fill the frame (cfp_dev, the first look finds no face in any of these three),
+ * found by mien_detect and by mien_photo_detect alike, the points inside the photo's frame
+ * give or take the margin, and the box in the photo's coordinates (overlapping it). */
+START_TEST(second_look_with_a_margin) {
+    mien_models *m;
+    mien_session *s;
+    open_stage("ultraface@320+ultraface@640", "onet", &m, &s);
+    const char *crops[] = {"008/profile/02.jpg", "062/profile/01.jpg", "091/profile/03.jpg"};
+    for (int k = 0; k < 3; k++) {
+        const char *path = tu_path("%s/cfp_dev/Data/Images/%s", tu_data_dir(), crops[k]);
+        mien_image img;
+        mien_face *f;
+        int n;
+        ck_assert(mien_image_load(s, path, &img) == MIEN_OK);
+        ck_assert_msg(mien_detect(s, &img, NULL, &f, &n) == MIEN_OK, "%s", mien_errmsg(s));
+        ck_assert_msg(n == 1, "%s: %d faces", crops[k], n);
+        const float W = (float)img.width, H = (float)img.height;
+        ck_assert_msg(f[0].box[0] < W && f[0].box[1] < H && f[0].box[0] + f[0].box[2] > 0 &&
+                          f[0].box[1] + f[0].box[3] > 0 && f[0].box[2] > 0.3f * W,
+                      "%s: box %.0f %.0f %.0f %.0f", crops[k], f[0].box[0], f[0].box[1],
+                      f[0].box[2], f[0].box[3]);
+        for (int i = 0; i < 5; i++)
+            ck_assert(f[0].points[i][0] > -0.3f * W && f[0].points[i][0] < 1.3f * W &&
+                      f[0].points[i][1] > -0.3f * H && f[0].points[i][1] < 1.3f * H);
+        mien_photo *p;
+        size_t len;
+        void *bytes = tu_read_file(path, &len);
+        ck_assert(mien_photo_open(s, bytes, len, &p) == MIEN_OK);
+        mien_face *g;
+        int ng;
+        ck_assert_msg(mien_photo_detect(s, p, NULL, &g, &ng) == MIEN_OK, "%s", mien_errmsg(s));
+        ck_assert_int_eq(ng, 1);
+        for (int i = 0; i < 4; i++)
+            ck_assert_msg(fabsf(g[0].box[i] - f[0].box[i]) < 0.05f * f[0].box[2], "%s: box[%d] %.1f vs %.1f",
+                          crops[k], i, g[0].box[i], f[0].box[i]);
+        mien_faces_free(g);
+        mien_photo_close(p);
+        free(bytes);
+        mien_faces_free(f);
+        mien_image_free(&img);
+    }
+    mien_session_close(s);
+    mien_models_close(m);
+}
+END_TEST
+
 /* mien_models_open(NULL): $MIEN_MODELS first; a folder without the models passes to the next
  * place (here the checkout's models beside build-asan/); mien_models_find names the first. */
 START_TEST(models_search) {
@@ -364,6 +411,7 @@ Suite *suite_face(void) {
     tcase_add_test(t, models_search);
     tcase_add_test(t, onet_profiles_and_dogs);
     tcase_add_test(t, onet_doubted_faces_score_low);
+    tcase_add_test(t, second_look_with_a_margin);
     suite_add_tcase(s, t);
     return s;
 }

@@ -199,6 +199,16 @@ void face_sort_by_score(void *c, int n, size_t size);
 /* Stage functions; errors go to s->err. */
 int face_detect(mien_session *s, const mien_image *img, const mien_detect_options *o,
                 mien_face **faces, int *n_faces);
+/* The detection stage (stage.c): face_detect, then each face refined by the landmark source,
+ * keeping those it keeps (face_lm_kept). */
+int face_detect_refined(mien_session *s, const mien_image *img, const mien_detect_options *o,
+                        mien_face **faces, int *n_faces);
+/* face_detect_refined on img inside a grey margin of FACE_LOOK_MARGIN times its longer side,
+ * the faces in img's coordinates (boxes may reach past its edges): for a photo in which
+ * nothing was found (a face filling the frame). */
+#define FACE_LOOK_MARGIN 0.3f
+int face_second_look(mien_session *s, const mien_image *img, const mien_detect_options *o,
+                     mien_face **faces, int *n_faces);
 /* Refine f's alignment points with the landmark network. *keep: LM_KEEP, LM_DROP when the
  * network says there is no face there, or LM_DOUBT when it doubts the face: f->score is then
  * scaled by the network's face probability (below one half), and the caller keeps the face

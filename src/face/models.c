@@ -469,24 +469,10 @@ void mien_faces_free(mien_face *faces) { free(faces); }
 int mien_detect(mien_session *s, const mien_image *img, const mien_detect_options *o,
                 mien_face **faces, int *n_faces) {
     if (!s || !faces || !n_faces) return MIEN_EINVAL;
-    int rc = face_detect(s, img, o, faces, n_faces);
-    if (rc || !s->lm) return rc;
-    mien_detect_options def;
-    mien_detect_options_default(&def);
-    const float min_score = (o ? o : &def)->min_score;
-    int kept = 0;
-    for (int i = 0; i < *n_faces; i++) {
-        int keep;
-        if ((rc = face_refine_landmarks(s, img, &(*faces)[i], &keep))) {
-            free(*faces);
-            *faces = NULL;
-            *n_faces = 0;
-            return rc;
-        }
-        if (face_lm_kept(keep, &(*faces)[i], min_score)) (*faces)[kept++] = (*faces)[i];
-    }
-    *n_faces = kept;
-    return MIEN_OK;
+    int rc = face_detect_refined(s, img, o, faces, n_faces);
+    if (rc || *n_faces) return rc;
+    free(*faces);
+    return face_second_look(s, img, o, faces, n_faces);
 }
 
 int mien_landmarks(mien_session *s, const mien_image *img, mien_face *face, int *present) {

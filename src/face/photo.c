@@ -256,8 +256,14 @@ int mien_photo_detect(mien_session *s, mien_photo *p, const mien_detect_options 
         free(f);
         return rc;
     }
+    if (s->lm) n = kept;
+    if (n == 0) { /* nothing: a second look, with a margin, at the detection level */
+        free(f);
+        if ((rc = face_second_look(s, img, &opt, &f, &n))) return rc;
+        for (int i = 0; i < n; i++) face_scale(&f[i], sx, sy);
+    }
     *faces = f;
-    *n_faces = s->lm ? kept : n;
+    *n_faces = n;
     return MIEN_OK;
 }
 
