@@ -199,6 +199,14 @@ void face_sort_by_score(void *c, int n, size_t size);
 /* Stage functions; errors go to s->err. */
 int face_detect(mien_session *s, const mien_image *img, const mien_detect_options *o,
                 mien_face **faces, int *n_faces);
+/* Map a face's box, landmarks and points by x' = sx x + dx, y' = sy y + dy. */
+static inline void face_move(mien_face *f, float sx, float sy, float dx, float dy) {
+    f->box[0] = f->box[0] * sx + dx, f->box[1] = f->box[1] * sy + dy;
+    f->box[2] *= sx, f->box[3] *= sy;
+    for (int i = 0; i < f->n_landmarks; i++)
+        f->landmarks[i][0] = f->landmarks[i][0] * sx + dx, f->landmarks[i][1] = f->landmarks[i][1] * sy + dy;
+    for (int i = 0; i < 5; i++) f->points[i][0] = f->points[i][0] * sx + dx, f->points[i][1] = f->points[i][1] * sy + dy;
+}
 /* The detection stage (stage.c): face_detect, then each face refined by the landmark source,
  * keeping those it keeps (face_lm_kept). */
 int face_detect_refined(mien_session *s, const mien_image *img, const mien_detect_options *o,

@@ -17,7 +17,6 @@
 
 #include <math.h>
 #include <string.h>
-#include <stdlib.h>
 
 /* Mesh indices (image-left first on an upright face, i.e. the subject's right side). */
 static const int eye_a[] = {33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246};
@@ -172,13 +171,12 @@ static int refine_68(mien_session *s, const lm_model *lm, nn_exec *x, const mien
 
 /* MTCNN's O-Net on the square crop (x0, y0, side): MTCNN's input is the image transposed
  * (rows along x), RGB, (pixel - 127.5) / 128, as expo's MTCNN.kt feeds it. Gives the face
- * probability, the five points and the regressed box (x0, y0, x1, y1). */
-/* One O-Net run on the square crop (x0, y0, side) of img, mirrored left to right when mirror is
- * set (the points then come back in the image's frame and order, the eyes and the mouth
- * corners swapped back; box is the mirrored crop's regression, not used). */
-static int onet_pass_m(mien_session *s, const lm_model *lm, nn_exec *x, const mien_image *img,
-                       float x0, float y0, float side, float p[5][2], float *prob, float box[4],
-                       int mirror) {
+ * probability, the five points and the regressed box (x0, y0, x1, y1; may be NULL). With
+ * mirror set the crop is mirrored left to right, and the points come back in the image's
+ * frame and order (the eyes and the mouth corners swapped back). */
+static int onet_pass(mien_session *s, const lm_model *lm, nn_exec *x, const mien_image *img,
+                     float x0, float y0, float side, int mirror, float p[5][2], float *prob,
+                     float box[4]) {
     const float S = (float)lm->size, k = side / S;
     /* crop column u, row v -> image x = x0 + k v, y = y0 + k u */
     const float m[6] = {0.f, mirror ? -k : k, mirror ? x0 + side : x0, k, 0.f, y0};
@@ -198,15 +196,12 @@ static int onet_pass_m(mien_session *s, const lm_model *lm, nn_exec *x, const mi
         memcpy(q, p, sizeof q);
         for (int i = 0; i < 5; i++) p[i][0] = q[sw[i]][0], p[i][1] = q[sw[i]][1];
     }
+    if (!box) return MIEN_OK;
     box[0] = x0 + rg[0] * side;
     box[1] = y0 + rg[1] * side;
     box[2] = x0 + side + rg[2] * side;
     box[3] = y0 + side + rg[3] * side;
     return MIEN_OK;
-}
-static int onet_pass(mien_session *s, const lm_model *lm, nn_exec *x, const mien_image *img,
-                     float x0, float y0, float side, float p[5][2], float *prob, float box[4]) {
-    return onet_pass_m(s, lm, x, img, x0, y0, side, p, prob, box, 0);
 }
 
 /* MTCNN's O-Net as a landmark stage behind any detector: the detector's box, squared about
@@ -238,11 +233,12 @@ static int refine_onet(mien_session *s, const lm_model *lm, nn_exec *x, const mi
     float p[5][2], prob = 0.f, box[4], sum = 0.f;
     for (int pass = 0; pass < ONET_PASSES; pass++) {
         if (!(side > 0) || !isfinite(cx) || !isfinite(cy)) return MIEN_OK;
-        int rc = onet_pass(s, lm, x, img, cx - side * 0.5f, cy - side * 0.5f, side, p, &prob, box);
+        const float x0 = cx - side * 0.5f, y0 = cy - side * 0.5f;
+        int rc = onet_pass(s, lm, x, img, x0, y0, side, 0, p, &prob, box);
         if (rc) return rc;
         if (pass == ONET_PASSES - 1) { /* the last crop mirrored too: see above */
-            float q[5][2], pq, bq[4];
-            rc = onet_pass_m(s, lm, x, img, cx - side * 0.5f, cy - side * 0.5f, side, q, &pq, bq, 1);
+            float q[5][2], pq;
+            rc = onet_pass(s, lm, x, img, x0, y0, side, 1, q, &pq, NULL);
             if (rc) return rc;
             for (int i = 0; i < 5; i++)
                 p[i][0] = 0.5f * (p[i][0] + q[i][0]), p[i][1] = 0.5f * (p[i][1] + q[i][1]);

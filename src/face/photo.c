@@ -138,12 +138,6 @@ static int crop_level(const mien_photo *p, float k) {
 }
 
 /* Multiply every coordinate of f by (sx, sy). */
-static void face_scale(mien_face *f, float sx, float sy) {
-    f->box[0] *= sx, f->box[1] *= sy, f->box[2] *= sx, f->box[3] *= sy;
-    for (int i = 0; i < f->n_landmarks; i++) f->landmarks[i][0] *= sx, f->landmarks[i][1] *= sy;
-    for (int i = 0; i < 5; i++) f->points[i][0] *= sx, f->points[i][1] *= sy;
-}
-
 /* Full-size pixels per crop pixel of the embedder's crop of f (0 if it has none). */
 static float embed_crop_scale(const mien_session *s, const mien_face *f, float m[6]) {
     if (!face_embed_matrix(&s->m->emb, f, m)) return 0.f;
@@ -229,7 +223,7 @@ int mien_photo_detect(mien_session *s, mien_photo *p, const mien_detect_options 
     mien_face *f;
     int n;
     if ((rc = face_detect(s, img, &opt, &f, &n))) return rc;
-    for (int i = 0; i < n; i++) face_scale(&f[i], sx, sy);
+    for (int i = 0; i < n; i++) face_move(&f[i], sx, sy, 0.f, 0.f);
 
     /* Landmark refinement, as mien_detect does, each face on its own level. */
     int kept = 0;
@@ -246,9 +240,9 @@ int mien_photo_detect(mien_session *s, mien_photo *p, const mien_detect_options 
         if ((rc = level_get(s, p, j, &li))) break;
         float lx, ly;
         level_scale(p, j, &lx, &ly);
-        face_scale(&f[i], 1.f / lx, 1.f / ly);
+        face_move(&f[i], 1.f / lx, 1.f / ly, 0.f, 0.f);
         rc = face_refine_landmarks(s, li, &f[i], &keep);
-        face_scale(&f[i], lx, ly);
+        face_move(&f[i], lx, ly, 0.f, 0.f);
         if (rc) break;
         if (face_lm_kept(keep, &f[i], opt.min_score)) f[kept++] = f[i];
     }
@@ -260,7 +254,7 @@ int mien_photo_detect(mien_session *s, mien_photo *p, const mien_detect_options 
     if (n == 0) { /* nothing: a second look, with a margin, at the detection level */
         free(f);
         if ((rc = face_second_look(s, img, &opt, &f, &n))) return rc;
-        for (int i = 0; i < n; i++) face_scale(&f[i], sx, sy);
+        for (int i = 0; i < n; i++) face_move(&f[i], sx, sy, 0.f, 0.f);
     }
     *faces = f;
     *n_faces = n;

@@ -18,7 +18,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 int face_detect_refined(mien_session *s, const mien_image *img, const mien_detect_options *o,
                         mien_face **faces, int *n_faces) {
@@ -47,29 +46,14 @@ int face_second_look(mien_session *s, const mien_image *img, const mien_detect_o
     *faces = NULL;
     *n_faces = 0;
     if (!s->lm || s->m->lm.kind != LM_ONET) return MIEN_OK; /* see the top of the file */
-    if (!img || !img->rgb || img->width <= 0 || img->height <= 0)
-        return mien_err_set(&s->err, MIEN_EINVAL, "detect: empty image");
     const int side = img->width > img->height ? img->width : img->height;
     const int m = (int)ceilf(FACE_LOOK_MARGIN * (float)side);
-    /* A photo the margin would take past the size limit gets no second look. */
-    if ((long long)img->width + 2LL * m > MIEN_MAX_IMAGE_SIDE ||
-        (long long)img->height + 2LL * m > MIEN_MAX_IMAGE_SIDE)
-        return MIEN_OK;
-    mien_image big = {0};
-    int rc = img_alloc(&big, img->width + 2 * m, img->height + 2 * m, &s->err);
+    mien_image big;
+    int rc = img_pad(img, m, 127, &big, &s->err);
+    if (rc == MIEN_ETOOBIG) return MIEN_OK; /* a photo the margin would take too far: no look */
     if (rc) return rc;
-    memset(big.rgb, 127, (size_t)big.width * (size_t)big.height * 3);
-    const size_t row = (size_t)img->width * 3;
-    for (int y = 0; y < img->height; y++)
-        memcpy(big.rgb + ((size_t)(y + m) * (size_t)big.width + (size_t)m) * 3,
-               img->rgb + (size_t)y * row, row);
     rc = face_detect_refined(s, &big, o, faces, n_faces);
     mien_image_free(&big);
-    for (int i = 0; !rc && i < *n_faces; i++) {
-        mien_face *f = &(*faces)[i];
-        f->box[0] -= (float)m, f->box[1] -= (float)m;
-        for (int k = 0; k < f->n_landmarks; k++) f->landmarks[k][0] -= (float)m, f->landmarks[k][1] -= (float)m;
-        for (int k = 0; k < 5; k++) f->points[k][0] -= (float)m, f->points[k][1] -= (float)m;
-    }
+    for (int i = 0; !rc && i < *n_faces; i++) face_move(&(*faces)[i], 1.f, 1.f, -(float)m, -(float)m);
     return rc;
 }

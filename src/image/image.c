@@ -54,6 +54,25 @@ int img_crop(const mien_image *src, int x, int y, int w, int h, mien_image *dst,
     return MIEN_OK;
 }
 
+int img_pad(const mien_image *src, int m, uint8_t v, mien_image *dst, mien_err *e) {
+    dst->width = dst->height = 0;
+    dst->rgb = NULL;
+    if (!src || !src->rgb || src->width <= 0 || src->height <= 0 || m < 0)
+        return mien_err_set(e, MIEN_EINVAL, "pad of an empty image");
+    if ((long long)src->width + 2LL * m > MIEN_MAX_IMAGE_SIDE ||
+        (long long)src->height + 2LL * m > MIEN_MAX_IMAGE_SIDE)
+        return mien_err_set(e, MIEN_ETOOBIG, "a %d pixel border takes the %dx%d image past %d per side",
+                            m, src->width, src->height, MIEN_MAX_IMAGE_SIDE);
+    int rc = img_alloc(dst, src->width + 2 * m, src->height + 2 * m, e);
+    if (rc) return rc;
+    memset(dst->rgb, v, (size_t)dst->width * (size_t)dst->height * 3);
+    const size_t row = (size_t)src->width * 3;
+    for (int y = 0; y < src->height; y++)
+        memcpy(dst->rgb + ((size_t)(y + m) * (size_t)dst->width + (size_t)m) * 3,
+               src->rgb + (size_t)y * row, row);
+    return MIEN_OK;
+}
+
 void img_flip_h(mien_image *img) {
     if (!img || !img->rgb) return;
     int w = img->width;

@@ -74,6 +74,8 @@ void img_flip_h(mien_image *img);
 
 /* Crop (clipped to the image; fails if the crop is empty). */
 int img_crop(const mien_image *src, int x, int y, int w, int h, mien_image *dst, mien_err *e);
+/* src inside a border of m pixels on every side, filled with the grey level v. */
+int img_pad(const mien_image *src, int m, uint8_t v, mien_image *dst, mien_err *e);
 
 /* ==== Drawing (for --draw outputs and plots) ==== */
 
