@@ -75,7 +75,7 @@ typedef enum mien_backend {
 
 typedef struct mien_config {
     const char *detector;    /* "ultraface@320+ultraface@640" (default), "blazeface", ... */
-    const char *embedder;    /* "frfeature+mobilefacenet-tflite" (default), "dlib", ... */
+    const char *embedder;    /* "mobilefacenet-tflite" (default), "dlib", ... */
     const char *landmarks;   /* "onet" (default), "facemesh", "68", "facemesh+68", "none" */
     mien_backend backend;    /* default MIEN_BACKEND_AUTO */
     int threads;             /* threads per session for intra-op parallelism; 0 = 1 */

@@ -11,7 +11,7 @@ echo "== mien detect --json (first photo)"
 build/mien detect --json models/demo/sample1.jpg | tee out/demo/sample1.json | cut -c1-300
 echo "..."
 echo
-echo "== mien embed: one ${MIEN_EMBEDDER:-frfeature+mobilefacenet-tflite} embedding per face (out/demo/embeddings.jsonl)"
+echo "== mien embed: one ${MIEN_EMBEDDER:-mobilefacenet-tflite} embedding per face (out/demo/embeddings.jsonl)"
 build/mien embed --json models/demo/sample*.jpg > out/demo/embeddings.jsonl
 echo "$(wc -l < out/demo/embeddings.jsonl) photos embedded"
 echo

@@ -60,10 +60,10 @@ static const photo people[] = {
 };
 #define N_PEOPLE ((int)(sizeof people / sizeof people[0]))
 
-/* The embedders every known-people pair is checked with: the default, and the others whose
- * thresholds were set on LFW (each at its own threshold). */
+/* The embedders every known-people pair is checked with: the default (MobileFaceNet.tflite),
+ * and the others whose thresholds were set on LFW (each at its own threshold). */
 static const char *const pair_embedders[] = {"", "--embedder dlib", "--embedder frfeature",
-                                             "--embedder mobilefacenet-tflite"};
+                                             "--embedder frfeature+mobilefacenet-tflite"};
 
 /* Embedding of the largest face of each photo, from one `mien embed --json` run (opt: more
  * options, such as --embedder). */

@@ -41,10 +41,11 @@ static double dot(const float *a, const float *b, int n) {
     return d;
 }
 
-/* The default recognizer (frfeature + MobileFaceNet.tflite, both on the ArcFace 112x112 crop,
- * 512 + 192) and dlib's (its 150x150 chip, 128-d). */
+/* The default recognizer (MobileFaceNet.tflite on the ArcFace 112x112 crop, 192-d), the
+ * fusion with frfeature (both on that crop, 512 + 192) and dlib's (its 150x150 chip, 128-d). */
 static const struct { const char *embedder; int chip, dim; } align_cases[] = {
-    {NULL, 112, 704},
+    {NULL, 112, 192},
+    {"frfeature+mobilefacenet-tflite", 112, 704},
     {"dlib", 150, 128},
 };
 

@@ -547,7 +547,7 @@ static char gallery[256], gallery_def[256];
  * and the face mesh, the stage their expectations were set with (README, Video): dlib's
  * ResNet names Barack Obama's three-quarter face in the audience at 0.931 with the mesh's
  * points (its threshold 0.929), 0.926 with O-Net's. test_clip_video_command also runs the
- * defaults (UltraFace, O-Net, frfeature+mobilefacenet-tflite: Obama at 0.41, threshold 0.387)
+ * defaults (UltraFace, O-Net, MobileFaceNet.tflite)
  * on a gallery of their own. */
 #define CLIP_STAGE "--embedder dlib --detector blazeface --landmarks facemesh"
 

@@ -266,7 +266,7 @@ class Models:
     data folder ($XDG_DATA_HOME/mien/models or ~/.local/share/mien/models), the install
     prefix (PREFIX/share/mien/models), then the checkout the package was installed from.
     detector "ultraface@320+ultraface@640" (default), "blazeface", "ssd", ...; embedder
-    "frfeature+mobilefacenet-tflite" (default), "dlib", "frfeature", "mobilefacenet-tflite",
+    "mobilefacenet-tflite" (default), "frfeature+mobilefacenet-tflite", "dlib", "frfeature",
     ...; landmarks "onet" (default), "facemesh", "68", "68-tiny", "facemesh+68", "none"; threads: the
     threads inside each network, per session; flip: add the mirrored face's embedding
     (default: the embedder's choice).

@@ -54,7 +54,7 @@ __all__ = ["load_image_file", "face_locations", "batch_face_locations", "face_la
 # ---- the models, opened once ------------------------------------------------------------------
 
 # dlib's ResNet in every kind: face_recognition's encodings are dlib's 128-d descriptors, and
-# programs keep them (mien's own default recognizer is another, 704-d one).
+# programs keep them (mien's own default recognizer is another, 192-d one).
 _KINDS = {
     # face_recognition's HOG detector looks for frontal faces; BlazeFace with the face mesh,
     # on whose points dlib's ResNet was measured, stands in for it (mien's own default stage,

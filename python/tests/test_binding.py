@@ -27,8 +27,8 @@ def test_version():
 
 
 def test_models_properties(models):
-    assert models.embedder == "frfeature+mobilefacenet-tflite"
-    assert models.embedding_dim == 512 + 192
+    assert models.embedder == "mobilefacenet-tflite"
+    assert models.embedding_dim == 192
     assert 0.3 < models.threshold < 0.45
     assert os.path.isdir(os.path.join(models.dir, "faceapi"))
 

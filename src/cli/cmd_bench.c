@@ -277,8 +277,8 @@ static const bench_model bench_models[] = {
     {"mobilefacenet", "human/mobilefacenet.json", LOAD_TFJS, 112, NULL, "embedder"},
     {"mobileface", "human/mobileface.json", LOAD_TFJS, 112, NULL, "embedder"},
     {"faceres", "human/faceres.json", LOAD_TFJS, 224, "global_pooling/Mean", "embedder"},
-    {"mobilefacenet-tflite", "expo/MobileFaceNet.tflite", LOAD_TFLITE, 112, NULL, "embedder (default, fused)"},
-    {"frfeature", "faceplugin/fr_feature.onnx", LOAD_ONNX, 112, NULL, "embedder (default, fused)"},
+    {"mobilefacenet-tflite", "expo/MobileFaceNet.tflite", LOAD_TFLITE, 112, NULL, "embedder (default)"},
+    {"frfeature", "faceplugin/fr_feature.onnx", LOAD_ONNX, 112, NULL, "embedder (fused with the default)"},
 };
 #define N_MODELS (int)(sizeof bench_models / sizeof bench_models[0])
 
@@ -425,9 +425,11 @@ typedef struct pipeline {
 } pipeline;
 
 static const pipeline pipelines[] = {
-    {"default", "ultraface@320+ultraface@640", "onet", "frfeature+mobilefacenet-tflite", 1,
-     "the default: UltraFace 320 (640 on large photos), O-Net, frfeature and MobileFaceNet fused + mirrored face"},
-    {"blazeface", "blazeface", "facemesh", "frfeature+mobilefacenet-tflite", 1,
+    {"default", "ultraface@320+ultraface@640", "onet", "mobilefacenet-tflite", 1,
+     "the default: UltraFace 320 (640 on large photos), O-Net, MobileFaceNet.tflite + mirrored face"},
+    {"fused", "ultraface@320+ultraface@640", "onet", "frfeature+mobilefacenet-tflite", 1,
+     "the default stage, frfeature and MobileFaceNet.tflite fused + mirrored face"},
+    {"blazeface", "blazeface", "facemesh", "mobilefacenet-tflite", 1,
      "the former detection stage: BlazeFace 256, face mesh, the default recognizer"},
     {"dlib", "blazeface", "facemesh", "dlib", 1, "the first default: dlib ResNet + mirrored face"},
     {"mobilefacenet", "blazeface", "facemesh", "mobilefacenet", 1, "BlazeFace, face mesh, human's MobileFaceNet + mirrored face"},
@@ -881,7 +883,8 @@ int cmd_bench(int argc, char **argv) {
                 printf("  %-14s %9.3f %11.1f %10.1f %10.1f  %s\n", pipelines[p].name, pl_gflop[p],
                        cpu_rate[p], rate[p][0], rate[p][1], pipelines[p].what);
             printf("  MobileFaceNet costs %.3f GFLOP per face, dlib's ResNet %.3f; the default runs\n"
-                   "  two embedders, each twice with the mirrored face.\n\n",
+                   "  MobileFaceNet.tflite twice (the mirrored face), the fused pipeline two\n"
+                   "  embedders twice each.\n\n",
                    mfn ? mfn->gflop : 0, dl ? dl->gflop : 0);
         } else {
             printf("end to end: no photos found under %s nor the demo photos\n\n", root);
