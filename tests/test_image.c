@@ -870,6 +870,44 @@ START_TEST(warp_identity_and_shift) {
     /* Outside is black: (0 - mean) * scale. */
     img_warp_affine_f32(&im, far, 29, 19, 127.5f, 1 / 128.f, f);
     ck_assert_float_eq_tol(f[0], -127.5f / 128.f, 1e-6);
+    /* The edge variant: the same textbook bilinear at the position clamped into the pixel
+     * centres (the edge pixels repeated outside), a map that leaves the photo on every side. */
+    const float wide[6] = {1.6f, -0.4f, -9.f, 0.5f, 1.5f, -7.f};
+    img_warp_affine_f32_edge(&im, wide, 29, 19, 0.f, 1.f, f);
+    int outside = 0;
+    for (int y = 0; y < 19; y++)
+        for (int x = 0; x < 29; x++) {
+            double sx = wide[0] * (x + 0.5) + wide[1] * (y + 0.5) + wide[2] - 0.5;
+            double sy = wide[3] * (x + 0.5) + wide[4] * (y + 0.5) + wide[5] - 0.5;
+            outside += sx < 0 || sy < 0 || sx > 28 || sy > 18;
+            sx = sx < 0 ? 0 : sx > 28 ? 28 : sx;
+            sy = sy < 0 ? 0 : sy > 18 ? 18 : sy;
+            double x0 = floor(sx), y0 = floor(sy), ax = sx - x0, ay = sy - y0;
+            for (int k = 0; k < 3; k++) {
+                double v[2][2];
+                for (int j = 0; j < 2; j++)
+                    for (int i = 0; i < 2; i++) {
+                        int xi = (int)x0 + i, yj = (int)y0 + j;
+                        v[j][i] = xi < 29 && yj < 19 ? px(&im, xi, yj)[k] : 0; /* weight 0 there */
+                    }
+                double top = v[0][0] + ax * (v[0][1] - v[0][0]), bot = v[1][0] + ax * (v[1][1] - v[1][0]);
+                double want = top + ay * (bot - top), got = f[(y * 29 + x) * 3 + k];
+                ck_assert_msg(fabs(got - want) < 1e-3, "edge (%d, %d, %d): %f, want %f", x, y, k, got, want);
+            }
+        }
+    ck_assert_int_gt(outside, 100);
+    /* Inside the photo both variants are the same to the bit. */
+    float *g = malloc(sizeof(float) * 29 * 19 * 3);
+    const float inner[6] = {0.5f, 0.1f, 3.f, -0.1f, 0.5f, 4.f};
+    img_warp_affine_f32(&im, inner, 29, 19, 127.5f, 1 / 128.f, f);
+    img_warp_affine_f32_edge(&im, inner, 29, 19, 127.5f, 1 / 128.f, g);
+    ck_assert_mem_eq(f, g, sizeof(float) * 29 * 19 * 3);
+    /* Far away: the nearest corner; NaN: black. */
+    img_warp_affine_f32_edge(&im, far, 29, 19, 0.f, 1.f, f);
+    ck_assert_float_eq_tol(f[0], px(&im, 28, 0)[0], 1e-4);
+    img_warp_affine_f32_edge(&im, nanm, 29, 19, 0.f, 1.f, f);
+    for (size_t i = 0; i < (size_t)29 * 19 * 3; i++) ck_assert_float_eq(f[i], 0.f);
+    free(g);
     free(f);
     mien_image_free(&out);
     mien_image_free(&im);

@@ -68,6 +68,9 @@ void img_warp_affine(const mien_image *src, const float m[6], mien_image *dst);
  * with out = (pixel - mean) * scale. Avoids a uint8 round trip. */
 void img_warp_affine_f32(const mien_image *src, const float m[6], int dst_w, int dst_h,
                          float mean, float scale, float *out);
+/* The same with the photo's edge pixels repeated outside it instead of black. */
+void img_warp_affine_f32_edge(const mien_image *src, const float m[6], int dst_w, int dst_h,
+                              float mean, float scale, float *out);
 
 /* Horizontal mirror, in place. */
 void img_flip_h(mien_image *img);

@@ -122,8 +122,8 @@ void img_warp_affine(const mien_image *src, const float m[6], mien_image *dst) {
     }
 }
 
-void img_warp_affine_f32(const mien_image *src, const float m[6], int dst_w, int dst_h,
-                         float mean, float scale, float *out) {
+static void warp_f32(const mien_image *src, const float m[6], int dst_w, int dst_h, float mean,
+                     float scale, int edge, float *out) {
     if (!out) return;
     const int have_src = src && src->rgb && src->width > 0 && src->height > 0;
     for (int r = 0; r < dst_h; r++) {
@@ -134,10 +134,29 @@ void img_warp_affine_f32(const mien_image *src, const float m[6], int dst_w, int
             /* Sampled straight into the output: a copy through a small array on the stack
              * was read back with one 8-byte load over two 4-byte stores, a stall on every
              * pixel that cost more than the sampling. */
-            if (have_src) sample_f32(src, m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5], o);
-            else o[0] = o[1] = o[2] = 0;
+            if (have_src) {
+                float sx = m[0] * x + m[1] * y + m[2], sy = m[3] * x + m[4] * y + m[5];
+                if (edge) { /* the nearest pixel of the photo's edge (NaN stays NaN: black) */
+                    const float hx = (float)src->width - 0.5f, hy = (float)src->height - 0.5f;
+                    sx = sx < 0.5f ? 0.5f : sx > hx ? hx : sx;
+                    sy = sy < 0.5f ? 0.5f : sy > hy ? hy : sy;
+                }
+                sample_f32(src, sx, sy, o);
+            } else {
+                o[0] = o[1] = o[2] = 0;
+            }
         }
         if (mean != 0.f || scale != 1.f)
             for (int i = 0; i < dst_w * 3; i++) o[i - dst_w * 3] = (o[i - dst_w * 3] - mean) * scale;
     }
+}
+
+void img_warp_affine_f32(const mien_image *src, const float m[6], int dst_w, int dst_h,
+                         float mean, float scale, float *out) {
+    warp_f32(src, m, dst_w, dst_h, mean, scale, 0, out);
+}
+
+void img_warp_affine_f32_edge(const mien_image *src, const float m[6], int dst_w, int dst_h,
+                              float mean, float scale, float *out) {
+    warp_f32(src, m, dst_w, dst_h, mean, scale, 1, out);
 }
