@@ -31,7 +31,7 @@ CANDIDATES = {
     "liveness": ["fr_liveness", "antispoof", "liveness", "fr_liveness+antispoof", "expo-antispoof"],
     "pose": ["landmarks", "fr_pose", "landmarks+fr_pose"],
 }
-DEFAULT = {"age": "faceapi", "gender": "faceapi", "expression": "emotion+faceapi-expression",
+DEFAULT = {"age": "faceapi", "gender": "faceapi", "expression": "emotion",
            "liveness": "fr_liveness", "pose": "landmarks"}
 SETS = {"age": "age_gender", "gender": "age_gender", "expression": "emotion",
         "liveness": "antispoof", "pose": "cfp_pose", "mask": "mask"}
