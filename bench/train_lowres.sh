@@ -18,14 +18,19 @@
 # (the input normalisation `mien train` gives it), the fine-tunes as `--model-file`.
 #
 # usage: bench/train_lowres.sh [LOSS ...]     (default: softmax cosface arcface)
+#        BASE=models/expo/MobileFaceNet.tflite bench/train_lowres.sh arcface
+#        (the default embedder instead, (x - 127.5) / 128 as `mobilefacenet-tflite`; its
+#        files are named mfn-*)
 # Writes out/train_lowres/ (the small copies, checkpoints, loss curves, evaluations); what is
 # there already is not made again (delete the folder to start over). On 2 cores: about 2
 # minutes for the copies, 1-2 per training, 1-2 per evaluation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${MIEN_DATA:-../shared/data}
-BASE=models/faceplugin/fr_feature.onnx
+BASE=${BASE:-models/faceplugin/fr_feature.onnx}
 out=out/train_lowres
+tag="" base_emb="arcface:$BASE" input=()
+case $BASE in *.tflite) tag=mfn- base_emb=mobilefacenet-tflite input=(--input-scale 0.0078125) ;; esac
 mkdir -p "$out"
 make -s build/mien
 losses=${*:-"softmax cosface arcface"}
@@ -72,28 +77,28 @@ if not os.path.exists(done):
 PY
 
 evaluate() { # NAME MODEL-ARGS...: LFW small and as it is, unless already there
-  local name=$1; shift
+  local name=$tag$1; shift
   [ -s "$out/$name.small.json" ] || build/mien eval pairs --pairs "$DATA/lfw/pairs.txt" --root "$out/lfw_small" \
       --json --quiet "$@" > "$out/$name.small.json"
   [ -s "$out/$name.lfw.json" ] || build/mien eval pairs --pairs "$DATA/lfw/pairs.txt" --root "$DATA/lfw" \
       --json --quiet "$@" > "$out/$name.lfw.json"
 }
 
-evaluate base --embedder "arcface:$BASE"
+evaluate base --embedder "$base_emb"
 for loss in $losses; do
-  if [ ! -s "$out/$loss.train.json" ]; then
-    build/mien train --data "$out/cfp_train" --init "$BASE" --loss "$loss" --head-init data \
+  if [ ! -s "$out/$tag$loss.train.json" ]; then
+    build/mien train --data "$out/cfp_train" --init "$BASE" "${input[@]}" --loss "$loss" --head-init data \
       --batch 32 --epochs 2 --optimizer adamw --lr 2e-5 --json --quiet \
-      --cache "$out/crops.bin" --out "$out/$loss.ckpt" > "$out/$loss.train.json"
+      --cache "$out/${tag}crops.bin" --out "$out/$tag$loss.ckpt" > "$out/$tag$loss.train.json"
   fi
-  evaluate "$loss" --model-file "$out/$loss.ckpt"
+  evaluate "$loss" --model-file "$out/$tag$loss.ckpt"
 done
 
-/usr/bin/python3 - "$out" $losses <<'PY'
+/usr/bin/python3 - "$out" "$tag" "$(basename "$BASE")" $losses <<'PY'
 import json, os, sys
-out, losses = sys.argv[1], sys.argv[2:]
+out, tag, base, losses = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 def ev(name, kind):
-    f = os.path.join(out, f"{name}.{kind}.json")
+    f = os.path.join(out, f"{tag}{name}.{kind}.json")
     return json.load(open(f)) if os.path.exists(f) and os.path.getsize(f) else None
 def acc(r):
     return f"{100 * r['accuracy']:.2f}% ± {100 * r['accuracy_std']:.2f}" if r else "not run"
@@ -102,10 +107,10 @@ def tar(r):
 bs, bl = ev("base", "small"), ev("base", "lfw")
 print("| model | steps | loss first -> last | LFW, small faces | TAR@FAR 1e-3, small | LFW as it is |")
 print("|---|---:|---|---:|---:|---:|")
-print(f"| fr_feature as shipped | - | - | {acc(bs)} | {tar(bs)} | {acc(bl)} |")
+print(f"| {base} as shipped | - | - | {acc(bs)} | {tar(bs)} | {acc(bl)} |")
 res = {"base": {"small": bs and bs["accuracy"], "small_std": bs and bs["accuracy_std"], "lfw": bl and bl["accuracy"]}}
 for loss in losses:
-    t = [json.loads(l) for l in open(os.path.join(out, f"{loss}.train.json"))]
+    t = [json.loads(l) for l in open(os.path.join(out, f"{tag}{loss}.train.json"))]
     s = t[-1]
     rs, rl = ev(loss, "small"), ev(loss, "lfw")
     print(f"| fine-tuned, {loss} | {s['steps']} | {s['loss_first']:.2f} -> {s['loss_last']:.2f} "

@@ -1397,6 +1397,21 @@ START_TEST(cli_fine_tune_loaded_model) {
     ck_assert_msg(cJSON_GetObjectItem(j, "similarity")->valuedouble > 0.3, "the same person: %s", out);
     cJSON_Delete(j);
     free(out);
+    /* A TFLite file too (MobileFaceNet.tflite, the default embedder: 192-d). */
+    rc = tu_run(tu_path("%s train --data %s --aligned --init %s/expo/MobileFaceNet.tflite --input-scale 0.0078125 "
+                        "--loss arcface --head-init data --optimizer adamw --lr 1e-5 --batch 4 --steps 2 "
+                        "--threads 2 --out %s/ft2.ckpt --json", tu_mien_bin_fast(), dir, tu_models_dir(), dir), &out);
+    ck_assert_msg(rc == 0, "mien train --init MobileFaceNet.tflite failed (%d):\n%s", rc, out);
+    free(out);
+    rc = tu_run(tu_path("%s embed --model-file %s/ft2.ckpt --json %s/lfw/Tony_Blair/Tony_Blair_0005.jpg",
+                        tu_mien_bin_fast(), dir, tu_data_dir()), &out);
+    ck_assert_msg(rc == 0, "mien embed --model-file (tflite) failed (%d):\n%s", rc, out);
+    j = cJSON_Parse(out);
+    ck_assert_msg(j, "not JSON: %s", out);
+    emb = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "faces"), 0), "embedding");
+    ck_assert_int_eq(cJSON_GetArraySize(emb), 192);
+    cJSON_Delete(j);
+    free(out);
     /* --bn-init data has no batch norm to set in a loaded model */
     ck_assert_int_eq(tu_run(tu_path("%s train --data %s --aligned --init %s/faceplugin/fr_feature.onnx --bn-init data "
                                     "--out %s/x.ckpt 2>/dev/null", tu_mien_bin_fast(), dir, tu_models_dir(), dir), NULL), 2);

@@ -48,7 +48,7 @@ static const char train_usage[] =
     "  --arch A             mobilefacenet (112, 192-d) or small (112, 128-d)\n"
     "  --init I             mobilefacenet (human's pretrained weights; the default for that\n"
     "                       arch), a checkpoint FILE, none (random; default for small), or a\n"
-    "                       model file (.onnx, TFJS model.json) to fine-tune as it is: its\n"
+    "                       model file (.onnx, TFJS model.json, .tflite) to fine-tune as it is: its\n"
     "                       convolutions, PReLUs and fully connected layers are trained, batch\n"
     "                       norm stays folded, a new margin head is made\n"
     "  --input-size N --input-mean M --input-scale S\n"

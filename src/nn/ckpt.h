@@ -89,9 +89,9 @@ int nn_ckpt_build_arch(const nn_ckpt *ckpt, nn_graph **out, mien_err *e);
 
 /* ==== Networks fine-tuned from model files (ckpt_load.c) ==== */
 
-/* 1 if path names a model file (.onnx, .json) rather than a checkpoint. */
+/* 1 if path names a model file (.onnx, .json, .tflite) rather than a checkpoint. */
 int nn_ckpt_is_model_file(const char *path);
-/* The "graph" metadata of a base model file: "onnx" for .onnx, else "tfjs". */
+/* The "graph" metadata of a base model file: "onnx", "tflite" or else "tfjs". */
 const char *nn_ckpt_base_format(const char *path);
 /* 64-bit FNV-1a of a file's bytes, and its size. */
 int nn_ckpt_file_hash(const char *path, uint64_t *hash, int64_t *size, mien_err *e);

@@ -7,6 +7,7 @@
  * again, exactly as for inference (the loaders fold batch norm into the convolutions and fuse
  * PReLU), and replaces those constants. */
 #include "nn/ckpt.h"
+#include "nn/tflite.h"
 
 #include "nn/onnx.h"
 #include "nn/tfjs.h"
@@ -21,10 +22,12 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 int nn_ckpt_is_model_file(const char *path) {
-    return ends_with(path, ".onnx") || ends_with(path, ".json");
+    return ends_with(path, ".onnx") || ends_with(path, ".json") || ends_with(path, ".tflite");
 }
 
-const char *nn_ckpt_base_format(const char *path) { return ends_with(path, ".onnx") ? "onnx" : "tfjs"; }
+const char *nn_ckpt_base_format(const char *path) {
+    return ends_with(path, ".onnx") ? "onnx" : ends_with(path, ".tflite") ? "tflite" : "tfjs";
+}
 
 int nn_ckpt_file_hash(const char *path, uint64_t *hash, int64_t *size, mien_err *e) {
     FILE *f = fopen(path, "rb");
@@ -52,6 +55,9 @@ int nn_ckpt_load_base(const char *path, int batch, int side, nn_graph **out, mie
     if (ends_with(path, ".onnx")) {
         const int64_t dims[4] = {batch, 3, side, side};
         rc = nn_onnx_load(path, dims, &g, e);
+    } else if (ends_with(path, ".tflite")) {
+        const int64_t dims[4] = {batch, side, side, 3};
+        rc = nn_tflite_load(path, dims, &g, e);
     } else {
         const int64_t dims[4] = {batch, side, side, 3};
         rc = nn_tfjs_load(path, dims, NULL, 0, &g, e);
