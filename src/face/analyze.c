@@ -205,8 +205,8 @@ static const char *const default_models[AN_TASKS] = {
     "faceapi",                    /* age */
     "faceapi",                    /* gender (the same run as the age) */
     "emotion",                    /* expression (with its edge fill: alone ahead of the mean
-                                   * with face-api's net behind both stages, at a quarter of
-                                   * the cost) */
+                                   * with face-api's net behind both stages, at half the
+                                   * cost) */
     "fr_liveness",                /* liveness */
     "landmarks",                  /* pose: the fit of the alignment points */
     "",                           /* quality: no model of its own (pose, eyes) */
@@ -638,12 +638,14 @@ static void crop_to_input(const an_spec *sp, const float *raw, int flip, float *
     }
 }
 
-/* Fill input buffer `in` (S, S, channels) of model sp from img with crop matrix m. raw is
- * scratch of (S, S, 3). */
+/* Model sp's crop of img by crop matrix m into raw (S, S, 3): outside the photo black, or
+ * its edge repeated for a model with .edge. */
 static void crop_image(const an_spec *sp, const mien_image *img, const float m[6], float *raw) {
     (sp->edge ? img_warp_affine_f32_edge : img_warp_affine_f32)(img, m, sp->size, sp->size, 0.f, 1.f, raw);
 }
 
+/* Fill input buffer `in` (S, S, channels) of model sp from img with crop matrix m. raw is
+ * scratch of (S, S, 3). */
 static void make_input(const an_spec *sp, const mien_image *img, const float m[6], float *raw,
                        float *in) {
     crop_image(sp, img, m, raw);
