@@ -132,6 +132,9 @@ const char *mien_models_embedder_name(const mien_models *m);
 
 /* Default cosine-similarity threshold of the open embedder for "same person". */
 float mien_models_threshold(const mien_models *m);
+/* Default threshold for mien_cluster() with the open embedder: stricter than the 1:1 one
+ * where it was measured (clusters join faces through chains of pairs), else the same. */
+float mien_models_cluster_threshold(const mien_models *m);
 
 int mien_session_open(mien_models *m, mien_session **out);
 void mien_session_close(mien_session *s);

@@ -67,6 +67,9 @@ START_TEST(detect_align_embed) {
     ck_assert_int_eq(chip.height, align_cases[_i].chip);
     const int dim = mien_models_embedding_dim(m);
     ck_assert_int_eq(dim, align_cases[_i].dim);
+    /* Each was measured for clustering too: a stricter threshold than its 1:1 one. */
+    ck_assert(mien_models_cluster_threshold(m) > mien_models_threshold(m));
+    ck_assert(mien_models_cluster_threshold(m) < 1.f);
     float *e1 = malloc(dim * sizeof *e1), *e2 = malloc(dim * sizeof *e2);
     ck_assert_int_eq(mien_embed(s, &img, &f, e1), MIEN_OK);
     ck_assert(fabs(dot(e1, e1, dim) - 1.0) < 1e-5);
@@ -91,6 +94,8 @@ START_TEST(fusion_is_weighted_cosine) {
     mien_models *mf = open_models("dlib+faceres", NULL), *ma = open_models("dlib", NULL),
                 *mb = open_models("faceres", NULL);
     ck_assert_str_eq(mien_models_embedder_name(mf), "dlib+faceres");
+    /* A fusion not measured for clustering clusters at its 1:1 threshold. */
+    ck_assert_float_eq(mien_models_cluster_threshold(mf), mien_models_threshold(mf));
     const int df = mien_models_embedding_dim(mf), da = mien_models_embedding_dim(ma),
               db = mien_models_embedding_dim(mb);
     ck_assert_int_eq(df, da + db);

@@ -324,6 +324,7 @@ class Models:
         self.embedder = _text(_lib.models_embedder_name(h))
         self.embedding_dim = int(_lib.models_embedding_dim(h))
         self.threshold = float(_lib.models_threshold(h))
+        self.cluster_threshold = float(_lib.models_cluster_threshold(h))  # for cluster()
         tasks = int(_lib.models_analysis_tasks(h))
         self.analysis_tasks = tuple(t for t, bit in _lib.ANALYZE.items() if tasks & bit)
         self.analysis_models = {t: _text(_lib.models_analysis_names(h, _lib.ANALYZE[t]))
@@ -644,7 +645,8 @@ class Models:
 
 def cluster(embeddings, threshold, iterations=0, seed=0):
     """Group faces by person (Chinese whispers over the graph of pairs whose cosine similarity
-    is >= threshold; mien_cluster). embeddings: (n, dim), L2-normalised. Returns (labels,
+    is >= threshold, e.g. Models.cluster_threshold; mien_cluster). embeddings: (n, dim),
+    L2-normalised. Returns (labels,
     n_clusters): labels (n,) int32 numbered by decreasing cluster size."""
     e = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
     if e.ndim != 2:

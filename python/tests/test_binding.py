@@ -30,6 +30,7 @@ def test_models_properties(models):
     assert models.embedder == "mobilefacenet-tflite"
     assert models.embedding_dim == 192
     assert 0.3 < models.threshold < 0.45
+    assert models.threshold < models.cluster_threshold < 1
     assert os.path.isdir(os.path.join(models.dir, "faceapi"))
 
 

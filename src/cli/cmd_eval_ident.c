@@ -118,7 +118,9 @@ static int eval_embed_people(cli_common *c, const ident_opts *o, int min_photos,
     }
     c->cfg.threads = 1;
     if (!(*m = cli_open_models(c))) return EXIT_FAIL;
-    *thr = o->has_threshold ? o->threshold : mien_models_threshold(*m);
+    *thr = o->has_threshold ? o->threshold
+                            : !strcmp(cmd, "eval cluster") ? mien_models_cluster_threshold(*m)
+                                                           : mien_models_threshold(*m);
     double t0 = cli_now();
     if (cli_embed_photos(*m, c, pp->ph, pp->n, o->pick, "embedding")) return EXIT_FAIL;
     *t_embed = cli_now() - t0;
@@ -342,7 +344,8 @@ static const char cluster_usage[] =
     "trade-off.\n"
     "\n"
     "  --min-photos N    people with at least N photos (default 5)\n"
-    "  --threshold T     join faces at this cosine similarity (default: the embedder's)\n"
+    "  --threshold T     join faces at this cosine similarity (default: the embedder's\n"
+    "                    clustering threshold, as mien cluster)\n"
     "  --pick RULE       central (default) or largest: the face of each photo\n"
     "  --json            one JSON object\n"
     "  (and the model and detection options of mien detect)\n";

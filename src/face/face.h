@@ -121,6 +121,7 @@ typedef struct emb_model {
     int dim;                 /* embedding size (192) */
     float mean, scale;       /* input = (pixel - mean) * scale */
     float threshold;         /* default cosine threshold for "same" */
+    float cluster_threshold; /* default threshold of clustering; 0: threshold */
     /* Where the 5 alignment points (eye, eye, nose tip, mouth corner, mouth corner; image
      * order) go in the crop, in crop pixels with centres at +0.5. */
     float tmpl[5][2];

