@@ -50,7 +50,10 @@ int face_second_look(mien_session *s, const mien_image *img, const mien_detect_o
     const int m = (int)ceilf(FACE_LOOK_MARGIN * (float)side);
     mien_image big;
     int rc = img_pad(img, m, 127, &big, &s->err);
-    if (rc == MIEN_ETOOBIG) return MIEN_OK; /* a photo the margin would take too far: no look */
+    if (rc == MIEN_ETOOBIG) { /* a photo the margin would take too far: no look, no error */
+        mien_err_clear(&s->err);
+        return MIEN_OK;
+    }
     if (rc) return rc;
     rc = face_detect_refined(s, &big, o, faces, n_faces);
     mien_image_free(&big);
