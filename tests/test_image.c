@@ -800,6 +800,37 @@ START_TEST(resize_gradient) {
 }
 END_TEST
 
+/* The textbook bilinear in double of a 29 x 19 warp of im by m, against f (0 mean, scale 1):
+ * neighbours outside black, or with edge, the position clamped into the pixel centres first
+ * (the edge repeated). Returns how many destination pixels read from outside the photo. */
+static int check_textbook_warp(const mien_image *im, const float m[6], int edge, const float *f) {
+    int outside = 0;
+    for (int y = 0; y < 19; y++)
+        for (int x = 0; x < 29; x++) {
+            double sx = m[0] * (x + 0.5) + m[1] * (y + 0.5) + m[2] - 0.5;
+            double sy = m[3] * (x + 0.5) + m[4] * (y + 0.5) + m[5] - 0.5;
+            outside += sx < 0 || sy < 0 || sx > 28 || sy > 18;
+            if (edge) {
+                sx = sx < 0 ? 0 : sx > 28 ? 28 : sx;
+                sy = sy < 0 ? 0 : sy > 18 ? 18 : sy;
+            }
+            double x0 = floor(sx), y0 = floor(sy), ax = sx - x0, ay = sy - y0;
+            for (int k = 0; k < 3; k++) {
+                double v[2][2];
+                for (int j = 0; j < 2; j++)
+                    for (int i = 0; i < 2; i++) {
+                        int xi = (int)x0 + i, yj = (int)y0 + j;
+                        v[j][i] = xi >= 0 && yj >= 0 && xi < 29 && yj < 19 ? px(im, xi, yj)[k] : 0;
+                    }
+                double top = v[0][0] + ax * (v[0][1] - v[0][0]), bot = v[1][0] + ax * (v[1][1] - v[1][0]);
+                double want = top + ay * (bot - top), got = f[(y * 29 + x) * 3 + k];
+                ck_assert_msg(fabs(got - want) < 1e-3, "%s(%d, %d, %d): %f, textbook %f", edge ? "edge " : "",
+                              x, y, k, got, want);
+            }
+        }
+    return outside;
+}
+
 START_TEST(warp_identity_and_shift) {
     mien_image im = pattern(29, 19), out;
     ck_assert_int_eq(img_alloc(&out, 29, 19, NULL), MIEN_OK);
@@ -850,23 +881,7 @@ START_TEST(warp_identity_and_shift) {
     /* Against a textbook bilinear in double (neighbours outside black), inside and across
      * the borders: the vectorised inside path and the checked one. */
     img_warp_affine_f32(&im, rot, 29, 19, 0.f, 1.f, f);
-    for (int y = 0; y < 19; y++)
-        for (int x = 0; x < 29; x++) {
-            double sx = rot[0] * (x + 0.5) + rot[1] * (y + 0.5) + rot[2] - 0.5;
-            double sy = rot[3] * (x + 0.5) + rot[4] * (y + 0.5) + rot[5] - 0.5;
-            double x0 = floor(sx), y0 = floor(sy), ax = sx - x0, ay = sy - y0;
-            for (int k = 0; k < 3; k++) {
-                double v[2][2];
-                for (int j = 0; j < 2; j++)
-                    for (int i = 0; i < 2; i++) {
-                        int xi = (int)x0 + i, yj = (int)y0 + j;
-                        v[j][i] = xi >= 0 && yj >= 0 && xi < 29 && yj < 19 ? px(&im, xi, yj)[k] : 0;
-                    }
-                double top = v[0][0] + ax * (v[0][1] - v[0][0]), bot = v[1][0] + ax * (v[1][1] - v[1][0]);
-                double want = top + ay * (bot - top), got = f[(y * 29 + x) * 3 + k];
-                ck_assert_msg(fabs(got - want) < 1e-3, "(%d, %d, %d): %f, textbook %f", x, y, k, got, want);
-            }
-        }
+    check_textbook_warp(&im, rot, 0, f);
     /* Outside is black: (0 - mean) * scale. */
     img_warp_affine_f32(&im, far, 29, 19, 127.5f, 1 / 128.f, f);
     ck_assert_float_eq_tol(f[0], -127.5f / 128.f, 1e-6);
@@ -874,28 +889,7 @@ START_TEST(warp_identity_and_shift) {
      * centres (the edge pixels repeated outside), a map that leaves the photo on every side. */
     const float wide[6] = {1.6f, -0.4f, -9.f, 0.5f, 1.5f, -7.f};
     img_warp_affine_f32_edge(&im, wide, 29, 19, 0.f, 1.f, f);
-    int outside = 0;
-    for (int y = 0; y < 19; y++)
-        for (int x = 0; x < 29; x++) {
-            double sx = wide[0] * (x + 0.5) + wide[1] * (y + 0.5) + wide[2] - 0.5;
-            double sy = wide[3] * (x + 0.5) + wide[4] * (y + 0.5) + wide[5] - 0.5;
-            outside += sx < 0 || sy < 0 || sx > 28 || sy > 18;
-            sx = sx < 0 ? 0 : sx > 28 ? 28 : sx;
-            sy = sy < 0 ? 0 : sy > 18 ? 18 : sy;
-            double x0 = floor(sx), y0 = floor(sy), ax = sx - x0, ay = sy - y0;
-            for (int k = 0; k < 3; k++) {
-                double v[2][2];
-                for (int j = 0; j < 2; j++)
-                    for (int i = 0; i < 2; i++) {
-                        int xi = (int)x0 + i, yj = (int)y0 + j;
-                        v[j][i] = xi < 29 && yj < 19 ? px(&im, xi, yj)[k] : 0; /* weight 0 there */
-                    }
-                double top = v[0][0] + ax * (v[0][1] - v[0][0]), bot = v[1][0] + ax * (v[1][1] - v[1][0]);
-                double want = top + ay * (bot - top), got = f[(y * 29 + x) * 3 + k];
-                ck_assert_msg(fabs(got - want) < 1e-3, "edge (%d, %d, %d): %f, want %f", x, y, k, got, want);
-            }
-        }
-    ck_assert_int_gt(outside, 100);
+    ck_assert_int_gt(check_textbook_warp(&im, wide, 1, f), 100);
     /* Inside the photo both variants are the same to the bit. */
     float *g = malloc(sizeof(float) * 29 * 19 * 3);
     const float inner[6] = {0.5f, 0.1f, 3.f, -0.1f, 0.5f, 4.f};
