@@ -105,11 +105,11 @@ static int pp_load(const char *root, int min_photos, person_photos *pp) {
 /* ==== eval identify ==== */
 
 /* What both evaluations start with: the people of o->root with min_photos photos or more,
- * the models, the threshold, and every photo's faces embedded (*t_embed seconds). Returns 0,
- * or the exit status after printing why. */
+ * the models, the threshold (--threshold, else default_thr of the models), and every photo's
+ * faces embedded (*t_embed seconds). Returns 0, or the exit status after printing why. */
 static int eval_embed_people(cli_common *c, const ident_opts *o, int min_photos,
-                             const char *cmd, person_photos *pp, mien_models **m, float *thr,
-                             double *t_embed) {
+                             const char *cmd, float (*default_thr)(const mien_models *),
+                             person_photos *pp, mien_models **m, float *thr, double *t_embed) {
     if (pp_load(o->root, min_photos, pp)) return EXIT_FAIL;
     if (pp->n_people == 0) {
         fprintf(stderr, "mien %s: nobody in %s has %d photo%s\n", cmd, o->root, min_photos,
@@ -118,9 +118,7 @@ static int eval_embed_people(cli_common *c, const ident_opts *o, int min_photos,
     }
     c->cfg.threads = 1;
     if (!(*m = cli_open_models(c))) return EXIT_FAIL;
-    *thr = o->has_threshold ? o->threshold
-                            : !strcmp(cmd, "eval cluster") ? mien_models_cluster_threshold(*m)
-                                                           : mien_models_threshold(*m);
+    *thr = o->has_threshold ? o->threshold : default_thr(*m);
     double t0 = cli_now();
     if (cli_embed_photos(*m, c, pp->ph, pp->n, o->pick, "embedding")) return EXIT_FAIL;
     *t_embed = cli_now() - t0;
@@ -169,7 +167,8 @@ int cmd_eval_identify(int argc, char **argv) {
     mien_err e = {0};
     float thr;
     double t_embed;
-    int st = eval_embed_people(&c, &o, 1, "eval identify", &pp, &m, &thr, &t_embed);
+    int st = eval_embed_people(&c, &o, 1, "eval identify", mien_models_threshold, &pp, &m, &thr,
+                               &t_embed);
     if (st) {
         status = st;
         goto done;
@@ -379,7 +378,8 @@ int cmd_eval_cluster(int argc, char **argv) {
     int *labels = NULL, *person = NULL;
     float thr;
     double t_embed;
-    int st = eval_embed_people(&c, &o, o.min_photos, "eval cluster", &pp, &m, &thr, &t_embed);
+    int st = eval_embed_people(&c, &o, o.min_photos, "eval cluster", mien_models_cluster_threshold,
+                               &pp, &m, &thr, &t_embed);
     if (st) {
         status = st;
         goto done;
