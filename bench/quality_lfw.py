@@ -3,7 +3,8 @@
 by the quality of the pair's lower-quality face and cut into five equal groups (quintiles):
 the error rate of each group, at the 10-fold accuracy threshold and at the embedder's
 default threshold (FAR 1e-3). A useful quality has errors falling from the lowest quintile
-to the highest.
+to the highest. Then the errors left when the pairs of lowest quality are turned away (2% to
+50%), ordered by the quality, by its image parts alone and by its recognizability alone.
 
     /usr/bin/python3 bench/quality_lfw.py [--data DIR] [--out DIR] [--reuse] [-- extra mien options]
 
@@ -39,6 +40,26 @@ def central(faces, w, h):
         if dx * dx + dy * dy < dmin:
             best, dmin = f, dx * dx + dy * dy
     return best
+
+
+def ramp(v, lo, hi):
+    if not v > lo:
+        return 0.0
+    if v >= hi:
+        return 1.0
+    t = (v - lo) / (hi - lo)
+    return t * t * (3 - 2 * t)
+
+
+def image_quality(q):
+    """The geometric mean of a face's image parts, as analyze.c makes it (the eyes part 0.5 +
+    0.5 x its ramp): the quality without the recognizability."""
+    s = q["scores"]
+    parts = [s[k] for k in ("sharpness", "brightness", "contrast", "face_size", "pose")]
+    if q.get("eyes_open", -1) >= 0:
+        parts.append(0.5 + 0.5 * ramp(q["eyes_open"], 0.1, 0.6))
+    p = float(np.prod(parts))
+    return p ** (1.0 / len(parts)) if p > 0 else 0.0
 
 
 def read_pairs(path):
@@ -102,12 +123,14 @@ def main():
                             + [os.path.join(lfw, p) for p in images],
                             capture_output=True, text=True)
         open(qfile, "w").write(an.stdout)
-    qual = {}
+    qual, image_q, recog = {}, {}, {}
     for line in open(qfile).read().splitlines():
         d = json.loads(line)
         rel = os.path.relpath(d["image"], lfw)
         f = central(d.get("faces", []), d.get("width", 0), d.get("height", 0))
         qual[rel] = f["quality"]["score"] if f else 0.0
+        image_q[rel] = image_quality(f["quality"]) if f else 0.0
+        recog[rel] = f["quality"]["scores"].get("recognizability", -1.0) if f else 0.0
     thresholds = {"accuracy threshold (10-fold mean)": summary["threshold_mean"],
                   "default threshold (FAR 1e-3)": summary["threshold_at_far_1e-3"]}
     rows = []
@@ -145,6 +168,25 @@ def main():
         ok = all(v[i] >= v[i + 1] for i in range(len(v) - 1))
         print("\n%s: error rate %s from the lowest to the highest quintile" %
               (k, "falls at every step" if ok else "does not fall at every step"))
+    # Rejecting the lowest-quality pairs: what a quality is for (an error-versus-reject curve).
+    scores = [("quality", qual), ("its image parts alone", image_q)]
+    if all(v >= 0 for v in recog.values()):
+        scores.append(("its recognizability alone", recog))
+    shares = (0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+    print("\nErrors left after turning away the pairs of lowest quality (the share of the 6,000 "
+          "pairs turned away, by the lower quality of the two faces):\n")
+    print("| ordered by | " + " | ".join("%g%%" % (100 * x) for x in shares) + " |")
+    print("|---|" + "---|" * len(shares))
+    for k, t in thresholds.items():
+        for name, qd in scores:
+            R = []
+            for a, b, same, fold in pairs:
+                ea, eb = emb.get(a), emb.get(b)
+                sim = float(ea @ eb) if ea is not None and eb is not None else -2.0
+                R.append((min(qd.get(a, 0.0), qd.get(b, 0.0)) if sim > -2 else 0.0, sim, same))
+            R.sort(key=lambda r: r[0])
+            e = np.array([(r[1] >= t) != (r[2] == 1) for r in R])
+            print("| %s, %s | " % (name, k) + " | ".join("%d" % e[int(len(R) * x):].sum() for x in shares) + " |")
 
 
 if __name__ == "__main__":

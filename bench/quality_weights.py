@@ -10,10 +10,18 @@ For each way of turning a face's parts into one quality it prints the errors of 
 pairs per quintile of the pair's lower quality (as quality_lfw.py), at the 10-fold accuracy
 threshold and at FAR 1e-3, and whether they fall at every step. Every fitted combination is
 cross-fitted: the quality of a pair of fold k uses weights fitted on the other nine folds only,
-so no pair is scored by weights that saw it. The parts are each face's part scores (0..1) as
-mien analyze --json gives them; the eyes part as analyze.c folds it in (0.5 + 0.5 x its ramp).
+so no pair is scored by weights that saw it. The image parts are each face's part scores (0..1)
+as mien analyze --json gives them; the eyes part as analyze.c folds it in (0.5 + 0.5 x its
+ramp). The fitted combinations weigh the image parts only.
 
-  equal             mien's quality: the geometric mean of the parts
+  mien              mien's quality: the geometric mean of the recognizability and of the image
+                    parts' geometric mean (the image parts alone where the embedder has no
+                    calibrated recognizability)
+  equal             the geometric mean of the image parts (mien's quality before the
+                    recognizability)
+  recognizability   the recognizability alone (the embedder's feature norm)
+  recog^w           recognizability^w x (image parts' geometric mean)^(1 - w): how the split
+                    between the two moves the order (mien's is w = 0.5)
   univariate        weighted geometric mean, each part weighted by the rank correlation of the
                     pair's lower part score with the similarity of same-person pairs
   nnls-similarity   weighted geometric mean, weights >= 0 by least squares of same-person
@@ -168,8 +176,17 @@ def main():
         return lambda path, fold: score(path, W[fold])
 
     eq = np.ones(len(NAMES))
-    methods = [
-        ("equal", lambda p, k: face[p]["quality"]["score"], min),
+    def recog(p):
+        return face[p]["quality"]["scores"].get("recognizability")
+
+    has_recog = all(recog(p) is not None for p in P)
+    methods = [("mien", lambda p, k: face[p]["quality"]["score"], min),
+               ("equal", lambda p, k: geo(P[p], eq), min)]
+    if has_recog:
+        methods.append(("recognizability", lambda p, k: recog(p), min))
+        for w in (0.3, 0.4, 0.6, 0.7):
+            methods.append(("recog^%.1f" % w, lambda p, k, w=w: max(recog(p), EPS) ** w * geo(P[p], eq) ** (1 - w), min))
+    methods += [
         ("univariate", cross(fit_univariate, lambda p, w: geo(P[p], w)), min),
         ("nnls-similarity", cross(fit_nnls, lambda p, w: geo(P[p], w)), min),
         ("logistic-fnm", cross(fit_logistic, lambda p, w: float(1 / (1 + np.exp(w[0] / 2 + logp(P[p]) @ w[1:])))), min),
@@ -194,7 +211,7 @@ def main():
         for t in (t_acc, t_far):
             e = [int(np.sum((s[g] >= t) != (y[g] == 1))) for g in groups]
             cells += [" ".join(map(str, e)), "yes" if all(e[i] >= e[i + 1] for i in range(4)) else "no"]
-            if name == "equal" and t == t_far:
+            if name == "mien" and t == t_far:
                 keep = (e, [len(g) for g in groups])
                 top = [R[i] for i in groups[-1] if (s[i] >= t) != (y[i] == 1)]
         print("| %s | %s |" % (name, " | ".join(cells)))

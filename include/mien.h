@@ -274,9 +274,11 @@ typedef struct mien_analysis {
     float yaw, pitch, roll;  /* degrees: yaw > 0 turned towards the image's right (the
                               * subject's left), pitch > 0 looking up, roll > 0 clockwise in
                               * the image */
-    float quality;           /* 0..1: how good the face is for recognition (the geometric mean
-                              * of the parts' scores below, and of the eyes being open and no
-                              * mask when those were measured); a typical LFW face: 0.75 */
+    float quality;           /* 0..1: how good the face is for recognition: the geometric mean
+                              * of the recognizability and of the image's parts (the geometric
+                              * mean of the parts' scores below, and of the eyes being open and
+                              * no mask when those were measured); the image's parts alone when
+                              * the recognizability is not measured. A typical LFW face: 0.8 */
     float sharpness;         /* variance of the Laplacian of the aligned 112x112 grey crop
                               * over the variance of its grey levels (blur lowers it, contrast
                               * does not change it) */
@@ -285,6 +287,12 @@ typedef struct mien_analysis {
     float face_size;         /* distance between the eye centres, in pixels */
     float eyes_open;         /* 0..1, probability that the eyes are open (-1: not measured) */
     float sharpness_score, brightness_score, contrast_score, size_score, pose_score;
+    float feature_norm;      /* length of the recognizer's output before normalisation (-1: not
+                              * measured): faces it finds little identity in come out short */
+    float recognizability;   /* 0..1 (-1: not measured, the recognizer is not calibrated): the
+                              * chance, by the feature norm, that this face and another photo of
+                              * the person are accepted at the recognizer's threshold (fitted on
+                              * frontal-to-profile pairs of cfp_dev) */
     int mask;                /* 1: a mask covers the mouth and nose */
     float mask_score;        /* confidence of that answer, 0.5..1 */
     int race;                /* index into mien_race_names of the most likely class; -1 when

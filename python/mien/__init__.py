@@ -247,9 +247,13 @@ def _analysis_dict(face, a):
              "face_size": float(a.face_size)}
         if a.eyes_open >= 0:
             q["eyes_open"] = float(a.eyes_open)
+        if a.recognizability >= 0:
+            q["feature_norm"] = float(a.feature_norm)
         q["scores"] = {"sharpness": float(a.sharpness_score), "brightness": float(a.brightness_score),
                        "contrast": float(a.contrast_score), "face_size": float(a.size_score),
                        "pose": float(a.pose_score)}
+        if a.recognizability >= 0:
+            q["scores"]["recognizability"] = float(a.recognizability)
         d["quality"] = q
     if t & _lib.ANALYZE["mask"]:
         d["mask"] = {"value": "mask" if a.mask else "no_mask", "score": float(a.mask_score)}

@@ -130,7 +130,8 @@ class Analysis(ctypes.Structure):
                 ("face_size", ctypes.c_float), ("eyes_open", ctypes.c_float),
                 ("sharpness_score", ctypes.c_float), ("brightness_score", ctypes.c_float),
                 ("contrast_score", ctypes.c_float), ("size_score", ctypes.c_float),
-                ("pose_score", ctypes.c_float), ("mask", ctypes.c_int),
+                ("pose_score", ctypes.c_float), ("feature_norm", ctypes.c_float),
+                ("recognizability", ctypes.c_float), ("mask", ctypes.c_int),
                 ("mask_score", ctypes.c_float), ("race", ctypes.c_int),
                 ("race_scores", ctypes.c_float * RACES)]
 

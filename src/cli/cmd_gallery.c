@@ -404,6 +404,7 @@ static void quality_reason(const mien_analysis *a, float min_quality, char *buf,
         {"sharpness", a->sharpness_score}, {"brightness", a->brightness_score},
         {"contrast", a->contrast_score}, {"face size", a->size_score}, {"pose", a->pose_score},
         {"eyes open", a->eyes_open >= 0 ? a->eyes_open : 1.f},
+        {"recognizability", a->recognizability >= 0 ? a->recognizability : 1.f},
     };
     int n = snprintf(buf, size, "quality %.2f below --min-quality %.2f (weakest:", a->quality, min_quality);
     int shown = 0;

@@ -438,7 +438,8 @@ int an_models_open(const char *dir, const mien_config *cfg, an_models **out, mie
             if (k < 0) rc = e->status ? e->status : MIEN_EINTERNAL;
             a->eye_model = k;
             a->tasks |= flag;
-            snprintf(a->names[t], sizeof a->names[t], "fr_eye");
+            /* and the recognizer, for the recognizability (quality() in this file) */
+            snprintf(a->names[t], sizeof a->names[t], "fr_eye+recognizer");
             continue;
         }
         if (flag == MIEN_ANALYZE_MASK) {
@@ -963,12 +964,14 @@ static float ramp(float v, float lo, float hi) {
     return t * t * (3.f - 2.f * t);
 }
 
-/* mask_p: the probability of a mask when it was computed, else -1. */
-static void quality(const mien_image *img, const mien_face *f, float *raw, float mask_p,
-                    mien_analysis *o) {
+/* mask_p: the probability of a mask when it was computed, else -1. raw: scratch of 112 x 112
+ * x 3 floats. */
+static int quality(mien_session *sess, const mien_image *img, const mien_face *f, float *raw,
+                   float mask_p, mien_analysis *o) {
     float frame[5][2], m[6];
     arcface_frame(frame);
-    if (!face_align_matrix(f, (const float (*)[2])frame, m)) return;
+    if (!face_align_matrix(f, (const float (*)[2])frame, m))
+        return mien_err_set(&sess->err, MIEN_EINVAL, "analyze: degenerate landmarks");
     img_warp_affine_f32(img, m, 112, 112, 0.f, 1.f, raw);
     /* grey in place, first plane */
     for (int i = 0; i < 112 * 112; i++)
@@ -1004,9 +1007,32 @@ static void quality(const mien_image *img, const mien_face *f, float *raw, float
     int k = 5;
     if (o->eyes_open >= 0) prod *= 0.5 + 0.5 * ramp(o->eyes_open, 0.1f, 0.6f), k++;
     if (mask_p >= 0) prod *= 1.0 - mask_p, k++; /* an occluded face */
-    /* The geometric mean of the parts: the same order as their product (what predicts the
-     * errors, bench/quality_lfw.py), on a scale where a typical LFW face is near 0.75. */
-    o->quality = prod > 0 ? (float)pow(prod, 1.0 / k) : 0.f;
+    /* The geometric mean of the parts: the same order as their product, on a scale where a
+     * typical LFW face is near 0.75. */
+    double image_q = prod > 0 ? pow(prod, 1.0 / k) : 0.0;
+    /* Recognizability: what the recognizer itself makes of the face (the length of its
+     * output), which the image's parts cannot see (a face turned away, a hand, make-up, an
+     * odd crop). On LFW it predicts the verification errors best alone; weighed equally with
+     * the image's parts it keeps their reasons in the score (bench/quality_lfw.py). */
+    const mien_models *mm = sess->m;
+    float norm = -1.f;
+    const emb_model *em = NULL;
+    o->feature_norm = o->recognizability = -1.f;
+    if (mm->emb.norm_width > 0 || (mm->emb2.g && mm->emb2.norm_width > 0)) {
+        float *emb = malloc((size_t)(mm->emb.dim + (mm->emb2.g ? mm->emb2.dim : 0)) * sizeof *emb);
+        if (!emb) return mien_err_set(&sess->err, MIEN_ENOMEM, "out of memory");
+        int rc = face_embed_norm(sess, img, f, 1.f, 1.f, emb, &norm, &em);
+        free(emb);
+        if (rc) return rc;
+    }
+    if (em) {
+        o->feature_norm = norm;
+        o->recognizability = (float)(1.0 / (1.0 + exp(-(norm - em->norm_centre) / em->norm_width)));
+        o->quality = (float)sqrt(image_q * o->recognizability);
+    } else {
+        o->quality = (float)image_q;
+    }
+    return MIEN_OK;
 }
 
 /* ==== Analysis ==== */
@@ -1264,7 +1290,8 @@ int mien_analyze(mien_session *s, const mien_image *img, const mien_face *face, 
         }
         float mask_p = -1.f;
         if (out->tasks & MIEN_ANALYZE_MASK) mask_p = out->mask ? out->mask_score : 1.f - out->mask_score;
-        quality(img, face, s->an->buf, mask_p, out);
+        int rc = quality(s, img, face, s->an->buf, mask_p, out);
+        if (rc) return rc;
         out->tasks |= MIEN_ANALYZE_QUALITY;
     }
     return MIEN_OK;

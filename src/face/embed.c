@@ -6,11 +6,13 @@
 #include <math.h>
 #include <string.h>
 
-static void l2_normalise(float *v, int n) {
+/* Returns the length v had. */
+static float l2_normalise(float *v, int n) {
     double ss = 0;
     for (int i = 0; i < n; i++) ss += (double)v[i] * v[i];
     float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.f;
     for (int i = 0; i < n; i++) v[i] *= inv;
+    return (float)sqrt(ss);
 }
 
 static int run_once(mien_session *s, const emb_model *em, nn_exec *x, const mien_image *img,
@@ -23,9 +25,10 @@ static int run_once(mien_session *s, const emb_model *em, nn_exec *x, const mien
     return MIEN_OK;
 }
 
-/* One embedder on the crop given by m: L2-normalised, with the mirrored crop added first. */
+/* One embedder on the crop given by m: L2-normalised, with the mirrored crop added first;
+ * *norm: the length of the output (of the two outputs' mean when mirrored). */
 static int embed_part(mien_session *s, const emb_model *em, nn_exec *x, const mien_image *img,
-                      const float m[6], float *emb) {
+                      const float m[6], float *emb, float *norm) {
     memset(emb, 0, (size_t)em->dim * sizeof *emb);
     int rc = run_once(s, em, x, img, m, emb);
     if (!rc && s->m->cfg.flip) {
@@ -35,24 +38,27 @@ static int embed_part(mien_session *s, const emb_model *em, nn_exec *x, const mi
         rc = run_once(s, em, x, img, mf, emb);
     }
     if (rc) return rc;
-    l2_normalise(emb, em->dim);
+    *norm = l2_normalise(emb, em->dim) / (s->m->cfg.flip ? 2.f : 1.f);
     return MIEN_OK;
 }
 
-int face_embed_scaled(mien_session *s, const mien_image *img, const mien_face *f, float sx,
-                      float sy, float *emb) {
+int face_embed_norm(mien_session *s, const mien_image *img, const mien_face *f, float sx,
+                    float sy, float *emb, float *norm, const emb_model **part) {
     const mien_models *mm = s->m;
     const emb_model *parts[2] = {&mm->emb, &mm->emb2};
     nn_exec *execs[2] = {s->emb, s->emb2};
     const int n_parts = mm->emb2.g ? 2 : 1;
     const float w[2] = {mm->fuse_w, 1.f - mm->fuse_w};
+    if (norm) *norm = -1.f, *part = NULL;
     for (int p = 0; p < n_parts; p++) {
         float m[6];
         if (!face_embed_matrix(parts[p], f, m))
             return mien_err_set(&s->err, MIEN_EINVAL, "embed: degenerate landmarks");
         for (int c = 0; c < 3; c++) m[c] /= sx, m[3 + c] /= sy;
-        int rc = embed_part(s, parts[p], execs[p], img, m, emb);
+        float len;
+        int rc = embed_part(s, parts[p], execs[p], img, m, emb, &len);
         if (rc) return rc;
+        if (norm && *norm < 0 && parts[p]->norm_width > 0) *norm = len, *part = parts[p];
         if (n_parts > 1) {
             /* sqrt of the weight, so the dot product of two such vectors is the weighted sum
              * of the parts' cosines; the weights add up to 1, so the result stays unit. */
@@ -62,6 +68,11 @@ int face_embed_scaled(mien_session *s, const mien_image *img, const mien_face *f
         emb += parts[p]->dim;
     }
     return MIEN_OK;
+}
+
+int face_embed_scaled(mien_session *s, const mien_image *img, const mien_face *f, float sx,
+                      float sy, float *emb) {
+    return face_embed_norm(s, img, f, sx, sy, emb, NULL, NULL);
 }
 
 int mien_embed(mien_session *s, const mien_image *img, const mien_face *face, float *emb) {
@@ -82,9 +93,10 @@ int mien_embed_aligned(mien_session *s, const mien_image *chip, float *emb) {
     const float k = (float)chip->width / (float)mm->emb.size;
     const float ky = (float)chip->height / (float)mm->emb.size;
     const float m[6] = {k, 0, 0, 0, ky, 0};
-    int rc = embed_part(s, &mm->emb, s->emb, chip, m, emb);
+    float len; /* the feature norm: not asked for here */
+    int rc = embed_part(s, &mm->emb, s->emb, chip, m, emb, &len);
     if (rc || !mm->emb2.g) return rc;
-    rc = embed_part(s, &mm->emb2, s->emb2, chip, m, emb + mm->emb.dim);
+    rc = embed_part(s, &mm->emb2, s->emb2, chip, m, emb + mm->emb.dim, &len);
     if (rc) return rc;
     const float k1 = sqrtf(mm->fuse_w), k2 = sqrtf(1.f - mm->fuse_w); /* as face_embed_scaled */
     for (int i = 0; i < mm->emb.dim; i++) emb[i] *= k1;

@@ -122,6 +122,9 @@ typedef struct emb_model {
     float mean, scale;       /* input = (pixel - mean) * scale */
     float threshold;         /* default cosine threshold for "same" */
     float cluster_threshold; /* default threshold of clustering; 0: threshold */
+    /* Recognizability = 1 / (1 + exp(-(feature norm - norm_centre) / norm_width)); width 0:
+     * not calibrated for this embedder. */
+    float norm_centre, norm_width;
     /* Where the 5 alignment points (eye, eye, nose tip, mouth corner, mouth corner; image
      * order) go in the crop, in crop pixels with centres at +0.5. */
     float tmpl[5][2];
@@ -246,5 +249,11 @@ int face_embed_matrix(const emb_model *em, const mien_face *f, float m[6]);
  * coordinates of f (1, 1 when f's coordinates are img's). */
 int face_embed_scaled(mien_session *s, const mien_image *img, const mien_face *f, float sx,
                       float sy, float *emb);
+/* The same, also giving *norm, the feature norm of the first embedder with a calibrated
+ * recognizability (emb_model.norm_width > 0): the length of its output before normalisation
+ * (of the mean of the two outputs when mirrored), and *part, that embedder (-1 and NULL when
+ * none is calibrated). */
+int face_embed_norm(mien_session *s, const mien_image *img, const mien_face *f, float sx,
+                    float sy, float *emb, float *norm, const emb_model **part);
 
 #endif

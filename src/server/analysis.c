@@ -51,12 +51,15 @@ void srv_add_analysis_json(cJSON *o, const mien_analysis *a) {
         cJSON_AddNumberToObject(q, "contrast", r2(a->contrast));
         cJSON_AddNumberToObject(q, "face_size", r2(a->face_size));
         if (a->eyes_open >= 0) cJSON_AddNumberToObject(q, "eyes_open", r3(a->eyes_open));
+        if (a->recognizability >= 0) cJSON_AddNumberToObject(q, "feature_norm", r2(a->feature_norm));
         cJSON *s = cJSON_AddObjectToObject(q, "scores");
         cJSON_AddNumberToObject(s, "sharpness", r3(a->sharpness_score));
         cJSON_AddNumberToObject(s, "brightness", r3(a->brightness_score));
         cJSON_AddNumberToObject(s, "contrast", r3(a->contrast_score));
         cJSON_AddNumberToObject(s, "face_size", r3(a->size_score));
         cJSON_AddNumberToObject(s, "pose", r3(a->pose_score));
+        if (a->recognizability >= 0)
+            cJSON_AddNumberToObject(s, "recognizability", r3(a->recognizability));
     }
     if (a->tasks & MIEN_ANALYZE_MASK) {
         cJSON *m = cJSON_AddObjectToObject(o, "mask");
