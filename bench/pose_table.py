@@ -12,7 +12,7 @@ model that stage can feed, runs
 on cfp_dev's 1,170 photos (780 frontal, 390 profile; right: |yaw| <= 15 degrees on a frontal
 photo, >= 45 on a profile) and prints a Markdown table. "landmarks" is the fit of the five
 alignment points, "landmarks68" the fit of the 68 points (stages with a 68-point net),
-"fr_pose" faceplugin's HopeNet. With --mean-face it first learns the 68-point mean face
+"fr_pose" faceplugin's HopeNet, "mesh" the axes of the face mesh's 3-D points. With --mean-face it first learns the 68-point mean face
 again (tools/mean_face68.py on every 6th LFW photo and the 300 WIDER FACE photos) and prints
 its table to OUT/mean_face68.c: the one in src/face/analyze.c. $MIEN_BIN_FAST names the mien
 binary (default build/mien).
@@ -27,8 +27,8 @@ from analysis_table import cfp_labels  # noqa: E402
 
 ULTRA = "ultraface@320+ultraface@640"
 STAGES = [  # (detector, landmarks, pose models)
-    ("blazeface", "facemesh", ["landmarks", "fr_pose", "landmarks+fr_pose"]),
-    (ULTRA, "onet", ["landmarks", "fr_pose", "landmarks+fr_pose"]),
+    ("blazeface", "facemesh", ["landmarks", "fr_pose", "landmarks+fr_pose", "mesh"]),
+    (ULTRA, "onet", ["landmarks", "fr_pose", "landmarks+fr_pose", "mesh"]),
     ("blazeface", "facemesh+68", ["landmarks", "landmarks68"]),
     ("blazeface", "68", ["landmarks", "landmarks68"]),
     (ULTRA, "68", ["landmarks", "landmarks68"]),

@@ -4,6 +4,7 @@
  *     (TensorFlow.js for Human's models, PyTorch op by op from the ONNX file for faceplugin's:
  *     tools/make_goldens_analysis.sh) on both backends, to 1e-4;
  *   - the crops land where the table says, the head pose fit recovers known angles and signs,
+ *     so does the face mesh's pose on a profile, its mirror and the photo turned,
  *     the quality's recognizability is the embedder's feature norm (run here) through its
  *     calibration, and the quality's parts and its recognizability respond to blur;
  *   - the API refuses what was not loaded and bad model lists with a message;
@@ -336,6 +337,77 @@ START_TEST(quality_responds_to_blur) {
 }
 END_TEST
 
+/* Pose from the face mesh's 3-D points (--analysis pose=mesh): a frontal cfp_dev photo near
+ * yaw 0, a profile turned the way the five-point fit says (though less far: the mesh's depths
+ * are shallow, README), its mirror image turned the other way, and the photo turned by 25
+ * degrees keeps its yaw and changes its roll as the five-point fit's. */
+static void mesh_pose_of(mien_session *s, const mien_image *img, float ypr[3], float ypr5[3]) {
+    mien_face *faces;
+    int n;
+    ck_assert_int_eq(mien_detect(s, img, NULL, &faces, &n), 0);
+    ck_assert_int_ge(n, 1);
+    int big = 0;
+    for (int i = 1; i < n; i++)
+        if (faces[i].box[2] * faces[i].box[3] > faces[big].box[2] * faces[big].box[3]) big = i;
+    mien_analysis a;
+    ck_assert_msg(mien_analyze(s, img, &faces[big], MIEN_ANALYZE_POSE, &a) == 0, "%s", mien_errmsg(s));
+    ypr[0] = a.yaw, ypr[1] = a.pitch, ypr[2] = a.roll;
+    ck_assert(an_pose_from_points(&faces[big], s->m->lm.kind, &ypr5[0], &ypr5[1], &ypr5[2]));
+    free(faces);
+}
+
+START_TEST(mesh_pose) {
+    mien_models *m = open_models(MIEN_ANALYZE_POSE, "pose=mesh", NULL);
+    ck_assert_str_eq(mien_models_analysis_names(m, MIEN_ANALYZE_POSE), "mesh");
+    mien_session *s;
+    ck_assert_int_eq(mien_session_open(m, &s), 0);
+    mien_image img = {0};
+    float f[3], f5[3], p[3], p5[3], q[3], q5[3], r[3], r5[3];
+    ck_assert_int_eq(mien_image_load(s, tu_path("%s/cfp_dev/Data/Images/001/frontal/01.jpg", tu_data_dir()), &img), 0);
+    mesh_pose_of(s, &img, f, f5);
+    mien_image_free(&img);
+    ck_assert_msg(fabsf(f[0]) < 15 && fabsf(f[2]) < 15, "frontal: yaw %.1f roll %.1f", f[0], f[2]);
+    ck_assert_int_eq(mien_image_load(s, tu_path("%s/cfp_dev/Data/Images/001/profile/01.jpg", tu_data_dir()), &img), 0);
+    mesh_pose_of(s, &img, p, p5);
+    ck_assert_msg(p[0] > 20 && p5[0] > 20, "profile: mesh yaw %.1f, five-point fit %.1f", p[0], p5[0]);
+    /* The mirror image. */
+    mien_image mir = img;
+    mir.rgb = malloc((size_t)img.width * img.height * 3);
+    ck_assert(mir.rgb != NULL);
+    for (int y = 0; y < img.height; y++)
+        for (int x = 0; x < img.width; x++)
+            memcpy(mir.rgb + ((size_t)y * img.width + x) * 3, img.rgb + ((size_t)y * img.width + img.width - 1 - x) * 3, 3);
+    mesh_pose_of(s, &mir, q, q5);
+    ck_assert_msg(q[0] < -20 && fabsf(q[0] + p[0]) < 10, "mirrored profile: yaw %.1f (unmirrored %.1f)", q[0], p[0]);
+    ck_assert_msg(fabsf(q[2] + p[2]) < 10, "mirrored roll %.1f (unmirrored %.1f)", q[2], p[2]);
+    /* The frontal photo turned 25 degrees about its centre: the roll changes by that, as
+     * the five-point fit's does, the yaw stays. */
+    mien_image_free(&img);
+    ck_assert_int_eq(mien_image_load(s, tu_path("%s/cfp_dev/Data/Images/001/frontal/01.jpg", tu_data_dir()), &img), 0);
+    mien_image rot = {.width = img.width, .height = img.height};
+    float *buf = malloc((size_t)img.width * img.height * 3 * sizeof *buf);
+    rot.rgb = malloc((size_t)img.width * img.height * 3);
+    ck_assert(buf && rot.rgb);
+    const float c = cosf(25.f * (float)M_PI / 180.f), sn = sinf(25.f * (float)M_PI / 180.f);
+    const float cx = img.width * 0.5f, cy = img.height * 0.5f;
+    const float rm[6] = {c, -sn, cx - c * cx + sn * cy, sn, c, cy - sn * cx - c * cy};
+    img_warp_affine_f32(&img, rm, img.width, img.height, 0.f, 1.f, buf);
+    for (size_t i = 0; i < (size_t)img.width * img.height * 3; i++)
+        rot.rgb[i] = (uint8_t)fminf(255.f, fmaxf(0.f, buf[i] + 0.5f));
+    free(buf);
+    mesh_pose_of(s, &rot, r, r5);
+    ck_assert_msg(fabsf(fabsf(r5[2] - f5[2]) - 25) < 5, "five-point roll %.1f -> %.1f", f5[2], r5[2]);
+    ck_assert_msg(fabsf((r[2] - f[2]) - (r5[2] - f5[2])) < 5 && fabsf(r[0] - f[0]) < 5,
+                  "turned: roll %.1f -> %.1f (five-point fit %.1f -> %.1f), yaw %.1f -> %.1f", f[2], r[2], f5[2],
+                  r5[2], f[0], r[0]);
+    free(rot.rgb);
+    free(mir.rgb);
+    mien_image_free(&img);
+    mien_session_close(s);
+    mien_models_close(m);
+}
+END_TEST
+
 START_TEST(bad_model_lists) {
     static const struct { const char *spec; int status; const char *says; } bad[] = {
         {"age=nope", MIEN_ENOTFOUND, "unknown model"},
@@ -651,6 +723,7 @@ Suite *suite_analysis(void) {
     tcase_add_test(t, analyze_json_contract);
     tcase_add_test(t, eval_on_labelled_photos);
     tcase_add_test(t, quality_responds_to_blur);
+    tcase_add_test(t, mesh_pose);
     tcase_add_test(t, liveness_and_quality_gates);
     tcase_add_test(t, gear_race);
     tcase_add_test(t, train_attribute_mask);

@@ -73,6 +73,7 @@ typedef enum an_out {
     OUT_LIVE_SOFTMAX2,       /* output 0: softmax (live, spoof) (Human's liveness) */
     OUT_LIVE_LOGITS3,        /* output 0: logits of 3 classes, class `live_class` real */
     OUT_HOPENET,             /* outputs yaw, pitch, roll: 66 logits each, 3-degree bins */
+    OUT_MESH_POSE,           /* the face mesh's 468 points (x, y, z), read as a head pose */
     OUT_EYE,                 /* logits (closed, open) of one eye */
     OUT_MASK_LOGITS,         /* logits (no_mask, mask) */
     OUT_LIVE_TREE,           /* expo's anti-spoofing: class scores (8) and a leaf mask (8); its
@@ -190,6 +191,13 @@ static const an_spec specs[] = {
     {.name = "fr_pose", .tasks = MIEN_ANALYZE_POSE, .loader = AL_ONNX,
      .file = "faceplugin/fr_pose.onnx", .size = 224, .mean = IMNET_MEAN, .scale = IMNET_SCALE,
      .crop = UF(1.5f), .out = OUT_HOPENET},
+    /* MediaPipe's face mesh (Human's facemesh.json, as the landmark stage runs it: 192 x 192,
+     * RGB / 255), on the square it is framed by there (2.30 x 1.5 eye-to-mouth distances,
+     * centred 0.05 of them below the point midway between the eyes and the mouth): its 3-D
+     * points give the head's axes (mesh_pose). */
+    {.name = "mesh", .tasks = MIEN_ANALYZE_POSE, .loader = AL_TFJS, .file = "human/facemesh.json",
+     .size = 192, .mean = RGB3(0.f), .scale = RGB3(1.f / 255.f), .crop = {56.f, 74.f, 140.f, 140.f},
+     .out = OUT_MESH_POSE},
     /* Eye state for quality: a 24 x 24 grey crop around each eye (lib/fr_eye.js: the eye's
      * width x 1.6, about 0.68 of the distance between the eyes). */
     {.name = "fr_eye", .tasks = 0, .loader = AL_ONNX, .file = "faceplugin/fr_eye.onnx",
@@ -284,6 +292,10 @@ static int check_outputs(const an_spec *sp, const nn_graph *g, mien_err *e) {
         need = 9;
         for (int k = 0; ok && k < 9 && k < g->n_outputs; k++)
             ok = g->t[g->outputs[k]].n == (k >= 3 && k < 6 ? 1 : 3);
+        break;
+    case OUT_MESH_POSE:
+        ok = 0;
+        for (int k = 0; k < g->n_outputs; k++) ok |= g->t[g->outputs[k]].n == 468 * 3;
         break;
     case OUT_HOPENET:
         need = 3;
@@ -695,6 +707,36 @@ typedef struct an_answer {
     int has_race;
 } an_answer;
 
+static int rows_to_angles(double r1[3], double r2[3], float *yaw, float *pitch, float *roll);
+
+/* Head pose from the face mesh's 3-D points (crop pixels; x right, y down, z away from the
+ * camera, in about x's scale): the face's left-to-right axis from the right cheek's contour
+ * (point 234) to the left's (454), its top-to-bottom axis from the top of the forehead (10) to
+ * the chin (152), both in the camera's frame (x right, y down, z towards the camera, as the
+ * pose fit's mean face), made orthonormal: the columns of the head's rotation. The roll is the
+ * crop's; run_model adds the crop's own angle. */
+static void mesh_pose(const float *mesh, float ypr[3]) {
+    double u[3], v[3];
+    for (int k = 0; k < 3; k++) {
+        const double sign = k == 2 ? -1.0 : 1.0;
+        u[k] = sign * ((double)mesh[3 * 454 + k] - mesh[3 * 234 + k]);
+        v[k] = sign * ((double)mesh[3 * 152 + k] - mesh[3 * 10 + k]);
+    }
+    double nu = sqrt(u[0] * u[0] + u[1] * u[1] + u[2] * u[2]);
+    double nv = sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+    if (!(nu > 1e-9) || !(nv > 1e-9)) return;
+    for (int k = 0; k < 3; k++) u[k] /= nu, v[k] /= nv;
+    /* Columns u, v and w = u x v; the rotation's rows are (u_i, v_i, w_i). */
+    const double w[3] = {u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]};
+    double r1[3] = {u[0], v[0], w[0]}, r2[3] = {u[1], v[1], w[1]};
+    double n1 = sqrt(r1[0] * r1[0] + r1[1] * r1[1] + r1[2] * r1[2]);
+    double n2 = sqrt(r2[0] * r2[0] + r2[1] * r2[1] + r2[2] * r2[2]);
+    if (!(n1 > 1e-9) || !(n2 > 1e-9)) return;
+    for (int k = 0; k < 3; k++) r1[k] /= n1, r2[k] /= n2;
+    float y, p, r;
+    if (rows_to_angles(r1, r2, &y, &p, &r)) ypr[0] = y, ypr[1] = p, ypr[2] = r;
+}
+
 static void decode(const an_spec *sp, const nn_exec *x, an_answer *r) {
     const nn_graph *g = nn_exec_graph(x);
     const float *y = nn_exec_output(x, 0);
@@ -772,6 +814,10 @@ static void decode(const an_spec *sp, const nn_exec *x, an_answer *r) {
         r->eye_open = p[1];
         break;
     }
+    case OUT_MESH_POSE:
+        for (int k = 0; k < g->n_outputs; k++)
+            if (g->t[g->outputs[k]].n == 468 * 3) mesh_pose(nn_exec_output(x, k), r->ypr);
+        break;
     case OUT_LIVE_TREE: {
         /* FaceAntiSpoofing.kt's leafScore1; its threshold 0.2 becomes mien's 0.5. */
         const float *mask = nn_exec_output(x, 1);
@@ -815,6 +861,8 @@ static void mean_face_xy(int source, double *nose_y, double *mouth_x, double *mo
     }
 }
 
+static int rows_to_angles(double r1[3], double r2[3], float *yaw, float *pitch, float *roll);
+
 /* The scaled orthographic fit of n image points x to the model points X (n >= 4, not all in
  * a plane): the rotation read as yaw, pitch, roll. Returns 0 when degenerate. */
 static int pos_fit(const double (*X)[3], const double (*x)[2], int n, float *yaw, float *pitch,
@@ -855,6 +903,13 @@ static int pos_fit(const double (*X)[3], const double (*x)[2], int n, float *yaw
     if (!(n1 > 1e-9) || !(n2 > 1e-9)) return 0;
     double r1[3], r2[3];
     for (int k = 0; k < 3; k++) r1[k] = A[0][k] / n1, r2[k] = A[1][k] / n2;
+    return rows_to_angles(r1, r2, yaw, pitch, roll);
+}
+
+/* Two rows of a rotation (unit, nearly orthogonal: made orthogonal here, the correction split
+ * evenly between them), read as yaw, pitch, roll. Returns 0 when not finite. */
+static int rows_to_angles(double r1[3], double r2[3], float *yaw, float *pitch, float *roll) {
+    double n1, n2;
     /* Make the rows orthogonal, splitting the correction evenly between them. */
     double d = r1[0] * r2[0] + r1[1] * r2[1] + r1[2] * r2[2];
     for (int k = 0; k < 3; k++) {
@@ -1086,7 +1141,8 @@ static int run_model(mien_session *s, int k, const mien_image *img, const float 
         for (int i = 0; i < MIEN_RACES; i++) r->race[i] += w * one.race[i];
         r->has_race = one.has_race;
     }
-    if (sp->out == OUT_HOPENET) r->ypr[2] += atan2f(frame_m[3], frame_m[0]) * (float)(180.0 / M_PI);
+    if (sp->out == OUT_HOPENET || sp->out == OUT_MESH_POSE)
+        r->ypr[2] += atan2f(frame_m[3], frame_m[0]) * (float)(180.0 / M_PI);
     return MIEN_OK;
 }
 
