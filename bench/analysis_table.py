@@ -29,7 +29,7 @@ CANDIDATES = {
     "expression": ["emotion+faceapi-expression", "emotion", "faceapi-expression", "fr_expression",
                    "emotion+faceapi-expression+fr_expression"],
     "liveness": ["fr_liveness", "antispoof", "liveness", "fr_liveness+antispoof", "expo-antispoof"],
-    "pose": ["landmarks", "fr_pose", "landmarks+fr_pose"],
+    "pose": ["landmarks", "fr_pose", "landmarks+fr_pose", "mesh"],
 }
 DEFAULT = {"age": "faceapi", "gender": "faceapi", "expression": "emotion",
            "liveness": "fr_liveness", "pose": "landmarks"}

@@ -861,8 +861,6 @@ static void mean_face_xy(int source, double *nose_y, double *mouth_x, double *mo
     }
 }
 
-static int rows_to_angles(double r1[3], double r2[3], float *yaw, float *pitch, float *roll);
-
 /* The scaled orthographic fit of n image points x to the model points X (n >= 4, not all in
  * a plane): the rotation read as yaw, pitch, roll. Returns 0 when degenerate. */
 static int pos_fit(const double (*X)[3], const double (*x)[2], int n, float *yaw, float *pitch,
