@@ -92,8 +92,9 @@ def main():
         if f and "feature_norm" in f["quality"]:
             norm[rel] = f["quality"]["feature_norm"]
     if not norm:
-        raise SystemExit("%s has no calibrated feature norm to read (mien analyze gives no "
-                         "quality.feature_norm): calibrate it with the spec's width set to 1 first" % model)
+        raise SystemExit("%s reports no feature norm (mien analyze measures it only for a calibrated "
+                         "embedder): give its spec in src/face/models.c a provisional norm_width (1) and "
+                         "rebuild, then run this again for the real centre and width" % model)
     x, y = [], []
     for a, b, same, _ in pairs:
         if same != "1" or emb.get(a) is None or emb.get(b) is None or a not in norm or b not in norm:
