@@ -228,7 +228,8 @@ static int open_embedder(mien_models *m, const char *dir, const emb_spec *es, co
     em->threshold = es->threshold;
     em->cluster_threshold = es->cluster_threshold;
     em->norm_centre = es->norm_centre;
-    em->norm_width = es->norm_width;
+    /* A file the user names ("NAME:PATH") is another network: its feature norms are its own. */
+    em->norm_width = name && strchr(name, ':') ? 0.f : es->norm_width;
     make_template(es, em->tmpl);
     em->dlib_chip = es->crop == CROP_DLIB;
     const nn_tensor *eo = &em->g->t[em->g->outputs[0]];
