@@ -284,7 +284,8 @@ static double image_quality(const mien_analysis *a) {
 /* Quality: the recognizability is the default embedder's own feature norm through its
  * calibration, the score the geometric mean of it and the image parts, and a blurred copy of
  * a face (each pixel the mean of a square a quarter of the eye distance wide) loses
- * sharpness, feature norm and quality. */
+ * sharpness, feature norm and quality; the same network named as a user's file has no
+ * recognizability. */
 START_TEST(quality_responds_to_blur) {
     mien_models *m = open_models(MIEN_ANALYZE_QUALITY, NULL, NULL);
     mien_session *s;
@@ -330,6 +331,22 @@ START_TEST(quality_responds_to_blur) {
                   "recognizability %.3f -> %.3f, quality %.3f -> %.3f", a.recognizability, b.recognizability,
                   a.quality, b.quality);
     free(blur.rgb);
+    /* The same network named as a user's file: no calibration, the image parts alone. */
+    mien_config cfg;
+    mien_config_default(&cfg);
+    cfg.analyze = MIEN_ANALYZE_QUALITY;
+    char emb_name[4200];
+    snprintf(emb_name, sizeof emb_name, "mobilefacenet-tflite:%s/expo/MobileFaceNet.tflite", tu_models_dir());
+    cfg.embedder = emb_name;
+    mien_models *m2 = NULL;
+    mien_session *s2;
+    ck_assert_msg(mien_models_open(tu_models_dir(), &cfg, &m2) == 0, "%s", mien_models_errmsg(m2));
+    ck_assert_int_eq(mien_session_open(m2, &s2), 0);
+    ck_assert_int_eq(mien_analyze(s2, &img, &faces[0], MIEN_ANALYZE_QUALITY, &b), 0);
+    ck_assert_msg(b.recognizability == -1.f && b.feature_norm == -1.f, "%.3f %.3f", b.recognizability, b.feature_norm);
+    ck_assert_msg(fabs(b.quality - image_quality(&b)) < 1e-4, "quality %.5f, parts %.5f", b.quality, image_quality(&b));
+    mien_session_close(s2);
+    mien_models_close(m2);
     free(faces);
     mien_image_free(&img);
     mien_session_close(s);
