@@ -4,7 +4,8 @@ by the quality of the pair's lower-quality face and cut into five equal groups (
 the error rate of each group, at the 10-fold accuracy threshold and at the embedder's
 default threshold (FAR 1e-3). A useful quality has errors falling from the lowest quintile
 to the highest. Then the errors left when the pairs of lowest quality are turned away (2% to
-50%), ordered by the quality, by its image parts alone and by its recognizability alone.
+50%), ordered by the quality, by its image parts alone and by its recognizability alone,
+as a table and as curves (OUT/erc.png).
 
     /usr/bin/python3 bench/quality_lfw.py [--data DIR] [--out DIR] [--reuse] [-- extra mien options]
 
@@ -173,6 +174,7 @@ def main():
     if all(v >= 0 for v in recog.values()):
         scores.append(("its recognizability alone", recog))
     shares = (0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+    curves = {}
     print("\nErrors left after turning away the pairs of lowest quality (the share of the 6,000 "
           "pairs turned away, by the lower quality of the two faces):\n")
     print("| ordered by | " + " | ".join("%g%%" % (100 * x) for x in shares) + " |")
@@ -187,6 +189,41 @@ def main():
             R.sort(key=lambda r: r[0])
             e = np.array([(r[1] >= t) != (r[2] == 1) for r in R])
             print("| %s, %s | " % (name, k) + " | ".join("%d" % e[int(len(R) * x):].sum() for x in shares) + " |")
+            # errors left after turning away the first i pairs, i = 0 .. half of them
+            curves.setdefault(k, []).append((name, np.cumsum(e[::-1])[::-1][:len(R) // 2 + 1]))
+    path = os.path.join(out, "erc.png")
+    plot_erc(curves, len(pairs), path)
+    print("\n(The curves: %s.)" % path)
+
+
+def plot_erc(curves, n_pairs, path):
+    """The error-versus-reject curves as a picture (OpenCV): one panel per threshold, the
+    errors left against the share of pairs turned away, one line per ordering."""
+    import cv2
+    colours = [(40, 40, 220), (200, 120, 30), (40, 160, 40)]
+    W, H, L, B = 520, 360, 60, 50
+    panels = []
+    for k, lines in curves.items():
+        img = np.full((H, W, 3), 255, np.uint8)
+        top = max(int(c[0]) for _, c in lines)
+        x = lambda i: int(L + (W - L - 20) * i / (len(lines[0][1]) - 1))
+        y = lambda v: int(H - B - (H - B - 30) * v / max(top, 1))
+        cv2.rectangle(img, (L, 30), (W - 20, H - B), (0, 0, 0), 1)
+        for f in (0, 0.1, 0.2, 0.3, 0.4, 0.5):
+            xi = x(int(f * n_pairs))
+            cv2.line(img, (xi, H - B), (xi, H - B + 4), (0, 0, 0), 1)
+            cv2.putText(img, "%d%%" % round(100 * f), (xi - 12, H - B + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+        for v in range(0, top + 1, max(1, top // 5)):
+            cv2.putText(img, str(v), (L - 28, y(v) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+        for j, (name, c) in enumerate(lines):
+            pts = np.array([[x(i), y(v)] for i, v in enumerate(c)], np.int32)
+            cv2.polylines(img, [pts], False, colours[j % 3], 2, cv2.LINE_AA)
+            cv2.putText(img, name, (W - 230, 50 + 16 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colours[j % 3], 1, cv2.LINE_AA)
+        cv2.putText(img, "errors left, %s" % k, (L, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, "pairs turned away, lowest quality first", (L + 60, H - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+        panels.append(img)
+    cv2.imwrite(path, np.hstack(panels))
 
 
 if __name__ == "__main__":
