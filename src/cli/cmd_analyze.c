@@ -151,7 +151,8 @@ static const char analyze_usage[] =
     "                          (default: all; mask when its model has been trained)\n"
     "  --analysis SPEC         models per task, e.g. age=fr_age+gear,liveness=antispoof\n"
     "                          (mien models lists them; default: README, \"Face analysis\");\n"
-    "                          pose: landmarks (the five points), landmarks68, fr_pose\n"
+    "                          pose: landmarks (the five points), landmarks68, fr_pose,\n"
+    "                          mesh (the face mesh's 3-D points)\n"
     "  --liveness-threshold T  a face is real at liveness >= T (default: the model's)\n"
     "  --threads N             threads: several files run in parallel (default: all cores)\n"
     "  (and the detection options of mien detect)\n";
