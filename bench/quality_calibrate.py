@@ -25,7 +25,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from quality_lfw import central, image_quality  # noqa: E402
+from quality_lfw import central, image_quality, parse_args  # noqa: E402
 
 
 def logistic_fit(x, y, iters=100):
@@ -44,26 +44,8 @@ def logistic_fit(x, y, iters=100):
 
 
 def main():
-    args = sys.argv[1:]
-    extra = []
-    if "--" in args:
-        extra = args[args.index("--") + 1:]
-        args = args[:args.index("--")]
-    data = os.environ.get("MIEN_DATA", "../shared/data")
-    out = "out/quality_calibrate"
-    reuse = False
-    while args:
-        k = args.pop(0)
-        if k == "--data":
-            data = args.pop(0)
-        elif k == "--out":
-            out = args.pop(0)
-        elif k == "--reuse":
-            reuse = True
-        else:
-            raise SystemExit(__doc__)
+    data, out, reuse, extra = parse_args(sys.argv[1:], "out/quality_calibrate", __doc__)
     mien = os.environ.get("MIEN_BIN_FAST", "build/mien")
-    os.makedirs(out, exist_ok=True)
     cfp = os.path.join(data, "cfp_dev")
     pairs = [l.split("\t") for l in open(os.path.join(cfp, "pairs.tsv")).read().splitlines() if l]
     dump, qfile = os.path.join(out, "embeddings.jsonl"), os.path.join(out, "quality.jsonl")

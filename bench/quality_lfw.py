@@ -83,26 +83,31 @@ def read_pairs(path):
     return out
 
 
-def main():
-    args = sys.argv[1:]
-    extra = []
+def parse_args(argv, out, usage):
+    """[--data DIR] [--out DIR] [--reuse] [-- extra mien options]: (data, out, reuse, extra),
+    out made; usage is printed for anything else."""
+    args, extra = list(argv), []
     if "--" in args:
         extra = args[args.index("--") + 1:]
         args = args[:args.index("--")]
     data = os.environ.get("MIEN_DATA", "../shared/data")
-    out = "out/quality"
     reuse = False
     while args:
         k = args.pop(0)
-        if k == "--data":
+        if k == "--data" and args:
             data = args.pop(0)
-        elif k == "--out":
+        elif k == "--out" and args:
             out = args.pop(0)
         elif k == "--reuse":
             reuse = True
         else:
-            raise SystemExit(__doc__)
+            raise SystemExit(usage)
     os.makedirs(out, exist_ok=True)
+    return data, out, reuse, extra
+
+
+def main():
+    data, out, reuse, extra = parse_args(sys.argv[1:], "out/quality", __doc__)
     lfw = os.path.join(data, "lfw")
     pairs = read_pairs(os.path.join(lfw, "pairs.txt"))
     dump = os.path.join(out, "embeddings.jsonl")

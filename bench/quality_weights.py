@@ -43,19 +43,10 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from quality_lfw import central, read_pairs  # noqa: E402
+from quality_lfw import central, ramp, read_pairs  # noqa: E402
 
 EPS = 0.01
 NAMES = ["sharpness", "brightness", "contrast", "face_size", "pose", "eyes"]
-
-
-def ramp(v, lo, hi):
-    if not v > lo:
-        return 0.0
-    if v >= hi:
-        return 1.0
-    t = (v - lo) / (hi - lo)
-    return t * t * (3 - 2 * t)
 
 
 def parts(f, cos_pose=False):
