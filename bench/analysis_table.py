@@ -24,8 +24,8 @@ import subprocess
 import sys
 
 CANDIDATES = {
-    "age": ["faceapi", "fr_age", "ssrnet-age", "gear", "faceapi+gear"],
-    "gender": ["faceapi", "fr_gender", "gender", "gear", "faceapi+gear"],
+    "age": ["faceapi", "fr_age", "ssrnet-age", "gear", "faceres", "faceapi+gear", "faceapi+faceres"],
+    "gender": ["faceapi", "fr_gender", "gender", "gear", "faceres", "faceapi+gear", "faceapi+faceres"],
     "expression": ["emotion+faceapi-expression", "emotion", "faceapi-expression", "fr_expression",
                    "emotion+faceapi-expression+fr_expression"],
     "liveness": ["fr_liveness", "antispoof", "liveness", "fr_liveness+antispoof", "expo-antispoof"],

@@ -121,7 +121,7 @@ done:
 /* ==== Face analysis models ==== */
 
 const char *const golden_analysis_models[] = {
-    "ssrnet-age", "gender", "gear", "emotion", "antispoof", "liveness",
+    "ssrnet-age", "gender", "gear", "faceres", "emotion", "antispoof", "liveness",
     "fr_age", "fr_gender", "fr_expression", "fr_liveness", "fr_pose", "fr_eye",
     "expo-antispoof",
 };

