@@ -514,13 +514,31 @@ START_TEST(eval_on_labelled_photos) {
     ck_assert(num(j, "age_mae") <= 7.5);
     ck_assert(num(j, "age_within5") >= 0.4);
     cJSON_Delete(j);
-    j = eval_json(tu_path("eval analysis --set %s --json --quiet", as));
+    j = eval_json(tu_path("eval analysis --set %s --json --quiet --roc %s/roc.png", as, as));
     printf("eval analysis antispoof/4: ACER %.4f AUC %.4f\n", num(j, "spoof_acer"), num(j, "spoof_auc"));
     ck_assert(num(j, "spoof_acer") <= 0.10);
     ck_assert(num(j, "spoof_apcer") <= 0.10);
     ck_assert(num(j, "spoof_auc") >= 0.95);
     ck_assert(cJSON_GetArraySize(cJSON_GetObjectItem(j, "spoof_roc")) >= 2);
     cJSON_Delete(j);
+    /* --roc drew the liveness ROC: a picture with the curve's colour in it (the plot's first
+     * curve is blue: more blue than red somewhere inside the frame). */
+    mien_image roc = {0};
+    mien_err e = {0};
+    ck_assert_msg(img_load(tu_path("%s/roc.png", as), NULL, &roc, NULL, NULL, &e) == MIEN_OK, "%s", e.msg);
+    ck_assert_int_eq(roc.width, 800);
+    ck_assert_int_eq(roc.height, 600);
+    int blue = 0;
+    for (size_t i = 0; i < (size_t)roc.width * roc.height; i++)
+        blue += roc.rgb[3 * i + 2] > roc.rgb[3 * i] + 60;
+    ck_assert_int_gt(blue, 200);
+    mien_image_free(&roc);
+    /* The ROC is liveness's: a set without real and spoof labels is refused before any work. */
+    char *out = NULL, *err = NULL;
+    ck_assert_int_eq(tu_run_mien(tu_mien_bin_fast(), tu_path("eval analysis --set %s --roc %s/x.png", ag, ag),
+                                 &out, &err), 2);
+    ck_assert_msg(strstr(err, "liveness ROC") != NULL, "%s", err);
+    free(out), free(err);
     /* Pose on CFP: frontal photos near yaw 0, profiles beyond 45 degrees. */
     char lab[4096];
     snprintf(lab, sizeof lab, "/tmp/mien-analysis-XXXXXX");

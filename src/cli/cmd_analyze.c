@@ -1,6 +1,7 @@
 /* mien analyze (age, gender, expression, liveness, pose, quality, mask of every face) and
  * mien eval analysis (the same on a labelled folder: accuracy per task). */
 #include "cli/cli.h"
+#include "eval/verify_eval.h"
 #include "image/image.h"
 #include "server/server.h"
 
@@ -80,6 +81,7 @@ typedef struct analyze_opts {
     const char *set;           /* eval: --set DIR */
     const char *predictions;   /* eval: --predictions FILE */
     const char *part;          /* eval: --part 0|1 */
+    const char *roc;           /* eval: --roc OUT.png */
     float liveness_threshold;
 } analyze_opts;
 
@@ -98,6 +100,7 @@ static int analyze_extra(void *ctx, const char *opt, const char *val) {
                         : !strcmp(opt, "--set") ? &a->set
                         : !strcmp(opt, "--predictions") ? &a->predictions
                         : !strcmp(opt, "--part") ? &a->part
+                        : !strcmp(opt, "--roc") ? &a->roc
                         : NULL;
     if (!slot) return -1;
     if (!val) return -2;
@@ -320,8 +323,8 @@ int cmd_analyze(int argc, char **argv) {
         fputs(analyze_usage, stderr);
         return EXIT_USAGE;
     }
-    if (a.set || a.predictions) {
-        fprintf(stderr, "mien analyze: --set and --predictions belong to mien eval analysis\n");
+    if (a.set || a.predictions || a.roc) {
+        fprintf(stderr, "mien analyze: --set, --predictions and --roc belong to mien eval analysis\n");
         return EXIT_USAGE;
     }
     analyze_job j = {.c = &c, .a = &a, .files = argv + 1, .n = argc - 1};
@@ -386,6 +389,8 @@ static const char eval_usage[] =
     "  --analysis SPEC         models per task (as mien analyze)\n"
     "  --liveness-threshold T  a face is real at liveness >= T\n"
     "  --predictions FILE      write each photo's answers as TSV\n"
+    "  --roc OUT.png           draw the liveness ROC (real faces accepted against spoofs\n"
+    "                          taken for real)\n"
     "  --part P                only half P (0 or 1) of the photos, split as mien train\n"
     "                          attribute splits them (within each label and kind, sorted by\n"
     "                          path, every other photo): the half a trained head never saw\n"
@@ -586,6 +591,41 @@ static int by_score_desc(const void *a, const void *b) {
 
 static double r4(double v) { return round(v * 10000.0) / 10000.0; }
 
+/* The liveness ROC as a picture: real faces accepted (1 - BPCER) against spoofs accepted
+ * (APCER, log scale), from n (score, real) rows. 1 with a message on failure. */
+static int draw_liveness_roc(const char *png, const float (*sc)[2], int n, const char *set,
+                             const char *model) {
+    mien_err e = {0};
+    float *score = malloc((size_t)(n > 0 ? n : 1) * sizeof *score);
+    int *same = malloc((size_t)(n > 0 ? n : 1) * sizeof *same);
+    ve_set vs = {0};
+    ve_roc roc = {0};
+    int rc = 1;
+    if (!score || !same) {
+        fprintf(stderr, "mien eval analysis: out of memory\n");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) score[i] = sc[i][0], same[i] = sc[i][1] > 0.5f;
+    char title[256];
+    snprintf(title, sizeof title, "liveness (%s) on %s", model, set);
+    ve_curve curve = {model, &roc};
+    if (ve_set_build(&vs, n, score, NULL, same, NULL, VE_MISSING_EXCLUDE, &e) ||
+        (vs.n_pos < 1 || vs.n_neg < 1
+             ? mien_err_set(&e, MIEN_EINVAL, "the faces found are not both real and spoof")
+             : ve_roc_compute(&vs, &roc, &e)) ||
+        ve_plot_roc_axes(png, &curve, 1, title, "APCER (spoofs taken for real, log scale)",
+                         "1 - BPCER (real faces accepted)", &e)) {
+        fprintf(stderr, "mien eval analysis: --roc %s: %s\n", png, e.msg);
+        goto done;
+    }
+    rc = 0;
+done:
+    ve_roc_free(&roc);
+    ve_set_free(&vs);
+    free(score), free(same);
+    return rc;
+}
+
 int cmd_eval_analysis(int argc, char **argv) {
     cli_common c;
     cli_common_init(&c);
@@ -628,6 +668,12 @@ int cmd_eval_analysis(int argc, char **argv) {
     }
     unsigned tasks = has;
     if (a.tasks_arg && cli_analysis_tasks(&c, a.tasks_arg, &tasks)) {
+        items_free(items, n);
+        return EXIT_USAGE;
+    }
+    if (a.roc && (!(tasks & MIEN_ANALYZE_LIVENESS) || !(has & MIEN_ANALYZE_LIVENESS))) {
+        fprintf(stderr, "mien eval analysis: --roc draws the liveness ROC: it needs a label column of "
+                        "real and spoof photos and the liveness task\n");
         items_free(items, n);
         return EXIT_USAGE;
     }
@@ -710,6 +756,8 @@ int cmd_eval_analysis(int argc, char **argv) {
             cJSON_AddItemToArray(roc, pt);
         }
     }
+    int roc_failed = a.roc && draw_liveness_roc(a.roc, sc, n_sc, a.set,
+                                                mien_models_analysis_names(m, MIEN_ANALYZE_LIVENESS));
     free(sc);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "set", a.set);
@@ -799,7 +847,7 @@ int cmd_eval_analysis(int argc, char **argv) {
                    mien_models_analysis_names(m, MIEN_ANALYZE_POSE));
     }
     cJSON_Delete(o);
-    int status = failed ? EXIT_FAIL : EXIT_OK;
+    int status = failed || roc_failed ? EXIT_FAIL : EXIT_OK;
     if (a.predictions) {
         FILE *f = fopen(a.predictions, "w");
         if (!f) {

@@ -713,6 +713,13 @@ static double tar_at(const ve_roc *r, double far) {
 
 int ve_plot_roc(const char *png_path, const ve_curve *curves, int n_curves, const char *title,
                 mien_err *e) {
+    return ve_plot_roc_axes(png_path, curves, n_curves, title, "FAR (false accept rate, log scale)",
+                            "TAR (true accept rate)", e);
+}
+
+int ve_plot_roc_axes(const char *png_path, const ve_curve *curves, int n_curves, const char *title,
+                     const char *x_name, const char *y_name, mien_err *e) {
+    if (!x_name || !y_name) return mien_err_set(e, MIEN_EINVAL, "ve_plot_roc: axes need names");
     if (!png_path || !curves || n_curves < 1 || n_curves > MAX_CURVES)
         return mien_err_set(e, MIEN_EINVAL, "ve_plot_roc: need 1..%d curves and a path",
                             MAX_CURVES);
@@ -770,10 +777,10 @@ int ve_plot_roc(const char *png_path, const ve_curve *curves, int n_curves, cons
 
     /* Frame and axis names. The font cannot turn, so the y name sits above the axis. */
     img_draw_rect(&img, PL, PT, PR - PL, PB - PT, 1, black);
-    const char *xl = "FAR (false accept rate, log scale)";
+    const char *xl = x_name;
     img_draw_text(&img, (PL + PR) / 2 - img_text_width(xl, 1) / 2, PB + 14 + th, xl, 1, gray, 0,
                   white);
-    img_draw_text(&img, 8, PT - 8 - th, "TAR (true accept rate)", 1, gray, 0, white);
+    img_draw_text(&img, 8, PT - 8 - th, y_name, 1, gray, 0, white);
     if (title) {
         int tw = img_text_width(title, 2);
         img_draw_text(&img, PLOT_W / 2 - tw / 2, 12, title, 2, black, 0, white);

@@ -220,5 +220,9 @@ typedef struct ve_curve {
  * (may be NULL). */
 int ve_plot_roc(const char *png_path, const ve_curve *curves, int n_curves, const char *title,
                 mien_err *e);
+/* Same, with the axes named (x_name: the false accept rate's, y_name: the true accept
+ * rate's), e.g. an anti-spoofing ROC's APCER and 1 - BPCER. */
+int ve_plot_roc_axes(const char *png_path, const ve_curve *curves, int n_curves, const char *title,
+                     const char *x_name, const char *y_name, mien_err *e);
 
 #endif
