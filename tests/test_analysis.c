@@ -285,7 +285,7 @@ static double image_quality(const mien_analysis *a) {
  * calibration, the score the geometric mean of it and the image parts, and a blurred copy of
  * a face (each pixel the mean of a square a quarter of the eye distance wide) loses
  * sharpness, feature norm and quality; the same network named as a user's file has no
- * recognizability. */
+ * recognizability; frfeature has its own, and the fused recognizer takes its heavier part's. */
 START_TEST(quality_responds_to_blur) {
     mien_models *m = open_models(MIEN_ANALYZE_QUALITY, NULL, NULL);
     mien_session *s;
@@ -347,6 +347,26 @@ START_TEST(quality_responds_to_blur) {
     ck_assert_msg(fabs(b.quality - image_quality(&b)) < 1e-4, "quality %.5f, parts %.5f", b.quality, image_quality(&b));
     mien_session_close(s2);
     mien_models_close(m2);
+    /* frfeature has its own calibration (its norms are about 3, MobileFaceNet's about 60); the
+     * fused recognizer reads the part that weighs most in its score, MobileFaceNet.tflite. */
+    const char *const others[] = {"frfeature", "frfeature+mobilefacenet-tflite"};
+    for (int k = 0; k < 2; k++) {
+        cfg.embedder = others[k];
+        ck_assert_msg(mien_models_open(tu_models_dir(), &cfg, &m2) == 0, "%s", mien_models_errmsg(m2));
+        ck_assert_int_eq(mien_session_open(m2, &s2), 0);
+        ck_assert_int_eq(mien_analyze(s2, &img, &faces[0], MIEN_ANALYZE_QUALITY, &b), 0);
+        if (k == 0)
+            ck_assert_msg(b.feature_norm > 1.f && b.feature_norm < 10.f && b.recognizability > 0.f &&
+                              b.recognizability < 1.f, "frfeature: norm %.3f, recognizability %.3f",
+                          b.feature_norm, b.recognizability);
+        else
+            ck_assert_msg(fabsf(b.feature_norm - a.feature_norm) < 1e-3f * a.feature_norm &&
+                              fabsf(b.recognizability - a.recognizability) < 1e-4f,
+                          "fused: norm %.4f, recognizability %.4f; MobileFaceNet.tflite's %.4f, %.4f",
+                          b.feature_norm, b.recognizability, a.feature_norm, a.recognizability);
+        mien_session_close(s2);
+        mien_models_close(m2);
+    }
     free(faces);
     mien_image_free(&img);
     mien_session_close(s);

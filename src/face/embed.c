@@ -50,6 +50,7 @@ int face_embed_norm(mien_session *s, const mien_image *img, const mien_face *f, 
     const int n_parts = mm->emb2.g ? 2 : 1;
     const float w[2] = {mm->fuse_w, 1.f - mm->fuse_w};
     if (norm) *norm = -1.f, *part = NULL;
+    float best_w = -1.f;
     for (int p = 0; p < n_parts; p++) {
         float m[6];
         if (!face_embed_matrix(parts[p], f, m))
@@ -58,7 +59,10 @@ int face_embed_norm(mien_session *s, const mien_image *img, const mien_face *f, 
         float len;
         int rc = embed_part(s, parts[p], execs[p], img, m, emb, &len);
         if (rc) return rc;
-        if (norm && *norm < 0 && parts[p]->norm_width > 0) *norm = len, *part = parts[p];
+        /* A fused recognizer's norm is its calibrated part's that weighs most in the score
+         * (the first on a tie): the recognizability says how well that part sees the face. */
+        if (norm && parts[p]->norm_width > 0 && (*part == NULL || w[p] > best_w))
+            *norm = len, *part = parts[p], best_w = w[p];
         if (n_parts > 1) {
             /* sqrt of the weight, so the dot product of two such vectors is the weighted sum
              * of the parts' cosines; the weights add up to 1, so the result stays unit. */

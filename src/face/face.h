@@ -249,8 +249,9 @@ int face_embed_matrix(const emb_model *em, const mien_face *f, float m[6]);
  * coordinates of f (1, 1 when f's coordinates are img's). */
 int face_embed_scaled(mien_session *s, const mien_image *img, const mien_face *f, float sx,
                       float sy, float *emb);
-/* The same, also giving *norm, the feature norm of the first embedder with a calibrated
- * recognizability (emb_model.norm_width > 0): the length of its output before normalisation
+/* The same, also giving *norm, the feature norm of the embedder with a calibrated
+ * recognizability (emb_model.norm_width > 0; of a fused recognizer, the calibrated part that
+ * weighs most in its score): the length of its output before normalisation
  * (of the mean of the two outputs when mirrored), and *part, that embedder (-1 and NULL when
  * none is calibrated). */
 int face_embed_norm(mien_session *s, const mien_image *img, const mien_face *f, float sx,
