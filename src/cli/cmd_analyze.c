@@ -584,46 +584,23 @@ static int read_labels(const char *dir, ev_item **out, int *n_out, unsigned *has
     return EXIT_OK;
 }
 
-static int by_score_desc(const void *a, const void *b) {
-    const float *x = a, *y = b;
-    return (x[0] < y[0]) - (x[0] > y[0]);
-}
-
 static double r4(double v) { return round(v * 10000.0) / 10000.0; }
 
-/* The liveness ROC as a picture: real faces accepted (1 - BPCER) against spoofs accepted
- * (APCER, log scale), from n (score, real) rows. 1 with a message on failure. */
-static int draw_liveness_roc(const char *png, const float (*sc)[2], int n, const char *set,
+/* The liveness ROC (NULL: none, why says why) as a picture: real faces accepted (1 - BPCER)
+ * against spoofs accepted (APCER, log scale). 1 with a message on failure. */
+static int draw_liveness_roc(const char *png, const ve_roc *roc, const char *why, const char *set,
                              const char *model) {
     mien_err e = {0};
-    float *score = malloc((size_t)(n > 0 ? n : 1) * sizeof *score);
-    int *same = malloc((size_t)(n > 0 ? n : 1) * sizeof *same);
-    ve_set vs = {0};
-    ve_roc roc = {0};
-    int rc = 1;
-    if (!score || !same) {
-        fprintf(stderr, "mien eval analysis: out of memory\n");
-        goto done;
-    }
-    for (int i = 0; i < n; i++) score[i] = sc[i][0], same[i] = sc[i][1] > 0.5f;
     char title[256];
     snprintf(title, sizeof title, "liveness (%s) on %s", model, set);
-    ve_curve curve = {model, &roc};
-    if (ve_set_build(&vs, n, score, NULL, same, NULL, VE_MISSING_EXCLUDE, &e) ||
-        (vs.n_pos < 1 || vs.n_neg < 1
-             ? mien_err_set(&e, MIEN_EINVAL, "the faces found are not both real and spoof")
-             : ve_roc_compute(&vs, &roc, &e)) ||
-        ve_plot_roc_axes(png, &curve, 1, title, "APCER (spoofs taken for real, log scale)",
-                         "1 - BPCER (real faces accepted)", &e)) {
+    ve_curve curve = {model, roc};
+    if (!roc) mien_err_set(&e, MIEN_EINVAL, "%s", why);
+    if (!roc || ve_plot_roc_axes(png, &curve, 1, title, "APCER (spoofs taken for real, log scale)",
+                                 "1 - BPCER (real faces accepted)", &e)) {
         fprintf(stderr, "mien eval analysis: --roc %s: %s\n", png, e.msg);
-        goto done;
+        return 1;
     }
-    rc = 0;
-done:
-    ve_roc_free(&roc);
-    ve_set_free(&vs);
-    free(score), free(same);
-    return rc;
+    return 0;
 }
 
 int cmd_eval_analysis(int argc, char **argv) {
@@ -703,8 +680,9 @@ int cmd_eval_analysis(int argc, char **argv) {
     int conf[MIEN_EXPRESSIONS][MIEN_EXPRESSIONS] = {{0}};
     int n_real = 0, n_spoof = 0, apc = 0, bpc = 0;
     int n_front = 0, front_ok = 0, n_prof = 0, prof_ok = 0;
-    float (*sc)[2] = calloc((size_t)n, sizeof *sc); /* liveness score, real */
-    int n_sc = 0;
+    float *live = malloc((size_t)n * sizeof *live); /* liveness score of each labelled face */
+    int *real = malloc((size_t)n * sizeof *real);   /* and whether it is real */
+    int n_live = 0;
     for (int i = 0; i < n; i++) {
         ev_item *it = &items[i];
         if (it->failed) failed++;
@@ -729,36 +707,37 @@ int cmd_eval_analysis(int argc, char **argv) {
         if ((tasks & MIEN_ANALYZE_LIVENESS) && it->real >= 0) {
             if (it->real) n_real++, bpc += !r->real;
             else n_spoof++, apc += r->real;
-            if (sc) sc[n_sc][0] = r->liveness, sc[n_sc][1] = (float)it->real, n_sc++;
+            if (live && real) live[n_live] = r->liveness, real[n_live] = it->real, n_live++;
         }
         if ((tasks & MIEN_ANALYZE_MASK) && it->mask >= 0) m_n++, m_ok += r->mask == it->mask;
         if ((tasks & MIEN_ANALYZE_POSE) && it->profile == 0) n_front++, front_ok += fabsf(r->yaw) <= 15.f;
         if ((tasks & MIEN_ANALYZE_POSE) && it->profile == 1) n_prof++, prof_ok += fabsf(r->yaw) >= 45.f;
     }
-    /* ROC of the liveness score: the threshold sweeps the scores from high to low. */
+    /* ROC of the liveness score (eval/verify_eval.c's): the threshold sweeps the scores from
+     * high to low, one point per group of equal scores. */
+    ve_set vs = {0};
+    ve_roc vr = {0};
+    mien_err re = {0};
+    const int roc_ok = n_real && n_spoof && n_live == n_real + n_spoof &&
+                       !ve_set_build(&vs, n_live, live, NULL, real, NULL, VE_MISSING_EXCLUDE, &re) &&
+                       !ve_roc_compute(&vs, &vr, &re);
+    ve_set_free(&vs);
+    free(live), free(real);
     cJSON *roc = cJSON_CreateArray();
-    double auc = 0;
-    if (sc && n_real && n_spoof) {
-        qsort(sc, (size_t)n_sc, sizeof *sc, by_score_desc);
-        int tp = 0, fp = 0; /* real accepted, spoofs accepted */
-        double prev_fpr = 0, prev_tpr = 0;
-        for (int i = 0; i < n_sc; i++) {
-            if (sc[i][1] > 0.5f) tp++;
-            else fp++;
-            if (i + 1 < n_sc && sc[i + 1][0] == sc[i][0]) continue;
-            double tpr = (double)tp / n_real, fpr = (double)fp / n_spoof;
-            auc += (fpr - prev_fpr) * (tpr + prev_tpr) * 0.5;
-            prev_fpr = fpr, prev_tpr = tpr;
-            cJSON *pt = cJSON_CreateObject();
-            cJSON_AddNumberToObject(pt, "threshold", r4(sc[i][0]));
-            cJSON_AddNumberToObject(pt, "apcer", r4(fpr));
-            cJSON_AddNumberToObject(pt, "bpcer", r4(1.0 - tpr));
-            cJSON_AddItemToArray(roc, pt);
-        }
+    const double auc = roc_ok ? ve_roc_auc(&vr) : 0;
+    for (int i = 1; roc_ok && i < vr.n; i++) { /* point 0 is above every score */
+        cJSON *pt = cJSON_CreateObject();
+        cJSON_AddNumberToObject(pt, "threshold", r4(vr.thr[i]));
+        cJSON_AddNumberToObject(pt, "apcer", r4(vr.far[i]));
+        cJSON_AddNumberToObject(pt, "bpcer", r4(1.0 - vr.tar[i]));
+        cJSON_AddItemToArray(roc, pt);
     }
-    int roc_failed = a.roc && draw_liveness_roc(a.roc, sc, n_sc, a.set,
+    const char *why = !(n_real && n_spoof) ? "the faces found are not both real and spoof"
+                      : re.msg[0]        ? re.msg
+                                         : "out of memory";
+    int roc_failed = a.roc && draw_liveness_roc(a.roc, roc_ok ? &vr : NULL, why, a.set,
                                                 mien_models_analysis_names(m, MIEN_ANALYZE_LIVENESS));
-    free(sc);
+    ve_roc_free(&vr);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "set", a.set);
     if (a.part) cJSON_AddStringToObject(o, "part", a.part);
